@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("cpo", po::cli::cpo::run)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-parse", po::cli::parse::run)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-spawn", po::cli::spawn::run)
+}

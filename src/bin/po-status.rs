@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-status", po::cli::status::run)
+}

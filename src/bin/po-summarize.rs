@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-summarize", po::cli::summarize::run)
+}

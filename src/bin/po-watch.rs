@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-watch", po::cli::watch::run)
+}

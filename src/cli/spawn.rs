@@ -1,0 +1,19 @@
+//! `po-spawn`: Run one agent per task in parallel git worktrees.
+
+use clap::Parser;
+
+use super::Common;
+use crate::error::{Error, Result};
+
+/// Run one agent per task in parallel git worktrees
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    super::init_tracing(args.common.verbose);
+    Err(Error::system("run: not built yet"))
+}

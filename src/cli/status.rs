@@ -1,0 +1,161 @@
+//! `po-status`: read and report one task's status, under its lock.
+//!
+//! `set` is what an agent calls (`$PO_STATUS_FILE` is its file); `get` and `ls`
+//! make status files scriptable from shells and makefiles.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use super::Common;
+use crate::error::{Error, Result, exit};
+use crate::protocol::{State, layout, store};
+
+/// Read and report one task's status, under its lock
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Report progress of a running task (what an agent calls)
+    Set {
+        /// Status file [default: $PO_STATUS_FILE]
+        #[arg(env = "PO_STATUS_FILE", value_name = "FILE")]
+        file: PathBuf,
+        /// Percent done, 0–100
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        progress: Option<u8>,
+        /// What the agent is doing now ("Running tests")
+        #[arg(long)]
+        phase: Option<String>,
+        /// A free-form note
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Print a status file as JSON, or one field of it (dotted: metrics.cost_usd)
+    Get {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(value_name = "FIELD")]
+        field: Option<String>,
+    },
+    /// Print the paths of matching status files, one a line
+    Ls {
+        /// Orchestration id or directory [default: every orchestration]
+        #[arg(value_name = "ID|DIR")]
+        target: Option<String>,
+        /// Only tasks in this state (repeatable)
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<State>,
+    },
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    super::init_tracing(args.common.verbose);
+    match args.command {
+        Cmd::Set {
+            file,
+            progress,
+            phase,
+            message,
+        } => set(file, progress, phase, message),
+        Cmd::Get { file, field } => get(file, field),
+        Cmd::Ls { target, states } => ls(&args.common, target, &states),
+    }
+}
+
+fn set(
+    file: PathBuf,
+    progress: Option<u8>,
+    phase: Option<String>,
+    message: Option<String>,
+) -> Result<i32> {
+    if progress.is_none() && phase.is_none() && message.is_none() {
+        return Err(Error::usage(
+            "set status: nothing to set; pass --progress, --phase or --message",
+        ));
+    }
+    store::update_status(&file, |s| {
+        if s.status.is_terminal() {
+            return Err(Error::validation(
+                file.display().to_string(),
+                format!(
+                    "{} is {}; a finished task does not change (po-spawn --retry starts it again)",
+                    s.agent_id, s.status
+                ),
+            ));
+        }
+        if progress.is_some() {
+            s.progress_percentage = progress;
+        }
+        if let Some(p) = phase {
+            s.phase = Some(p);
+        }
+        if let Some(m) = message {
+            s.message = Some(m);
+        }
+        Ok(())
+    })?;
+    Ok(exit::SUCCESS)
+}
+
+fn get(file: PathBuf, field: Option<String>) -> Result<i32> {
+    let value: Value = store::read_json(&file)?;
+    let Some(field) = field else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return Ok(exit::SUCCESS);
+    };
+    let found = field
+        .split('.')
+        .try_fold(&value, |v, key| v.get(key))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "get {field:?} from {}: no such field; `po-status get FILE` shows them all",
+                file.display()
+            ))
+        })?;
+    match found {
+        Value::Null => println!(),
+        Value::String(s) => println!("{s}"),
+        other => println!("{other}"),
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn ls(common: &Common, target: Option<String>, states: &[State]) -> Result<i32> {
+    let runtime = common.runtime()?;
+    let dirs = match target {
+        Some(t) => vec![runtime.resolve(&t)?],
+        None => runtime.orchestrations()?,
+    };
+    let mut out = String::new();
+    for dir in dirs {
+        for path in layout::status_files(&dir)? {
+            if !states.is_empty() {
+                match store::read_status(&path) {
+                    Ok(s) if states.contains(&s.status) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        eprintln!("po-status: failed to {e}");
+                        continue;
+                    }
+                }
+            }
+            out.push_str(&layout::absolute(&path)?.to_string_lossy());
+            out.push('\n');
+        }
+    }
+    print!("{out}");
+    Ok(exit::SUCCESS)
+}

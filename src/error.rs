@@ -1,0 +1,118 @@
+//! One error type for the library, one mapping from error to exit code.
+//!
+//! Every message reads after "failed to …": `po-parse: failed to read manifest …`.
+
+use std::path::{Path, PathBuf};
+
+/// Exit codes shared by every tool (the seed's table plus the usual Unix ones).
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    /// At or above the success threshold, but not everything succeeded.
+    pub const PARTIAL: i32 = 1;
+    /// Below the success threshold.
+    pub const MAJORITY_FAILURE: i32 = 2;
+    pub const PARSE: i32 = 3;
+    /// A dependency cycle, a merge conflict, a failed wave validation.
+    pub const VALIDATION: i32 = 4;
+    pub const GITHUB: i32 = 5;
+    pub const SYSTEM: i32 = 9;
+    /// `EX_USAGE` from sysexits(3).
+    pub const USAGE: i32 = 64;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that cannot be understood: a manifest, an issue, a markdown file.
+    #[error("parse {what}: {detail}")]
+    Parse { what: String, detail: String },
+
+    /// Input that parses but cannot be run: a cycle, a conflict, a failed validation.
+    #[error("validate {what}: {detail}")]
+    Validation { what: String, detail: String },
+
+    /// `gh` is missing, unauthenticated, rate limited or answered an error.
+    #[error("run `gh {action}`: {detail}")]
+    Gh { action: String, detail: String },
+
+    /// An operating-system error on a named path.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A status or orchestration file that is not what it should be.
+    #[error("read status file {}: {detail}", path.display())]
+    BadStatus { path: PathBuf, detail: String },
+
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Anything else the system refused.
+    #[error("{0}")]
+    System(String),
+
+    #[error("finish: interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Parse { .. } => exit::PARSE,
+            Error::Validation { .. } => exit::VALIDATION,
+            Error::Gh { .. } => exit::GITHUB,
+            Error::Io { .. } | Error::BadStatus { .. } | Error::System(_) => exit::SYSTEM,
+            Error::Usage(_) => exit::USAGE,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    pub fn parse(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Parse {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn validation(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Validation {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn gh(action: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Gh {
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn system(msg: impl Into<String>) -> Self {
+        Error::System(msg.into())
+    }
+
+    /// `map_err(Error::io("read", &path))`
+    pub fn io(
+        action: &'static str,
+        path: impl AsRef<Path>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.as_ref().to_path_buf();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! All GitHub traffic, through the `gh` CLI: argv only (never a shell), JSON
+//! output where `gh` has it, one call at a time across processes (a `flock` on
+//! `<runtime>/gh.lock`), retried with backoff when GitHub rate-limits.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::protocol::store;
+
+/// The advice the seed gives for each kind of `gh` failure.
+pub const AUTH_ADVICE: &str = "check `gh auth status` (the token needs repo write access)";
+pub const RATE_ADVICE: &str = "check `gh api rate_limit` and try again later";
+pub const INSTALL_ADVICE: &str =
+    "install GitHub CLI (https://cli.github.com), then run `gh auth login` and `gh auth status`";
+
+#[derive(Clone, Debug)]
+pub struct Gh {
+    program: OsString,
+    lock: Option<PathBuf>,
+    retries: u32,
+    backoff: Duration,
+    cwd: Option<PathBuf>,
+}
+
+/// `gh issue view N --json number,title,body,url`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+impl Gh {
+    /// `gh` from `PATH` (or `$PO_GH`), calls serialised on `<runtime root>/gh.lock`.
+    pub fn new(runtime_root: Option<&Path>) -> Gh {
+        let backoff_ms = std::env::var("PO_GH_BACKOFF_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        Gh {
+            program: std::env::var_os("PO_GH").unwrap_or_else(|| "gh".into()),
+            lock: runtime_root.map(|r| r.join("gh.lock")),
+            retries: 4,
+            backoff: Duration::from_millis(backoff_ms),
+            cwd: None,
+        }
+    }
+
+    /// Run calls in `dir` (so `gh` finds the repository there).
+    pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Gh {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Run `gh ARGS…`, return its stdout. Rate limits are retried with backoff.
+    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<String> {
+        self.run_with_input(args, None)
+    }
+
+    pub fn run_with_input<S: AsRef<str>>(&self, args: &[S], input: Option<&str>) -> Result<String> {
+        let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+        let action = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+        let _guard = match &self.lock {
+            Some(l) => {
+                if let Some(parent) = l.parent() {
+                    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+                }
+                Some(store::lock_exclusive(l)?)
+            }
+            None => None,
+        };
+        let mut delay = self.backoff;
+        for attempt in 0..=self.retries {
+            tracing::debug!(?args, attempt, "gh");
+            let mut cmd = Command::new(&self.program);
+            cmd.args(&args)
+                .stdin(if input.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(dir) = &self.cwd {
+                cmd.current_dir(dir);
+            }
+            let mut child = cmd.spawn().map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::gh(
+                        &action,
+                        format!("gh is not installed or not on PATH; {INSTALL_ADVICE}"),
+                    )
+                } else {
+                    Error::gh(&action, format!("cannot start gh: {e}"))
+                }
+            })?;
+            if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+                let _ = stdin.write_all(text.as_bytes());
+            }
+            let out = child
+                .wait_with_output()
+                .map_err(|e| Error::gh(&action, format!("gh did not finish: {e}")))?;
+            if out.status.success() {
+                return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let lower = stderr.to_lowercase();
+            if lower.contains("rate limit") {
+                if attempt < self.retries {
+                    tracing::warn!(?delay, "GitHub rate limit; retrying `gh {action}`");
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    continue;
+                }
+                return Err(Error::gh(&action, format!("{stderr}; {RATE_ADVICE}")));
+            }
+            let advice =
+                if lower.contains("auth") || lower.contains("401") || lower.contains("token") {
+                    AUTH_ADVICE
+                } else {
+                    "see the message above"
+                };
+            let first = stderr.lines().next().unwrap_or("gh exited with an error");
+            return Err(Error::gh(&action, format!("{first}; {advice}")));
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    pub fn issue_view(&self, number: u64) -> Result<Issue> {
+        let n = number.to_string();
+        let out = self.run(&["issue", "view", &n, "--json", "number,title,body,url"])?;
+        serde_json::from_str(&out)
+            .map_err(|e| Error::gh(format!("issue view {n}"), format!("unexpected output: {e}")))
+    }
+
+    /// `gh issue create`; returns the new issue's number.
+    pub fn issue_create(&self, title: &str, body: &str, labels: &[&str]) -> Result<u64> {
+        let mut args = vec!["issue", "create", "--title", title, "--body", body];
+        for l in labels {
+            args.extend(["--label", l]);
+        }
+        let out = self.run(&args)?;
+        number_from_url(&out).ok_or_else(|| {
+            Error::gh(
+                "issue create",
+                format!("no issue URL in its output: {}", out.trim()),
+            )
+        })
+    }
+
+    pub fn issue_comment(&self, number: u64, body: &str) -> Result<()> {
+        let n = number.to_string();
+        self.run(&["issue", "comment", &n, "--body", body])?;
+        Ok(())
+    }
+
+    /// `gh pr create`; returns the PR number and URL.
+    pub fn pr_create(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<(u64, String)> {
+        let out = self.run(&[
+            "pr", "create", "--head", head, "--base", base, "--title", title, "--body", body,
+        ])?;
+        let url = out
+            .lines()
+            .rev()
+            .find(|l| l.contains("://"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let n = number_from_url(&url).ok_or_else(|| {
+            Error::gh(
+                "pr create",
+                format!("no pull-request URL in its output: {}", out.trim()),
+            )
+        })?;
+        Ok((n, url))
+    }
+}
+
+/// `https://github.com/o/r/issues/12` → 12.
+pub fn number_from_url(out: &str) -> Option<u64> {
+    out.split_whitespace()
+        .rev()
+        .find_map(|w| w.trim_end_matches('/').rsplit('/').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_come_from_the_last_url() {
+        assert_eq!(
+            number_from_url("https://github.com/o/r/issues/12\n"),
+            Some(12)
+        );
+        assert_eq!(
+            number_from_url("Creating…\nhttps://github.com/o/r/pull/7"),
+            Some(7)
+        );
+        assert_eq!(number_from_url("nothing"), None);
+    }
+}

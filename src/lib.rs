@@ -1,0 +1,13 @@
+//! po: parallel coding-agent orchestration as small Unix tools.
+//!
+//! The tools share nothing but files under `.claude/runtime/parallel/<id>/`,
+//! written atomically under `flock(2)` locks (see [`protocol`]). Each binary in
+//! `src/bin` is a thin shell around a module of [`cli`].
+
+pub mod cli;
+pub mod error;
+pub mod forge;
+pub mod protocol;
+pub mod timefmt;
+
+pub use error::{Error, Result, exit};

@@ -1,0 +1,348 @@
+//! The on-disk formats: `agent-<n>.status.json` and `orchestration.json`.
+//!
+//! A superset of the seed's `.agent_status.json`. Unknown fields are kept in
+//! `extra` and written back untouched (forward compatibility).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::timefmt::{Timestamp, opt_rfc3339};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `pending → in_progress → completed | failed | timed_out | cancelled`.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::InProgress,
+        State::Completed,
+        State::Failed,
+        State::TimedOut,
+        State::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, State::Pending | State::InProgress)
+    }
+
+    /// Terminal states that `--retry` moves back to `pending`.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, State::Failed | State::TimedOut | State::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::InProgress => "in_progress",
+            State::Completed => "completed",
+            State::Failed => "failed",
+            State::TimedOut => "timed_out",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s.replace('-', "_"))
+            .ok_or_else(|| {
+                let all: Vec<_> = State::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown state {s:?}; expected one of {}", all.join(", "))
+            })
+    }
+}
+
+/// What a run measured. Agents that report cost and tokens fill the rest.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    #[serde(default)]
+    pub duration_seconds: Option<f64>,
+    #[serde(default)]
+    pub lines_added: Option<u64>,
+    #[serde(default)]
+    pub lines_removed: Option<u64>,
+    #[serde(default)]
+    pub files_changed: Option<u64>,
+    #[serde(default)]
+    pub commits: Option<u64>,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub turns: Option<u64>,
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One task: its spec and its whole run state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AgentStatus {
+    // --- the seed's fields, same names and meaning ---
+    pub agent_id: String,
+    #[serde(default)]
+    pub sub_issue: Option<u64>,
+    pub status: State,
+    #[serde(default, with = "opt_rfc3339")]
+    pub start_time: Option<Timestamp>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub last_update: Option<Timestamp>,
+    #[serde(default)]
+    pub pr_number: Option<u64>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub completion_time: Option<Timestamp>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub progress_percentage: Option<u8>,
+
+    // --- po's additions ---
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    #[serde(default)]
+    pub orchestration_id: Option<String>,
+    /// The task.
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default = "one")]
+    pub wave: u32,
+    /// Agent ids this task waits for.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Paths the task text mentions.
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub complexity: Option<String>,
+    /// A manifest task's own id (`task-001-users`).
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// A manifest task's agent type, passed to the agent adapter.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// A manifest task's own prompt file, used as given.
+    #[serde(default)]
+    pub prompt_file: Option<PathBuf>,
+
+    /// The run.
+    #[serde(default = "one")]
+    pub attempt: u32,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub pgid: Option<i32>,
+    #[serde(default)]
+    pub worktree: Option<PathBuf>,
+    #[serde(default)]
+    pub base_commit: Option<String>,
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub pr_url: Option<String>,
+    /// Whether a failure may succeed when tried again unchanged (rate limits).
+    #[serde(default)]
+    pub retryable: Option<bool>,
+    #[serde(default)]
+    pub follow_up_issue: Option<u64>,
+    #[serde(default)]
+    pub metrics: Metrics,
+
+    /// Fields this version does not know, kept on rewrite.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl AgentStatus {
+    /// A fresh `pending` task.
+    pub fn new(agent_id: impl Into<String>, orchestration_id: impl Into<String>) -> Self {
+        AgentStatus {
+            agent_id: agent_id.into(),
+            sub_issue: None,
+            status: State::Pending,
+            start_time: None,
+            last_update: Some(crate::timefmt::now()),
+            pr_number: None,
+            branch: None,
+            completion_time: None,
+            error: None,
+            progress_percentage: Some(0),
+            schema_version: SCHEMA_VERSION,
+            orchestration_id: Some(orchestration_id.into()),
+            title: String::new(),
+            body: String::new(),
+            wave: 1,
+            depends_on: Vec::new(),
+            files: Vec::new(),
+            complexity: None,
+            task_id: None,
+            agent: None,
+            prompt_file: None,
+            attempt: 1,
+            phase: None,
+            message: None,
+            pid: None,
+            pgid: None,
+            worktree: None,
+            base_commit: None,
+            log_file: None,
+            exit_code: None,
+            pr_url: None,
+            retryable: None,
+            follow_up_issue: None,
+            metrics: Metrics::default(),
+            extra: Map::new(),
+        }
+    }
+
+    /// The number in `agent-<n>`, for ordering.
+    pub fn number(&self) -> u64 {
+        agent_number(&self.agent_id)
+    }
+
+    /// Move a retryable terminal state back to `pending` for another attempt.
+    /// Nothing else leaves a terminal state.
+    pub fn reset_for_retry(&mut self) -> bool {
+        if !self.status.is_retryable() {
+            return false;
+        }
+        self.status = State::Pending;
+        self.attempt += 1;
+        self.error = None;
+        self.exit_code = None;
+        self.completion_time = None;
+        self.pid = None;
+        self.pgid = None;
+        self.retryable = None;
+        self.phase = None;
+        self.progress_percentage = Some(0);
+        true
+    }
+}
+
+/// `agent-12` → 12; anything else sorts last.
+pub fn agent_number(agent_id: &str) -> u64 {
+    agent_id
+        .strip_prefix("agent-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Where the tasks came from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Source {
+    /// `issue`, `markdown`, `stdin` or `manifest`.
+    pub kind: String,
+    /// The issue number, file or directory as given.
+    pub value: String,
+}
+
+/// One wave: tasks that may run at once, and the command that validates it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Wave {
+    pub number: u32,
+    pub agents: Vec<String>,
+    #[serde(default)]
+    pub validation: Option<String>,
+}
+
+/// `parallel/<id>/orchestration.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Orchestration {
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    pub id: String,
+    pub source: Source,
+    #[serde(default)]
+    pub master_issue: Option<u64>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The master issue's or file's text, for agents' context.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default)]
+    pub waves: Vec<Wave>,
+    /// What the parser found: skipped items, overlaps, dependencies, warnings.
+    #[serde(default)]
+    pub report: Value,
+    /// Options of the runs (recorded by po-spawn).
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_with_dashes_or_underscores() {
+        assert_eq!("timed-out".parse::<State>().unwrap(), State::TimedOut);
+        assert_eq!("in_progress".parse::<State>().unwrap(), State::InProgress);
+        assert!(
+            "done"
+                .parse::<State>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
+    }
+
+    #[test]
+    fn retry_only_leaves_retryable_terminal_states() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        assert!(!s.reset_for_retry());
+        s.status = State::Completed;
+        assert!(!s.reset_for_retry());
+        s.status = State::TimedOut;
+        assert!(s.reset_for_retry());
+        assert_eq!((s.status, s.attempt), (State::Pending, 2));
+    }
+}

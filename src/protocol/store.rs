@@ -1,0 +1,225 @@
+//! Reading and writing status files without torn reads or lost updates.
+//!
+//! * Writes go to a temporary file in the same directory, are `fsync`ed and
+//!   renamed over the target (invariant 1).
+//! * Every read-modify-write holds an exclusive `flock(2)` on a sidecar
+//!   `<file>.lock` that is never renamed (invariant 2). `std::fs::File::lock`
+//!   is the same `flock(2)`, so `flock(1)` in shell scripts and fs2-based tools
+//!   interoperate.
+//! * Whoever runs a task holds `<agent>.live.lock` for the run's lifetime; the
+//!   kernel drops it when that process dies (invariant 4).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::schema::AgentStatus;
+use crate::error::{Error, Result};
+
+/// An exclusive `flock` that is released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open lock file", path))
+}
+
+/// Block until the exclusive lock on `path` (created if missing) is ours.
+pub fn lock_exclusive(path: &Path) -> Result<FileLock> {
+    let file = open_lock_file(path)?;
+    file.lock().map_err(Error::io("lock", path))?;
+    Ok(FileLock {
+        file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Take the exclusive lock on `path` if nobody holds it.
+pub fn try_lock_exclusive(path: &Path) -> Result<Option<FileLock>> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", path)(e)),
+    }
+}
+
+/// The sidecar that serialises read-modify-write of `file`.
+pub fn lock_path(file: &Path) -> PathBuf {
+    sibling(file, ".lock")
+}
+
+/// The lock held by whoever runs the task described by `status_file`.
+pub fn liveness_path(status_file: &Path) -> PathBuf {
+    let name = file_name(status_file);
+    let stem = name.strip_suffix(".status.json").unwrap_or(&name);
+    status_file.with_file_name(format!("{stem}.live.lock"))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn sibling(file: &Path, suffix: &str) -> PathBuf {
+    file.with_file_name(format!("{}{suffix}", file_name(file)))
+}
+
+/// Take the liveness lock of a task: `None` if a live process already runs it.
+pub fn hold_liveness(status_file: &Path) -> Result<Option<FileLock>> {
+    try_lock_exclusive(&liveness_path(status_file))
+}
+
+/// Whether some live process holds the task's liveness lock.
+pub fn is_live(status_file: &Path) -> bool {
+    let path = liveness_path(status_file);
+    if !path.exists() {
+        return false;
+    }
+    matches!(try_lock_exclusive(&path), Ok(None))
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}-{}",
+        file_name(path),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all(bytes).map_err(Error::io("write", &tmp))?;
+        f.sync_all().map_err(Error::io("fsync", &tmp))?;
+        fs::rename(&tmp, path).map_err(Error::io("rename into place", path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialise `value` as pretty JSON with a trailing newline and write it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::system(format!("serialise {}: {e}", path.display())))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Read and parse a JSON file, naming the file and the problem on failure.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(Error::io("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadStatus {
+        path: path.to_path_buf(),
+        detail: format!("{e}; fix or remove the file (other tasks are unaffected)"),
+    })
+}
+
+pub fn read_status(path: &Path) -> Result<AgentStatus> {
+    read_json(path)
+}
+
+/// Write a status file under its lock (creating or replacing it whole).
+pub fn write_status(path: &Path, status: &AgentStatus) -> Result<()> {
+    let _lock = lock_exclusive(&lock_path(path))?;
+    write_json(path, status)
+}
+
+/// Read-modify-write a status file under its lock; `last_update` is set to now.
+/// If `f` fails nothing is written.
+pub fn update_status<F>(path: &Path, f: F) -> Result<AgentStatus>
+where
+    F: FnOnce(&mut AgentStatus) -> Result<()>,
+{
+    let _lock = lock_exclusive(&lock_path(path))?;
+    let mut status = read_status(path)?;
+    f(&mut status)?;
+    status.last_update = Some(crate::timefmt::now());
+    write_json(path, &status)?;
+    Ok(status)
+}
+
+/// Read-modify-write any JSON file as an untyped value under its lock.
+pub fn update_json<F>(path: &Path, f: F) -> Result<serde_json::Value>
+where
+    F: FnOnce(&mut serde_json::Value) -> Result<()>,
+{
+    let _lock = lock_exclusive(&lock_path(path))?;
+    let mut value: serde_json::Value = read_json(path)?;
+    f(&mut value)?;
+    write_json(path, &value)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecars_sit_beside_the_status_file() {
+        let p = Path::new("/r/parallel/7/agent-3.status.json");
+        assert_eq!(
+            lock_path(p),
+            Path::new("/r/parallel/7/agent-3.status.json.lock")
+        );
+        assert_eq!(
+            liveness_path(p),
+            Path::new("/r/parallel/7/agent-3.live.lock")
+        );
+    }
+
+    #[test]
+    fn failed_update_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent-1.status.json");
+        write_status(&p, &AgentStatus::new("agent-1", "1")).unwrap();
+        let before = fs::read(&p).unwrap();
+        let r = update_status(&p, |s| {
+            s.title = "changed".into();
+            Err(Error::usage("no"))
+        });
+        assert!(r.is_err());
+        assert_eq!(before, fs::read(&p).unwrap());
+    }
+
+    #[test]
+    fn liveness_is_exclusive_within_a_process_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent-1.status.json");
+        assert!(!is_live(&p));
+        let held = hold_liveness(&p).unwrap().expect("free lock");
+        assert!(is_live(&p));
+        assert!(hold_liveness(&p).unwrap().is_none());
+        drop(held);
+        assert!(!is_live(&p));
+    }
+}
