@@ -2,6 +2,8 @@
 //! output where `gh` has it, one call at a time across processes (a `flock` on
 //! `<runtime>/gh.lock`), retried with backoff when GitHub rate-limits.
 
+pub mod pr;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};

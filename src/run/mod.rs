@@ -1,0 +1,3 @@
+//! Running agents: worktrees, agent adapters, supervision, scheduling.
+
+pub mod claude;
