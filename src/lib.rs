@@ -10,5 +10,6 @@ pub mod forge;
 pub mod protocol;
 pub mod run;
 pub mod timefmt;
+pub mod watch;
 
 pub use error::{Error, Result, exit};
