@@ -48,8 +48,7 @@ fn every_state(fx: &Fixture) -> std::path::PathBuf {
         s.status = State::InProgress;
         s.start_time = Some(ago(60));
         s.phase = Some(
-            "Implementing the feature with a phase description far too long for the column"
-                .into(),
+            "Implementing the feature with a phase description far too long for the column".into(),
         );
         s.branch = Some("feat/issue-1236-agent-6-with-a-branch-name-that-is-very-long".into());
         s.progress_percentage = Some(45);
@@ -110,7 +109,11 @@ fn garbage_and_half_written_files_are_named_and_the_others_still_show() {
     let fx = Fixture::new();
     let dir = fx.orch("9");
     task(&dir, 1, |s| s.status = State::Completed);
-    std::fs::write(dir.join("agent-2.status.json"), "{\"agent_id\": \"agent-2\", \"sta").unwrap();
+    std::fs::write(
+        dir.join("agent-2.status.json"),
+        "{\"agent_id\": \"agent-2\", \"sta",
+    )
+    .unwrap();
     std::fs::write(dir.join("agent-3.status.json"), [0xff, 0x00, 0x13]).unwrap();
     task(&dir, 4, |s| s.status = State::Failed);
     let (code, out, err) = run(fx.watch().arg("9"));
@@ -118,10 +121,16 @@ fn garbage_and_half_written_files_are_named_and_the_others_still_show() {
     assert!(row(&out, "agent-1").contains("completed"));
     assert!(row(&out, "agent-4").contains("failed"));
     let r2 = row(&out, "agent-2");
-    assert!(r2.contains("unreadable") && r2.contains("agent-2.status.json"), "{r2}");
+    assert!(
+        r2.contains("unreadable") && r2.contains("agent-2.status.json"),
+        "{r2}"
+    );
     assert!(row(&out, "agent-3").contains("unreadable"));
     let note = dir.join("agent-2.status.json").display().to_string();
-    assert!(out.contains(&format!("! agent-2 unreadable: {note}")), "{out}");
+    assert!(
+        out.contains(&format!("! agent-2 unreadable: {note}")),
+        "{out}"
+    );
     assert!(out.contains("EOF while parsing"), "{out}");
     assert!(out.contains("2 unreadable"), "{out}");
 
@@ -133,7 +142,12 @@ fn garbage_and_half_written_files_are_named_and_the_others_still_show() {
     assert_eq!(o["tasks"].as_array().unwrap().len(), 2);
     let bad = o["unreadable"].as_array().unwrap();
     assert_eq!(bad.len(), 2);
-    assert!(bad[0]["file"].as_str().unwrap().ends_with("agent-2.status.json"));
+    assert!(
+        bad[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("agent-2.status.json")
+    );
     assert!(bad[0]["problem"].as_str().unwrap().contains("EOF"));
 }
 
@@ -195,7 +209,10 @@ fn orphaned_unless_a_live_process_holds_the_liveness_lock() {
     let _ = holder.wait();
     let start = std::time::Instant::now();
     while po::protocol::store::is_live(&held) {
-        assert!(start.elapsed() < HANG_GUARD, "the killed holder kept its lock");
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "the killed holder kept its lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(code, 0);
@@ -203,7 +220,10 @@ fn orphaned_unless_a_live_process_holds_the_liveness_lock() {
     assert!(!row(&out, "agent-1").contains("orphaned"), "{out}");
     assert!(row(&out, "agent-2").contains("orphaned"), "{out}");
     assert!(out.contains("! agent-2 orphaned"), "{out}");
-    assert!(out.contains("see /var/log/agent-2.log"), "the log to look at: {out}");
+    assert!(
+        out.contains("see /var/log/agent-2.log"),
+        "the log to look at: {out}"
+    );
 
     // Once the holder is gone, agent-1 is orphaned too.
     let (_, out, _) = run(fx.watch().arg("3"));
@@ -241,8 +261,14 @@ fn stalled_after_the_window_without_output_or_update() {
     let (_, out, _) = run(fx.watch().args(["8", "--stall-after", "60"]));
     assert!(row(&out, "agent-1").contains("stalled"), "{out}");
     assert!(row(&out, "agent-2").contains("in_progress"), "{out}");
-    assert!(out.contains("! agent-1 stalled: no output or status update for 10m"), "{out}");
-    assert!(out.contains(&format!("see {}", quiet_log.display())), "{out}");
+    assert!(
+        out.contains("! agent-1 stalled: no output or status update for 10m"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("see {}", quiet_log.display())),
+        "{out}"
+    );
 
     let (_, out, _) = run(fx.watch().args(["8", "--stall-after", "3600"]));
     assert!(row(&out, "agent-1").contains("in_progress"), "{out}");

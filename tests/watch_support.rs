@@ -1,6 +1,6 @@
 //! Shared fixtures of the po-watch tests: crafted orchestration directories
 //! and a running po-watch whose lines are read as they come.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::new_without_default)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

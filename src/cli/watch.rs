@@ -69,7 +69,7 @@ pub struct Args {
     pub threshold: Option<f64>,
 
     /// Poll instead of using inotify
-    #[arg(long, env = "PO_WATCH_POLL")]
+    #[arg(long, env = "PO_WATCH_POLL", value_parser = clap::builder::FalseyValueParser::new())]
     pub poll: bool,
 
     /// Polling interval in milliseconds (with --poll, or when inotify is unavailable)

@@ -120,7 +120,12 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
     for row in &v.rows {
         match row {
             Row::Bad(b) => {
-                let _ = writeln!(out, "! {} unreadable: {}", clean(&row.label()), b.file.display());
+                let _ = writeln!(
+                    out,
+                    "! {} unreadable: {}",
+                    clean(&row.label()),
+                    b.file.display()
+                );
                 wrap(out, &clean(&b.problem), width);
             }
             Row::Task(t) if t.inferred.orphaned => {
