@@ -366,3 +366,35 @@ fn po_watch_never_modifies_a_file() {
     );
     assert!(!store::liveness_path(&mixed.join("agent-1.status.json")).exists());
 }
+
+#[test]
+fn follow_redraws_in_place_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    }
+    let fx = Fixture::new();
+    let dir = fx.orch("16");
+    task(&dir, 1, |s| s.status = State::Completed);
+    let cmd = format!(
+        "{} 16 --follow --until-done",
+        env!("CARGO_BIN_EXE_po-watch")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PO_RUNTIME_DIR", &fx.root)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("\x1b[H\x1b[2J"),
+        "home and clear first: {text:?}"
+    );
+    assert!(
+        text.contains("agent-1") && text.contains("completed"),
+        "{text:?}"
+    );
+}
