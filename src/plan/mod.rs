@@ -1,0 +1,1 @@
+//! Planning: dependencies between tasks, file overlaps, waves, complexity.
