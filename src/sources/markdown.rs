@@ -515,7 +515,7 @@ fn close(ex: &mut Extracted, open: Option<Open>) {
         ex.skipped.push(Skipped {
             line: o.task.line,
             title: o.task.title,
-            reason: "checked (already done)".into(),
+            reason: "checked".into(),
         });
         return;
     }
