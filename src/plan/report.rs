@@ -88,7 +88,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
         for k in &plan.skipped {
             let _ = writeln!(
                 s,
-                "- {} (line {}: {})",
+                "- {} (line {}, {})",
                 one_line(&k.title),
                 k.line,
                 k.reason
