@@ -7,8 +7,10 @@
 pub mod cli;
 pub mod error;
 pub mod forge;
+pub mod plan;
 pub mod protocol;
 pub mod run;
+pub mod sources;
 pub mod timefmt;
 
 pub use error::{Error, Result, exit};
