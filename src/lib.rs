@@ -12,5 +12,6 @@ pub mod protocol;
 pub mod run;
 pub mod sources;
 pub mod timefmt;
+pub mod watch;
 
 pub use error::{Error, Result, exit};
