@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod forge;
 pub mod protocol;
+pub mod report;
 pub mod run;
 pub mod timefmt;
 
