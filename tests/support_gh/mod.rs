@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use po::protocol::{AgentStatus, Orchestration, Source, State, store};
 use serde_json::{Value, json};
 
 /// The fake `gh`: first on `PATH` through its own bin directory.
@@ -159,4 +161,62 @@ pub fn repo_with_origin(dir: &Path) -> (PathBuf, PathBuf) {
 pub fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+pub fn at(secs: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(secs)
+}
+
+/// A finished agent: started at `start`, ran `secs`, in `state`.
+pub fn agent(n: u64, state: State, start: i64, secs: i64) -> AgentStatus {
+    let mut s = AgentStatus::new(format!("agent-{n}"), "1234");
+    s.status = state;
+    s.start_time = Some(at(start));
+    if state.is_terminal() {
+        s.completion_time = Some(at(start + secs));
+        s.metrics.duration_seconds = Some(secs as f64);
+    }
+    s.branch = Some(format!("feat/issue-{}-agent-{n}", 1234 + n));
+    s
+}
+
+pub fn orchestration(id: &str, master: Option<(u64, &str)>) -> Orchestration {
+    Orchestration {
+        schema_version: 1,
+        id: id.into(),
+        source: match master {
+            Some((n, _)) => Source {
+                kind: "issue".into(),
+                value: n.to_string(),
+            },
+            None => Source {
+                kind: "markdown".into(),
+                value: "tasks.md".into(),
+            },
+        },
+        master_issue: master.map(|m| m.0),
+        title: master.map(|m| m.1.to_string()),
+        url: None,
+        body: None,
+        created_at: Some(t0()),
+        waves: Vec::new(),
+        report: Value::Null,
+        options: Default::default(),
+        extra: Default::default(),
+    }
+}
+
+/// Write an orchestration directory under `rt/parallel/<id>`.
+pub fn craft(rt: &Path, orch: &Orchestration, agents: &[AgentStatus]) -> PathBuf {
+    let dir = rt.join("parallel").join(&orch.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    store::write_json(&dir.join("orchestration.json"), orch).unwrap();
+    for a in agents {
+        store::write_status(&dir.join(format!("{}.status.json", a.agent_id)), a).unwrap();
+    }
+    dir
 }
