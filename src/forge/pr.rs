@@ -192,6 +192,7 @@ fn git(dir: &Path, args: &[&str]) -> std::result::Result<String, String> {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run git: {e}"))?;
