@@ -361,3 +361,26 @@ fn endless_rate_limits_exit_5_with_rate_advice() {
     assert!(err.contains("gh api rate_limit"), "{err}");
     assert_eq!(run.gh.calls().len(), 5, "the first try and 4 retries");
 }
+
+#[test]
+fn a_repository_without_the_label_gets_unlabelled_follow_ups() {
+    let run = run_with_failures();
+    run.gh.without_labels();
+    run.gh.set_next_issue(700);
+    let out = run.summarize(&["1234", "--follow-up-issues"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let calls = run.gh.calls();
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert_eq!(
+        calls[0][6..],
+        argv(&["--label", "parallel-orchestration"])[..]
+    );
+    assert_eq!(
+        calls[1][..6],
+        calls[0][..6],
+        "the same issue, without the label"
+    );
+    assert_eq!(calls[1].len(), 6);
+    assert_eq!(run.status(3).follow_up_issue, Some(700));
+    assert_eq!(run.status(4).follow_up_issue, Some(701));
+}

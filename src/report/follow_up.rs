@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::markdown::{Paths, shorten};
 use super::summary::{Loaded, display_agent, error_text};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::protocol::{AgentStatus, State, store};
 
@@ -49,7 +49,7 @@ pub fn file_all(loaded: &Loaded, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
                 return Ok(());
             }
             let (title, body) = issue_text(s, &loaded.id, master, paths);
-            let n = gh.issue_create(&title, &body, LABELS)?;
+            let n = create_issue(gh, &title, &body)?;
             s.follow_up_issue = Some(n);
             created = Some(n);
             Ok(())
@@ -63,6 +63,23 @@ pub fn file_all(loaded: &Loaded, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
         }
     }
     Ok(filed)
+}
+
+/// `gh issue create` with [`LABELS`]; a repository without those labels gets
+/// the issue unlabelled rather than none at all.
+fn create_issue(gh: &Gh, title: &str, body: &str) -> Result<u64> {
+    match gh.issue_create(title, body, LABELS) {
+        Err(Error::Gh { detail, .. })
+            if detail.contains("label") && detail.contains("not found") =>
+        {
+            tracing::warn!(
+                "the repository has no label {}; filing the issue without it ({detail})",
+                LABELS.join(", ")
+            );
+            gh.issue_create(title, body, &[])
+        }
+        other => other,
+    }
 }
 
 /// A code fence longer than any run of backticks in `text`.

@@ -89,6 +89,11 @@ impl FakeGh {
         std::fs::write(self.state.join("rate-limited"), n.to_string()).unwrap();
     }
 
+    /// Fail every call that sets a label, as a repository without them does.
+    pub fn without_labels(&self) {
+        std::fs::write(self.state.join("missing-labels"), "").unwrap();
+    }
+
     /// Make every `gh VERB1 VERB2` call fail with `message`.
     pub fn fail(&self, verb: &str, message: &str) {
         std::fs::write(
