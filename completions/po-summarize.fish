@@ -1,5 +1,5 @@
 complete -c po-summarize -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
-complete -c po-summarize -l format -d 'What to print on stdout' -r -f -a "markdown\t'The seed\'s markdown report (summary.md)'
+complete -c po-summarize -l format -d 'What to print on stdout' -r -f -a "markdown\t'The markdown report (summary.md)'
 json\t'summary.json'
 junit\t'JUnit XML, one testcase per agent'"
 complete -c po-summarize -l threshold -d 'Success threshold in percent (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r

@@ -54,7 +54,7 @@ pub struct Args {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// The seed's markdown report (summary.md)
+    /// The markdown report (summary.md)
     Markdown,
     /// summary.json
     Json,
