@@ -243,3 +243,13 @@ fn a_status_without_a_branch_is_refused() {
     assert!(err.to_string().contains("`branch`"), "{err}");
     assert!(s.fake.calls().is_empty());
 }
+
+#[test]
+fn a_branch_without_commits_is_neither_pushed_nor_proposed() {
+    let s = setup(Some(1234), Some(1235));
+    git(&s.repo, &["branch", "-f", BRANCH, &s.base]);
+    let err = s.open("origin").unwrap_err();
+    assert!(err.to_string().contains("no commits beyond"), "{err}");
+    assert!(ref_in(&s.origin, BRANCH).is_none());
+    assert!(s.fake.calls().is_empty());
+}

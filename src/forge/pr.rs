@@ -47,6 +47,20 @@ pub fn open_pr(
         }
     }
 
+    let since = status.base_commit.as_deref().unwrap_or(base);
+    if let Ok(count) = git(
+        repo,
+        &["rev-list", "--count", &format!("{since}..{branch}")],
+    ) && count.trim() == "0"
+    {
+        return Err(Error::validation(
+            format!("the pull request for {branch}"),
+            format!(
+                "the branch has no commits beyond {since}, so there is nothing to review;                  commit the work on the branch, then run `po-spawn --create-pr` again"
+            ),
+        ));
+    }
+
     git(repo, &["push", remote, &branch]).map_err(|gist| {
         Error::system(format!(
             "push {branch} to {remote} (in {}): {gist}",
@@ -60,7 +74,6 @@ pub fn open_pr(
         .filter(|p| p.exists())
         .and_then(|p| store::read_json::<Orchestration>(&p).ok());
     let master = orchestration.as_ref().and_then(|o| o.master_issue);
-    let since = status.base_commit.as_deref().unwrap_or(base);
     let title = pr_title(&status, master);
     let body = pr_body(&status, master, repo, since, &branch);
 
