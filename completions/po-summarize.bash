@@ -23,13 +23,21 @@ _po__summarize() {
 
     case "${cmd}" in
         po__summarize)
-            opts="-v -h -V --runtime-dir --verbose --help --version"
+            opts="-v -h -V --runtime-dir --verbose --format --threshold --post-comment --follow-up-issues --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "markdown json junit" -- "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

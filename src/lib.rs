@@ -9,6 +9,7 @@ pub mod error;
 pub mod forge;
 pub mod plan;
 pub mod protocol;
+pub mod report;
 pub mod run;
 pub mod sources;
 pub mod timefmt;
