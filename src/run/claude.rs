@@ -80,6 +80,24 @@ pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     args
 }
 
+/// A fresh random (version 4) UUID for `--session-id`, which must be a valid UUID.
+pub fn new_session_id() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}
+
 /// One thing learned from the stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamUpdate {
@@ -476,6 +494,18 @@ mod tests {
                 "backend-dev"
             ]
         );
+    }
+
+    #[test]
+    fn session_ids_are_fresh_v4_uuids() {
+        let a = new_session_id().unwrap();
+        let b = new_session_id().unwrap();
+        assert_ne!(a, b);
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{a}");
+        assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_eq!(&a[14..15], "4");
+        assert!("89ab".contains(&a[19..20]), "{a}");
     }
 
     #[test]

@@ -205,6 +205,8 @@ class Handler(BaseHTTPRequestHandler):
             "first_user": first_user_text(body)[:300],
             "tool_results": count_tool_results(body),
             "messages": len(body.get("messages", [])),
+            "headers": {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("x-api-key", "authorization")},
         }
         if path.endswith("/count_tokens"):
             entry["answer"] = "count_tokens"
