@@ -526,3 +526,138 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
     }
     assert_eq!(seen_sessions.len(), 2, "each agent has its own session");
 }
+
+/// One raw HTTP/1.1 request to the mock; (status, body).
+fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The `data:` objects of a server-sent event stream.
+fn sse_events(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+fn messages_request(first_user: &str, tool_results: usize, tools: bool) -> Value {
+    let mut messages = vec![json!({"role": "user", "content": [
+        {"type": "text", "text": "<system-reminder>Context mentions agent-2.</system-reminder>"},
+        {"type": "text", "text": first_user}
+    ]})];
+    for i in 0..tool_results {
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": format!("t{i}"), "name": "Bash", "input": {"command": "true"}}]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": format!("t{i}"), "content": "ok"}]}));
+    }
+    let tools = if tools {
+        json!([{"name": "Bash", "input_schema": {}}])
+    } else {
+        json!([])
+    };
+    json!({"model": "claude-test", "stream": true, "max_tokens": 100,
+           "system": [{"type": "text", "text": "You are a coding agent."}],
+           "tools": tools, "messages": messages})
+}
+
+/// The mock itself: turns chosen by marker and by counting tool results, side
+/// requests and token counts answered, errors as the API sends them, every
+/// request logged.
+#[test]
+fn mock_server_follows_its_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = json!({"default_text": "A title", "conversations": [
+        {"marker": "agent-1", "turns": [{"bash": "make", "description": "Build"}, {"text": "Built."}]},
+        {"marker": "agent-2", "turns": [{"error": 529}]},
+        {"marker": "agent-10", "turns": [{"tool": "Read", "input": {"file_path": "/x"}}]}
+    ]});
+    let mock = Mock::start(tmp.path(), &script);
+    let post = |req: &Value| http(mock.port, "POST", "/v1/messages?beta=true", req);
+
+    // Turn 0 of agent-1 (not agent-2, which only the system reminder names): a Bash tool use.
+    let (status, body) = post(&messages_request("You are agent-1.", 0, true));
+    assert_eq!(status, 200);
+    let events = sse_events(&body);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[1]["content_block"]["name"], "Bash");
+    let input: Value =
+        serde_json::from_str(events[3]["delta"]["partial_json"].as_str().unwrap()).unwrap();
+    assert_eq!(input, json!({"command": "make", "description": "Build"}));
+    assert_eq!(events[5]["delta"]["stop_reason"], "tool_use");
+    assert_eq!(events[5]["usage"]["output_tokens"], 85);
+    assert_eq!(events[0]["message"]["usage"]["input_tokens"], 1200);
+
+    // One tool result in the history: turn 1, the final text; a retry gets the same.
+    for _ in 0..2 {
+        let events = sse_events(&post(&messages_request("You are agent-1.", 1, true)).1);
+        assert_eq!(events[3]["delta"]["text"], "Built.");
+        assert_eq!(events[5]["delta"]["stop_reason"], "end_turn");
+    }
+    // Past the last turn: the last text again.
+    let events = sse_events(&post(&messages_request("You are agent-1.", 5, true)).1);
+    assert_eq!(events[3]["delta"]["text"], "Built.");
+
+    // "agent-10" is not "agent-1".
+    let events = sse_events(&post(&messages_request("You are agent-10.", 0, true)).1);
+    assert_eq!(events[1]["content_block"]["name"], "Read");
+
+    // An error turn is an API error body with its status.
+    let (status, body) = post(&messages_request("You are agent-2.", 0, true));
+    assert_eq!(status, 529);
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["type"], "overloaded_error");
+
+    // Side requests (no tools) and unknown conversations get the default text.
+    for req in [
+        messages_request("You are agent-1.", 0, false),
+        messages_request("Nobody in particular.", 0, true),
+    ] {
+        let events = sse_events(&post(&req).1);
+        assert_eq!(events[3]["delta"]["text"], "A title");
+    }
+    let (status, body) = http(
+        mock.port,
+        "POST",
+        "/v1/messages/count_tokens?beta=true",
+        &messages_request("x", 0, true),
+    );
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["input_tokens"].as_u64() > Some(0));
+
+    let whys: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| r["why"].as_str().unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(whys.len(), 9, "every request is logged: {whys:?}");
+    assert_eq!(whys[0], "conversation agent-1 turn 0");
+    assert_eq!(whys[3], "conversation agent-1 past its turns");
+    assert_eq!(whys[4], "conversation agent-10 turn 0");
+}

@@ -19,7 +19,7 @@ The script (JSON):
      "default_text": "OK."}
 
 A request belongs to the conversation whose marker occurs (as a whole word) in
-the text of its first user message; its turn is the number of `tool_result`
+the text of its first user message, outside the CLI's <system-reminder> blocks; its turn is the number of `tool_result`
 blocks in the request's messages, so the server keeps no state and a retried
 request gets the same answer. A turn is one of:
 
@@ -119,10 +119,9 @@ def count_tool_results(body):
 
 
 def find_conversation(script, text):
-    # The CLI prepends context (CLAUDE.md, dates) in <system-reminder> blocks: look
-    # at the prompt itself first.
-    stripped = re.sub(r"<system-reminder>.*?</system-reminder>", "", text, flags=re.S)
-    return find_marker(script, stripped) or find_marker(script, text)
+    # The CLI prepends context (CLAUDE.md, dates) in <system-reminder> blocks: only
+    # the prompt itself counts.
+    return find_marker(script, re.sub(r"<system-reminder>.*?</system-reminder>", "", text, flags=re.S))
 
 
 def find_marker(script, text):
