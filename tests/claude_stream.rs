@@ -237,3 +237,22 @@ fn any_prefix_and_any_split_of_a_stream_is_harmless() {
         }
     }
 }
+
+#[test]
+fn resuming_an_unknown_session_fails_with_a_recognisable_message() {
+    let u = updates("resume_unknown_session.jsonl");
+    let (is_error, message) = last_finished(&u);
+    assert!(is_error);
+    let message = message.unwrap();
+    assert_eq!(
+        message,
+        "No conversation found with session ID: 99999999-2222-4333-8444-555555555555"
+    );
+    assert!(po::run::claude::is_unknown_session(&message));
+    assert!(!po::run::claude::is_unknown_session(
+        "Reached maximum budget ($0.01)"
+    ));
+    let s = status_after(&u);
+    assert_eq!(s.retryable, Some(false));
+    assert_eq!(s.metrics.turns, Some(0));
+}

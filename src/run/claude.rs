@@ -318,6 +318,12 @@ impl StreamParser {
     }
 }
 
+/// Whether a `Finished` message says `--resume` named a session this machine
+/// does not have (then start afresh with `--session-id`).
+pub fn is_unknown_session(message: &str) -> bool {
+    message.starts_with("No conversation found with session ID")
+}
+
 /// Apply an update to a status file's contents.
 ///
 /// Only what the stream knows is written: the run's state (`status`) is the
