@@ -28,6 +28,10 @@ request gets the same answer. A turn is one of:
     {"text": TEXT}                a final text answer (end_turn)
     {"error": STATUS}             an HTTP error (429 rate limit, 529 overloaded, 500 ...)
 
+Any turn may add "fail_times": N (and "fail_status", default 429): its first N
+requests get that error instead, then it answers as scripted. This is the one
+piece of state the server keeps, for testing retries of a rate-limited agent.
+
 Past its last turn a conversation answers with its last text turn, or "Done.".
 Requests that offer no tools (titles, summaries) and requests that match no
 marker get `default_text`. `/v1/messages/count_tokens` answers a token count.
@@ -73,6 +77,14 @@ class Mock:
         self.count = 0
         self.lock = threading.Lock()
         self.ids = 0
+        self.failures = {}
+
+    def should_fail(self, key, times):
+        """Whether this request is one of the first `times` for `key`."""
+        with self.lock:
+            n = self.failures.get(key, 0)
+            self.failures[key] = n + 1
+            return n < times
 
     def next_id(self):
         with self.lock:
@@ -132,8 +144,9 @@ def find_marker(script, text):
     return None
 
 
-def choose(script, body):
-    """(kind, payload, why) for one /v1/messages request."""
+def choose(mock, body):
+    """(turn, why) for one /v1/messages request."""
+    script = mock.script
     default = {"text": script.get("default_text", "OK.")}
     tool_names = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
     if not tool_names:
@@ -144,7 +157,11 @@ def choose(script, body):
     turns = conv.get("turns", [])
     i = count_tool_results(body)
     if i < len(turns):
-        return turns[i], "conversation %s turn %d" % (conv.get("marker"), i)
+        turn, why = turns[i], "conversation %s turn %d" % (conv.get("marker"), i)
+        times = int(turn.get("fail_times", 0))
+        if times and mock.should_fail((conv.get("marker"), i), times):
+            return {"error": turn.get("fail_status", 429)}, why + " (injected failure)"
+        return turn, why
     texts = [t for t in turns if "text" in t]
     last = texts[-1] if texts else {"text": "Done."}
     return last, "conversation %s past its turns" % conv.get("marker")
@@ -217,7 +234,7 @@ class Handler(BaseHTTPRequestHandler):
             mock.log(entry)
             self.send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not found"}})
             return
-        turn, why = choose(mock.script, body)
+        turn, why = choose(mock, body)
         entry["answer"] = turn
         entry["why"] = why
         n = mock.log(entry)
