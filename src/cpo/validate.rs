@@ -281,7 +281,10 @@ fn git(pd: &ParallelDir, f: &mut Findings) {
         );
         return;
     }
-    let Some(status) = git_out_raw(&top, &["status", "--porcelain", "-z"]) else {
+    let Some(status) = git_out_raw(
+        &top,
+        &["status", "--porcelain", "-z", "--untracked-files=all"],
+    ) else {
         return;
     };
     let top_real = std::fs::canonicalize(&top).unwrap_or(top.clone());
