@@ -18,7 +18,13 @@ pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Res
     let plan = Plan::load(&pd.path)?;
     let id = plan.orchestration_id(id)?;
     let runtime = common.runtime()?;
-    let orch = runtime.orchestration_dir(&id);
+    let mut orch = runtime.orchestration_dir(&id);
+    if !orch.is_dir() {
+        // Run from another directory or with --runtime-dir: the report knows.
+        if let Some(recorded) = recorded_orchestration(&pd) {
+            orch = recorded;
+        }
+    }
     let tasks = report::collect(&plan, Some(&orch))?;
     if json {
         let value = serde_json::json!({
@@ -35,6 +41,13 @@ pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Res
     }
     print!("{}", render(&pd, &plan, &id, &orch, &tasks));
     Ok(exit::SUCCESS)
+}
+
+fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(pd.report()).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let dir = std::path::PathBuf::from(value.get("orchestration_dir")?.as_str()?);
+    dir.is_dir().then_some(dir)
 }
 
 /// The document's state words.

@@ -96,7 +96,7 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
         plan.tech_spec_id.as_deref().unwrap_or(&id),
         plan.name
             .as_deref()
-            .map(|n| format!(" {n}"))
+            .map(|n| format!(" ({n})"))
             .unwrap_or_default(),
         plan.waves.len(),
         if plan.waves.len() == 1 { "" } else { "s" },
