@@ -40,7 +40,7 @@ complete -c cpo -n "__fish_cpo_using_subcommand init" -s v -l verbose -d 'More d
 complete -c cpo -n "__fish_cpo_using_subcommand init" -s h -l help -d 'Print help'
 complete -c cpo -n "__fish_cpo_using_subcommand validate" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c cpo -n "__fish_cpo_using_subcommand validate" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
-complete -c cpo -n "__fish_cpo_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c cpo -n "__fish_cpo_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cpo -n "__fish_cpo_using_subcommand run" -l max-workers -d 'Maximum agents at once (po-spawn --max-workers)' -r
 complete -c cpo -n "__fish_cpo_using_subcommand run" -l timeout -d 'Per-agent timeout in seconds (po-spawn --timeout)' -r
 complete -c cpo -n "__fish_cpo_using_subcommand run" -l agent-cmd -d 'Run this program instead of claude, e.g. \'./agent.sh {prompt_file}\' [env: PO_AGENT_CMD]' -r

@@ -35,6 +35,7 @@ pub enum Cmd {
     /// Create a parallel directory: manifest.json skeleton, prompts/, README.md
     Init {
         /// The directory to create (e.g. parallel/TS-0042-inventory)
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Tech Spec id, for traceability (becomes the orchestration id)
@@ -45,7 +46,14 @@ pub enum Cmd {
         name: String,
     },
     /// Check manifest.json, the prompts and the git prerequisites; run nothing
+    ///
+    /// Exit 3 when the manifest or a prompt is invalid (missing tech_spec_id or
+    /// waves, duplicate task ids, a prompt file that is missing, empty or outside
+    /// DIR); exit 4 when a run is impossible (not a git repository, no commit).
+    /// Uncommitted changes are a warning only: agents branch from HEAD, so such
+    /// changes are not part of their work. Changes inside DIR are not counted.
     Validate {
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
@@ -53,6 +61,7 @@ pub enum Cmd {
     Run(RunArgs),
     /// Show each wave's tasks and their states
     Status {
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Print the tasks as JSON instead
@@ -66,6 +75,7 @@ pub enum Cmd {
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// The parallel directory (manifest.json and prompts/), or its manifest.json
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Maximum agents at once (po-spawn --max-workers)
