@@ -133,7 +133,7 @@ fn has_started(orch: &Path) -> Result<bool> {
     }
     for path in layout::status_files(orch)? {
         match store::read_status(&path) {
-            Ok(s) if s.status == State::Pending && s.attempt <= 1 => {}
+            Ok(s) if s.status == State::Pending && s.attempt <= 1 && !store::is_live(&path) => {}
             _ => return Ok(true),
         }
     }
