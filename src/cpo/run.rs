@@ -291,6 +291,7 @@ fn classify(line: &str) -> Line {
     }
     let level = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
     if t.starts_with("po-spawn:")
+        || t.starts_with("error:")
         || t.starts_with("po-") && t.split_once(": failed to").is_some()
         || level.iter().any(|l| t.starts_with(l))
         || t.starts_with("WARNING")
@@ -333,6 +334,14 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
     if t.completed == t.tasks && t.tasks > 0 && code == exit::SUCCESS {
         out.push_str(&format!(
             "\nNext step: /parallel-integrate --parallel-dir {shown}\n"
+        ));
+    } else if !matches!(
+        code,
+        exit::PARTIAL | exit::MAJORITY_FAILURE | exit::VALIDATION | exit::INTERRUPTED
+    ) && t.completed + t.failed == 0
+    {
+        out.push_str(&format!(
+            "\npo-spawn exited with {code} before running any task: see its message above.\n"
         ));
     } else if code == exit::INTERRUPTED {
         out.push_str(&format!("\nInterrupted. Continue with: cpo run {shown}\n"));
