@@ -434,6 +434,10 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         md.contains("Close diagnostic issue #1238: Agent-2 has since completed"),
         "{md}"
     );
+    assert!(
+        md.contains("; the wall clock includes the time before retries)"),
+        "{md}"
+    );
     assert_eq!(
         f.gh.calls().len(),
         seen,

@@ -239,9 +239,14 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         Some(x) => {
             let _ = writeln!(
                 o,
-                "- **Parallel vs Sequential**: {} vs ~{} sequential ({x:.1}x speedup)",
+                "- **Parallel vs Sequential**: {} vs ~{} sequential ({x:.1}x speedup{})",
                 human_duration(wall),
-                human_duration(s.sequential_seconds)
+                human_duration(s.sequential_seconds),
+                if s.agents.iter().any(|a| a.attempt > 1) {
+                    "; the wall clock includes the time before retries"
+                } else {
+                    ""
+                }
             );
         }
         None => {
