@@ -546,7 +546,6 @@ impl Orch {
 /// in parallel worktrees; each agent commits on its own branch through the Bash
 /// tool, and each status file carries the session id, turns and cost of its stream.
 #[test]
-#[ignore = "needs the po-spawn runner (not in main yet); run with --ignored"]
 fn po_spawn_runs_two_claude_agents_that_commit() {
     if !claude_available("po_spawn_runs_two_claude_agents_that_commit") {
         return;
@@ -594,7 +593,6 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
 /// A rate limit fails the first attempt as retryable; `--retries 1` runs the task
 /// again, resuming the same Claude session, and it completes with its commit.
 #[test]
-#[ignore = "needs the po-spawn runner (not in main yet); run with --ignored"]
 fn po_spawn_retries_a_rate_limited_claude_agent() {
     if !claude_available("po_spawn_retries_a_rate_limited_claude_agent") {
         return;
