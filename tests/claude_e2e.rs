@@ -777,3 +777,38 @@ fn mock_server_follows_its_script() {
     assert_eq!(whys[3], "conversation agent-1 past its turns");
     assert_eq!(whys[4], "conversation agent-10 turn 0");
 }
+
+/// A manifest task's agent type reaches the CLI as `--agent`; one the machine does
+/// not have fails the task with the CLI's own reason, not as retryable.
+#[test]
+fn po_spawn_passes_the_task_agent_and_reports_an_unknown_one() {
+    if !claude_available("po_spawn_passes_the_task_agent_and_reports_an_unknown_one") {
+        return;
+    }
+    let task: Task = ("agent-1", "marker-delta", "four.txt", "four");
+    let orch = Orch::new(&[task]);
+    let path = layout::status_path(&orch.dir, task.0);
+    store::update_status(&path, |s| {
+        s.agent = Some("python-experts:django-expert".into());
+        Ok(())
+    })
+    .unwrap();
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let (out, stderr) = orch.spawn(&mock, &["--max-workers", "1"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = store::read_status(&path).unwrap();
+    assert_eq!(s.status, State::Failed, "{s:#?}");
+    let error = s.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("--agent 'python-experts:django-expert' not found"),
+        "{error}"
+    );
+    assert_ne!(s.retryable, Some(true), "{s:#?}");
+    assert!(
+        mock.requests().is_empty(),
+        "the CLI stops before any request"
+    );
+}
