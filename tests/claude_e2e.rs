@@ -634,6 +634,23 @@ fn po_spawn_retries_a_rate_limited_claude_agent() {
     let s = orch.assert_completed(task, &stderr);
     assert_eq!(s.attempt, 2, "{s:#?}");
     assert_eq!(s.retryable, None, "reset by the retry: {s:#?}");
+
+    // Both attempts are in the log, and the second resumed the first's session.
+    let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
+    let inits: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "system" && e["subtype"] == "init")
+        .map(|e| e["session_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        inits,
+        [
+            s.metrics.session_id.clone().unwrap(),
+            s.metrics.session_id.clone().unwrap()
+        ],
+        "{log}"
+    );
 }
 
 /// One raw HTTP/1.1 request to the mock; (status, body).
