@@ -23,13 +23,17 @@ _po__parse() {
 
     case "${cmd}" in
         po__parse)
-            opts="-v -h -V --runtime-dir --verbose --help --version"
+            opts="-v -h -V --runtime-dir --verbose --id --dry-run --json --create-sub-issues --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

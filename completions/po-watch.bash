@@ -23,13 +23,25 @@ _po__watch() {
 
     case "${cmd}" in
         po__watch)
-            opts="-v -h -V --runtime-dir --verbose --help --version"
+            opts="-v -h -V --runtime-dir --verbose --follow --events --until-done --json --stall-after --threshold --poll --poll-interval --utc --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stall-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --poll-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
