@@ -1,6 +1,6 @@
 complete -c po-watch -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c po-watch -l stall-after -d 'An in_progress task with no log output and no status update for this long is stalled' -r
-complete -c po-watch -l threshold -d 'Success threshold in percent for --until-done [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD; default: 80]' -r
+complete -c po-watch -l threshold -d 'Success threshold in percent for --until-done (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
 complete -c po-watch -l poll-interval -d 'Polling interval in milliseconds (with --poll, or when inotify is unavailable)' -r
 complete -c po-watch -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-watch -l follow -d 'Live view, redrawn in place on a terminal (a new snapshot per change otherwise)'

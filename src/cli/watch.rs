@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::protocol::{State, sanitize};
+use crate::report::summary;
 use crate::timefmt;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
@@ -63,10 +64,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub stall_after: u64,
 
-    /// Success threshold in percent for --until-done [env: PO_SUCCESS_THRESHOLD,
-    /// AMPLIHACK_SUCCESS_THRESHOLD; default: 80]
-    #[arg(long, value_name = "PCT")]
-    pub threshold: Option<f64>,
+    /// Success threshold in percent for --until-done (also AMPLIHACK_SUCCESS_THRESHOLD)
+    /// [default: 80]
+    #[arg(long, env = "PO_SUCCESS_THRESHOLD", value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub threshold: Option<u32>,
 
     /// Poll instead of using inotify
     #[arg(long, env = "PO_WATCH_POLL", value_parser = clap::builder::FalseyValueParser::new())]
@@ -123,33 +125,18 @@ pub fn run(args: Args) -> Result<i32> {
     }
 }
 
-/// `--threshold`, else `PO_SUCCESS_THRESHOLD`, else `AMPLIHACK_SUCCESS_THRESHOLD`, else 80.
-fn threshold(flag: Option<f64>) -> Result<f64> {
-    let (value, from) = match flag {
-        Some(v) => (v, "--threshold".to_string()),
-        None => {
-            let env = ["PO_SUCCESS_THRESHOLD", "AMPLIHACK_SUCCESS_THRESHOLD"]
-                .into_iter()
-                .find_map(|k| std::env::var(k).ok().map(|v| (k, v)));
-            match env {
-                None => return Ok(80.0),
-                Some((k, v)) => (
-                    v.trim().trim_end_matches('%').parse().map_err(|_| {
-                        Error::usage(format!(
-                            "read {k}={v:?}: not a number; set a percentage such as 80"
-                        ))
-                    })?,
-                    k.to_string(),
-                ),
-            }
-        }
-    };
-    if !(0.0..=100.0).contains(&value) {
-        return Err(Error::usage(format!(
-            "read {from}: {value} is outside 0–100; give a percentage such as 80"
-        )));
+/// `--threshold` (or `PO_SUCCESS_THRESHOLD`), else `AMPLIHACK_SUCCESS_THRESHOLD`,
+/// else 80: the same as po-summarize.
+fn threshold(flag: Option<u32>) -> Result<u32> {
+    if let Some(t) = flag {
+        return Ok(t);
     }
-    Ok(value)
+    match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
+        Ok(raw) if !raw.trim().is_empty() => {
+            summary::parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw)
+        }
+        _ => Ok(super::summarize::DEFAULT_THRESHOLD),
+    }
 }
 
 /// Where an orchestration that does not exist yet will appear.
@@ -220,7 +207,7 @@ fn follow(
     args: &Args,
     scope: &Scope,
     reader: &mut Reader,
-    threshold: f64,
+    threshold: u32,
     out: &Output,
 ) -> Result<i32> {
     let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
@@ -271,7 +258,7 @@ fn watch_events(
     args: &Args,
     scope: &Scope,
     reader: &mut Reader,
-    threshold: f64,
+    threshold: u32,
     out: &Output,
 ) -> Result<i32> {
     // Watch first, then read: a change between the two is seen either way.
