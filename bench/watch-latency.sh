@@ -79,7 +79,9 @@ def run(label, extra_env, extra_args):
           f"p99 {p(after_exit, .99):6.2f}; po-status itself: median {statistics.median(own):5.2f})")
     return statistics.median(total)
 
-print(f"po-watch --events latency over {n} po-status updates")
+load = open("/proc/loadavg").read().split()[:3]
+print(f"po-watch --events latency over {n} po-status updates "
+      f"({os.cpu_count()} CPUs, load average {' '.join(load)})")
 inotify = run("inotify", {}, [])
 polling = run(f"polling ({poll_ms} ms)", {"PO_WATCH_POLL": "1"}, ["--poll-interval", str(poll_ms)])
 print(f"aim: inotify median under 10 ms -> {'met' if inotify < 10 else 'NOT met'}")

@@ -28,14 +28,19 @@ use crate::watch::{Scope, infer::Inferred};
 const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// Show the tasks of an orchestration: a table, a live view or an event stream
+///
+/// It only reads status files; it never changes a task. Besides the stored
+/// state it shows what it infers: `stalled` (in_progress, no log output and no
+/// status update for --stall-after) and `orphaned` (in_progress, but no process
+/// holds the task's liveness lock), with the log to look at.
+///
+/// Exit status: 0 for a snapshot, also when some status files are unreadable
+/// (each is shown by name); 9 when there were status files and none could be
+/// read; 64 a usage error (e.g. an unknown id without --follow or --events, which
+/// wait for it to appear). With --until-done: 0 every task completed, 1 at or
+/// above the success threshold, 2 below it.
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about,
-    after_help = "Exit status: 0 for a snapshot (unreadable files are shown by name), 9 when no \
-                  status file could be read. With --until-done: 0 all completed, 1 at or above \
-                  the threshold, 2 below it."
-)]
+#[command(version, about, long_about)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
