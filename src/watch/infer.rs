@@ -5,15 +5,19 @@
 //! * `orphaned`: `in_progress`, but nobody holds the task's liveness lock, so
 //!   no process is running it (invariant 4).
 //!
-//! Liveness is read from `/proc/locks` first, which takes no lock at all, so a
-//! watcher never makes a scheduler's `try_lock` fail by looking. Only when no
-//! holder is listed there (or `/proc/locks` is unreadable) is it confirmed with
-//! [`store::is_live`]. A task found orphaned is not probed again until its
-//! status file changes (an adopting scheduler rewrites it).
+//! Liveness: the task's `.live.lock` is opened read-only (never created) and
+//! a *shared* `flock` is tried and released at once. While a runner holds its
+//! exclusive lock the attempt fails: live. Unlike [`store::is_live`] (an
+//! exclusive attempt on a read-write open), two watchers probing the same free
+//! lock never see each other as a runner. A task found orphaned is not probed
+//! again until its status file changes (an adopting scheduler rewrites it), so
+//! a watcher does not take a free lock over and over. (`/proc/locks` would
+//! avoid the attempt, but reading it takes the kernel's global lock-list lock
+//! and waits for an RCU grace period each time: milliseconds, and a stall for
+//! every flock user on the machine.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -90,28 +94,29 @@ pub fn stall(status: &AgentStatus, file: &Path, window: Duration, now: SystemTim
 /// Identity of a status file version: (inode, mtime seconds, mtime nanoseconds).
 pub type Version = (u64, i64, i64);
 
-/// Liveness probes for one or more scans.
+/// Whether a process holds the liveness lock of the task in `status_file`
+/// (a shared, non-blocking probe on a read-only open; nothing is created).
+pub fn is_live(status_file: &Path) -> bool {
+    let Ok(file) = fs::File::open(store::liveness_path(status_file)) else {
+        return false;
+    };
+    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
+
+/// Liveness probes across scans.
 #[derive(Default)]
 pub struct Liveness {
-    /// Held flock/POSIX locks from `/proc/locks` for this pass: (major, minor, inode).
-    held: Option<Option<HashSet<(u64, u64, u64)>>>,
     /// Status files found orphaned, with the version they had then.
     orphaned: HashMap<PathBuf, Option<Version>>,
 }
 
 impl Liveness {
-    /// Start a new scan: `/proc/locks` is read again (lazily).
-    pub fn begin_pass(&mut self) {
-        self.held = None;
-    }
-
     /// Whether nobody holds the liveness lock of the task in `status_file`.
     pub fn is_orphaned(&mut self, status_file: &Path, version: Option<Version>) -> bool {
         if version.is_some() && self.orphaned.get(status_file) == Some(&version) {
             return true;
         }
-        let live =
-            self.listed_as_held(&store::liveness_path(status_file)) || store::is_live(status_file);
+        let live = is_live(status_file);
         if live {
             self.orphaned.remove(status_file);
         } else {
@@ -119,42 +124,6 @@ impl Liveness {
         }
         !live
     }
-
-    fn listed_as_held(&mut self, lock: &Path) -> bool {
-        let Ok(meta) = fs::metadata(lock) else {
-            return false;
-        };
-        let held = self.held.get_or_insert_with(read_proc_locks);
-        let Some(held) = held else {
-            return false;
-        };
-        let dev = meta.dev();
-        held.contains(&(
-            u64::from(libc::major(dev)),
-            u64::from(libc::minor(dev)),
-            meta.ino(),
-        ))
-    }
-}
-
-/// Granted locks listed in `/proc/locks` (waiters, shown with `->`, are skipped).
-fn read_proc_locks() -> Option<HashSet<(u64, u64, u64)>> {
-    let text = fs::read_to_string("/proc/locks").ok()?;
-    Some(parse_proc_locks(&text))
-}
-
-fn parse_proc_locks(text: &str) -> HashSet<(u64, u64, u64)> {
-    text.lines()
-        .filter(|l| !l.contains("->"))
-        .filter_map(|l| {
-            let field = l.split_whitespace().nth(5)?;
-            let mut parts = field.split(':');
-            let major = u64::from_str_radix(parts.next()?, 16).ok()?;
-            let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
-            let ino = parts.next()?.parse().ok()?;
-            Some((major, minor, ino))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -162,31 +131,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_locks_lines_are_parsed_and_waiters_skipped() {
-        let text = "1: FLOCK  ADVISORY  WRITE 11527 fe:00:10011219 0 EOF\n\
-                    2: POSIX  ADVISORY  READ 9 08:1f:77 0 EOF\n\
-                    2: -> FLOCK  ADVISORY  WRITE 12 08:01:55 0 EOF\n";
-        let held = parse_proc_locks(text);
-        assert!(held.contains(&(0xfe, 0, 10011219)));
-        assert!(held.contains(&(8, 0x1f, 77)));
-        assert!(!held.contains(&(8, 1, 55)));
+    fn a_probe_sees_a_holder_and_does_not_block_another_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("agent-1.status.json");
+        assert!(!is_live(&status));
+        assert!(
+            !store::liveness_path(&status).exists(),
+            "a probe creates nothing"
+        );
+        let guard = store::hold_liveness(&status).unwrap().unwrap();
+        assert!(is_live(&status));
+        drop(guard);
+        assert!(!is_live(&status));
+        // Another reader's shared probe in progress is not a runner.
+        let other = fs::File::open(store::liveness_path(&status)).unwrap();
+        other.lock_shared().unwrap();
+        assert!(!is_live(&status));
     }
 
     #[test]
-    fn a_lock_held_in_this_process_is_listed_and_a_free_one_is_not() {
+    fn orphaned_until_held_and_an_orphan_is_not_probed_again_until_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let status = dir.path().join("agent-1.status.json");
         let mut live = Liveness::default();
         assert!(live.is_orphaned(&status, None));
         let guard = store::hold_liveness(&status).unwrap().unwrap();
-        live.begin_pass();
         assert!(!live.is_orphaned(&status, None));
-        if read_proc_locks().is_some() {
-            live.begin_pass();
-            assert!(live.listed_as_held(&store::liveness_path(&status)));
-        }
         drop(guard);
-        live.begin_pass();
-        assert!(live.is_orphaned(&status, None));
+        let v1 = Some((1, 2, 3));
+        assert!(live.is_orphaned(&status, v1));
+        // Same version: remembered, not probed (a holder now is not seen)...
+        let guard = store::hold_liveness(&status).unwrap().unwrap();
+        assert!(live.is_orphaned(&status, v1));
+        // ...until the status file changes.
+        assert!(!live.is_orphaned(&status, Some((4, 5, 6))));
+        drop(guard);
     }
 }

@@ -3,7 +3,8 @@
 //! limits are hit, or polling is asked for.
 //!
 //! The caller blocks in [`Changes::wait`] until something relevant changed or
-//! a deadline passed; nothing spins while nothing happens.
+//! a deadline passed; nothing spins while nothing happens. An isolated change
+//! wakes it at once; a burst of changes is debounced for a few milliseconds.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 use notify::event::EventKind;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-/// How long a burst of events may take before the caller rescans.
+/// A change this soon after the previous one is part of a burst.
+const BURST: Duration = Duration::from_millis(10);
+/// In a burst, rescan once no event came for this long (at most [`DEBOUNCE_MAX`]).
 const DEBOUNCE: Duration = Duration::from_millis(2);
 const DEBOUNCE_MAX: Duration = Duration::from_millis(30);
 
@@ -34,6 +37,7 @@ pub struct Changes {
     watched: BTreeSet<PathBuf>,
     poll: Duration,
     next_poll: Option<Instant>,
+    last_change: Option<Instant>,
 }
 
 impl Changes {
@@ -47,6 +51,7 @@ impl Changes {
             watched: BTreeSet::new(),
             poll,
             next_poll: None,
+            last_change: None,
         };
         if force_poll {
             changes.next_poll = Some(Instant::now() + poll);
@@ -122,7 +127,15 @@ impl Changes {
             };
             match got {
                 Ok(Ok(_)) => {
-                    self.debounce();
+                    // An isolated change is read at once; a burst (many files
+                    // written together) is read once it settles.
+                    let now = Instant::now();
+                    if self.last_change.is_some_and(|t| now - t < BURST) {
+                        self.debounce();
+                    } else {
+                        while self.rx.try_recv().is_ok() {}
+                    }
+                    self.last_change = Some(Instant::now());
                     return Wake::Changed;
                 }
                 Ok(Err(e)) => {

@@ -178,7 +178,6 @@ impl Reader {
         };
         let now_sys = SystemTime::now();
         let now = crate::timefmt::now();
-        self.liveness.begin_pass();
         for file in files {
             let row = match self.parse(&file) {
                 Ok(status) => {
