@@ -163,6 +163,17 @@ fn nothing_readable_exits_9_after_showing_the_files() {
 }
 
 #[test]
+fn until_done_without_follow_or_events_is_a_usage_error() {
+    let fx = Fixture::new();
+    fx.orch("1");
+    let (code, _, err) = run(fx.watch().args(["1", "--until-done"]));
+    assert_eq!(code, 64);
+    assert!(err.contains("--follow or --events"), "{err}");
+    let (code, _, _) = run(fx.watch().args(["1", "--threshold", "101"]));
+    assert_eq!(code, 64);
+}
+
+#[test]
 fn an_unknown_id_is_a_usage_error_for_a_snapshot() {
     let fx = Fixture::new();
     let (code, _, err) = run(fx.watch().arg("nope"));

@@ -93,11 +93,13 @@ pub fn run(args: Args) -> Result<i32> {
     let threshold = threshold(args.threshold)?;
     if args.until_done && !(args.follow || args.events) {
         return Err(Error::usage(
-            "watch: --until-done needs --follow or --events",
+            "use --until-done alone: it ends a --follow or --events run; add one of them",
         ));
     }
     if args.poll_interval == 0 {
-        return Err(Error::usage("watch: --poll-interval must be at least 1 ms"));
+        return Err(Error::usage(
+            "use --poll-interval 0: give at least 1 (milliseconds)",
+        ));
     }
     let live = args.follow || args.events;
     let runtime = args.common.runtime()?;
