@@ -383,19 +383,20 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
         store::write_json(&orch_path, &orch)?;
     }
 
-    let mut paths = Vec::with_capacity(loaded.plan.tasks.len());
+    let mut files = Vec::with_capacity(loaded.plan.tasks.len());
     for t in &loaded.plan.tasks {
         let sub = t
             .sub_issue
             .or_else(|| carried.get_mut(&t.title).and_then(|q| q.pop_front()));
         let status = status_of(id, t, sub);
-        let path = layout::status_path(&dir, &status.agent_id);
-        replace_pending(&path, status)?;
-        paths.push(path);
+        files.push((layout::status_path(&dir, &status.agent_id), status));
     }
+    write_all(&files)?;
+    let paths: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
     // Tasks of an earlier parse beyond the new count go, still only if pending.
+    let current: std::collections::HashSet<&PathBuf> = paths.iter().collect();
     for old in layout::status_files(&dir)? {
-        if paths.contains(&old) {
+        if current.contains(&old) {
             continue;
         }
         let _lock = store::lock_exclusive(&store::lock_path(&old))?;
@@ -413,6 +414,37 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(paths)
+}
+
+/// Write the status files, a few at a time: each write is fsynced, and
+/// concurrent fsyncs share the file system's journal commits.
+fn write_all(files: &[(PathBuf, AgentStatus)]) -> Result<()> {
+    const WRITERS: usize = 8;
+    if files.len() < 2 * WRITERS {
+        return files
+            .iter()
+            .try_for_each(|(p, s)| replace_pending(p, s.clone()));
+    }
+    let chunk = files.len().div_ceil(WRITERS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .try_for_each(|(p, s)| replace_pending(p, s.clone()))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::system("write status files: a writer panicked")))
+            })
+            .collect::<Result<Vec<()>>>()
+    })?;
+    Ok(())
 }
 
 /// Create or replace a status file under its lock; an existing file is only
