@@ -1,19 +1,298 @@
-//! `po-spawn`: Run one agent per task in parallel git worktrees.
+//! `po-spawn`: run one agent per task in parallel git worktrees.
+//!
+//! Reads status paths (arguments or stdin, one a line), a directory, or
+//! `--id ID`; applies the environment (`AMPLIHACK_*` and `PO_*`, flags first)
+//! and hands the run to [`crate::run::scheduler`].
 
-use clap::Parser;
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
 
 use super::Common;
 use crate::error::{Error, Result};
+use crate::run::console::Console;
+use crate::run::scheduler::{self, Config, Target};
+use crate::run::supervisor::{self, AgentSpec};
+use crate::run::template;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AgentKind {
+    /// The Claude Code CLI (`claude -p --output-format stream-json`)
+    Claude,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// One git worktree and branch per task
+    Worktree,
+    /// Run agents in the repository itself (read-only work, benchmarks)
+    None,
+}
 
 /// Run one agent per task in parallel git worktrees
+///
+/// Tasks come from status files (arguments, or stdin one a line as printed by
+/// po-parse), an orchestration directory, or --id. Progress goes to stderr;
+/// the path of each status file is printed to stdout as its task finishes.
+///
+/// Pending tasks run; tasks still running under a live supervisor (left by an
+/// earlier po-spawn that died) are adopted; completed tasks are skipped.
+/// Failed, timed-out and cancelled tasks run again with --retry, or when their
+/// status files are named one by one (`po-status ls ID --state failed |
+/// po-spawn`).
+///
+/// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
+/// it, 4 a wave's validation failed or its branches conflict, 9 system error,
+/// 64 usage error, 130 interrupted.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, long_about)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
+
+    /// Status files or an orchestration directory [default: paths on stdin]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Run every task of orchestration ID
+    #[arg(long, value_name = "ID", conflicts_with = "paths")]
+    pub id: Option<String>,
+
+    /// Agents at once [env: PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS] [default: 5]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_workers: Option<u32>,
+
+    /// Run tasks in batches of N, each batch finishing before the next starts
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
+
+    /// Seconds an agent may run [env: PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT] [default: 1800]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// End an agent with no output and no status update for SECS
+    #[arg(long, value_name = "SECS")]
+    pub stall_timeout: Option<f64>,
+
+    /// Seconds between SIGTERM and SIGKILL when ending an agent's process tree
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub grace: f64,
+
+    /// The agent to run
+    #[arg(long, value_enum, default_value_t = AgentKind::Claude)]
+    pub agent: AgentKind,
+
+    /// Run any program instead: 'prog --flag {prompt_file}'. Split into words
+    /// (quotes and backslashes as in sh, no expansion), {prompt_file}
+    /// {worktree} {agent_id} {branch} {id} filled in; never run by a shell.
+    /// The prompt is also on its stdin.
+    #[arg(long, env = "PO_AGENT_CMD", value_name = "TEMPLATE")]
+    pub agent_cmd: Option<String>,
+
+    /// Model for Claude Code (--model)
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Spending cap per agent for Claude Code (--max-budget-usd)
+    #[arg(long, value_name = "USD")]
+    pub max_budget_usd: Option<f64>,
+
+    /// Command run by `sh -c` in each new worktree before its agent
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+
+    /// Where agents run
+    #[arg(long, value_enum, default_value_t = Isolation::Worktree)]
+    pub isolation: Isolation,
+
+    /// Commit the first wave branches from [default: HEAD]
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+
+    /// Run failed, timed-out and cancelled tasks again (same worktree and branch)
+    #[arg(long)]
+    pub retry: bool,
+
+    /// Retry retryable failures (rate limits) up to N times, with backoff
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// First backoff before such a retry, doubled each time
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub retry_backoff: f64,
+
+    /// Print the plan (waves, order, worktrees, branches, commands); start nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Push each completed branch and open a pull request [default: on for GitHub issues]
+    #[arg(long, overrides_with = "no_pr")]
+    pub create_pr: bool,
+
+    /// Do not open pull requests
+    #[arg(long, overrides_with = "create_pr")]
+    pub no_pr: bool,
+
+    /// Remote to push branches to
+    #[arg(long, value_name = "NAME", default_value = "origin")]
+    pub remote: String,
+
+    /// Percent of tasks that must succeed for exit 1 rather than 2
+    /// [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD] [default: 80]
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub success_threshold: Option<u32>,
+
+    /// Directory for the session log and agent logs [default: <runtime>/logs/<session>]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// The first of several environment variables that is set, parsed.
+fn env_value<T: std::str::FromStr>(names: &[&str], what: &str) -> Result<Option<T>> {
+    for name in names {
+        if let Ok(raw) = std::env::var(name) {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            return raw.parse().map(Some).map_err(|_| {
+                Error::usage(format!(
+                    "read ${name}={raw:?}: expected {what}; fix or unset it"
+                ))
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !v.is_empty() && v != "0" && v != "false" && v != "no"
+    })
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    if let Some(code) = supervisor::from_env() {
+        return Ok(code);
+    }
     super::init_tracing(args.common.verbose);
-    Err(Error::system("run: not built yet"))
+
+    let max_workers = match args.max_workers {
+        Some(n) => n as usize,
+        None => env_value::<usize>(
+            &["PO_MAX_WORKERS", "AMPLIHACK_MAX_PARALLEL_AGENTS"],
+            "a positive number of agents",
+        )?
+        .unwrap_or(5),
+    };
+    if max_workers == 0 {
+        return Err(Error::usage(
+            "use 0 workers: set PO_MAX_WORKERS / AMPLIHACK_MAX_PARALLEL_AGENTS to 1 or more",
+        ));
+    }
+    let timeout = match args.timeout {
+        Some(t) => t,
+        None => env_value::<f64>(&["PO_TIMEOUT", "AMPLIHACK_AGENT_TIMEOUT"], "seconds")?
+            .unwrap_or(1800.0),
+    };
+    if timeout.is_nan() || timeout <= 0.0 {
+        return Err(Error::usage(
+            "use --timeout: it must be more than 0 seconds",
+        ));
+    }
+    let threshold = match args.success_threshold {
+        Some(t) => t,
+        None => env_value::<u32>(
+            &["PO_SUCCESS_THRESHOLD", "AMPLIHACK_SUCCESS_THRESHOLD"],
+            "a percentage 0-100",
+        )?
+        .unwrap_or(80),
+    };
+    if threshold > 100 {
+        return Err(Error::usage(
+            "use the success threshold: it is a percentage, 0 to 100",
+        ));
+    }
+    let status_interval = env_value::<u64>(
+        &["PO_STATUS_INTERVAL", "AMPLIHACK_STATUS_INTERVAL"],
+        "seconds",
+    )?
+    .unwrap_or(30);
+    let verbose = args.common.verbose > 0 || env_flag("AMPLIHACK_PARALLEL_VERBOSE");
+
+    let agent = match args.agent_cmd.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(tpl) => AgentSpec::Command {
+            words: template::split(tpl)?,
+        },
+        None => AgentSpec::Claude {
+            program: std::env::var("PO_CLAUDE").unwrap_or_else(|_| "claude".into()),
+            model: args.model.clone(),
+            max_budget_usd: args.max_budget_usd,
+        },
+    };
+
+    let runtime = args.common.runtime()?;
+    let target = if let Some(id) = &args.id {
+        Target::Dir(runtime.resolve(id)?)
+    } else if args.paths.len() == 1 && args.paths[0].is_dir() {
+        Target::Dir(args.paths[0].clone())
+    } else if !args.paths.is_empty() {
+        if let Some(d) = args.paths.iter().find(|p| p.is_dir()) {
+            return Err(Error::usage(format!(
+                "mix a directory ({}) with other paths: pass one directory, or status files",
+                d.display()
+            )));
+        }
+        Target::Files(args.paths.clone())
+    } else if std::io::stdin().is_terminal() {
+        return Err(Error::usage(
+            "choose tasks: pass status files or a directory, pipe paths from po-parse \
+             (`po-parse 1234 | po-spawn`), or use --id ID",
+        ));
+    } else {
+        let mut files = Vec::new();
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(Error::io("read", "stdin"))?;
+            let line = line.trim();
+            if !line.is_empty() {
+                files.push(PathBuf::from(line));
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::usage(
+                "choose tasks: stdin had no status paths; did po-parse fail?",
+            ));
+        }
+        Target::Files(files)
+    };
+
+    let cfg = Config {
+        max_workers,
+        batch_size: args.batch_size.map(|b| b as usize),
+        timeout_secs: timeout,
+        stall_secs: args.stall_timeout.filter(|s| *s > 0.0),
+        grace_secs: args.grace.max(0.0),
+        agent,
+        setup: args.setup.clone().filter(|s| !s.trim().is_empty()),
+        isolated: args.isolation == Isolation::Worktree,
+        base: args.base.clone(),
+        retry: args.retry,
+        retries: args.retries,
+        retry_backoff_secs: args.retry_backoff.max(0.0),
+        dry_run: args.dry_run,
+        create_pr: if args.no_pr {
+            Some(false)
+        } else if args.create_pr {
+            Some(true)
+        } else {
+            None
+        },
+        remote: args.remote.clone(),
+        threshold,
+        status_interval_secs: status_interval,
+        log_dir: args.log_dir.clone(),
+    };
+    scheduler::run(runtime, target, cfg, Console::new(verbose))
 }

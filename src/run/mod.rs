@@ -1,3 +1,13 @@
 //! Running agents: worktrees, agent adapters, supervision, scheduling.
 
 pub mod claude;
+pub mod console;
+pub mod git;
+pub mod integration;
+pub mod proctree;
+pub mod prompt;
+pub mod scheduler;
+pub mod signals;
+pub mod supervisor;
+pub mod template;
+pub mod worktree;

@@ -1,0 +1,280 @@
+//! Time limits, signals and crashes: whole process trees end, interrupted runs
+//! are cancelled, and a killed po-spawn's agents are adopted by the next one.
+
+mod support_spawn;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use po::protocol::State;
+use support_spawn::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn marker(p: &std::path::Path) -> String {
+    format!("PO_STATUS_FILE={}", p.display())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s[s.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            state != "Z" && state != "X"
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn timeout_ends_a_tree_with_a_setsid_grandchild_that_ignores_sigterm() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "to", &[task("Hang")], &[]);
+    let agent = repo.script(
+        "hang.sh",
+        r#"setsid sh -c 'trap "" TERM; echo $$ > "$SCRATCH/grandchild.pid"; while :; do sleep 1; done' &
+trap '' TERM
+echo started
+while :; do sleep 1; done
+"#,
+    );
+    let out = output_within(
+        repo.spawn()
+            .args(["--timeout", "2", "--grace", "1", "--agent-cmd"])
+            .arg(&agent)
+            .args(&paths),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::TimedOut, "{s:?}");
+    let err = s.error.clone().unwrap();
+    assert!(
+        err.contains("timed out") && err.contains("--timeout 2"),
+        "{err}"
+    );
+    assert!(stderr.contains("❌ agent-1 timed out"), "{stderr}");
+    // Nothing of the tree is left: not the agent, not the setsid grandchild.
+    assert!(processes_with_env(&marker(&paths[0])).is_empty());
+    let gc: i32 = std::fs::read_to_string(repo.scratch().join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!pid_alive(gc), "grandchild {gc} survived");
+    assert!(!pid_alive(s.pid.unwrap()), "agent survived");
+    // Its worktree and branch are kept.
+    assert!(s.worktree.unwrap().join("README.md").exists());
+    assert!(
+        repo.branches()
+            .contains(&"feat/issue-to-agent-1".to_string())
+    );
+}
+
+#[test]
+fn stall_timeout_ends_a_silent_agent() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "st", &[task("Quiet")], &[]);
+    let out = output_within(
+        repo.spawn()
+            .args([
+                "--stall-timeout",
+                "1",
+                "--grace",
+                "1",
+                "--agent-cmd",
+                "sleep 600",
+            ])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::TimedOut);
+    assert!(s.error.unwrap().contains("stalled"));
+    assert!(processes_with_env(&marker(&paths[0])).is_empty());
+}
+
+#[test]
+fn ctrl_c_cancels_running_and_waiting_tasks_and_a_second_po_spawn_is_refused() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "int", &[task("A"), task("B"), task("C")], &[]);
+    let agent = repo.script("sleep.sh", "echo up\nwhile :; do sleep 1; done\n");
+    let child = repo
+        .spawn()
+        .args([
+            "--max-workers",
+            "2",
+            "--grace",
+            "1",
+            "--id",
+            "int",
+            "--agent-cmd",
+        ])
+        .arg(&agent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(LIMIT, "two agents running", || {
+        paths[..2].iter().all(|p| status(p).pid.is_some())
+    });
+
+    // A second po-spawn on the same orchestration is refused.
+    let second = output_within(
+        repo.spawn()
+            .args(["--id", "int", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    let err2 = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(64), "{err2}");
+    assert!(
+        err2.contains("another po-spawn") && err2.contains(&pid.to_string()),
+        "{err2}"
+    );
+
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(LIMIT)
+        .expect("po-spawn ends after SIGINT")
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Interrupted"), "{stderr}");
+    assert_eq!(
+        states(&paths),
+        vec![State::Cancelled, State::Cancelled, State::Cancelled]
+    );
+    for p in &paths {
+        assert!(
+            processes_with_env(&marker(p)).is_empty(),
+            "{p:?} left processes"
+        );
+    }
+    // --retry runs them again.
+    let ok = repo.script("ok.sh", "exit 0\n");
+    let out = output_within(
+        repo.spawn()
+            .args(["--id", "int", "--retry", "--agent-cmd"])
+            .arg(&ok),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        states(&paths),
+        vec![State::Completed, State::Completed, State::Completed]
+    );
+    assert_eq!(status(&paths[0]).attempt, 2);
+}
+
+#[test]
+fn killed_po_spawn_is_adopted_and_every_agent_runs_exactly_once() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=4).map(|i| task(&format!("T{i}"))).collect();
+    let paths = orchestrate(&repo, "crash", &tasks, &[]);
+    let agent = repo.script(
+        "agent.sh",
+        r#"flock "$SCRATCH/lock" sh -c 'echo "$PO_AGENT_ID" >> "$SCRATCH/ledger"'
+i=0
+while [ ! -e "$SCRATCH/go" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+echo "$PO_AGENT_ID" > "out-$PO_AGENT_ID.txt"
+git add . && git commit --quiet -m "$PO_AGENT_ID"
+"#,
+    );
+    let mut first = repo
+        .spawn()
+        .args(["--max-workers", "2", "--id", "crash", "--agent-cmd"])
+        .arg(&agent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = repo.scratch().join("ledger");
+    wait_until(LIMIT, "two agents started", || {
+        std::fs::read_to_string(&ledger)
+            .map(|l| l.lines().count() == 2)
+            .unwrap_or(false)
+    });
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let second = repo
+        .spawn()
+        .args(["--max-workers", "2", "--id", "crash", "--agent-cmd"])
+        .arg(&agent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The adopted agents are still waiting; let them finish.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(repo.scratch().join("go"), "").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(second.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(LIMIT)
+        .expect("second po-spawn finishes")
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("RUNNING (adopted)"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert!(
+        states(&paths).iter().all(|s| *s == State::Completed),
+        "{:?}",
+        states(&paths)
+    );
+
+    let mut ran: Vec<String> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        vec!["agent-1", "agent-2", "agent-3", "agent-4"],
+        "each agent ran once"
+    );
+    let feat: Vec<String> = repo
+        .branches()
+        .into_iter()
+        .filter(|b| b.starts_with("feat/"))
+        .collect();
+    assert_eq!(feat.len(), 4, "{feat:?}");
+    assert_eq!(repo.worktrees().len(), 5, "{:?}", repo.worktrees());
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(status(p).metrics.commits, Some(1));
+        assert_eq!(status(p).attempt, 1);
+        let n = i + 1;
+        assert_eq!(
+            git(
+                &repo.path,
+                &[
+                    "log",
+                    "-1",
+                    "--format=%s",
+                    &format!("feat/issue-crash-agent-{n}")
+                ]
+            ),
+            format!("agent-{n}")
+        );
+    }
+}
