@@ -128,3 +128,28 @@ fn parsing_again_replaces_pending_tasks() {
     assert_eq!(repo.status("plan", 1)["branch"], "feat/issue-77-agent-1");
     assert_eq!(repo.status("plan", 2)["sub_issue"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_parse_waits_for_the_orchestration_lock() {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("a.md"), "- [ ] a\n").unwrap();
+    let dir = repo.orchestration_dir("same");
+    std::fs::create_dir_all(&dir).unwrap();
+    let held = store::lock_exclusive(&store::lock_path(&dir.join("orchestration.json"))).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_po-parse"))
+        .current_dir(repo.path())
+        .env_remove("PO_RUNTIME_DIR")
+        .args(["a.md", "--id", "same"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "po-parse did not wait for the lock"
+    );
+    assert!(!dir.join("agent-1.status.json").exists());
+    drop(held);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(titles(&repo, "same"), ["a"]);
+}

@@ -115,6 +115,12 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(exit::SUCCESS);
     }
 
+    // One po-parse at a time per orchestration, from the check to the last
+    // sub-issue: the lock of orchestration.json (what po-spawn takes to
+    // record its options).
+    let dir = runtime.orchestration_dir(&id);
+    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let _guard = store::lock_exclusive(&store::lock_path(&dir.join(layout::ORCHESTRATION_FILE)))?;
     let paths = write(&runtime, &id, &loaded)?;
     if args.create_sub_issues {
         let master = loaded
@@ -342,7 +348,8 @@ fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
     s
 }
 
-/// Write the orchestration directory; returns the status paths in task order.
+/// Write the orchestration directory (the caller holds the lock of its
+/// orchestration.json); returns the status paths in task order.
 fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
     let dir = runtime.orchestration_dir(id);
     let mut carried = check_replaceable(&dir, id)?;
@@ -378,10 +385,7 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
             .unwrap_or_default(),
         extra: previous.map(|p| p.extra).unwrap_or_default(),
     };
-    {
-        let _lock = store::lock_exclusive(&store::lock_path(&orch_path))?;
-        store::write_json(&orch_path, &orch)?;
-    }
+    store::write_json(&orch_path, &orch)?;
 
     let mut files = Vec::with_capacity(loaded.plan.tasks.len());
     for t in &loaded.plan.tasks {
