@@ -26,7 +26,7 @@ use crate::sources::{self, SourceArg, issue, manifest, markdown};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = AFTER_HELP)]
+#[command(version, after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
