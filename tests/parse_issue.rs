@@ -166,6 +166,11 @@ fn sub_issues_are_created_once_with_the_seeds_template() {
     assert_eq!(repo.status("1234", 2)["sub_issue"], 2001);
     assert_eq!(repo.status("1234", 3)["sub_issue"], 2002);
     assert_eq!(repo.status("1234", 3)["branch"], "feat/issue-2002-agent-3");
+    with_gh(repo.cmd(), &gh)
+        .args(["1234", "--create-sub-issues", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("📝 Would create 0 sub-issues"));
 }
 
 #[test]

@@ -98,11 +98,19 @@ pub fn run(args: Args) -> Result<i32> {
         } else {
             let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
             if args.create_sub_issues {
+                // Sub-issues an earlier parse filed are reused, not filed again.
+                let mut known = carried_sub_issues(&runtime.orchestration_dir(&id));
                 let missing = loaded
                     .plan
                     .tasks
                     .iter()
-                    .filter(|t| t.sub_issue.is_none())
+                    .filter(|t| {
+                        t.sub_issue.is_none()
+                            && known
+                                .get_mut(&t.title)
+                                .and_then(|q| q.pop_front())
+                                .is_none()
+                    })
                     .count();
                 text.push_str(&format!(
                     "📝 Would create {missing} sub-issue{} (labels: {})\n",
@@ -294,6 +302,19 @@ fn shell_quote(s: &str) -> String {
 
 /// Sub-issue numbers of the tasks already parsed, by title (in task order).
 type Carried = HashMap<String, VecDeque<u64>>;
+
+/// Sub-issues the readable tasks of an orchestration already have, by title.
+fn carried_sub_issues(dir: &Path) -> Carried {
+    let mut carried: Carried = HashMap::new();
+    for path in layout::status_files(dir).unwrap_or_default() {
+        if let Ok(s) = store::read_status(&path)
+            && let Some(sub) = s.sub_issue
+        {
+            carried.entry(s.title).or_default().push_back(sub);
+        }
+    }
+    carried
+}
 
 /// Refuse to touch an orchestration whose tasks started or finished; else
 /// return the sub-issues its pending tasks already have.
