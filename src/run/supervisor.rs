@@ -285,7 +285,7 @@ fn supervise(
         AgentSpec::Command { .. } => None,
     };
     let me = std::process::id();
-    let task = store::update_status(&spec.status_file, |s| {
+    let start = |s: &mut AgentStatus| {
         s.status = State::InProgress;
         s.start_time = Some(started_at);
         s.completion_time = None;
@@ -304,8 +304,18 @@ fn supervise(
         if let Some(id) = &session_id {
             s.metrics.session_id = Some(id.clone());
         }
-        Ok(())
-    })?;
+    };
+    // With nothing to prepare the start is recorded together with the
+    // agent's pid: one write fewer per task (the liveness lock is held already).
+    let defer_start = !isolated && spec.setup.is_none();
+    let task = if defer_start {
+        task
+    } else {
+        store::update_status(&spec.status_file, |s| {
+            start(s);
+            Ok(())
+        })?
+    };
     log.note(&format!(
         "{} attempt {} in {} (supervisor pid {me})",
         task.agent_id,
@@ -478,6 +488,9 @@ fn supervise(
     let pid = child.id() as i32;
     let agent_started = Instant::now();
     store::update_status(&spec.status_file, |s| {
+        if defer_start {
+            start(s);
+        }
         s.pid = Some(pid);
         s.pgid = Some(pid);
         if s.phase
@@ -585,14 +598,25 @@ fn supervise(
         }
     }
     // Whatever the agent left behind goes too: no task keeps processes alive
-    // after its result is recorded.
-    let leftover = tree.kill(grace, force);
-    if leftover > 0 {
-        log.note(&format!(
-            "ended {leftover} leftover process(es) of the agent"
-        ));
+    // after its result is recorded. Orphaned descendants are reparented to
+    // this subreaper, so once the reaper finds no child left there is nothing
+    // to look for, and the /proc scan is skipped.
+    if !reaped && ending.is_none() {
+        let until = Instant::now() + Duration::from_millis(100);
+        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if matches!(ev, Ev::Reaped) {
+                reaped = true;
+                break;
+            }
+        }
     }
     if !reaped {
+        let leftover = tree.kill(grace, force);
+        if leftover > 0 {
+            log.note(&format!(
+                "ended {leftover} leftover process(es) of the agent"
+            ));
+        }
         // Every child is gone or being reaped; wait for the reaper to see it.
         let until = Instant::now() + Duration::from_secs(10);
         while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
