@@ -5,10 +5,15 @@
 //! `src/bin` is a thin shell around a module of [`cli`].
 
 pub mod cli;
+pub mod cpo;
 pub mod error;
 pub mod forge;
+pub mod plan;
 pub mod protocol;
+pub mod report;
 pub mod run;
+pub mod sources;
 pub mod timefmt;
+pub mod watch;
 
 pub use error::{Error, Result, exit};

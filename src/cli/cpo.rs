@@ -1,19 +1,133 @@
-//! `cpo`: Claude Parallel Orchestrator: run waves of tasks from a manifest.json.
+//! `cpo`: Claude Parallel Orchestrator, the front end of the `/parallel-run`
+//! document: `init`, `validate`, `run` and `status` of a parallel directory
+//! (`manifest.json` + `prompts/`), built on `po-parse`, `po-spawn` and the
+//! status files. The work lives in [`crate::cpo`].
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 use super::Common;
-use crate::error::{Error, Result};
+use crate::cpo::{self, RunOptions};
+use crate::error::Result;
 
 /// Claude Parallel Orchestrator: run waves of tasks from a manifest.json
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "A parallel directory holds manifest.json (tech_spec_id, waves of tasks) and \
+                  prompts/. `cpo run` writes DIR/logs/ and DIR/report.json.\n\nExit codes: 0 \
+                  all tasks completed, 1 partial success, 2 majority failure, 3 invalid \
+                  manifest, 4 wave validation failed or merge conflict, 9 system error, 64 \
+                  usage error, 130 interrupted."
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a parallel directory: manifest.json skeleton, prompts/, README.md
+    Init {
+        /// The directory to create (e.g. parallel/TS-0042-inventory)
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Tech Spec id, for traceability (becomes the orchestration id)
+        #[arg(short = 't', long = "tech-spec", value_name = "TS-ID")]
+        tech_spec_id: String,
+        /// Short name of the feature
+        #[arg(short = 'n', long, value_name = "NAME")]
+        name: String,
+    },
+    /// Check manifest.json, the prompts and the git prerequisites; run nothing
+    ///
+    /// Exit 3 when the manifest or a prompt is invalid (missing tech_spec_id or
+    /// waves, duplicate task ids, a prompt file that is missing, empty or outside
+    /// DIR); exit 4 when a run is impossible (not a git repository, no commit).
+    /// Uncommitted changes are a warning only: agents branch from HEAD, so such
+    /// changes are not part of their work. Changes inside DIR are not counted.
+    Validate {
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Validate, then run every wave's agents in parallel git worktrees
+    Run(RunArgs),
+    /// Show each wave's tasks and their states
+    Status {
+        /// The parallel directory (manifest.json and prompts/), or its manifest.json
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print the tasks as JSON instead
+        #[arg(long)]
+        json: bool,
+        /// Orchestration id, if `cpo run` was given one [default: the manifest's tech_spec_id]
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The parallel directory (manifest.json and prompts/), or its manifest.json
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Maximum agents at once (po-spawn --max-workers)
+    #[arg(long, value_name = "N")]
+    pub max_workers: Option<u32>,
+    /// Per-agent timeout in seconds (po-spawn --timeout)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Run this program instead of claude, e.g. './agent.sh {prompt_file}' [env: PO_AGENT_CMD]
+    #[arg(long, value_name = "TEMPLATE")]
+    pub agent_cmd: Option<String>,
+    /// Re-run failed, timed-out and cancelled tasks of an earlier run
+    #[arg(long)]
+    pub retry: bool,
+    /// Print the plan (waves, worktrees, branches, agent command) and start nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Branch wave 1 from this commit-ish (po-spawn --base)
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Orchestration id [default: the manifest's tech_spec_id]
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// More options for po-spawn, after `--` (e.g. -- --stall-timeout 600)
+    #[arg(last = true, value_name = "PO-SPAWN ARGS")]
+    pub spawn_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    Err(Error::system("run: not built yet"))
+    let common = args.common;
+    match args.command {
+        Cmd::Init {
+            dir,
+            tech_spec_id,
+            name,
+        } => cpo::init::init(&dir, &tech_spec_id, &name),
+        Cmd::Validate { dir } => cpo::validate::command(&dir),
+        Cmd::Run(r) => cpo::run::run(
+            &common,
+            &r.dir,
+            &RunOptions {
+                max_workers: r.max_workers,
+                timeout: r.timeout,
+                agent_cmd: r.agent_cmd,
+                retry: r.retry,
+                dry_run: r.dry_run,
+                base: r.base,
+                id: r.id,
+                spawn_args: r.spawn_args,
+            },
+        ),
+        Cmd::Status { dir, json, id } => cpo::board::command(&common, &dir, json, id.as_deref()),
+    }
 }

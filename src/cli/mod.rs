@@ -10,6 +10,7 @@ use crate::error::{Error, Result, exit};
 use crate::protocol::Runtime;
 
 pub mod cpo;
+pub mod docs;
 pub mod parse;
 pub mod spawn;
 pub mod status;

@@ -1,19 +1,482 @@
-//! `po-parse`: Extract sub-tasks from an issue, markdown file or manifest into an orchestration.
+//! `po-parse`: extract sub-tasks from an issue, markdown file or manifest into
+//! an orchestration.
+//!
+//! Writes `<runtime>/parallel/<id>/orchestration.json` and one
+//! `agent-<n>.status.json` per task (state `pending`), then prints each status
+//! file's absolute path, one a line, in task order — ready for `| po-spawn`.
+//! `--dry-run` prints the report and writes nothing; `--json` prints the same
+//! data as JSON (after writing, unless `--dry-run`; each task then carries its
+//! `status_file`).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::Common;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
+use crate::forge::Gh;
+use crate::plan::{Plan, PlannedTask, report};
+use crate::protocol::{
+    AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
+    store,
+};
+use crate::sources::{self, SourceArg, issue, manifest, markdown};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
+
+    /// An issue number, a markdown file, `-` for stdin, or a cpo directory or its manifest.json
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+
+    /// Name of the orchestration [default: the issue number, the manifest's tech_spec_id, or
+    /// the file's stem; `stdin` for `-`]
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// Print what would be run (tasks, independence findings, waves) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the plan as JSON instead of the report or the status paths
+    #[arg(long)]
+    pub json: bool,
+
+    /// File one GitHub sub-issue per task (issue sources only); a re-run reuses them
+    #[arg(long)]
+    pub create_sub_issues: bool,
+}
+
+const AFTER_HELP: &str = "\
+Formats: GitHub checklists (- [ ] / * [ ] / + [ ]; checked items are skipped), numbered lists \
+(1. / 1)), a `## Sub-Tasks` section whose ### headers are tasks, or a cpo directory with \
+manifest.json.
+
+Examples:
+  po-parse 1234 | po-spawn --max-workers 5
+  po-parse plan.md --dry-run
+  po-parse parallel/TS-0042-inventory/ --json";
+
+const SUB_ISSUE_LABELS: [&str; 2] = ["parallel-orchestration", "sub-issue"];
+
+/// What a source gave: the plan and the orchestration's description.
+struct Loaded {
+    plan: Plan,
+    source: Source,
+    default_id: String,
+    master_issue: Option<u64>,
+    title: Option<String>,
+    url: Option<String>,
+    body: Option<String>,
+    /// Completes "Parsed N sub-tasks from …".
+    from: String,
 }
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    Err(Error::system("run: not built yet"))
+    let runtime = args.common.runtime()?;
+    let arg = SourceArg::detect(&args.source)?;
+    if args.create_sub_issues && !matches!(arg, SourceArg::Issue(_)) {
+        return Err(Error::usage(
+            "create sub-issues: --create-sub-issues needs a GitHub issue as SOURCE (the master \
+             issue the sub-issues link to)",
+        ));
+    }
+    let loaded = load(&arg, &args.source, &runtime, args.dry_run)?;
+    let id = sanitize::id(args.id.as_deref().unwrap_or(&loaded.default_id))?;
+
+    if args.dry_run {
+        if args.json {
+            let v = report::json(&loaded.plan, &id, &loaded.source, true, None);
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else {
+            let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
+            if args.create_sub_issues {
+                let missing = loaded
+                    .plan
+                    .tasks
+                    .iter()
+                    .filter(|t| t.sub_issue.is_none())
+                    .count();
+                text.push_str(&format!(
+                    "📝 Would create {missing} sub-issue{} (labels: {})\n",
+                    if missing == 1 { "" } else { "s" },
+                    SUB_ISSUE_LABELS.join(", ")
+                ));
+            }
+            print!("{text}");
+        }
+        return Ok(exit::SUCCESS);
+    }
+
+    let paths = write(&runtime, &id, &loaded)?;
+    if args.create_sub_issues {
+        let master = loaded
+            .master_issue
+            .expect("checked: the source is an issue");
+        create_sub_issues(&runtime, &id, master, &paths)?;
+    }
+    let absolute: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| layout::absolute(p))
+        .collect::<Result<_>>()?;
+    if args.json {
+        let v = report::json(&loaded.plan, &id, &loaded.source, false, Some(&absolute));
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let mut out = String::new();
+        for p in &absolute {
+            out.push_str(&p.to_string_lossy());
+            out.push('\n');
+        }
+        print!("{out}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<Loaded> {
+    match arg {
+        SourceArg::Issue(n) => {
+            // A dry run writes nothing, not even the gh lock under the runtime root.
+            let gh = Gh::new((!dry_run).then_some(runtime.root.as_path()));
+            let src = issue::load(&gh, *n)?;
+            let what = format!("issue #{n}");
+            let plan = plan_or_explain(src.extracted, &what)?;
+            Ok(Loaded {
+                plan,
+                source: Source {
+                    kind: "issue".into(),
+                    value: n.to_string(),
+                },
+                default_id: n.to_string(),
+                master_issue: Some(*n),
+                title: Some(src.issue.title),
+                url: (!src.issue.url.is_empty()).then_some(src.issue.url),
+                body: Some(src.issue.body),
+                from: what,
+            })
+        }
+        SourceArg::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(Error::io("read", "stdin"))?;
+            let text = sources::decode(bytes, "stdin")?;
+            let plan = plan_or_explain(markdown::extract(&text), "stdin")?;
+            Ok(Loaded {
+                plan,
+                source: Source {
+                    kind: "stdin".into(),
+                    value: "-".into(),
+                },
+                default_id: "stdin".into(),
+                master_issue: None,
+                title: first_heading(&text),
+                url: None,
+                body: Some(text),
+                from: "stdin".into(),
+            })
+        }
+        SourceArg::File(path) => {
+            let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+            let what = path.display().to_string();
+            let text = sources::decode(bytes, &what)?;
+            let plan = plan_or_explain(markdown::extract(&text), &what)?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "tasks".into());
+            Ok(Loaded {
+                plan,
+                source: Source {
+                    kind: "markdown".into(),
+                    value: raw.into(),
+                },
+                default_id: stem,
+                master_issue: None,
+                title: first_heading(&text),
+                url: None,
+                body: Some(text),
+                from: what,
+            })
+        }
+        SourceArg::Manifest(path) => {
+            let m = manifest::load(path)?;
+            let mut bodies = Vec::new();
+            for (_, t) in m.tasks() {
+                let bytes =
+                    std::fs::read(&t.prompt_file).map_err(Error::io("read", &t.prompt_file))?;
+                let what = format!(
+                    "prompt_file of task {:?} ({})",
+                    t.id,
+                    t.prompt_file.display()
+                );
+                bodies.push(sources::decode(bytes, &what)?);
+            }
+            let plan = Plan::from_manifest(&m, bodies);
+            Ok(Loaded {
+                plan,
+                source: Source {
+                    kind: "manifest".into(),
+                    value: raw.into(),
+                },
+                default_id: m.tech_spec_id.clone(),
+                master_issue: None,
+                title: Some(m.tech_spec_id.clone()),
+                url: None,
+                body: None,
+                from: format!("manifest {} ({})", m.tech_spec_id, m.path.display()),
+            })
+        }
+    }
+}
+
+/// Plan the tasks, or explain that there are none and which formats work.
+fn plan_or_explain(ex: sources::Extracted, what: &str) -> Result<Plan> {
+    if ex.tasks.is_empty() {
+        let skipped = if ex.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} item{} skipped: all checked or empty)",
+                ex.skipped.len(),
+                if ex.skipped.len() == 1 { "" } else { "s" }
+            )
+        };
+        return Err(Error::parse(
+            what,
+            format!("no tasks found{skipped}; {}", sources::ACCEPTED),
+        ));
+    }
+    Plan::from_extracted(ex)
+}
+
+fn first_heading(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// `po-parse SOURCE [--id ID] | po-spawn`, quoted for a POSIX shell.
+fn run_hint(args: &Args) -> String {
+    let mut s = format!("po-parse {}", shell_quote(&args.source));
+    if let Some(id) = &args.id {
+        s.push_str(&format!(" --id {}", shell_quote(id)));
+    }
+    s.push_str(" | po-spawn");
+    s
+}
+
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c))
+        && !s.starts_with('-');
+    if safe || s == "-" {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Sub-issue numbers of the tasks already parsed, by title (in task order).
+type Carried = HashMap<String, VecDeque<u64>>;
+
+/// Refuse to touch an orchestration whose tasks started or finished; else
+/// return the sub-issues its pending tasks already have.
+fn check_replaceable(dir: &Path, id: &str) -> Result<Carried> {
+    let mut carried: Carried = HashMap::new();
+    if !dir.is_dir() {
+        return Ok(carried);
+    }
+    let mut blocked = Vec::new();
+    for path in layout::status_files(dir)? {
+        let agent = layout::agent_id_of(&path);
+        match store::read_status(&path) {
+            Ok(s) if s.status != State::Pending => blocked.push(format!("{agent} {}", s.status)),
+            Ok(_) if store::is_live(&path) => blocked.push(format!("{agent} starting")),
+            Ok(s) => {
+                if let Some(sub) = s.sub_issue {
+                    carried.entry(s.title).or_default().push_back(sub);
+                }
+            }
+            Err(e) => blocked.push(format!("{agent} unreadable ({e})")),
+        }
+    }
+    if blocked.is_empty() {
+        return Ok(carried);
+    }
+    Err(Error::usage(format!(
+        "replace orchestration {id:?} in {}: its tasks have started or finished ({}), and \
+         parsing again would discard that state; run the failed ones again with \
+         `po-spawn --id {id} --retry`, or parse into a new orchestration with `--id NEW-ID`",
+        dir.display(),
+        blocked.join(", ")
+    )))
+}
+
+fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
+    let mut s = AgentStatus::new(t.agent_id(), id);
+    s.title = t.title.clone();
+    s.body = t.body.clone();
+    s.wave = t.wave;
+    s.depends_on = t
+        .depends_on
+        .iter()
+        .map(|&d| crate::plan::agent_id(d))
+        .collect();
+    s.files = t.files.clone();
+    s.complexity = Some(t.complexity.as_str().into());
+    s.sub_issue = sub_issue;
+    s.branch = Some(sanitize::branch_name(id, sub_issue, t.n as u64));
+    s.task_id = t.task_id.clone();
+    s.agent = t.agent.clone();
+    s.prompt_file = t.prompt_file.clone();
+    s
+}
+
+/// Write the orchestration directory; returns the status paths in task order.
+fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
+    let dir = runtime.orchestration_dir(id);
+    let mut carried = check_replaceable(&dir, id)?;
+    let prompts = dir.join("prompts");
+    std::fs::create_dir_all(&prompts).map_err(Error::io("create", &prompts))?;
+    runtime.exclude_from_git()?;
+
+    let orch_path = dir.join(layout::ORCHESTRATION_FILE);
+    let previous: Option<Orchestration> = store::read_json(&orch_path).ok();
+    let orch = Orchestration {
+        schema_version: SCHEMA_VERSION,
+        id: id.to_string(),
+        source: loaded.source.clone(),
+        master_issue: loaded.master_issue,
+        title: loaded.title.clone(),
+        url: loaded.url.clone(),
+        body: loaded.body.clone(),
+        created_at: Some(crate::timefmt::now()),
+        waves: loaded
+            .plan
+            .waves
+            .iter()
+            .map(|w| Wave {
+                number: w.number,
+                agents: w.tasks.iter().map(|&n| crate::plan::agent_id(n)).collect(),
+                validation: w.validation.clone(),
+            })
+            .collect(),
+        report: loaded.plan.report_json(),
+        options: previous
+            .as_ref()
+            .map(|p| p.options.clone())
+            .unwrap_or_default(),
+        extra: previous.map(|p| p.extra).unwrap_or_default(),
+    };
+    {
+        let _lock = store::lock_exclusive(&store::lock_path(&orch_path))?;
+        store::write_json(&orch_path, &orch)?;
+    }
+
+    let mut paths = Vec::with_capacity(loaded.plan.tasks.len());
+    for t in &loaded.plan.tasks {
+        let sub = t
+            .sub_issue
+            .or_else(|| carried.get_mut(&t.title).and_then(|q| q.pop_front()));
+        let status = status_of(id, t, sub);
+        let path = layout::status_path(&dir, &status.agent_id);
+        replace_pending(&path, status)?;
+        paths.push(path);
+    }
+    // Tasks of an earlier parse beyond the new count go, still only if pending.
+    for old in layout::status_files(&dir)? {
+        if paths.contains(&old) {
+            continue;
+        }
+        let _lock = store::lock_exclusive(&store::lock_path(&old))?;
+        match store::read_status(&old) {
+            Ok(s) if s.status == State::Pending && !store::is_live(&old) => {
+                std::fs::remove_file(&old).map_err(Error::io("remove", &old))?;
+            }
+            _ => {
+                return Err(Error::usage(format!(
+                    "remove {}: it started while being replaced; run po-parse again once it is \
+                     finished, or use --id NEW-ID",
+                    old.display()
+                )));
+            }
+        }
+    }
+    Ok(paths)
+}
+
+/// Create or replace a status file under its lock; an existing file is only
+/// replaced while it is still `pending`.
+fn replace_pending(path: &Path, status: AgentStatus) -> Result<()> {
+    if !path.exists() {
+        return store::write_status(path, &status);
+    }
+    store::update_status(path, |s| {
+        if s.status != State::Pending {
+            return Err(Error::usage(format!(
+                "replace {}: it is {} now; use `po-spawn --retry` or --id NEW-ID",
+                path.display(),
+                s.status
+            )));
+        }
+        *s = status;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The seed's sub-issue body.
+pub fn sub_issue_body(master: u64, title: &str, body: &str) -> String {
+    let context = if body.trim().is_empty() {
+        format!("See master issue #{master}.")
+    } else {
+        body.trim().to_string()
+    };
+    format!(
+        "**Master Issue**: #{master}\n**Task**: {title}\n\n## Context\n{context}\n\n\
+         ## Acceptance Criteria\n- {title}: implemented\n- Tests passing\n- Documentation updated\n\n\
+         ## Notes\nThis is part of parallel orchestration. See master issue for context.\n"
+    )
+}
+
+/// File a sub-issue for each task that has none, recording each number as
+/// soon as it exists (so an interrupted run never files one twice).
+fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]) -> Result<()> {
+    let gh = Gh::new(Some(&runtime.root));
+    let mut created = Vec::new();
+    for path in paths {
+        let s = store::read_status(path)?;
+        if s.sub_issue.is_some() {
+            continue;
+        }
+        let title = format!("[Master #{master}] {}", s.title);
+        let number = gh.issue_create(
+            &title,
+            &sub_issue_body(master, &s.title, &s.body),
+            &SUB_ISSUE_LABELS,
+        )?;
+        let n = s.number();
+        store::update_status(path, |s| {
+            s.sub_issue = Some(number);
+            s.branch = Some(sanitize::branch_name(id, Some(number), n));
+            Ok(())
+        })?;
+        created.push(format!("#{number}"));
+    }
+    if created.is_empty() {
+        eprintln!("📝 Every task already has a sub-issue; none created");
+    } else {
+        eprintln!("📝 Created sub-issues: {}", created.join(", "));
+    }
+    Ok(())
 }

@@ -1,19 +1,373 @@
-//! `po-watch`: Show the tasks of an orchestration: a table, a live view or an event stream.
+//! `po-watch`: show the tasks of an orchestration: a table, a live view or an
+//! event stream. It only reads; it never changes a task.
+//!
+//! Exit codes: a snapshot exits 0, even when some status files are
+//! unreadable (they are shown by name); 9 when there were status files and
+//! none could be read. `--until-done` exits with the summary's code once every
+//! task is terminal: 0 all completed, 1 at or above the threshold, 2 below.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
+use serde_json::{Value, json};
 
 use super::Common;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, exit};
+use crate::protocol::{State, sanitize};
+use crate::timefmt;
+use crate::watch::events::{self, Tracker};
+use crate::watch::source::Changes;
+use crate::watch::table::{self, Style};
+use crate::watch::view::{OrchestrationView, Reader, Row};
+use crate::watch::{Scope, infer::Inferred};
+
+/// How often a running task's liveness lock is looked at again.
+const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// Show the tasks of an orchestration: a table, a live view or an event stream
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit status: 0 for a snapshot (unreadable files are shown by name), 9 when no \
+                  status file could be read. With --until-done: 0 all completed, 1 at or above \
+                  the threshold, 2 below it."
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
+
+    /// Orchestration id or directory [default: every orchestration, newest first]
+    #[arg(value_name = "ID|DIR")]
+    pub target: Option<String>,
+
+    /// Live view, redrawn in place on a terminal (a new snapshot per change otherwise)
+    #[arg(long, conflicts_with = "events")]
+    pub follow: bool,
+
+    /// One line per change: `[12:05] agent-1: Implementing feature (45%)`
+    #[arg(long)]
+    pub events: bool,
+
+    /// With --follow or --events: exit once every task is terminal, with the summary's exit code
+    #[arg(long)]
+    pub until_done: bool,
+
+    /// JSON: the snapshot as one document, or events as JSON lines
+    #[arg(long)]
+    pub json: bool,
+
+    /// An in_progress task with no log output and no status update for this long is stalled
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub stall_after: u64,
+
+    /// Success threshold in percent for --until-done [env: PO_SUCCESS_THRESHOLD,
+    /// AMPLIHACK_SUCCESS_THRESHOLD; default: 80]
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
+
+    /// Poll instead of using inotify
+    #[arg(long, env = "PO_WATCH_POLL")]
+    pub poll: bool,
+
+    /// Polling interval in milliseconds (with --poll, or when inotify is unavailable)
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub poll_interval: u64,
+
+    /// Event times in UTC instead of local time
+    #[arg(long)]
+    pub utc: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    Err(Error::system("run: not built yet"))
+    let threshold = threshold(args.threshold)?;
+    if args.until_done && !(args.follow || args.events) {
+        return Err(Error::usage(
+            "watch: --until-done needs --follow or --events",
+        ));
+    }
+    if args.poll_interval == 0 {
+        return Err(Error::usage("watch: --poll-interval must be at least 1 ms"));
+    }
+    let live = args.follow || args.events;
+    let runtime = args.common.runtime()?;
+    let scope = match &args.target {
+        None => Scope::All(runtime),
+        Some(t) => match runtime.resolve(t) {
+            Ok(dir) => Scope::One(dir),
+            Err(e) if !live => return Err(e),
+            Err(_) => {
+                let dir = future_dir(&runtime, t)?;
+                eprintln!("po-watch: waiting for {} to appear", dir.display());
+                Scope::One(dir)
+            }
+        },
+    };
+    let mut reader = Reader::new(Duration::from_secs(args.stall_after));
+    let out = Output::new();
+    let result = if args.events {
+        watch_events(&args, &scope, &mut reader, threshold, &out)
+    } else if args.follow {
+        follow(&args, &scope, &mut reader, threshold, &out)
+    } else {
+        snapshot(&args, &scope, &mut reader, &out)
+    };
+    match result {
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(exit::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+/// `--threshold`, else `PO_SUCCESS_THRESHOLD`, else `AMPLIHACK_SUCCESS_THRESHOLD`, else 80.
+fn threshold(flag: Option<f64>) -> Result<f64> {
+    let (value, from) = match flag {
+        Some(v) => (v, "--threshold".to_string()),
+        None => {
+            let env = ["PO_SUCCESS_THRESHOLD", "AMPLIHACK_SUCCESS_THRESHOLD"]
+                .into_iter()
+                .find_map(|k| std::env::var(k).ok().map(|v| (k, v)));
+            match env {
+                None => return Ok(80.0),
+                Some((k, v)) => (
+                    v.trim().trim_end_matches('%').parse().map_err(|_| {
+                        Error::usage(format!(
+                            "read {k}={v:?}: not a number; set a percentage such as 80"
+                        ))
+                    })?,
+                    k.to_string(),
+                ),
+            }
+        }
+    };
+    if !(0.0..=100.0).contains(&value) {
+        return Err(Error::usage(format!(
+            "read {from}: {value} is outside 0–100; give a percentage such as 80"
+        )));
+    }
+    Ok(value)
+}
+
+/// Where an orchestration that does not exist yet will appear.
+fn future_dir(runtime: &crate::protocol::Runtime, target: &str) -> Result<PathBuf> {
+    if target.contains('/') {
+        let p = Path::new(target);
+        let cwd = std::env::current_dir().map_err(Error::io("find", "the current directory"))?;
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        })
+    } else {
+        Ok(runtime.orchestration_dir(&sanitize::id(target)?))
+    }
+}
+
+struct Output {
+    tty: bool,
+    style: Style,
+}
+
+impl Output {
+    fn new() -> Output {
+        let tty = io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&w| w >= 40)
+            .unwrap_or(80);
+        Output {
+            tty,
+            style: Style {
+                width,
+                color: tty && !no_color,
+            },
+        }
+    }
+
+    fn write(&self, text: &str) -> Result<()> {
+        let mut stdout = io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(Error::io("write", "standard output"))
+    }
+}
+
+fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Result<i32> {
+    let views = scope.read(reader);
+    if args.json {
+        out.write(&format!("{}\n", snapshot_json(scope, &views)))?;
+    } else {
+        out.write(&table::render(&views, out.style))?;
+    }
+    let rows = views.iter().map(|v| v.rows.len()).sum::<usize>();
+    let readable = views.iter().map(|v| v.tasks().count()).sum::<usize>();
+    let broken_dirs = views.iter().any(|v| v.problem.is_some());
+    if (rows > 0 && readable == 0) || (rows == 0 && broken_dirs) {
+        eprintln!("po-watch: failed to read any status file; the table names each one and why");
+        return Ok(exit::SYSTEM);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn follow(
+    args: &Args,
+    scope: &Scope,
+    reader: &mut Reader,
+    threshold: f64,
+    out: &Output,
+) -> Result<i32> {
+    let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
+    changes.watch(&scope.watch_dirs());
+    let mut tracker = Tracker::default();
+    let mut last = String::new();
+    loop {
+        let views = scope.read(reader);
+        let changed = !tracker.changes(&views, scope.is_all()).is_empty();
+        let text = if args.json {
+            format!("{}\n", snapshot_json(scope, &views))
+        } else {
+            table::render(&views, out.style)
+        };
+        if out.tty && !args.json {
+            if text != last {
+                out.write(&format!("\x1b[H\x1b[2J{text}"))?;
+            }
+        } else if changed || last.is_empty() {
+            let sep = if last.is_empty() || args.json {
+                ""
+            } else {
+                "\n"
+            };
+            out.write(&format!("{sep}{text}"))?;
+        }
+        last = text;
+        if args.until_done && events::all_terminal(&views) {
+            return Ok(events::outcome_code(&views, threshold));
+        }
+        let mut deadline = next_deadline(&views, args.stall_after);
+        if out.tty
+            && views
+                .iter()
+                .flat_map(|v| v.tasks())
+                .any(|t| t.state == State::InProgress)
+        {
+            // Running durations tick on screen.
+            let tick = Instant::now() + Duration::from_secs(1);
+            deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
+        }
+        changes.wait(deadline);
+        changes.watch(&scope.watch_dirs());
+    }
+}
+
+fn watch_events(
+    args: &Args,
+    scope: &Scope,
+    reader: &mut Reader,
+    threshold: f64,
+    out: &Output,
+) -> Result<i32> {
+    // Watch first, then read: a change between the two is seen either way.
+    let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
+    changes.watch(&scope.watch_dirs());
+    let mut tracker = Tracker::default();
+    loop {
+        let views = scope.read(reader);
+        let mut text = String::new();
+        for e in tracker.changes(&views, scope.is_all()) {
+            if args.json {
+                text.push_str(&e.json().to_string());
+            } else {
+                text.push_str(&e.line(args.utc));
+            }
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            out.write(&text)?;
+        }
+        if args.until_done && events::all_terminal(&views) {
+            return Ok(events::outcome_code(&views, threshold));
+        }
+        changes.wait(next_deadline(&views, args.stall_after));
+        changes.watch(&scope.watch_dirs());
+    }
+}
+
+/// When to look again without a file event: the earliest moment a running
+/// task would become stalled, and a periodic liveness check while any runs.
+fn next_deadline(views: &[OrchestrationView], stall_after: u64) -> Option<Instant> {
+    let now_sys = SystemTime::now();
+    let now = Instant::now();
+    let mut deadline: Option<Instant> = None;
+    let mut consider = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+    for t in views.iter().flat_map(|v| v.tasks()) {
+        if t.state != State::InProgress || t.inferred.orphaned {
+            continue;
+        }
+        consider(now + LIVENESS_RECHECK);
+        if let Inferred {
+            stalled: false,
+            last_activity: Some(last),
+            ..
+        } = t.inferred
+        {
+            let due = last + Duration::from_secs(stall_after);
+            let wait = due.duration_since(now_sys).unwrap_or_default();
+            consider(now + wait + Duration::from_millis(5));
+        }
+    }
+    deadline
+}
+
+/// The snapshot as one JSON document (stable field names).
+fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
+    let orchestrations: Vec<Value> = views
+        .iter()
+        .map(|v| {
+            let tasks: Vec<_> = v.tasks().collect();
+            let by_state: serde_json::Map<String, Value> = State::ALL
+                .iter()
+                .map(|s| {
+                    (
+                        s.as_str().to_string(),
+                        json!(tasks.iter().filter(|t| t.state == *s).count()),
+                    )
+                })
+                .collect();
+            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.cost_usd).collect();
+            json!({
+                "id": v.id,
+                "dir": v.dir,
+                "title": v.title,
+                "problem": v.problem,
+                "tasks": tasks,
+                "unreadable": v.bad().collect::<Vec<_>>(),
+                "totals": {
+                    "tasks": v.rows.len(),
+                    "by_state": by_state,
+                    "stalled": tasks.iter().filter(|t| t.inferred.stalled && !t.inferred.orphaned).count(),
+                    "orphaned": tasks.iter().filter(|t| t.inferred.orphaned).count(),
+                    "unreadable": v.rows.iter().filter(|r| matches!(r, Row::Bad(_))).count(),
+                    "cost_usd": (!costs.is_empty()).then(|| costs.iter().sum::<f64>()),
+                    "elapsed_seconds": table::elapsed(&tasks),
+                },
+            })
+        })
+        .collect();
+    let root = match scope {
+        Scope::All(rt) => Some(rt.root.clone()),
+        Scope::One(_) => None,
+    };
+    json!({
+        "time": timefmt::format(&timefmt::now()),
+        "root": root,
+        "orchestrations": orchestrations,
+    })
 }

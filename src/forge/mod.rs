@@ -57,6 +57,12 @@ impl Gh {
         }
     }
 
+    /// Use `program` instead of `gh` / `$PO_GH` (tests, wrappers).
+    pub fn with_program(mut self, program: impl Into<OsString>) -> Gh {
+        self.program = program.into();
+        self
+    }
+
     /// Run calls in `dir` (so `gh` finds the repository there).
     pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Gh {
         self.cwd = Some(dir.into());

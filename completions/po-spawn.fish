@@ -1,0 +1,27 @@
+complete -c po-spawn -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
+complete -c po-spawn -l id -d 'Run every task of orchestration ID' -r
+complete -c po-spawn -l max-workers -d 'Agents at once [env: PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS] [default: 5]' -r
+complete -c po-spawn -l batch-size -d 'Run tasks in batches of N, each batch finishing before the next starts' -r
+complete -c po-spawn -l timeout -d 'Seconds an agent may run [env: PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT] [default: 1800]' -r
+complete -c po-spawn -l stall-timeout -d 'End an agent with no output and no status update for SECS' -r
+complete -c po-spawn -l grace -d 'Seconds between SIGTERM and SIGKILL when ending an agent\'s process tree' -r
+complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'The Claude Code CLI (`claude -p --output-format stream-json`)'"
+complete -c po-spawn -l agent-cmd -d 'Run any program instead: \'prog --flag {prompt_file}\'. Split into words (quotes and backslashes as in sh, no expansion), {prompt_file} {worktree} {agent_id} {branch} {id} filled in; never run by a shell. The prompt is also on its stdin' -r
+complete -c po-spawn -l model -d 'Model for Claude Code (--model)' -r
+complete -c po-spawn -l max-budget-usd -d 'Spending cap per agent for Claude Code (--max-budget-usd)' -r
+complete -c po-spawn -l setup -d 'Command run by `sh -c` in each new worktree before its agent' -r
+complete -c po-spawn -l isolation -d 'Where agents run' -r -f -a "worktree\t'One git worktree and branch per task'
+none\t'Run agents in the repository itself (read-only work, benchmarks)'"
+complete -c po-spawn -l base -d 'Commit the first wave branches from [default: HEAD]' -r
+complete -c po-spawn -l retries -d 'Retry retryable failures (rate limits) up to N times, with backoff' -r
+complete -c po-spawn -l retry-backoff -d 'First backoff before such a retry, doubled each time' -r
+complete -c po-spawn -l remote -d 'Remote to push branches to' -r
+complete -c po-spawn -l success-threshold -d 'Percent of tasks that must succeed for exit 1 rather than 2 [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD] [default: 80]' -r
+complete -c po-spawn -l log-dir -d 'Directory for the session log and agent logs [default: <runtime>/logs/<session>]' -r -F
+complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
+complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'
+complete -c po-spawn -l dry-run -d 'Print the plan (waves, order, worktrees, branches, commands); start nothing'
+complete -c po-spawn -l create-pr -d 'Push each completed branch and open a pull request [default: on for GitHub issues]'
+complete -c po-spawn -l no-pr -d 'Do not open pull requests'
+complete -c po-spawn -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c po-spawn -s V -l version -d 'Print version'

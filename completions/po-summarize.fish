@@ -1,0 +1,10 @@
+complete -c po-summarize -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
+complete -c po-summarize -l format -d 'What to print on stdout' -r -f -a "markdown\t'The markdown report (summary.md)'
+json\t'summary.json'
+junit\t'JUnit XML, one testcase per agent'"
+complete -c po-summarize -l threshold -d 'Success threshold in percent (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
+complete -c po-summarize -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
+complete -c po-summarize -l post-comment -d 'Post the summary comment on the master issue (`gh issue comment`)'
+complete -c po-summarize -l follow-up-issues -d 'File one diagnostic issue per failed agent that has none yet'
+complete -c po-summarize -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c po-summarize -s V -l version -d 'Print version'

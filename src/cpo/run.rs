@@ -1,0 +1,525 @@
+//! `cpo run DIR`: validate, `po-parse DIR --id ID`, `po-spawn --id ID
+//! --log-dir DIR/logs …`, then `DIR/report.json`, framed the way the
+//! `/parallel-run` document shows it.
+//!
+//! po-spawn's progress (`Wave 1:`, `  task-001-users: RUNNING`, `✅ …`, `❌ …`)
+//! is relayed to stdout as it comes; its closing block is replaced by cpo's
+//! own (`=== Execution Complete ===`, `Results:`, …) computed from the status
+//! files, so the counts always match `report.json`. The whole console output
+//! is also kept in `DIR/logs/cpo-run-<time>.log`.
+//!
+//! A second `cpo run` on a directory whose orchestration has already started
+//! does not parse again (that would discard state): it resumes, so pending
+//! tasks run and live ones are adopted; `--retry` re-runs the failed ones.
+//! The exit code is po-spawn's.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::report::{self, RunFacts, TaskResult};
+use super::{ParallelDir, RunOptions, tools, validate};
+use crate::cli::Common;
+use crate::error::{Error, Result, exit};
+use crate::protocol::{State, layout, store};
+use crate::timefmt;
+
+pub const STARTED: &str = "=== Parallel Execution Started ===";
+pub const COMPLETE: &str = "=== Execution Complete ===";
+
+pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
+    let pd = ParallelDir::open(dir)?;
+    let findings = validate::check(&pd);
+    if !findings.ok() {
+        eprint!("{}", validate::render(&pd, &findings));
+        return Ok(findings.exit_code());
+    }
+    for w in &findings.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    let plan = findings.plan;
+    let id = plan.orchestration_id(opts.id.as_deref())?;
+    let runtime = common.runtime()?;
+    let mut orch = runtime.orchestration_dir(&id);
+
+    let started = timefmt::now();
+    let logs = pd.logs();
+    fs::create_dir_all(&logs).map_err(Error::io("create", &logs))?;
+    let mut console = Console::open(&logs, &started)?;
+
+    if has_started(&orch)? {
+        console.err(&format!(
+            "Resuming orchestration {id} ({}); tasks already finished are kept{}",
+            orch.display(),
+            if opts.retry {
+                ", failed ones run again"
+            } else {
+                "; pass --retry to run failed ones again"
+            }
+        ));
+        let known = report::collect(&plan, Some(&orch))?;
+        let new: Vec<&str> = known
+            .iter()
+            .filter(|t| t.status == "not_started")
+            .map(|t| t.id.as_str())
+            .collect();
+        if !new.is_empty() {
+            console.err(&format!(
+                "WARNING: tasks added to the manifest after the first run will not run here: \
+                 {}; start a new orchestration with `cpo run {} --id NEW-ID`",
+                new.join(", "),
+                pd.shown.display()
+            ));
+        }
+    } else {
+        orch = parse(common, &pd, &id, &mut console)?.unwrap_or(orch);
+    }
+    let id = orch
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(id);
+
+    if opts.dry_run {
+        let mut cmd = spawn_command(common, &pd, &id, opts);
+        tracing::debug!("running {}", tools::shown(&cmd));
+        let status = cmd.status().map_err(|e| not_found_or("po-spawn", e))?;
+        return Ok(code_of(status));
+    }
+
+    console.out(STARTED);
+    console.out("");
+    let total: usize = plan.waves.iter().map(|w| w.tasks.len()).sum();
+    console.out(&format!(
+        "{}{}: {} wave{}, {} task{} (orchestration {id})",
+        plan.tech_spec_id.as_deref().unwrap_or(&id),
+        plan.name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        plan.waves.len(),
+        if plan.waves.len() == 1 { "" } else { "s" },
+        total,
+        if total == 1 { "" } else { "s" },
+    ));
+    console.out("");
+
+    let code = spawn(common, &pd, &id, opts, &mut console)?;
+
+    let tasks = report::collect(&plan, Some(&orch))?;
+    let facts = RunFacts {
+        plan: &plan,
+        id: &id,
+        orch: &orch,
+        parallel_dir: &pd.path,
+        logs_dir: &logs,
+        started,
+        exit_code: code,
+    };
+    let rep = report::build(&facts, tasks);
+    report::write(&pd.report(), &rep)?;
+    for line in closing(&pd, &rep.tasks, code).lines() {
+        console.out(line);
+    }
+    Ok(code)
+}
+
+/// Whether any task of `orch` has left `pending` (or is unreadable): parsing
+/// again would then discard state, so the run resumes instead.
+fn has_started(orch: &Path) -> Result<bool> {
+    if !orch.is_dir() {
+        return Ok(false);
+    }
+    for path in layout::status_files(orch)? {
+        match store::read_status(&path) {
+            Ok(s) if s.status == State::Pending && s.attempt <= 1 && !store::is_live(&path) => {}
+            _ => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+/// `po-parse DIR --id ID`; the orchestration directory its output names.
+fn parse(
+    common: &Common,
+    pd: &ParallelDir,
+    id: &str,
+    console: &mut Console,
+) -> Result<Option<PathBuf>> {
+    let mut cmd = tools::command(
+        "po-parse",
+        common,
+        [pd.path.clone().into_os_string(), "--id".into(), id.into()],
+    );
+    tracing::debug!("running {}", tools::shown(&cmd));
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| not_found_or("po-parse", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        console.err(line);
+    }
+    if !out.status.success() {
+        let code = code_of(out.status);
+        return Err(tool_failed("po-parse", code, &stderr));
+    }
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(PathBuf::from);
+    Ok(first.and_then(|p| p.parent().map(Path::to_path_buf)))
+}
+
+fn spawn_command(
+    common: &Common,
+    pd: &ParallelDir,
+    id: &str,
+    opts: &RunOptions,
+) -> std::process::Command {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--id".into(),
+        id.into(),
+        "--log-dir".into(),
+        pd.logs().into_os_string(),
+    ];
+    if let Some(n) = opts.max_workers {
+        args.extend(["--max-workers".into(), n.to_string().into()]);
+    }
+    if let Some(t) = opts.timeout {
+        args.extend(["--timeout".into(), t.to_string().into()]);
+    }
+    if let Some(a) = &opts.agent_cmd {
+        args.extend(["--agent-cmd".into(), a.into()]);
+    }
+    if let Some(b) = &opts.base {
+        args.extend(["--base".into(), b.into()]);
+    }
+    if opts.retry {
+        args.push("--retry".into());
+    }
+    if opts.dry_run {
+        args.push("--dry-run".into());
+    }
+    args.extend(opts.spawn_args.iter().map(Into::into));
+    tools::command("po-spawn", common, args)
+}
+
+/// Run po-spawn, relaying its progress; its exit code.
+fn spawn(
+    common: &Common,
+    pd: &ParallelDir,
+    id: &str,
+    opts: &RunOptions,
+    console: &mut Console,
+) -> Result<i32> {
+    let mut cmd = spawn_command(common, pd, id, opts);
+    tracing::debug!("running {}", tools::shown(&cmd));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| not_found_or("po-spawn", e))?;
+    let _signals = Forward::install(&child);
+
+    // Status paths on stdout are not for people; drain them so po-spawn never blocks.
+    let mut stdout = child.stdout.take().expect("piped");
+    let drain = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stdout.read_to_end(&mut sink);
+        sink
+    });
+    let stderr = child.stderr.take().expect("piped");
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        match classify(&line) {
+            Line::Progress => console.out(&line),
+            Line::Diagnostic => console.err(&line),
+            Line::Replaced => console.transcript(&line),
+        }
+    }
+    let paths = drain.join().unwrap_or_default();
+    tracing::debug!(
+        "po-spawn finished {} status files",
+        String::from_utf8_lossy(&paths).lines().count()
+    );
+    let status = wait(&mut child)?;
+    Ok(code_of(status))
+}
+
+fn wait(child: &mut Child) -> Result<std::process::ExitStatus> {
+    loop {
+        match child.wait() {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("wait for", "po-spawn")(e)),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// Shown on stdout.
+    Progress,
+    /// Errors and logs: stderr.
+    Diagnostic,
+    /// po-spawn's own framing, which cpo prints itself from the status files.
+    Replaced,
+}
+
+fn classify(line: &str) -> Line {
+    let t = line.trim();
+    let counts = |rest: &str| {
+        let rest = rest.trim();
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '/' || c == ' ' || c.is_alphabetic())
+            && rest.starts_with(|c: char| c.is_ascii_digit())
+    };
+    if t == STARTED
+        || t == COMPLETE
+        || t == "Results:"
+        || t.strip_prefix("Completed:").is_some_and(counts)
+        || t.strip_prefix("Failed:").is_some_and(counts)
+    {
+        return Line::Replaced;
+    }
+    let level = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+    if t.starts_with("po-spawn:")
+        || t.starts_with("error:")
+        || t.starts_with("po-") && t.split_once(": failed to").is_some()
+        || level.iter().any(|l| t.starts_with(l))
+        || t.starts_with("WARNING")
+    {
+        return Line::Diagnostic;
+    }
+    Line::Progress
+}
+
+/// The document's closing block.
+pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
+    let t = report::totals(tasks);
+    let mut out = format!(
+        "\n{COMPLETE}\n\nResults:\n  Completed: {}/{} tasks\n  Failed: {} tasks\n",
+        t.completed, t.tasks, t.failed
+    );
+    if t.not_finished > 0 {
+        out.push_str(&format!("  Not finished: {} tasks\n", t.not_finished));
+    }
+    for r in tasks {
+        let st = r.state();
+        if st.is_some_and(|s| s.is_terminal() && s != State::Completed) {
+            out.push_str(&format!(
+                "  ❌ {} {}: {}\n",
+                r.id,
+                super::board::label(r).to_lowercase(),
+                r.error.as_deref().unwrap_or("no error recorded")
+            ));
+            if let Some(log) = &r.log_file {
+                out.push_str(&format!("     log: {}\n", log.display()));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\nLogs: {}/\nReport: {}\n",
+        pd.shown_join(super::LOGS),
+        pd.shown_join(super::REPORT)
+    ));
+    let shown = pd.shown.display().to_string();
+    if t.completed == t.tasks && t.tasks > 0 && code == exit::SUCCESS {
+        out.push_str(&format!(
+            "\nNext step: /parallel-integrate --parallel-dir {shown}\n"
+        ));
+    } else if !matches!(
+        code,
+        exit::PARTIAL | exit::MAJORITY_FAILURE | exit::VALIDATION | exit::INTERRUPTED
+    ) && t.completed + t.failed == 0
+    {
+        out.push_str(&format!(
+            "\npo-spawn exited with {code} before running any task: see its message above.\n"
+        ));
+    } else if code == exit::INTERRUPTED {
+        out.push_str(&format!("\nInterrupted. Continue with: cpo run {shown}\n"));
+    } else {
+        out.push_str(&format!(
+            "\nCheck {}/ for detailed agent output.\nRun the failed tasks again: cpo run {shown} \
+             --retry\n",
+            pd.shown_join(super::LOGS)
+        ));
+    }
+    out
+}
+
+fn code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(exit::SYSTEM)
+}
+
+fn not_found_or(tool: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::system(format!(
+            "run {tool}: not found next to cpo or on PATH; install po with `cargo install --path \
+             .` from its repository"
+        ))
+    } else {
+        Error::io("run", tool)(e)
+    }
+}
+
+fn tool_failed(tool: &str, code: i32, stderr: &str) -> Error {
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    let detail = format!("exited with {code}: {last}");
+    match code {
+        exit::PARSE => Error::parse(tool, detail),
+        exit::VALIDATION => Error::validation(tool, detail),
+        exit::GITHUB => Error::gh(tool, detail),
+        exit::USAGE => Error::usage(format!("run {tool}: {detail}")),
+        exit::INTERRUPTED => Error::Interrupted,
+        _ => Error::system(format!("run {tool}: {detail}")),
+    }
+}
+
+/// What cpo prints, also kept in `DIR/logs/cpo-run-<time>.log`.
+struct Console {
+    file: Option<File>,
+}
+
+impl Console {
+    fn open(logs: &Path, started: &timefmt::Timestamp) -> Result<Console> {
+        let path = logs.join(format!("cpo-run-{}.log", started.format("%Y%m%d-%H%M%S")));
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
+        Ok(Console { file: Some(file) })
+    }
+
+    fn transcript(&mut self, line: &str) {
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    fn out(&mut self, line: &str) {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+        self.transcript(line);
+    }
+
+    fn err(&mut self, line: &str) {
+        eprintln!("{line}");
+        self.transcript(line);
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Ctrl-C reaches po-spawn through the terminal's process group; a SIGTERM
+    // sent to cpo alone is passed on. Either way cpo waits for po-spawn to
+    // cancel cleanly, then writes the report.
+    let pid = CHILD.load(Ordering::SeqCst);
+    if sig == libc::SIGTERM && pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Signal handling for the lifetime of one po-spawn child.
+struct Forward {
+    old: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
+}
+
+impl Forward {
+    fn install(child: &Child) -> Forward {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        CHILD.store(child.id() as i32, Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let mut old = Vec::new();
+        for sig in [Signal::SIGINT, Signal::SIGTERM] {
+            // SAFETY: the handler only reads an atomic and calls kill(2).
+            if let Ok(prev) = unsafe { sigaction(sig, &action) } {
+                old.push((sig, prev));
+            }
+        }
+        Forward { old }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        CHILD.store(0, Ordering::SeqCst);
+        for (sig, prev) in self.old.drain(..) {
+            // SAFETY: restoring the disposition that was there before.
+            unsafe {
+                let _ = nix::sys::signal::sigaction(sig, &prev);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpo::plan::Plan;
+
+    #[test]
+    fn spawn_framing_is_replaced_and_progress_kept() {
+        assert_eq!(classify("=== Execution Complete ==="), Line::Replaced);
+        assert_eq!(classify("Completed: 4/5"), Line::Replaced);
+        assert_eq!(classify("  Completed: 5/5 tasks"), Line::Replaced);
+        assert_eq!(classify("Failed: 1 tasks"), Line::Replaced);
+        assert_eq!(classify("Wave 1:"), Line::Progress);
+        assert_eq!(classify("  task-001-users: RUNNING"), Line::Progress);
+        assert_eq!(
+            classify("❌ task-003 failed: Failed: tests did not pass"),
+            Line::Progress
+        );
+        assert_eq!(
+            classify("po-spawn: failed to validate wave 1: `make test` exited 2"),
+            Line::Diagnostic
+        );
+        assert_eq!(classify(" WARN stall window exceeded"), Line::Diagnostic);
+    }
+
+    #[test]
+    fn closing_block_matches_the_document() {
+        let pd = ParallelDir {
+            shown: "parallel/TS-0042-inventory/".into(),
+            path: "/x".into(),
+        };
+        let plan = Plan::from_value(
+            &serde_json::json!({"tech_spec_id": "T", "waves": [{"number": 1, "tasks": [{"id": "a"}]}]}),
+            Path::new("/x"),
+        );
+        let mut tasks = report::collect(&plan, None).unwrap();
+        tasks[0].status = "completed".into();
+        let text = closing(&pd, &tasks, 0);
+        assert!(text.contains(
+            "=== Execution Complete ===\n\nResults:\n  Completed: 1/1 tasks\n  Failed: 0 tasks\n"
+        ));
+        assert!(text.contains(
+            "Next step: /parallel-integrate --parallel-dir parallel/TS-0042-inventory/\n"
+        ));
+        assert!(text.contains("Logs: parallel/TS-0042-inventory/logs/\n"));
+    }
+}

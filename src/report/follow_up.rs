@@ -1,0 +1,279 @@
+//! Diagnostic follow-up issues: one per failed or timed-out agent, filed once.
+//!
+//! The issue number is recorded as the status file's `follow_up_issue` inside
+//! the status file's lock, and the `gh issue create` call happens while that
+//! lock is held: two `po-summarize --follow-up-issues` runs never file the
+//! same failure twice.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::markdown::{Paths, shorten};
+use super::summary::{Loaded, display_agent, error_text};
+use crate::error::{Error, Result};
+use crate::forge::Gh;
+use crate::protocol::{AgentStatus, State, store};
+
+/// Labels of a diagnostic issue (the seed's orchestration label).
+pub const LABELS: &[&str] = &["parallel-orchestration"];
+/// How many lines of the agent's log go into the issue.
+pub const LOG_LINES: usize = 30;
+/// At most this much of the log's end is read.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+const LINE_MAX: usize = 400;
+
+/// One issue filed: the agent and the new issue's number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filed {
+    pub agent_id: String,
+    pub issue: u64,
+}
+
+fn needs_follow_up(s: &AgentStatus) -> bool {
+    matches!(s.status, State::Failed | State::TimedOut) && s.follow_up_issue.is_none()
+}
+
+/// File the missing follow-up issues of `loaded`; returns what was filed.
+/// Stops at the first `gh` failure; what was filed before it stays recorded.
+pub fn file_all(loaded: &Loaded, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
+    let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
+    let mut filed = Vec::new();
+    for (path, seen) in &loaded.agents {
+        if !needs_follow_up(seen) {
+            continue;
+        }
+        let mut created = None;
+        store::update_status(path, |s| {
+            if !needs_follow_up(s) {
+                return Ok(());
+            }
+            let (title, body) = issue_text(s, &loaded.id, master, paths);
+            let n = create_issue(gh, &title, &body)?;
+            s.follow_up_issue = Some(n);
+            created = Some(n);
+            Ok(())
+        })?;
+        if let Some(issue) = created {
+            tracing::info!(agent = %seen.agent_id, issue, "filed follow-up issue");
+            filed.push(Filed {
+                agent_id: seen.agent_id.clone(),
+                issue,
+            });
+        }
+    }
+    Ok(filed)
+}
+
+/// `gh issue create` with [`LABELS`]; a repository without those labels gets
+/// the issue unlabelled rather than none at all.
+fn create_issue(gh: &Gh, title: &str, body: &str) -> Result<u64> {
+    match gh.issue_create(title, body, LABELS) {
+        Err(Error::Gh { detail, .. })
+            if detail.contains("label") && detail.contains("not found") =>
+        {
+            tracing::warn!(
+                "the repository has no label {}; filing the issue without it ({detail})",
+                LABELS.join(", ")
+            );
+            gh.issue_create(title, body, &[])
+        }
+        other => other,
+    }
+}
+
+/// A code fence longer than any run of backticks in `text`.
+fn fence(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    "`".repeat((longest + 1).max(3))
+}
+
+fn fenced(text: &str) -> String {
+    let f = fence(text);
+    format!("{f}\n{}\n{f}", text.trim_end())
+}
+
+/// The title and body of the diagnostic issue for one failed task.
+pub fn issue_text(
+    s: &AgentStatus,
+    orchestration_id: &str,
+    master: Option<u64>,
+    paths: &Paths,
+) -> (String, String) {
+    let name = display_agent(&s.agent_id);
+    let error = error_text(s.error.as_deref(), s.status, s.exit_code);
+    let first = error.lines().next().unwrap_or("").trim();
+    let verb = if s.status == State::TimedOut {
+        "timed out"
+    } else {
+        "failed"
+    };
+    let title = format!("{name} {verb}: {}", shorten(first, 72));
+
+    let mut b = String::new();
+    if let Some(m) = master {
+        b.push_str(&format!("**Master Issue**: #{m}\n"));
+    }
+    if let Some(sub) = s.sub_issue {
+        b.push_str(&format!("**Sub-Issue**: #{sub}\n"));
+    }
+    if !s.title.is_empty() {
+        b.push_str(&format!("**Task**: {}\n", shorten(s.title.trim(), 200)));
+    }
+    b.push_str(&format!(
+        "**Agent**: {} (attempt {}), {}",
+        s.agent_id, s.attempt, s.status
+    ));
+    if let Some(code) = s.exit_code {
+        b.push_str(&format!(", exit status {code}"));
+    }
+    b.push('\n');
+    b.push_str(&format!(
+        "**Failed in phase**: {}\n",
+        s.phase.as_deref().unwrap_or("unknown (no phase reported)")
+    ));
+    if let Some(br) = &s.branch {
+        b.push_str(&format!("**Branch**: `{br}`\n"));
+    }
+
+    b.push_str("\n## Error\n\n");
+    b.push_str(&fenced(&shorten(&error, 4000)));
+    b.push('\n');
+
+    let log = s.log_file.as_deref();
+    b.push_str("\n## Log excerpt\n\n");
+    match log.map(|l| (l, log_tail(l, LOG_LINES))) {
+        Some((l, Ok(tail))) if !tail.trim().is_empty() => {
+            b.push_str(&format!(
+                "The last {} lines of `{}`:\n\n",
+                tail.lines().count(),
+                paths.show(l)
+            ));
+            b.push_str(&fenced(&tail));
+            b.push('\n');
+        }
+        Some((l, Ok(_))) => b.push_str(&format!("`{}` is empty.\n", paths.show(l))),
+        Some((l, Err(e))) => b.push_str(&format!("`{}` could not be read: {e}\n", paths.show(l))),
+        None => b.push_str("No log file was recorded for this task.\n"),
+    }
+
+    b.push_str("\n## Suggested next steps\n\n");
+    let mut n = 0;
+    let mut step = |text: String| {
+        n += 1;
+        b.push_str(&format!("{n}. {text}\n"));
+    };
+    if let Some(l) = log {
+        step(format!("Read the full log: `{}`", paths.show(l)));
+    }
+    if let Some(w) = &s.worktree {
+        step(format!(
+            "Inspect the agent's worktree `{}`{}",
+            paths.show(w),
+            s.branch
+                .as_deref()
+                .map(|br| format!(" (branch `{br}`)"))
+                .unwrap_or_default()
+        ));
+    }
+    if s.status == State::TimedOut {
+        step("Split the task or allow more time (`--timeout SECS`)".into());
+    }
+    step(format!(
+        "Fix the cause, then retry: `po-spawn --id {orchestration_id} --retry`"
+    ));
+    step(format!(
+        "Follow the retry: `po-watch {orchestration_id} --follow`"
+    ));
+
+    b.push_str(&format!("\n---\nOrchestration ID: {orchestration_id}\n"));
+    (title, b)
+}
+
+/// The last `lines` lines of a log, ANSI escapes and other controls removed.
+pub fn log_tail(path: &Path, lines: usize) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(LOG_TAIL_BYTES);
+    f.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        all.remove(0); // probably cut in the middle
+    }
+    while all.last().is_some_and(|l| l.trim().is_empty()) {
+        all.pop();
+    }
+    let keep = &all[all.len().saturating_sub(lines)..];
+    Ok(keep
+        .iter()
+        .map(|l| shorten(&strip_controls(l), LINE_MAX))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Remove ANSI escape sequences and control characters (tabs stay).
+pub fn strip_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // CSI: parameters and intermediates, then one final byte.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c == '\t' || !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_outgrow_the_backticks_inside() {
+        assert_eq!(fence("plain"), "```");
+        assert_eq!(fence("a ```` b"), "`````");
+    }
+
+    #[test]
+    fn colours_and_controls_leave_log_lines() {
+        assert_eq!(
+            strip_controls("\u{1b}[31merror\u{1b}[0m: x\r\u{7}"),
+            "error: x"
+        );
+    }
+
+    #[test]
+    fn the_tail_is_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, text + "\n\n").unwrap();
+        let tail = log_tail(&p, 30).unwrap();
+        assert_eq!(tail.lines().count(), 30);
+        assert!(tail.starts_with("line 71\n"));
+        assert!(tail.ends_with("line 100"));
+    }
+}

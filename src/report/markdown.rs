@@ -1,0 +1,460 @@
+//! The seed's markdown report (`summary.md`) and its master-issue comment.
+//!
+//! Task text (titles, errors) is untrusted: in tables it is flattened to one
+//! line with `|` escaped, so it cannot break the layout.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::summary::{AgentSummary, Summary};
+use crate::protocol::State;
+use crate::timefmt::human_duration;
+
+/// How paths are shown: relative to the repository top level when inside it.
+#[derive(Clone, Debug, Default)]
+pub struct Paths {
+    pub repo: Option<PathBuf>,
+}
+
+impl Paths {
+    pub fn show(&self, p: &Path) -> String {
+        match self.repo.as_deref().and_then(|r| p.strip_prefix(r).ok()) {
+            Some(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+            _ => p.display().to_string(),
+        }
+    }
+
+    /// A directory, with a trailing `/`.
+    pub fn show_dir(&self, p: &Path) -> String {
+        let s = self.show(p);
+        if s.ends_with('/') { s } else { s + "/" }
+    }
+}
+
+/// `4127` → `4,127`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line, `|` escaped, at most `max` characters (with `…`).
+pub fn cell(text: &str, max: usize) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let short = shorten(&flat, max);
+    short.replace('|', "\\|")
+}
+
+/// At most `max` characters, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    s = s.trim_end().to_string();
+    s.push('…');
+    s
+}
+
+fn percent(rate: f64) -> String {
+    if (rate - rate.round()).abs() < 0.05 {
+        format!("{}%", rate.round() as i64)
+    } else {
+        format!("{rate:.1}%")
+    }
+}
+
+fn sub_issue(a: &AgentSummary) -> String {
+    a.sub_issue.map_or("—".into(), |n| format!("#{n}"))
+}
+
+fn pr_link(a: &AgentSummary) -> String {
+    match (a.pr_number, a.pr_url.as_deref()) {
+        (Some(n), Some(url)) if !url.is_empty() => format!("[PR #{n}]({url})"),
+        (Some(n), _) => format!("PR #{n}"),
+        (None, _) => "—".into(),
+    }
+}
+
+fn duration(a: &AgentSummary) -> String {
+    a.duration_seconds.map_or("—".into(), human_duration)
+}
+
+fn list(numbers: &[u64]) -> String {
+    numbers
+        .iter()
+        .map(|n| format!("#{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `po-spawn` command that retries this orchestration's failed tasks.
+pub fn retry_command(s: &Summary) -> String {
+    format!("po-spawn --id {} --retry", s.orchestration_id)
+}
+
+/// `summary.md`: the seed's "Parallel Orchestration Results" report.
+pub fn render_summary(s: &Summary, paths: &Paths) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(o, "## Parallel Orchestration Results\n");
+    match (s.master_issue, s.title.as_deref()) {
+        (Some(n), Some(t)) => {
+            let _ = writeln!(o, "**Master Issue**: #{n} - {}", cell(t, 120));
+        }
+        (Some(n), None) => {
+            let _ = writeln!(o, "**Master Issue**: #{n}");
+        }
+        (None, title) => {
+            if let Some(src) = &s.source {
+                let _ = writeln!(o, "**Source**: {} `{}`", src.kind, cell(&src.value, 120));
+            }
+            if let Some(t) = title {
+                let _ = writeln!(o, "**Title**: {}", cell(t, 120));
+            }
+        }
+    }
+    let _ = writeln!(o, "**Orchestration ID**: {}", s.orchestration_id);
+    let _ = writeln!(
+        o,
+        "**Duration**: {}",
+        human_duration(s.duration_seconds as f64)
+    );
+    let _ = writeln!(
+        o,
+        "**Success Rate**: {}/{} ({})",
+        s.successful,
+        s.total_sub_tasks,
+        percent(s.success_rate)
+    );
+    if !s.all_terminal() {
+        let _ = writeln!(
+            o,
+            "**Still running**: {} in progress, {} pending (`po-watch {}`)",
+            s.in_progress, s.pending, s.orchestration_id
+        );
+    }
+
+    let ok: Vec<&AgentSummary> = s.successful_agents().collect();
+    if !ok.is_empty() {
+        let _ = writeln!(o, "\n### Successful Tasks\n");
+        let _ = writeln!(o, "| Agent | Task | Sub-Issue | PR | Duration | LOC |");
+        let _ = writeln!(o, "|-------|------|-----------|-----|----------|-----|");
+        for a in &ok {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                a.display_name(),
+                cell(&a.title, 60),
+                sub_issue(a),
+                pr_link(a),
+                duration(a),
+                a.lines_added.map_or("—".into(), thousands)
+            );
+        }
+        let prs = ok.iter().filter(|a| a.pr_number.is_some()).count();
+        let _ = writeln!(
+            o,
+            "\n**Total LOC**: {} lines across {} {}",
+            thousands(s.lines_of_code),
+            if prs > 0 { prs } else { ok.len() },
+            match (prs > 0, prs.max(ok.len()) == 1) {
+                (true, true) => "PR",
+                (true, false) => "PRs",
+                (false, true) => "task",
+                (false, false) => "tasks",
+            }
+        );
+    }
+
+    let failed: Vec<&AgentSummary> = s.failed_agents().collect();
+    if !failed.is_empty() {
+        let _ = writeln!(o, "\n### Failed Tasks\n");
+        let _ = writeln!(o, "| Agent | Sub-Issue | Error | Duration | Follow-Up |");
+        let _ = writeln!(o, "|-------|-----------|-------|----------|-----------|");
+        for a in &failed {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                a.display_name(),
+                sub_issue(a),
+                cell(&a.error_text(), 80),
+                duration(a),
+                a.follow_up_issue
+                    .map_or("—".into(), |n| format!("Issue #{n}"))
+            );
+        }
+    }
+
+    let other: Vec<&AgentSummary> = s.other_agents().collect();
+    if !other.is_empty() || !s.unreadable_files.is_empty() {
+        let _ = writeln!(o, "\n### Not Finished\n");
+        let _ = writeln!(o, "| Agent | Sub-Issue | State | Note |");
+        let _ = writeln!(o, "|-------|-----------|-------|------|");
+        for a in &other {
+            let note = match a.state {
+                State::Cancelled => a.error_text(),
+                State::InProgress => a.phase.clone().unwrap_or_else(|| "running".into()),
+                _ => "waiting to run".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                a.display_name(),
+                sub_issue(a),
+                a.state,
+                cell(&note, 80)
+            );
+        }
+        for u in &s.unreadable_files {
+            let _ = writeln!(
+                o,
+                "| `{}` | — | unreadable | {} |",
+                cell(&paths.show(&u.path), 80),
+                cell(&u.error, 80)
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n### Next Steps\n");
+    for (i, step) in next_steps(s, paths).iter().enumerate() {
+        let _ = writeln!(o, "{}. {step}", i + 1);
+    }
+
+    let _ = writeln!(o, "\n### Performance Metrics\n");
+    let wall = s.duration_seconds as f64;
+    match s.speedup {
+        Some(x) => {
+            let _ = writeln!(
+                o,
+                "- **Parallel vs Sequential**: {} vs ~{} sequential ({x:.1}x speedup)",
+                human_duration(wall),
+                human_duration(s.sequential_seconds)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "- **Parallel vs Sequential**: not measured yet");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "- **Peak Concurrency**: {} agent{}",
+        s.peak_concurrency,
+        if s.peak_concurrency == 1 { "" } else { "s" }
+    );
+    if let Some(avg) = s.average_agent_duration_seconds {
+        let _ = writeln!(o, "- **Average Agent Duration**: {}", human_duration(avg));
+    }
+    let _ = writeln!(o, "- **Success Rate**: {}", percent(s.success_rate));
+    if let Some(cost) = s.total_cost_usd {
+        let _ = writeln!(o, "- **Total Cost**: ${cost:.2}");
+    }
+    if s.total_tokens > 0 {
+        let _ = writeln!(
+            o,
+            "- **Tokens**: {} ({} in, {} out)",
+            thousands(s.total_tokens),
+            thousands(s.total_input_tokens),
+            thousands(s.total_output_tokens)
+        );
+    }
+    if s.total_turns > 0 {
+        let _ = writeln!(o, "- **Turns**: {}", thousands(s.total_turns));
+    }
+
+    let _ = writeln!(o, "\n---");
+    let logs = if s.logs.is_empty() {
+        "no agent logs recorded".to_string()
+    } else {
+        s.logs
+            .iter()
+            .map(|l| format!("`{}`", paths.show_dir(l)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(o, "📊 Full logs: {logs}");
+    let _ = writeln!(
+        o,
+        "📁 Status files: `{}`",
+        paths.show_dir(&s.orchestration_dir)
+    );
+    out
+}
+
+/// The numbered "Next Steps" of the report.
+pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
+    let mut steps = Vec::new();
+    if !s.prs_created.is_empty() {
+        let open: Vec<u64> = s.successful_agents().filter_map(|a| a.pr_number).collect();
+        if !open.is_empty() {
+            steps.push(format!("Review and merge successful PRs ({})", list(&open)));
+        }
+    } else {
+        let branches: Vec<String> = s
+            .successful_agents()
+            .filter_map(|a| a.branch.as_ref().map(|b| format!("`{b}`")))
+            .collect();
+        if !branches.is_empty() {
+            steps.push(format!(
+                "Review and merge the successful branches ({})",
+                branches.join(", ")
+            ));
+        }
+    }
+    for a in s.failed_agents() {
+        let what = shorten(&cell(&a.error_text(), 60), 60);
+        match a.follow_up_issue {
+            Some(n) => steps.push(format!(
+                "Investigate {} ({what}) in diagnostic issue #{n}",
+                a.display_name()
+            )),
+            None => steps.push(format!(
+                "Investigate {} ({what}){}",
+                a.display_name(),
+                a.log_file
+                    .as_deref()
+                    .map(|l| format!(": log `{}`", paths.show(l)))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    if s.failed > 0 || s.cancelled > 0 {
+        let subs: Vec<u64> = s
+            .agents
+            .iter()
+            .filter(|a| a.is_failure() || a.state == State::Cancelled)
+            .filter_map(|a| a.sub_issue)
+            .collect();
+        let which = if subs.is_empty() {
+            "the failed tasks".to_string()
+        } else if subs.len() == 1 {
+            format!("sub-issue #{}", subs[0])
+        } else {
+            format!("sub-issues {}", list(&subs))
+        };
+        steps.push(format!("Fix and re-run {which}: `{}`", retry_command(s)));
+    }
+    for a in s.agents.iter().filter(|a| a.state == State::Completed) {
+        if let Some(n) = a.follow_up_issue {
+            steps.push(format!(
+                "Close diagnostic issue #{n}: {} has since completed",
+                a.display_name()
+            ));
+        }
+    }
+    if !s.all_terminal() {
+        steps.push(format!(
+            "Wait for the {} unfinished task(s): `po-watch {} --follow`",
+            s.pending + s.in_progress,
+            s.orchestration_id
+        ));
+    }
+    if !s.unreadable_files.is_empty() {
+        steps.push("Fix or remove the unreadable status files listed above".into());
+    }
+    if steps.is_empty() {
+        steps.push("Nothing left to do: every task completed".into());
+    }
+    steps
+}
+
+/// The seed's master-issue comment: status, duration, PRs, an action checklist.
+pub fn render_comment(s: &Summary, paths: &Paths) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let heading = if s.all_terminal() {
+        "Parallel Orchestration Complete"
+    } else {
+        "Parallel Orchestration Progress"
+    };
+    let _ = writeln!(o, "## {heading}\n");
+    let _ = writeln!(
+        o,
+        "**Status**: {}/{} tasks completed successfully ({})",
+        s.successful,
+        s.total_sub_tasks,
+        percent(s.success_rate)
+    );
+    let _ = writeln!(
+        o,
+        "**Duration**: {}",
+        human_duration(s.duration_seconds as f64)
+    );
+    let _ = writeln!(
+        o,
+        "**PRs Created**: {}",
+        if s.prs_created.is_empty() {
+            "none".to_string()
+        } else {
+            list(&s.prs_created)
+        }
+    );
+    let _ = writeln!(
+        o,
+        "\nFull summary: `{}`",
+        paths.show(&s.orchestration_dir.join("summary.md"))
+    );
+
+    let mut actions = Vec::new();
+    for a in s.successful_agents() {
+        if let Some(n) = a.pr_number {
+            actions.push(format!("Review and merge PR #{n}"));
+        }
+    }
+    for a in s.failed_agents() {
+        let what = shorten(&cell(&a.error_text(), 60), 60);
+        match a.follow_up_issue {
+            Some(n) => actions.push(format!("Investigate {what} in issue #{n}")),
+            None => actions.push(format!(
+                "Investigate {} failure ({what}), then `{}`",
+                a.display_name(),
+                retry_command(s)
+            )),
+        }
+    }
+    if !actions.is_empty() {
+        let _ = writeln!(o, "\n### Action Required");
+        for a in actions {
+            let _ = writeln!(o, "- [ ] {a}");
+        }
+    }
+    let _ = writeln!(o, "\n---\nOrchestration ID: {}", s.orchestration_id);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(823), "823");
+        assert_eq!(thousands(1045), "1,045");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn cells_stay_on_one_line_and_in_their_column() {
+        assert_eq!(cell("a | b\n  c", 80), "a \\| b c");
+        assert_eq!(cell("abcdefghij", 5), "abcd…");
+    }
+
+    #[test]
+    fn percentages_drop_needless_decimals() {
+        assert_eq!(percent(80.0), "80%");
+        assert_eq!(percent(66.67), "66.7%");
+    }
+}

@@ -1,0 +1,484 @@
+//! Result aggregation: the seed's `summary.json` shape, computed from the
+//! status files of one orchestration.
+//!
+//! Definitions (also in `po-summarize --help`):
+//! * `successful`: tasks `completed`. `failed`: tasks `failed` or `timed_out`
+//!   (`timed_out` counts them again on its own). `cancelled`, `pending`,
+//!   `in_progress` and unreadable status files are counted apart; all of them
+//!   make up `total_sub_tasks`, and only `successful` counts as success.
+//! * `duration_seconds`: wall clock, from the earliest `start_time` to the
+//!   latest `completion_time` (to now while a task is still running).
+//! * `lines_of_code`: lines added by the successful tasks (the seed's "total
+//!   lines of code added"); `lines_added` and `lines_removed` cover every task.
+//! * `sequential_seconds`: the sum of the agents' own durations, i.e. what the
+//!   same work would take one agent at a time; `speedup` is that over the wall
+//!   clock. `peak_concurrency` is the most start–completion intervals that
+//!   overlap at one instant.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, exit};
+use crate::protocol::{AgentStatus, Orchestration, Source, State, layout, store};
+use crate::timefmt::{self, Timestamp};
+
+/// One orchestration as read from disk.
+#[derive(Debug)]
+pub struct Loaded {
+    pub dir: PathBuf,
+    /// The orchestration id (from `orchestration.json`, else the directory name).
+    pub id: String,
+    pub orchestration: Option<Orchestration>,
+    /// Readable status files, by agent number.
+    pub agents: Vec<(PathBuf, AgentStatus)>,
+    /// Status files that could not be read, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Read an orchestration directory. A bad status file is reported, not fatal.
+pub fn load(dir: &Path) -> Result<Loaded> {
+    let orch_path = dir.join(layout::ORCHESTRATION_FILE);
+    let orchestration = if orch_path.exists() {
+        match store::read_json::<Orchestration>(&orch_path) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::warn!("failed to {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let id = orchestration
+        .as_ref()
+        .map(|o| o.id.clone())
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    let mut agents = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in layout::status_files(dir)? {
+        match store::read_status(&path) {
+            Ok(s) => agents.push((path, s)),
+            Err(e) => unreadable.push((path, e.to_string())),
+        }
+    }
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        id,
+        orchestration,
+        agents,
+        unreadable,
+    })
+}
+
+/// One agent's line in the summary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AgentSummary {
+    pub agent_id: String,
+    pub title: String,
+    pub state: State,
+    pub sub_issue: Option<u64>,
+    pub wave: u32,
+    pub attempt: u32,
+    pub phase: Option<String>,
+    pub branch: Option<String>,
+    pub start_time: Option<String>,
+    pub completion_time: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub lines_added: Option<u64>,
+    pub lines_removed: Option<u64>,
+    pub files_changed: Option<u64>,
+    pub commits: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub tokens: Option<u64>,
+    pub pr_number: Option<u64>,
+    pub pr_url: Option<String>,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    pub follow_up_issue: Option<u64>,
+    pub log_file: Option<PathBuf>,
+    pub worktree: Option<PathBuf>,
+    pub status_file: PathBuf,
+}
+
+impl AgentSummary {
+    /// `Agent-3`, the seed's spelling in tables and titles.
+    pub fn display_name(&self) -> String {
+        display_agent(&self.agent_id)
+    }
+
+    pub fn is_failure(&self) -> bool {
+        matches!(self.state, State::Failed | State::TimedOut)
+    }
+
+    /// The error a human reads: the recorded one, or what the state implies.
+    pub fn error_text(&self) -> String {
+        error_text(self.error.as_deref(), self.state, self.exit_code)
+    }
+}
+
+/// A task's error as a human reads it: the recorded one, or what its state implies.
+pub fn error_text(error: Option<&str>, state: State, exit_code: Option<i32>) -> String {
+    match (error.map(str::trim), state) {
+        (Some(e), _) if !e.is_empty() => e.to_string(),
+        (_, State::TimedOut) => "timed out".into(),
+        (_, State::Cancelled) => "cancelled".into(),
+        (_, State::Failed) => match exit_code {
+            Some(c) => format!("exited with status {c}"),
+            None => "failed (no error recorded)".into(),
+        },
+        (_, s) => s.to_string(),
+    }
+}
+
+/// `agent-3` → `Agent-3`.
+pub fn display_agent(agent_id: &str) -> String {
+    let mut c = agent_id.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A status file that could not be read.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// `summary.json`: the seed's result aggregation, then po's details.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Summary {
+    // --- the seed's fields ---
+    pub master_issue: Option<u64>,
+    pub total_sub_tasks: usize,
+    pub successful: usize,
+    pub failed: usize,
+    pub prs_created: Vec<u64>,
+    pub follow_up_issues: Vec<u64>,
+    pub duration_seconds: u64,
+    pub lines_of_code: u64,
+
+    // --- po's additions ---
+    pub orchestration_id: String,
+    pub title: Option<String>,
+    pub source: Option<Source>,
+    pub timed_out: usize,
+    pub cancelled: usize,
+    pub pending: usize,
+    pub in_progress: usize,
+    pub unreadable: usize,
+    /// Percent of `total_sub_tasks` that completed.
+    pub success_rate: f64,
+    pub threshold: u32,
+    /// 0 all completed, 1 at or above the threshold, 2 below it.
+    pub exit_code: i32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub sequential_seconds: f64,
+    pub speedup: Option<f64>,
+    pub peak_concurrency: usize,
+    pub average_agent_duration_seconds: Option<f64>,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// Sum over the agents that report a cost; `None` when none does.
+    pub total_cost_usd: Option<f64>,
+    pub total_turns: u64,
+    pub total_input_tokens: u64,
+    pub total_output_tokens: u64,
+    pub total_tokens: u64,
+    /// The log directories of the runs (`logs/<session>/`).
+    pub logs: Vec<PathBuf>,
+    pub orchestration_dir: PathBuf,
+    pub generated_at: String,
+    pub agents: Vec<AgentSummary>,
+    pub unreadable_files: Vec<Unreadable>,
+}
+
+impl Summary {
+    pub fn successful_agents(&self) -> impl Iterator<Item = &AgentSummary> {
+        self.agents.iter().filter(|a| a.state == State::Completed)
+    }
+
+    pub fn failed_agents(&self) -> impl Iterator<Item = &AgentSummary> {
+        self.agents.iter().filter(|a| a.is_failure())
+    }
+
+    /// Cancelled, pending and running tasks.
+    pub fn other_agents(&self) -> impl Iterator<Item = &AgentSummary> {
+        self.agents
+            .iter()
+            .filter(|a| a.state != State::Completed && !a.is_failure())
+    }
+
+    pub fn all_terminal(&self) -> bool {
+        self.pending == 0 && self.in_progress == 0
+    }
+}
+
+/// The exit code for `successful` of `total` at `threshold` percent.
+pub fn exit_code_for(successful: usize, total: usize, threshold: u32) -> i32 {
+    if successful >= total {
+        exit::SUCCESS
+    } else if (successful as u128) * 100 >= u128::from(threshold) * total as u128 {
+        exit::PARTIAL
+    } else {
+        exit::MAJORITY_FAILURE
+    }
+}
+
+fn agent_duration(s: &AgentStatus) -> Option<f64> {
+    s.metrics
+        .duration_seconds
+        .or_else(|| match (s.start_time, s.completion_time) {
+            (Some(a), Some(b)) => Some((b - a).num_milliseconds().max(0) as f64 / 1000.0),
+            _ => None,
+        })
+}
+
+/// The most intervals `[start, end)` that overlap at one instant.
+pub fn peak_concurrency(intervals: &[(Timestamp, Timestamp)]) -> usize {
+    let mut events: Vec<(Timestamp, i32)> = Vec::with_capacity(intervals.len() * 2);
+    for &(a, b) in intervals {
+        events.push((a, 1));
+        events.push((b.max(a), -1));
+    }
+    // Ends sort before starts at the same instant: back-to-back is not overlap.
+    events.sort();
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in events {
+        now += d;
+        peak = peak.max(now);
+    }
+    peak as usize
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Aggregate what `load` read, at `now`, against `threshold` percent.
+pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
+    let orch = loaded.orchestration.as_ref();
+    let mut agents = Vec::new();
+    let mut intervals = Vec::new();
+    let mut logs: Vec<PathBuf> = Vec::new();
+    let (mut earliest, mut latest): (Option<Timestamp>, Option<Timestamp>) = (None, None);
+    let mut running = false;
+
+    for (path, s) in &loaded.agents {
+        if let Some(start) = s.start_time {
+            earliest = Some(earliest.map_or(start, |e| e.min(start)));
+            match (s.status, s.completion_time) {
+                (State::InProgress, _) => {
+                    running = true;
+                    intervals.push((start, now));
+                }
+                (_, Some(end)) if s.status.is_terminal() => {
+                    latest = Some(latest.map_or(end, |l| l.max(end)));
+                    intervals.push((start, end));
+                }
+                _ => {}
+            }
+        }
+        if let Some(dir) = s.log_file.as_deref().and_then(Path::parent)
+            && !logs.iter().any(|l| l == dir)
+        {
+            logs.push(dir.to_path_buf());
+        }
+        let m = &s.metrics;
+        let tokens = match (m.input_tokens, m.output_tokens) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+        };
+        agents.push(AgentSummary {
+            agent_id: s.agent_id.clone(),
+            title: s.title.clone(),
+            state: s.status,
+            sub_issue: s.sub_issue,
+            wave: s.wave,
+            attempt: s.attempt,
+            phase: s.phase.clone(),
+            branch: s.branch.clone(),
+            start_time: s.start_time.as_ref().map(timefmt::format),
+            completion_time: s.completion_time.as_ref().map(timefmt::format),
+            duration_seconds: agent_duration(s).map(round2),
+            lines_added: m.lines_added,
+            lines_removed: m.lines_removed,
+            files_changed: m.files_changed,
+            commits: m.commits,
+            cost_usd: m.cost_usd,
+            turns: m.turns,
+            input_tokens: m.input_tokens,
+            output_tokens: m.output_tokens,
+            tokens,
+            pr_number: s.pr_number,
+            pr_url: s.pr_url.clone(),
+            error: s.error.clone(),
+            exit_code: s.exit_code,
+            follow_up_issue: s.follow_up_issue,
+            log_file: s.log_file.clone(),
+            worktree: s.worktree.clone(),
+            status_file: path.clone(),
+        });
+    }
+
+    let count = |st: State| agents.iter().filter(|a| a.state == st).count();
+    let successful = count(State::Completed);
+    let timed_out = count(State::TimedOut);
+    let failed = count(State::Failed) + timed_out;
+    let total = agents.len() + loaded.unreadable.len();
+
+    let end = if running {
+        Some(latest.map_or(now, |l| l.max(now)))
+    } else {
+        latest
+    };
+    let wall = match (earliest, end) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds().max(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let finished: Vec<f64> = agents
+        .iter()
+        .filter(|a| a.state.is_terminal())
+        .filter_map(|a| a.duration_seconds)
+        .collect();
+    let sequential: f64 = agents.iter().filter_map(|a| a.duration_seconds).sum();
+    let costs: Vec<f64> = agents.iter().filter_map(|a| a.cost_usd).collect();
+
+    Summary {
+        master_issue: orch.and_then(|o| o.master_issue),
+        total_sub_tasks: total,
+        successful,
+        failed,
+        prs_created: agents.iter().filter_map(|a| a.pr_number).collect(),
+        follow_up_issues: agents.iter().filter_map(|a| a.follow_up_issue).collect(),
+        duration_seconds: wall.round() as u64,
+        lines_of_code: agents
+            .iter()
+            .filter(|a| a.state == State::Completed)
+            .filter_map(|a| a.lines_added)
+            .sum(),
+        orchestration_id: loaded.id.clone(),
+        title: orch.and_then(|o| o.title.clone()),
+        source: orch.map(|o| o.source.clone()),
+        timed_out,
+        cancelled: count(State::Cancelled),
+        pending: count(State::Pending),
+        in_progress: count(State::InProgress),
+        unreadable: loaded.unreadable.len(),
+        success_rate: if total == 0 {
+            100.0
+        } else {
+            round2(successful as f64 * 100.0 / total as f64)
+        },
+        threshold,
+        exit_code: exit_code_for(successful, total, threshold),
+        started_at: earliest.as_ref().map(timefmt::format),
+        finished_at: if running {
+            None
+        } else {
+            latest.as_ref().map(timefmt::format)
+        },
+        sequential_seconds: round2(sequential),
+        speedup: (wall > 0.0 && sequential > 0.0).then(|| round2(sequential / wall)),
+        peak_concurrency: peak_concurrency(&intervals),
+        average_agent_duration_seconds: (!finished.is_empty())
+            .then(|| round2(finished.iter().sum::<f64>() / finished.len() as f64)),
+        lines_added: agents.iter().filter_map(|a| a.lines_added).sum(),
+        lines_removed: agents.iter().filter_map(|a| a.lines_removed).sum(),
+        total_cost_usd: (!costs.is_empty())
+            .then(|| (costs.iter().sum::<f64>() * 1e4).round() / 1e4),
+        total_turns: agents.iter().filter_map(|a| a.turns).sum(),
+        total_input_tokens: agents.iter().filter_map(|a| a.input_tokens).sum(),
+        total_output_tokens: agents.iter().filter_map(|a| a.output_tokens).sum(),
+        total_tokens: agents.iter().filter_map(|a| a.tokens).sum(),
+        logs,
+        orchestration_dir: loaded.dir.clone(),
+        generated_at: timefmt::format(&now),
+        agents,
+        unreadable_files: loaded
+            .unreadable
+            .iter()
+            .map(|(path, error)| Unreadable {
+                path: path.clone(),
+                error: error.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Write `summary.json` and `summary.md` into the orchestration directory.
+pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = &summary.orchestration_dir;
+    let json = dir.join("summary.json");
+    let md = dir.join("summary.md");
+    store::write_json(&json, summary)?;
+    store::write_atomic(&md, markdown.as_bytes())?;
+    Ok((json, md))
+}
+
+/// Parse a threshold percentage from the environment or a flag.
+pub fn parse_threshold(name: &str, raw: &str) -> Result<u32> {
+    raw.trim()
+        .trim_end_matches('%')
+        .parse::<u32>()
+        .ok()
+        .filter(|t| *t <= 100)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "read {name}={raw:?}: the success threshold is a percentage from 0 to 100 \
+                 (e.g. 80)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    }
+
+    #[test]
+    fn thresholds_split_all_partial_and_majority() {
+        assert_eq!(exit_code_for(5, 5, 80), 0);
+        assert_eq!(exit_code_for(4, 5, 80), 1);
+        assert_eq!(exit_code_for(3, 5, 80), 2);
+        assert_eq!(exit_code_for(3, 5, 60), 1);
+        assert_eq!(exit_code_for(0, 0, 80), 0);
+        assert_eq!(exit_code_for(0, 3, 0), 1);
+    }
+
+    #[test]
+    fn peak_counts_overlap_not_back_to_back() {
+        assert_eq!(peak_concurrency(&[]), 0);
+        assert_eq!(peak_concurrency(&[(t(0), t(10)), (t(10), t(20))]), 1);
+        assert_eq!(
+            peak_concurrency(&[(t(0), t(10)), (t(5), t(15)), (t(9), t(30)), (t(16), t(17))]),
+            3
+        );
+    }
+
+    #[test]
+    fn thresholds_parse_with_or_without_percent() {
+        assert_eq!(parse_threshold("X", "75%").unwrap(), 75);
+        assert!(parse_threshold("X", "101").is_err());
+        assert!(parse_threshold("X", "most").is_err());
+    }
+
+    #[test]
+    fn agent_names_read_like_the_seed() {
+        assert_eq!(display_agent("agent-3"), "Agent-3");
+    }
+}

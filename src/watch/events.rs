@@ -1,0 +1,331 @@
+//! Changes between two readings, as the seed's one-line events:
+//!
+//! ```text
+//! [12:05] agent-1: Implementing feature (45%)
+//! [12:12] agent-2: ✅ completed → PR #1241
+//! ```
+//!
+//! or as JSON lines with stable field names.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use chrono::Local;
+use serde_json::{Value, json};
+
+use super::table::clean;
+use super::view::{OrchestrationView, Row, TaskView};
+use crate::protocol::State;
+use crate::protocol::layout;
+use crate::timefmt::{self, Timestamp, human_duration};
+
+/// One change of one task.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// When it changed: the status file's `last_update`, or when it was seen.
+    pub time: Timestamp,
+    pub orchestration: String,
+    /// What the line starts with: the task label, prefixed by the
+    /// orchestration id when several are watched.
+    pub label: String,
+    /// `started`, `progress`, `pending`, `completed`, `failed`, `timed_out`,
+    /// `cancelled`, `stalled`, `orphaned`, `unreadable` or `removed`.
+    pub kind: &'static str,
+    pub text: String,
+    pub file: PathBuf,
+    pub task: Option<TaskView>,
+    pub problem: Option<String>,
+}
+
+impl Event {
+    /// `[12:05] agent-1: Implementing feature (45%)`, local time unless `utc`.
+    pub fn line(&self, utc: bool) -> String {
+        let hm = if utc {
+            self.time.format("%H:%M").to_string()
+        } else {
+            self.time.with_timezone(&Local).format("%H:%M").to_string()
+        };
+        format!("[{hm}] {}: {}", clean(&self.label), clean(&self.text))
+    }
+
+    /// The event as one JSON object (one line of `--events --json`).
+    pub fn json(&self) -> Value {
+        let t = self.task.as_ref();
+        json!({
+            "time": timefmt::format(&self.time),
+            "orchestration": self.orchestration,
+            "agent_id": t.map(|t| t.agent_id.clone()).unwrap_or_else(|| layout::agent_id_of(&self.file)),
+            "label": self.label,
+            "event": self.kind,
+            "text": self.text,
+            "state": t.map(|t| t.state.as_str()),
+            "stalled": t.is_some_and(|t| t.inferred.stalled),
+            "orphaned": t.is_some_and(|t| t.inferred.orphaned),
+            "phase": t.and_then(|t| t.phase.clone()),
+            "progress": t.and_then(|t| t.progress),
+            "pr_number": t.and_then(|t| t.pr_number),
+            "pr_url": t.and_then(|t| t.pr_url.clone()),
+            "error": t.and_then(|t| t.error.clone()),
+            "duration_seconds": t.and_then(|t| t.duration_seconds),
+            "log_file": t.and_then(|t| t.log_file.clone()),
+            "file": self.file,
+            "problem": self.problem,
+        })
+    }
+}
+
+/// What a line depends on; an event is due when it differs.
+#[derive(Clone, Debug, PartialEq)]
+struct Sig {
+    state: Option<State>,
+    inferred: Option<&'static str>,
+    phase: Option<String>,
+    progress: Option<u8>,
+    pr_number: Option<u64>,
+    error: Option<String>,
+    attempt: u32,
+    problem: Option<String>,
+}
+
+impl Sig {
+    fn of(row: &Row) -> Sig {
+        match row {
+            Row::Task(t) => Sig {
+                state: Some(t.state),
+                inferred: t.inferred.name(),
+                phase: t.phase.clone(),
+                progress: t.progress,
+                pr_number: t.pr_number,
+                error: t.error.clone(),
+                attempt: t.attempt,
+                problem: None,
+            },
+            Row::Bad(b) => Sig {
+                state: None,
+                inferred: None,
+                phase: None,
+                progress: None,
+                pr_number: None,
+                error: None,
+                attempt: 0,
+                problem: Some(b.problem.clone()),
+            },
+        }
+    }
+}
+
+/// Remembers the last reading and turns each new one into events.
+#[derive(Default)]
+pub struct Tracker {
+    last: HashMap<PathBuf, Sig>,
+    started: bool,
+}
+
+impl Tracker {
+    /// Events for everything that changed since the last call. The first call
+    /// reports the current state of every task once.
+    pub fn changes(&mut self, views: &[OrchestrationView], prefix_ids: bool) -> Vec<Event> {
+        let initial = !self.started;
+        self.started = true;
+        let now = timefmt::now();
+        let mut events = Vec::new();
+        let mut seen = HashSet::new();
+        for v in views {
+            for row in &v.rows {
+                let file = row.file().to_path_buf();
+                seen.insert(file.clone());
+                let sig = Sig::of(row);
+                let prev = self.last.get(&file);
+                if prev == Some(&sig) {
+                    continue;
+                }
+                let label = if prefix_ids {
+                    format!("{}/{}", v.id, row.label())
+                } else {
+                    row.label()
+                };
+                let (kind, text, time) = match row {
+                    Row::Task(t) => {
+                        let (kind, text, inferred) = describe(prev, t, initial);
+                        let time = if inferred {
+                            now
+                        } else {
+                            t.last_update.unwrap_or(now)
+                        };
+                        (kind, text, time)
+                    }
+                    Row::Bad(b) => {
+                        let name = b
+                            .file
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        (
+                            "unreadable",
+                            format!("⚠️ unreadable {name}: {}", b.problem),
+                            now,
+                        )
+                    }
+                };
+                events.push(Event {
+                    time,
+                    orchestration: v.id.clone(),
+                    label,
+                    kind,
+                    text,
+                    file: file.clone(),
+                    task: match row {
+                        Row::Task(t) => Some(t.as_ref().clone()),
+                        Row::Bad(_) => None,
+                    },
+                    problem: match row {
+                        Row::Bad(b) => Some(b.problem.clone()),
+                        Row::Task(_) => None,
+                    },
+                });
+                self.last.insert(file, sig);
+            }
+        }
+        let dirs: HashSet<&std::path::Path> = views.iter().map(|v| v.dir.as_path()).collect();
+        let gone: Vec<PathBuf> = self
+            .last
+            .keys()
+            .filter(|p| !seen.contains(*p))
+            .filter(|p| p.parent().is_some_and(|d| dirs.contains(d)))
+            .cloned()
+            .collect();
+        for file in gone {
+            self.last.remove(&file);
+            let v = views
+                .iter()
+                .find(|v| Some(v.dir.as_path()) == file.parent())
+                .expect("filtered by parent");
+            let agent = layout::agent_id_of(&file);
+            events.push(Event {
+                time: now,
+                orchestration: v.id.clone(),
+                label: if prefix_ids {
+                    format!("{}/{agent}", v.id)
+                } else {
+                    agent
+                },
+                kind: "removed",
+                text: "removed".into(),
+                file,
+                task: None,
+                problem: None,
+            });
+        }
+        events
+    }
+}
+
+/// The event kind and text for a task whose line changed, and whether the
+/// change is an inference (timed by the reader, not by the file).
+fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, String, bool) {
+    let prev_inferred = prev.and_then(|p| p.inferred);
+    match t.inferred.name() {
+        Some("orphaned") if prev_inferred != Some("orphaned") => {
+            return (
+                "orphaned",
+                format!(
+                    "⚠️ orphaned: in_progress but no process holds its liveness lock; see {}",
+                    t.look_at().display()
+                ),
+                true,
+            );
+        }
+        Some("stalled") if prev_inferred != Some("stalled") => {
+            let idle = t.inferred.idle_seconds.unwrap_or(0) as f64;
+            return (
+                "stalled",
+                format!(
+                    "⚠️ stalled: no output or update for {}; see {}",
+                    human_duration(idle),
+                    t.look_at().display()
+                ),
+                true,
+            );
+        }
+        _ => {}
+    }
+    let dur = t.duration_seconds.map(human_duration);
+    match t.state {
+        State::Pending if t.attempt > 1 => {
+            ("pending", format!("pending (attempt {})", t.attempt), false)
+        }
+        State::Pending => ("pending", "pending".into(), false),
+        State::InProgress => {
+            let now_running = match prev.and_then(|p| p.state) {
+                Some(s) => s != State::InProgress,
+                None => !initial,
+            };
+            let doing = match (t.phase.as_deref(), t.progress) {
+                (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
+                (Some(p), None) => Some(p.to_string()),
+                (None, Some(n)) if n > 0 => Some(format!("{n}%")),
+                _ => None,
+            };
+            match (now_running, doing) {
+                (true, Some(d)) => ("started", format!("started: {d}"), false),
+                (true, None) => ("started", "started".into(), false),
+                (false, Some(d)) => ("progress", d, false),
+                (false, None) => ("progress", "in progress".into(), false),
+            }
+        }
+        State::Completed => {
+            let text = match (t.pr_number, dur) {
+                (Some(n), _) => format!("✅ completed → PR #{n}"),
+                (None, Some(d)) => format!("✅ completed ({d})"),
+                (None, None) => "✅ completed".into(),
+            };
+            ("completed", text, false)
+        }
+        State::Failed => {
+            let text = match t.error.as_deref().and_then(|e| e.lines().next()) {
+                Some(e) => format!("❌ failed: {e}"),
+                None => "❌ failed".into(),
+            };
+            ("failed", text, false)
+        }
+        State::TimedOut => {
+            let text = match dur {
+                Some(d) => format!("⏱️ timed out after {d}"),
+                None => "⏱️ timed out".into(),
+            };
+            ("timed_out", text, false)
+        }
+        State::Cancelled => {
+            let text = match t.error.as_deref().and_then(|e| e.lines().next()) {
+                Some(e) => format!("🚫 cancelled: {e}"),
+                None => "🚫 cancelled".into(),
+            };
+            ("cancelled", text, false)
+        }
+    }
+}
+
+/// The summary's exit code once every task is terminal: 0 all completed,
+/// 1 at or above `threshold` percent completed, 2 below it.
+pub fn outcome_code(views: &[OrchestrationView], threshold: f64) -> i32 {
+    let tasks: Vec<&TaskView> = views.iter().flat_map(|v| v.tasks()).collect();
+    let total = tasks.len();
+    let done = tasks.iter().filter(|t| t.state == State::Completed).count();
+    if total > 0 && done == total {
+        crate::exit::SUCCESS
+    } else if total > 0 && (done as f64) * 100.0 >= threshold * total as f64 {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::MAJORITY_FAILURE
+    }
+}
+
+/// Whether `--until-done` may stop: at least one task, every one terminal,
+/// and no file that cannot be read (its state is unknown).
+pub fn all_terminal(views: &[OrchestrationView]) -> bool {
+    let rows: Vec<&Row> = views.iter().flat_map(|v| &v.rows).collect();
+    !rows.is_empty()
+        && rows
+            .iter()
+            .all(|r| matches!(r, Row::Task(t) if t.state.is_terminal()))
+}

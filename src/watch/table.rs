@@ -1,0 +1,371 @@
+//! The snapshot table: one row per task, sized to the terminal (80 columns by
+//! default), then what needs a look and the totals.
+//!
+//! Text from status files is task text, so it is untrusted: control
+//! characters (terminal escapes included) are shown as spaces.
+
+use std::fmt::Write as _;
+
+use super::view::{OrchestrationView, Row, TaskView};
+use crate::protocol::State;
+use crate::timefmt::human_duration;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// Total width the table must fit in.
+    pub width: usize,
+    /// ANSI colours (only on a terminal and without `NO_COLOR`).
+    pub color: bool,
+}
+
+const HEADERS: [&str; 8] = [
+    "AGENT", "STATE", "PHASE", "PROG", "DUR", "BRANCH", "PR", "COST",
+];
+const AGENT: usize = 0;
+const STATE: usize = 1;
+const PHASE: usize = 2;
+const BRANCH: usize = 5;
+
+/// Every orchestration in `views`, newest first as given, separated by a blank line.
+pub fn render(views: &[OrchestrationView], style: Style) -> String {
+    if views.is_empty() {
+        return "No orchestrations yet.\n".to_string();
+    }
+    let mut out = String::new();
+    for (i, v) in views.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        render_one(&mut out, v, style);
+    }
+    out
+}
+
+fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
+    let title = match &v.title {
+        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", clean(&v.id), clean(t)),
+        _ => format!("Orchestration {}", clean(&v.id)),
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(&fit(&title, style.width), "1", style.color)
+    );
+    if let Some(p) = &v.problem {
+        let _ = writeln!(out, "! {}", clean(p));
+        return;
+    }
+    if v.rows.is_empty() {
+        let _ = writeln!(out, "No tasks in {}", v.dir.display());
+        return;
+    }
+
+    let cells: Vec<[String; 8]> = v.rows.iter().map(cells_of).collect();
+    let widths = column_widths(&cells, style.width);
+    let gap = widths.gap;
+    let sep = " ".repeat(gap);
+
+    let header: Vec<String> = HEADERS
+        .iter()
+        .zip(widths.cols)
+        .map(|(h, w)| pad(h, w, false))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(header.join(&sep).trim_end(), "1", style.color)
+    );
+
+    for (row, cell) in v.rows.iter().zip(&cells) {
+        let mut line = String::new();
+        match row {
+            Row::Task(t) => {
+                for (i, (c, w)) in cell.iter().zip(widths.cols).enumerate() {
+                    if i > 0 {
+                        line.push_str(&sep);
+                    }
+                    let right = matches!(i, 3 | 4 | 7);
+                    let text = pad(&fit(c, w), w, right);
+                    if i == STATE {
+                        line.push_str(&paint(&text, state_color(t), style.color));
+                    } else {
+                        line.push_str(&text);
+                    }
+                }
+            }
+            Row::Bad(_) => {
+                line.push_str(&pad(
+                    &fit(&cell[AGENT], widths.cols[AGENT]),
+                    widths.cols[AGENT],
+                    false,
+                ));
+                line.push_str(&sep);
+                let state = pad(&cell[STATE], widths.cols[STATE], false);
+                line.push_str(&paint(&state, "31", style.color));
+                line.push_str(&sep);
+                let used = widths.cols[AGENT] + widths.cols[STATE] + 2 * gap;
+                line.push_str(&fit(&cell[PHASE], style.width.saturating_sub(used)));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+
+    notes(out, v);
+    totals(out, v);
+}
+
+/// What needs a look: unreadable files, stalled and orphaned tasks, with the path to open.
+fn notes(out: &mut String, v: &OrchestrationView) {
+    for row in &v.rows {
+        match row {
+            Row::Bad(b) => {
+                let _ = writeln!(
+                    out,
+                    "! {}: unreadable {}: {}",
+                    clean(&row.label()),
+                    b.file.display(),
+                    clean(&b.problem)
+                );
+            }
+            Row::Task(t) if t.inferred.orphaned => {
+                let _ = writeln!(
+                    out,
+                    "! {}: orphaned: in_progress but no process holds its liveness lock; see {}",
+                    clean(&t.label),
+                    t.look_at().display()
+                );
+            }
+            Row::Task(t) if t.inferred.stalled => {
+                let idle = t.inferred.idle_seconds.unwrap_or(0) as f64;
+                let _ = writeln!(
+                    out,
+                    "! {}: stalled: no output or update for {}; see {}",
+                    clean(&t.label),
+                    human_duration(idle),
+                    t.look_at().display()
+                );
+            }
+            Row::Task(_) => {}
+        }
+    }
+}
+
+fn totals(out: &mut String, v: &OrchestrationView) {
+    let tasks: Vec<&TaskView> = v.tasks().collect();
+    let mut counts: Vec<String> = State::ALL
+        .iter()
+        .filter_map(|s| {
+            let n = tasks.iter().filter(|t| t.state == *s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
+    if counts.is_empty() {
+        counts.push("none readable".into());
+    }
+    let _ = writeln!(out, "Tasks {}: {}", v.rows.len(), counts.join(", "));
+
+    let mut more = Vec::new();
+    for (name, n) in [
+        (
+            "stalled",
+            tasks
+                .iter()
+                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
+                .count(),
+        ),
+        (
+            "orphaned",
+            tasks.iter().filter(|t| t.inferred.orphaned).count(),
+        ),
+        ("unreadable", v.bad().count()),
+    ] {
+        if n > 0 {
+            more.push(format!("{n} {name}"));
+        }
+    }
+    let cost: f64 = tasks.iter().filter_map(|t| t.cost_usd).sum();
+    if tasks.iter().any(|t| t.cost_usd.is_some()) {
+        more.push(format!("cost ${cost:.2}"));
+    }
+    if let Some(e) = elapsed(&tasks) {
+        more.push(format!("elapsed {}", human_duration(e)));
+    }
+    if !more.is_empty() {
+        let _ = writeln!(out, "{}", more.join(", "));
+    }
+}
+
+/// From the first start to the last finish (or now, while anything runs).
+pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
+    let start = tasks.iter().filter_map(|t| t.start_time).min()?;
+    let running = tasks.iter().any(|t| t.state == State::InProgress);
+    let end = if running {
+        crate::timefmt::now()
+    } else {
+        tasks
+            .iter()
+            .filter_map(|t| t.completion_time.or(t.last_update))
+            .max()?
+    };
+    Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
+}
+
+fn cells_of(row: &Row) -> [String; 8] {
+    match row {
+        Row::Task(t) => [
+            clean(&t.label),
+            t.shown_state().to_string(),
+            t.phase.as_deref().map(clean).unwrap_or_else(|| "-".into()),
+            t.progress
+                .map(|p| format!("{p}%"))
+                .unwrap_or_else(|| "-".into()),
+            t.duration_seconds
+                .map(human_duration)
+                .unwrap_or_else(|| "-".into()),
+            t.branch.as_deref().map(clean).unwrap_or_else(|| "-".into()),
+            t.pr_number
+                .map(|n| format!("#{n}"))
+                .unwrap_or_else(|| "-".into()),
+            t.cost_usd
+                .map(|c| format!("${c:.2}"))
+                .unwrap_or_else(|| "-".into()),
+        ],
+        Row::Bad(b) => {
+            let name = b
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            [
+                clean(&row.label()),
+                "unreadable".into(),
+                clean(&format!("{name}: {}", b.problem)),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]
+        }
+    }
+}
+
+struct Widths {
+    cols: [usize; 8],
+    gap: usize,
+}
+
+/// Natural widths, then phase, branch and agent give way until the row fits.
+fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
+    let mut cols = HEADERS.map(|h| h.chars().count());
+    for row in cells {
+        for (i, c) in row.iter().enumerate() {
+            if i == PHASE && row[STATE] == "unreadable" {
+                continue;
+            }
+            cols[i] = cols[i].max(c.chars().count());
+        }
+    }
+    cols[AGENT] = cols[AGENT].min(20);
+    let limit = width.max(40);
+    let mut gap = 2;
+    loop {
+        let total: usize = cols.iter().sum::<usize>() + gap * (cols.len() - 1);
+        if total <= limit {
+            break;
+        }
+        let shrinkable = [(PHASE, 8), (BRANCH, 8), (AGENT, 8)]
+            .into_iter()
+            .filter(|&(i, min)| cols[i] > min)
+            .max_by_key(|&(i, _)| cols[i]);
+        match shrinkable {
+            Some((i, _)) => cols[i] -= 1,
+            None if gap > 1 => gap = 1,
+            None => break,
+        }
+    }
+    Widths { cols, gap }
+}
+
+/// Control characters (escapes, newlines, tabs) become spaces.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Cut to `w` characters, ending in `…` when cut.
+pub fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut t: String = s.chars().take(w - 1).collect();
+    t.push('…');
+    t
+}
+
+fn pad(s: &str, w: usize, right: bool) -> String {
+    let n = s.chars().count();
+    let fill = " ".repeat(w.saturating_sub(n));
+    if right {
+        format!("{fill}{s}")
+    } else {
+        format!("{s}{fill}")
+    }
+}
+
+fn paint(s: &str, code: &str, color: bool) -> String {
+    if color && !code.is_empty() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn state_color(t: &TaskView) -> &'static str {
+    if t.inferred.name().is_some() {
+        return "1;33";
+    }
+    match t.state {
+        State::Completed => "32",
+        State::Failed | State::TimedOut => "31",
+        State::Cancelled => "2",
+        State::InProgress => "36",
+        State::Pending => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(fit("feat/issue-1235-agent-1", 10), "feat/issu…");
+        assert_eq!(fit("short", 10), "short");
+    }
+
+    #[test]
+    fn escapes_in_task_text_do_not_reach_the_terminal() {
+        assert_eq!(clean("a\x1b[2Jb\nc"), "a [2Jb c");
+    }
+
+    #[test]
+    fn wide_cells_shrink_to_the_width() {
+        let row = [
+            "agent-1".to_string(),
+            "in_progress".into(),
+            "x".repeat(60),
+            "45%".into(),
+            "12m 45s".into(),
+            "feat/issue-1235-agent-1-with-a-long-name".into(),
+            "#1241".into(),
+            "$0.42".into(),
+        ];
+        let w = column_widths(&[row], 80);
+        assert!(w.cols.iter().sum::<usize>() + w.gap * 7 <= 80);
+    }
+}
