@@ -857,6 +857,8 @@ fn finish(
     Ok(())
 }
 
+const PR_ERROR: &str = "open a pull request";
+
 /// Push and open the pull request; a failure is the task's `error`, never a crash.
 pub fn open_pr_for(
     status_file: &Path,
@@ -868,9 +870,18 @@ pub fn open_pr_for(
         crate::forge::pr::open_pr(status_file, repo, &pr.remote, &pr.base, &gh)
     }));
     let err = match result {
-        Ok(Ok(done)) => return Ok(done),
-        Ok(Err(e)) => format!("open a pull request: failed to {e}"),
-        Err(_) => "open a pull request: not available in this build".to_string(),
+        Ok(Ok(done)) => {
+            // A PR that failed before and worked now: its old error goes.
+            let _ = store::update_status(status_file, |s| {
+                if s.error.as_deref().is_some_and(|e| e.starts_with(PR_ERROR)) {
+                    s.error = None;
+                }
+                Ok(())
+            });
+            return Ok(done);
+        }
+        Ok(Err(e)) => format!("{PR_ERROR}: failed to {e}"),
+        Err(_) => format!("{PR_ERROR}: not available in this build"),
     };
     let _ = store::update_status(status_file, |s| {
         s.error = Some(one_line(&format!(
