@@ -303,3 +303,55 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         );
     }
 }
+
+#[test]
+fn an_orphaned_task_is_recorded_failed_its_leftovers_ended_and_retry_runs_it() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "orph", &[task("Lost")], &[]);
+    // As a supervisor that died by SIGKILL leaves it: in_progress, no lock
+    // holder, and an agent process still running with the task's marker.
+    po::protocol::store::update_status(&paths[0], |s| {
+        s.status = State::InProgress;
+        s.extra.insert("supervisor_pid".into(), 999_999.into());
+        Ok(())
+    })
+    .unwrap();
+    let mut leftover = Command::new("sleep")
+        .arg("300")
+        .env("PO_STATUS_FILE", &paths[0])
+        .spawn()
+        .unwrap();
+    let ran = repo.scratch().join("ran");
+    let agent = repo.script("agent.sh", "echo \"$PO_AGENT_ID\" >> \"$SCRATCH/ran\"\n");
+
+    let out = output_within(
+        repo.spawn()
+            .args(["--id", "orph", "--grace", "1", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Failed);
+    let err = s.error.unwrap();
+    assert!(
+        err.contains("interrupted") && err.contains("--retry"),
+        "{err}"
+    );
+    assert!(!ran.exists(), "an orphan is not run again without --retry");
+    // The leftover agent was ended before anything else could run the task.
+    let _ = leftover.wait();
+    assert!(processes_with_env(&marker(&paths[0])).is_empty());
+
+    let out = output_within(
+        repo.spawn()
+            .args(["--id", "orph", "--retry", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!((s.status, s.attempt), (State::Completed, 2));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "agent-1\n");
+}

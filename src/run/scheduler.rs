@@ -610,10 +610,8 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 .filter_map(|t| t.not_before)
                 .min();
             match next_retry {
-                Some(at) => {
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                    continue;
-                }
+                // Wait for the backoff below, still taking signals.
+                Some(_) => {}
                 None => {
                     for t in tasks
                         .iter_mut()
@@ -732,6 +730,15 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 }
             }
             Err(_) => break,
+        }
+    }
+
+    // A Ctrl-C that also ended a validation command counts as an interrupt.
+    while let Ok(ev) = rx.try_recv() {
+        if let Ev::Signal(sig) = ev
+            && sig != Signal::SIGHUP
+        {
+            interrupted = interrupted.or(Some(sig));
         }
     }
 
