@@ -961,19 +961,21 @@ fn progress_tick(tasks: &mut [Task], console: &Console) {
 
 /// SIGTERM the supervisor running `t` (it cancels; a second one forces).
 fn signal_supervisor(t: &Task, console: &Console) {
-    let pid = match t.child {
-        Some(pid) => Some(pid as i32),
-        None => store::read_status(&t.path).ok().and_then(|s| {
-            let pid = s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32;
-            // Only a process that is this task's supervisor (not a recycled pid).
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let needle = t.path.to_string_lossy().into_owned();
-            let is_ours = env.split(|b| *b == 0).any(|e| {
-                e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle.as_bytes())
-            });
-            is_ours.then_some(pid)
-        }),
-    };
+    let pid = t.child.map(|p| p as i32).or_else(|| {
+        let s = store::read_status(&t.path).ok()?;
+        Some(s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32)
+    });
+    // Only a process that is this task's supervisor, never a recycled pid: its
+    // environment holds the spec naming this status file.
+    let pid = pid.filter(|pid| {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return false;
+        };
+        let json = serde_json::to_string(&t.path).unwrap_or_default();
+        let needle = json.trim_matches('"').as_bytes();
+        env.split(|b| *b == 0)
+            .any(|e| e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle))
+    });
     match pid {
         Some(pid) => {
             console.log(&format!(

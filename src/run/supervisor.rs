@@ -301,9 +301,6 @@ fn supervise(
             .or(s.branch.take());
         s.extra
             .insert(SUPERVISOR_PID_FIELD.into(), serde_json::Value::from(me));
-        if let Some(id) = &session_id {
-            s.metrics.session_id = Some(id.clone());
-        }
     };
     // With nothing to prepare the start is recorded together with the
     // agent's pid: one write fewer per task (the liveness lock is held already).
@@ -478,10 +475,18 @@ fn supervise(
             return fail(
                 spec,
                 "starting",
-                format!(
-                    "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
-                    argv[0]
-                ),
+                if claude_mode && e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "start the agent {:?}: it is not on PATH; install Claude Code \
+                         (npm install -g @anthropic-ai/claude-code) or pass --agent-cmd",
+                        argv[0]
+                    )
+                } else {
+                    format!(
+                        "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
+                        argv[0]
+                    )
+                },
             );
         }
     };
@@ -490,6 +495,11 @@ fn supervise(
     store::update_status(&spec.status_file, |s| {
         if defer_start {
             start(s);
+        }
+        // Recorded once the agent runs, so a retry resumes only a session
+        // that exists.
+        if let Some(id) = &session_id {
+            s.metrics.session_id = Some(id.clone());
         }
         s.pid = Some(pid);
         s.pgid = Some(pid);
