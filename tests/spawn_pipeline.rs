@@ -20,7 +20,7 @@ fn po_parse_piped_into_po_spawn_runs_every_task() {
         "# Plan\n\n- [ ] Write `docs/a.md`\n- [ ] Write `docs/b.md`\n- [ ] Write `docs/c.md`\n",
     )
     .unwrap();
-    let parse = Command::new(env!("CARGO_BIN_EXE_po-parse"))
+    let mut parse = Command::new(env!("CARGO_BIN_EXE_po-parse"))
         .current_dir(&repo.path)
         .arg(&plan)
         .stdout(Stdio::piped())
@@ -35,7 +35,8 @@ fn po_parse_piped_into_po_spawn_runs_every_task() {
     spawn
         .args(["--max-workers", "5", "--agent-cmd"])
         .arg(&agent);
-    let out = output_with_stdin_within(spawn.stdin(parse.stdout.unwrap()), LIMIT);
+    let out = output_with_stdin_within(spawn.stdin(parse.stdout.take().unwrap()), LIMIT);
+    assert!(parse.wait().unwrap().success(), "po-parse failed");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let printed: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
