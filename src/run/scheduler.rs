@@ -484,6 +484,36 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Tasks of a later wave named on their own still branch from the waves
+    // before theirs: rebuild those integration branches from what is on disk.
+    let mut first_base = base_commit.clone().unwrap_or_default();
+    if cfg.isolated
+        && let Some(&first) = waves.first()
+        && tasks.iter().any(|t| t.slot == Slot::Waiting)
+    {
+        let earlier: Vec<Task> = layout::status_files(&dir)?
+            .into_iter()
+            .filter_map(|p| Some((store::read_status(&p).ok()?, p)))
+            .filter(|(s, _)| s.wave < first)
+            .map(|(status, path)| Task {
+                path,
+                label: label_of(&status),
+                status,
+                slot: Slot::Done,
+                child: None,
+                retries_used: 0,
+                not_before: None,
+                shown: (None, None),
+            })
+            .collect();
+        let earlier_waves: BTreeSet<u32> = earlier.iter().map(|t| t.status.wave).collect();
+        for w in earlier_waves {
+            console.log(&format!(
+                "wave {w} (before this run's tasks): rebuilding its integration"
+            ));
+            first_base = integrate(&gate, &earlier, w, &first_base, None)?;
+        }
+    }
     let mut wave_base: HashMap<u32, String> = HashMap::new();
     let mut interrupted: Option<Signal> = None;
     let mut signals_seen = 0;
@@ -499,7 +529,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     while wi < waves.len() {
         let wave = waves[wi];
         let base = match wi {
-            0 => base_commit.clone().unwrap_or_default(),
+            0 => first_base.clone(),
             _ => wave_base
                 .get(&waves[wi - 1])
                 .cloned()
