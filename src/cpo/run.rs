@@ -119,7 +119,7 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
     };
     let rep = report::build(&facts, tasks);
     report::write(&pd.report(), &rep)?;
-    for line in closing(&pd, &rep.tasks, code).lines() {
+    for line in closing(&pd, &rep.tasks, code, rep.duration_seconds).lines() {
         console.out(line);
     }
     Ok(code)
@@ -286,6 +286,9 @@ fn classify(line: &str) -> Line {
         || t == "Results:"
         || t.strip_prefix("Completed:").is_some_and(counts)
         || t.strip_prefix("Failed:").is_some_and(counts)
+        || t.strip_prefix("Timed out:").is_some_and(counts)
+        || t.strip_prefix("Cancelled:").is_some_and(counts)
+        || (line.starts_with("Duration: ") || line.starts_with("Logs: "))
     {
         return Line::Replaced;
     }
@@ -302,12 +305,17 @@ fn classify(line: &str) -> Line {
 }
 
 /// The document's closing block.
-pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
+pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> String {
     let t = report::totals(tasks);
     let mut out = format!(
         "\n{COMPLETE}\n\nResults:\n  Completed: {}/{} tasks\n  Failed: {} tasks\n",
         t.completed, t.tasks, t.failed
     );
+    for (n, what) in [(t.timed_out, "Timed out"), (t.cancelled, "Cancelled")] {
+        if n > 0 {
+            out.push_str(&format!("    {what}: {n}\n"));
+        }
+    }
     if t.not_finished > 0 {
         out.push_str(&format!("  Not finished: {} tasks\n", t.not_finished));
     }
@@ -326,7 +334,8 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
         }
     }
     out.push_str(&format!(
-        "\nLogs: {}/\nReport: {}\n",
+        "\nDuration: {}\nLogs: {}/\nReport: {}\n",
+        timefmt::human_duration(secs),
         pd.shown_join(super::LOGS),
         pd.shown_join(super::REPORT)
     ));
@@ -394,6 +403,8 @@ fn tool_failed(tool: &str, code: i32, stderr: &str) -> Error {
 /// What cpo prints, also kept in `DIR/logs/cpo-run-<time>.log`.
 struct Console {
     file: Option<File>,
+    /// The last line on stdout was blank: never print two in a row.
+    blank: bool,
 }
 
 impl Console {
@@ -404,7 +415,10 @@ impl Console {
             .append(true)
             .open(&path)
             .map_err(Error::io("create", &path))?;
-        Ok(Console { file: Some(file) })
+        Ok(Console {
+            file: Some(file),
+            blank: true,
+        })
     }
 
     fn transcript(&mut self, line: &str) {
@@ -414,6 +428,11 @@ impl Console {
     }
 
     fn out(&mut self, line: &str) {
+        let blank = line.trim().is_empty();
+        if blank && self.blank {
+            return;
+        }
+        self.blank = blank;
         println!("{line}");
         let _ = std::io::stdout().flush();
         self.transcript(line);
@@ -488,6 +507,9 @@ mod tests {
         assert_eq!(classify("Completed: 4/5"), Line::Replaced);
         assert_eq!(classify("  Completed: 5/5 tasks"), Line::Replaced);
         assert_eq!(classify("Failed: 1 tasks"), Line::Replaced);
+        assert_eq!(classify("    Timed out: 1"), Line::Replaced);
+        assert_eq!(classify("Logs: /abs/p/logs"), Line::Replaced);
+        assert_eq!(classify("  Logs: indented is progress"), Line::Progress);
         assert_eq!(classify("Wave 1:"), Line::Progress);
         assert_eq!(classify("  task-001-users: RUNNING"), Line::Progress);
         assert_eq!(
@@ -513,7 +535,7 @@ mod tests {
         );
         let mut tasks = report::collect(&plan, None).unwrap();
         tasks[0].status = "completed".into();
-        let text = closing(&pd, &tasks, 0);
+        let text = closing(&pd, &tasks, 0, 5.0);
         assert!(text.contains(
             "=== Execution Complete ===\n\nResults:\n  Completed: 1/1 tasks\n  Failed: 0 tasks\n"
         ));
