@@ -105,6 +105,10 @@ echo
 echo "== po-summarize issue"
 po-summarize issue || true
 
+echo
+echo "== Branches (one per task, each with its agent's commit)"
+git branch --list 'feat/*' -v | cut -c1-100 || true
+
 cat <<EOF
 
 == Where to look
@@ -114,6 +118,7 @@ cat <<EOF
   agent logs:    $repo/.claude/runtime/logs/
   worktrees:     $repo/.claude/runtime/worktrees/issue/
   summary:       $repo/.claude/runtime/parallel/issue/summary.md
+  live view:     cd $repo && po-watch --follow issue   (during a run)
 po-spawn exited with $code.
 EOF
 exit "$code"
