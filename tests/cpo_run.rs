@@ -279,3 +279,46 @@ fn a_failed_task_sets_the_exit_code_and_report_and_retry_finishes_it() {
     );
     assert_eq!(flaky["status"], "completed");
 }
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-5", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}]},
+            {"number": 2, "tasks": [{"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}]}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    write(&pdir.join("prompts/task-002.txt"), "FILE: b.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--dry-run", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    let all = format!("{text}{err}");
+    assert!(
+        all.contains("task-001-a") && all.contains("task-002-b"),
+        "{all}"
+    );
+    assert!(!text.contains("=== Execution Complete ==="), "{text}");
+    assert!(!pdir.join("report.json").exists());
+    assert!(!pdir.join("logs").exists());
+    let branches = git(root, &["branch", "--list", "feat/*"]);
+    assert!(branches.trim().is_empty(), "{branches}");
+
+    // The plan was recorded, nothing started: cpo status shows it pending.
+    let out = cmd("cpo", root).args(["status", "p"]).output().unwrap();
+    let status = stdout(&out);
+    assert!(has_line(&status, "  task-001-a: PENDING"), "{status}");
+    assert!(has_line(&status, "  task-002-b: PENDING"), "{status}");
+}

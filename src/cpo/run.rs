@@ -46,8 +46,16 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
 
     let started = timefmt::now();
     let logs = pd.logs();
-    fs::create_dir_all(&logs).map_err(Error::io("create", &logs))?;
-    let mut console = Console::open(&logs, &started)?;
+    let mut console = if opts.dry_run {
+        // A dry run writes nothing into DIR.
+        Console {
+            file: None,
+            blank: true,
+        }
+    } else {
+        fs::create_dir_all(&logs).map_err(Error::io("create", &logs))?;
+        Console::open(&logs, &started)?
+    };
 
     if has_started(&orch)? {
         console.err(&format!(
