@@ -322,3 +322,72 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     assert!(has_line(&status, "  task-001-a: PENDING"), "{status}");
     assert!(has_line(&status, "  task-002-b: PENDING"), "{status}");
 }
+
+#[test]
+fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
+    let repo = repo();
+    let root = repo.path();
+    let marks = repo.scratch().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let agent = repo.scratch().join("slow.sh");
+    write(
+        &agent,
+        &format!(
+            "#!/bin/sh\ntouch {}/$PO_AGENT_ID\nexec sleep 600\n",
+            marks.display()
+        ),
+    );
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-8", "waves": [{"number": 1, "tasks": [
+            {"id": "task-001-a", "prompt_file": "prompts/task-001.txt"},
+            {"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}
+        ]}]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "a\n");
+    write(&pdir.join("prompts/task-002.txt"), "b\n");
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cpo"))
+        .current_dir(root)
+        .env_remove("PO_RUNTIME_DIR")
+        .env("PATH", path_with_bins())
+        .env("PO_AGENT_CMD", format!("sh {}", agent.display()))
+        .args(["run", "p"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&marks).unwrap().count() < 2 {
+        assert!(start.elapsed() < TIMEOUT, "agents never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix_kill(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(
+        text.contains("Interrupted. Continue with: cpo run p"),
+        "{text}"
+    );
+    let report = read_json(&pdir.join("report.json"));
+    assert_eq!(report["exit_code"], 130);
+    assert_eq!(report["totals"]["completed"], 0);
+    for t in report["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "cancelled", "{t}");
+    }
+}
+
+fn nix_kill(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
