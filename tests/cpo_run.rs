@@ -188,6 +188,15 @@ fn init_validate_run_status_on_two_waves() {
         );
     }
 
+    let out = cmd("cpo", root)
+        .args(["status", dir, "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["orchestration_id"], "TS-0042");
+    assert_eq!(status["totals"]["completed"], 3);
+    assert_eq!(status["tasks"].as_array().unwrap().len(), 3);
+
     // Nothing cpo or po wrote dirties the repository.
     let porcelain = git(root, &["status", "--porcelain", "--untracked-files=all"]);
     assert!(
