@@ -546,7 +546,6 @@ impl Orch {
 /// in parallel worktrees; each agent commits on its own branch through the Bash
 /// tool, and each status file carries the session id, turns and cost of its stream.
 #[test]
-#[ignore = "needs the po-spawn runner (not in main yet); run with --ignored"]
 fn po_spawn_runs_two_claude_agents_that_commit() {
     if !claude_available("po_spawn_runs_two_claude_agents_that_commit") {
         return;
@@ -594,7 +593,6 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
 /// A rate limit fails the first attempt as retryable; `--retries 1` runs the task
 /// again, resuming the same Claude session, and it completes with its commit.
 #[test]
-#[ignore = "needs the po-spawn runner (not in main yet); run with --ignored"]
 fn po_spawn_retries_a_rate_limited_claude_agent() {
     if !claude_available("po_spawn_retries_a_rate_limited_claude_agent") {
         return;
@@ -636,6 +634,23 @@ fn po_spawn_retries_a_rate_limited_claude_agent() {
     let s = orch.assert_completed(task, &stderr);
     assert_eq!(s.attempt, 2, "{s:#?}");
     assert_eq!(s.retryable, None, "reset by the retry: {s:#?}");
+
+    // Both attempts are in the log, and the second resumed the first's session.
+    let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
+    let inits: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "system" && e["subtype"] == "init")
+        .map(|e| e["session_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        inits,
+        [
+            s.metrics.session_id.clone().unwrap(),
+            s.metrics.session_id.clone().unwrap()
+        ],
+        "{log}"
+    );
 }
 
 /// One raw HTTP/1.1 request to the mock; (status, body).
@@ -778,4 +793,39 @@ fn mock_server_follows_its_script() {
     assert_eq!(whys[0], "conversation agent-1 turn 0");
     assert_eq!(whys[3], "conversation agent-1 past its turns");
     assert_eq!(whys[4], "conversation agent-10 turn 0");
+}
+
+/// A manifest task's agent type reaches the CLI as `--agent`; one the machine does
+/// not have fails the task with the CLI's own reason, not as retryable.
+#[test]
+fn po_spawn_passes_the_task_agent_and_reports_an_unknown_one() {
+    if !claude_available("po_spawn_passes_the_task_agent_and_reports_an_unknown_one") {
+        return;
+    }
+    let task: Task = ("agent-1", "marker-delta", "four.txt", "four");
+    let orch = Orch::new(&[task]);
+    let path = layout::status_path(&orch.dir, task.0);
+    store::update_status(&path, |s| {
+        s.agent = Some("python-experts:django-expert".into());
+        Ok(())
+    })
+    .unwrap();
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let (out, stderr) = orch.spawn(&mock, &["--max-workers", "1"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = store::read_status(&path).unwrap();
+    assert_eq!(s.status, State::Failed, "{s:#?}");
+    let error = s.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("--agent 'python-experts:django-expert' not found"),
+        "{error}"
+    );
+    assert_ne!(s.retryable, Some(true), "{s:#?}");
+    assert!(
+        mock.requests().is_empty(),
+        "the CLI stops before any request"
+    );
 }

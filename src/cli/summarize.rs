@@ -102,11 +102,8 @@ pub fn run(args: Args) -> Result<i32> {
     };
 
     let mut loaded = summary::load(&dir)?;
-    for (path, e) in &loaded.unreadable {
-        eprintln!(
-            "po-summarize: failed to read {}: {e}; counted as not successful",
-            path.display()
-        );
+    for (_, e) in &loaded.unreadable {
+        eprintln!("po-summarize: failed to {e}; the task counts as not successful");
     }
     let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
     if args.post_comment && master.is_none() {

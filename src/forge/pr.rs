@@ -158,10 +158,10 @@ fn pr_body(s: &AgentStatus, master: Option<u64>, repo: &Path, since: &str, branc
             m.lines_added.unwrap_or(0),
             m.lines_removed.unwrap_or(0),
             m.files_changed
-                .map(|f| format!(" in {f} files"))
+                .map(|f| format!(" in {f} file{}", plural(f)))
                 .unwrap_or_default(),
             m.commits
-                .map(|c| format!(", {c} commits"))
+                .map(|c| format!(", {c} commit{}", plural(c)))
                 .unwrap_or_default()
         ));
     }
@@ -183,6 +183,10 @@ fn pr_body(s: &AgentStatus, master: Option<u64>, repo: &Path, since: &str, branc
         orchestration_id(s)
     ));
     b
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// A fenced block of at most `MAX_LIST_LINES` lines.

@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::markdown::{Paths, shorten};
-use super::summary::{Loaded, display_agent, error_text};
+use super::summary::{Loaded, display_agent, error_gist, error_text};
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::protocol::{AgentStatus, State, store};
@@ -111,13 +111,13 @@ pub fn issue_text(
 ) -> (String, String) {
     let name = display_agent(&s.agent_id);
     let error = error_text(s.error.as_deref(), s.status, s.exit_code);
-    let first = error.lines().next().unwrap_or("").trim();
+    let first = error_gist(&error);
     let verb = if s.status == State::TimedOut {
         "timed out"
     } else {
         "failed"
     };
-    let title = format!("{name} {verb}: {}", shorten(first, 72));
+    let title = format!("{name} {verb}: {}", shorten(&first, 72));
 
     let mut b = String::new();
     if let Some(m) = master {

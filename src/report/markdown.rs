@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::summary::{AgentSummary, Summary};
+use super::summary::{AgentSummary, Summary, error_gist};
 use crate::protocol::State;
 use crate::timefmt::human_duration;
 
@@ -190,7 +190,7 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
                 "| {} | {} | {} | {} | {} |",
                 a.display_name(),
                 sub_issue(a),
-                cell(&a.error_text(), 80),
+                cell(&error_gist(&a.error_text()), 100),
                 duration(a),
                 a.follow_up_issue
                     .map_or("—".into(), |n| format!("Issue #{n}"))
@@ -239,9 +239,14 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         Some(x) => {
             let _ = writeln!(
                 o,
-                "- **Parallel vs Sequential**: {} vs ~{} sequential ({x:.1}x speedup)",
+                "- **Parallel vs Sequential**: {} vs ~{} sequential ({x:.1}x speedup{})",
                 human_duration(wall),
-                human_duration(s.sequential_seconds)
+                human_duration(s.sequential_seconds),
+                if s.agents.iter().any(|a| a.attempt > 1) {
+                    "; the wall clock includes the time before retries"
+                } else {
+                    ""
+                }
             );
         }
         None => {
@@ -314,7 +319,7 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
         }
     }
     for a in s.failed_agents() {
-        let what = shorten(&cell(&a.error_text(), 60), 60);
+        let what = cell(&error_gist(&a.error_text()), 80);
         match a.follow_up_issue {
             Some(n) => steps.push(format!(
                 "Investigate {} ({what}) in diagnostic issue #{n}",
@@ -414,7 +419,7 @@ pub fn render_comment(s: &Summary, paths: &Paths) -> String {
         }
     }
     for a in s.failed_agents() {
-        let what = shorten(&cell(&a.error_text(), 60), 60);
+        let what = cell(&error_gist(&a.error_text()), 80);
         match a.follow_up_issue {
             Some(n) => actions.push(format!("Investigate {what} in issue #{n}")),
             None => actions.push(format!(

@@ -15,6 +15,11 @@
 //! - `{"type":"result","subtype":"success"|"error_max_budget_usd"|…,"is_error":…,
 //!   "num_turns":…,"total_cost_usd":…,"usage":{…},"result":…|"errors":[…],
 //!   "api_error_status":…}` last. The exit code is 0, or 1 when `is_error`.
+//!
+//! Two failures print no stream of their own: an unknown `--agent` exits 1 at once
+//! with `--agent 'X' not found. Available agents: …` on stderr, and `--resume` of a
+//! session this machine does not have ends in a `result` whose `errors` say
+//! `No conversation found with session ID: …` ([`is_unknown_session`]).
 
 use std::path::Path;
 
@@ -114,7 +119,8 @@ pub enum StreamUpdate {
         input: u64,
         output: u64,
     },
-    /// An API error; rate limits and overloads are retryable.
+    /// An API error the CLI gave up on; rate limits (429), overloads (529) and
+    /// other server errors (5xx, 408) are retryable, bad requests are not.
     ApiError {
         message: String,
         retryable: bool,
