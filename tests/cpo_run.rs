@@ -400,3 +400,50 @@ fn nix_kill(pid: u32, sig: &str) {
         .success();
     assert!(ok, "kill -{sig} {pid}");
 }
+
+#[test]
+fn a_failing_wave_validation_stops_later_waves_with_exit_4() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-4", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}],
+             "validation": "test -f never-written.txt"},
+            {"number": 2, "tasks": [{"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}]}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    write(&pdir.join("prompts/task-002.txt"), "FILE: b.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(text.contains("❌ Wave 1 failed"), "{text}");
+    assert!(has_line(&text, "  Completed: 1/2 tasks"), "{text}");
+    assert!(text.contains("did not pass its validation"), "{text}");
+    let report = read_json(&pdir.join("report.json"));
+    assert_eq!(report["exit_code"], 4);
+    let b = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "task-002-b")
+        .unwrap()
+        .clone();
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert!(
+        files_under(&pdir.join("logs"))
+            .iter()
+            .any(|f| f.to_string_lossy().contains("validation")),
+        "no validation log under p/logs"
+    );
+}

@@ -360,6 +360,13 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> 
         out.push_str(&format!(
             "\npo-spawn exited with {code} before running any task: see its message above.\n"
         ));
+    } else if code == exit::VALIDATION {
+        out.push_str(&format!(
+            "\nA wave did not pass its validation, or its branches conflicted (see above); later \
+             waves did not run.\nCheck {}/ for the validation log, fix the cause, then: cpo run \
+             {shown} --retry\n",
+            pd.shown_join(super::LOGS)
+        ));
     } else if code == exit::INTERRUPTED {
         out.push_str(&format!("\nInterrupted. Continue with: cpo run {shown}\n"));
     } else {
