@@ -447,3 +447,34 @@ fn a_failing_wave_validation_stops_later_waves_with_exit_4() {
         "no validation log under p/logs"
     );
 }
+
+/// The last wave's `validation` must run too (the document: "Validation
+/// failure -> stops wave, reports error").
+#[test]
+#[ignore = "po-spawn skips the last wave's validation: scheduler's `ran_here` looks at \
+            `child`, which `finished()` has already cleared"]
+fn the_last_waves_validation_runs_too() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-L", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}],
+             "validation": "test -f never-written.txt"}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(text.contains("❌ Wave 1 failed"), "{text}");
+}
