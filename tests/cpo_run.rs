@@ -357,23 +357,37 @@ fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
     write(&pdir.join("prompts/task-001.txt"), "a\n");
     write(&pdir.join("prompts/task-002.txt"), "b\n");
 
+    let out_file = repo.scratch().join("cpo.out");
+    let err_file = repo.scratch().join("cpo.err");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cpo"))
         .current_dir(root)
         .env_remove("PO_RUNTIME_DIR")
         .env("PATH", path_with_bins())
         .env("PO_AGENT_CMD", format!("sh {}", agent.display()))
         .args(["run", "p"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let start = std::time::Instant::now();
     while std::fs::read_dir(&marks).unwrap().count() < 2 {
         assert!(start.elapsed() < TIMEOUT, "agents never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    nix_kill(child.id(), "TERM");
-    let out = child.wait_with_output().unwrap();
+    nix_kill(child.0.id(), "TERM");
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < TIMEOUT, "cpo did not exit after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: std::fs::read(&out_file).unwrap(),
+        stderr: std::fs::read(&err_file).unwrap(),
+    };
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(
         out.status.code(),
@@ -477,4 +491,16 @@ fn the_last_waves_validation_runs_too() {
         "stdout:\n{text}\nstderr:\n{err}"
     );
     assert!(text.contains("❌ Wave 1 failed"), "{text}");
+}
+
+/// Never leave a cpo behind when a test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
