@@ -334,6 +334,17 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
 
 #[test]
 fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
+    interrupt_run("TERM", false);
+}
+
+/// Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+#[test]
+fn ctrl_c_to_the_process_group_cancels_the_run_and_still_writes_the_report() {
+    interrupt_run("INT", true);
+}
+
+fn interrupt_run(sig: &str, group: bool) {
+    use std::os::unix::process::CommandExt;
     let repo = repo();
     let root = repo.path();
     let marks = repo.scratch().join("marks");
@@ -365,6 +376,7 @@ fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
         .env("PATH", path_with_bins())
         .env("PO_AGENT_CMD", format!("sh {}", agent.display()))
         .args(["run", "p"])
+        .process_group(0)
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(std::fs::File::create(&err_file).unwrap())
         .spawn()
@@ -375,7 +387,12 @@ fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
         assert!(start.elapsed() < TIMEOUT, "agents never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    nix_kill(child.0.id(), "TERM");
+    let target = if group {
+        format!("-{}", child.0.id())
+    } else {
+        child.0.id().to_string()
+    };
+    nix_kill(&target, sig);
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
@@ -406,13 +423,13 @@ fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
     }
 }
 
-fn nix_kill(pid: u32, sig: &str) {
+fn nix_kill(target: &str, sig: &str) {
     let ok = std::process::Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
+        .args([&format!("-{sig}"), "--", target])
         .status()
         .unwrap()
         .success();
-    assert!(ok, "kill -{sig} {pid}");
+    assert!(ok, "kill -{sig} {target}");
 }
 
 #[test]
