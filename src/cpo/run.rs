@@ -226,13 +226,16 @@ fn spawn(
 ) -> Result<i32> {
     let mut cmd = spawn_command(common, pd, id, opts);
     tracing::debug!("running {}", tools::shown(&cmd));
+    // Installed first, so no signal in between kills cpo before po-spawn
+    // (handlers, unlike ignored signals, are reset in the child at exec).
+    let signals = Forward::install();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| not_found_or("po-spawn", e))?;
-    let _signals = Forward::install(&child);
+    signals.forward_to(&child);
 
     // Status paths on stdout are not for people; drain them so po-spawn never blocks.
     let mut stdout = child.stdout.take().expect("piped");
@@ -480,9 +483,8 @@ struct Forward {
 }
 
 impl Forward {
-    fn install(child: &Child) -> Forward {
+    fn install() -> Forward {
         use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-        CHILD.store(child.id() as i32, Ordering::SeqCst);
         let action = SigAction::new(
             SigHandler::Handler(on_signal),
             SaFlags::SA_RESTART,
@@ -496,6 +498,10 @@ impl Forward {
             }
         }
         Forward { old }
+    }
+
+    fn forward_to(&self, child: &Child) {
+        CHILD.store(child.id() as i32, Ordering::SeqCst);
     }
 }
 
