@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::report::{self, RunFacts, TaskResult};
 use super::{ParallelDir, RunOptions, tools, validate};
@@ -463,13 +463,17 @@ impl Console {
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A SIGTERM that came before po-spawn did, passed on once it has started.
+static TERM_PENDING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Ctrl-C reaches po-spawn through the terminal's process group; a SIGTERM
     // sent to cpo alone is passed on. Either way cpo waits for po-spawn to
     // cancel cleanly, then writes the report.
     let pid = CHILD.load(Ordering::SeqCst);
-    if sig == libc::SIGTERM && pid > 0 {
+    if sig == libc::SIGTERM && pid <= 0 {
+        TERM_PENDING.store(true, Ordering::SeqCst);
+    } else if sig == libc::SIGTERM {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
@@ -502,6 +506,12 @@ impl Forward {
 
     fn forward_to(&self, child: &Child) {
         CHILD.store(child.id() as i32, Ordering::SeqCst);
+        if TERM_PENDING.swap(false, Ordering::SeqCst) {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
     }
 }
 
