@@ -387,6 +387,19 @@ fn interrupt_run(sig: &str, group: bool) {
         assert!(start.elapsed() < TIMEOUT, "agents never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // While they run, cpo status shows them running, with a live supervisor.
+    let out = cmd("cpo", root).args(["status", "p"]).output().unwrap();
+    let status = stdout(&out);
+    for task in ["task-001-a", "task-002-b"] {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(&format!("  {task}: RUNNING")) && !l.contains("orphaned")),
+            "{task} not RUNNING in:\n{status}"
+        );
+    }
+    assert!(has_line(&status, "Running: 2 tasks"), "{status}");
+
     let target = if group {
         format!("-{}", child.0.id())
     } else {
