@@ -311,3 +311,25 @@ fn status_paths_come_on_stdin_and_failures_set_the_exit_code() {
     );
     assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
 }
+
+#[test]
+fn a_missing_claude_cli_fails_the_task_with_advice() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "nocl", &[task("One")], &[]);
+    let out = output_within(
+        repo.spawn()
+            .env("PO_CLAUDE", "claude-not-installed-here")
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Failed);
+    let err = s.error.unwrap();
+    assert!(
+        err.contains("install Claude Code") && err.contains("--agent-cmd"),
+        "{err}"
+    );
+    // No session was started, so none is recorded for a retry to resume.
+    assert_eq!(s.metrics.session_id, None);
+}

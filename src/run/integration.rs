@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use super::git::{self, git};
 use crate::error::{Error, Result};
+use crate::protocol::store;
 
 /// The integration branch of wave `n`.
 pub fn branch(id: &str, wave: u32) -> String {
@@ -35,6 +36,7 @@ pub fn prepare(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()>
     }
     let p = path.to_string_lossy();
     let add = || {
+        let _guard = store::lock_exclusive(&super::worktree::add_lock(repo, path))?;
         git(
             repo,
             &["worktree", "add", "--quiet", "-B", branch, &p, base],

@@ -285,7 +285,7 @@ fn supervise(
         AgentSpec::Command { .. } => None,
     };
     let me = std::process::id();
-    let task = store::update_status(&spec.status_file, |s| {
+    let start = |s: &mut AgentStatus| {
         s.status = State::InProgress;
         s.start_time = Some(started_at);
         s.completion_time = None;
@@ -301,11 +301,18 @@ fn supervise(
             .or(s.branch.take());
         s.extra
             .insert(SUPERVISOR_PID_FIELD.into(), serde_json::Value::from(me));
-        if let Some(id) = &session_id {
-            s.metrics.session_id = Some(id.clone());
-        }
-        Ok(())
-    })?;
+    };
+    // With nothing to prepare the start is recorded together with the
+    // agent's pid: one write fewer per task (the liveness lock is held already).
+    let defer_start = !isolated && spec.setup.is_none();
+    let task = if defer_start {
+        task
+    } else {
+        store::update_status(&spec.status_file, |s| {
+            start(s);
+            Ok(())
+        })?
+    };
     log.note(&format!(
         "{} attempt {} in {} (supervisor pid {me})",
         task.agent_id,
@@ -468,16 +475,32 @@ fn supervise(
             return fail(
                 spec,
                 "starting",
-                format!(
-                    "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
-                    argv[0]
-                ),
+                if claude_mode && e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "start the agent {:?}: it is not on PATH; install Claude Code \
+                         (npm install -g @anthropic-ai/claude-code) or pass --agent-cmd",
+                        argv[0]
+                    )
+                } else {
+                    format!(
+                        "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
+                        argv[0]
+                    )
+                },
             );
         }
     };
     let pid = child.id() as i32;
     let agent_started = Instant::now();
     store::update_status(&spec.status_file, |s| {
+        if defer_start {
+            start(s);
+        }
+        // Recorded once the agent runs, so a retry resumes only a session
+        // that exists.
+        if let Some(id) = &session_id {
+            s.metrics.session_id = Some(id.clone());
+        }
         s.pid = Some(pid);
         s.pgid = Some(pid);
         if s.phase
@@ -585,14 +608,25 @@ fn supervise(
         }
     }
     // Whatever the agent left behind goes too: no task keeps processes alive
-    // after its result is recorded.
-    let leftover = tree.kill(grace, force);
-    if leftover > 0 {
-        log.note(&format!(
-            "ended {leftover} leftover process(es) of the agent"
-        ));
+    // after its result is recorded. Orphaned descendants are reparented to
+    // this subreaper, so once the reaper finds no child left there is nothing
+    // to look for, and the /proc scan is skipped.
+    if !reaped && ending.is_none() {
+        let until = Instant::now() + Duration::from_millis(100);
+        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if matches!(ev, Ev::Reaped) {
+                reaped = true;
+                break;
+            }
+        }
     }
     if !reaped {
+        let leftover = tree.kill(grace, force);
+        if leftover > 0 {
+            log.note(&format!(
+                "ended {leftover} leftover process(es) of the agent"
+            ));
+        }
         // Every child is gone or being reaped; wait for the reaper to see it.
         let until = Instant::now() + Duration::from_secs(10);
         while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -833,6 +867,8 @@ fn finish(
     Ok(())
 }
 
+const PR_ERROR: &str = "open a pull request";
+
 /// Push and open the pull request; a failure is the task's `error`, never a crash.
 pub fn open_pr_for(
     status_file: &Path,
@@ -844,9 +880,18 @@ pub fn open_pr_for(
         crate::forge::pr::open_pr(status_file, repo, &pr.remote, &pr.base, &gh)
     }));
     let err = match result {
-        Ok(Ok(done)) => return Ok(done),
-        Ok(Err(e)) => format!("open a pull request: failed to {e}"),
-        Err(_) => "open a pull request: not available in this build".to_string(),
+        Ok(Ok(done)) => {
+            // A PR that failed before and worked now: its old error goes.
+            let _ = store::update_status(status_file, |s| {
+                if s.error.as_deref().is_some_and(|e| e.starts_with(PR_ERROR)) {
+                    s.error = None;
+                }
+                Ok(())
+            });
+            return Ok(done);
+        }
+        Ok(Err(e)) => format!("{PR_ERROR}: failed to {e}"),
+        Err(_) => format!("{PR_ERROR}: not available in this build"),
     };
     let _ = store::update_status(status_file, |s| {
         s.error = Some(one_line(&format!(

@@ -9,6 +9,7 @@ use ignore::gitignore::GitignoreBuilder;
 
 use super::git::{branch_exists, git};
 use crate::error::{Error, Result};
+use crate::protocol::store;
 
 /// What [`ensure`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,25 +48,61 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
     let p = path.to_string_lossy();
-    let add = |repo: &Path| {
+    // `git worktree add` reads every other worktree's metadata and trips over
+    // one being created at the same moment ("failed to read
+    // .git/worktrees/…/commondir"), so registrations are serialised on a lock
+    // in the repository; the checkout, the slow part, runs concurrently after.
+    let add = |repo: &Path| -> Result<()> {
+        let _guard = store::lock_exclusive(&add_lock(repo, path))?;
         if branch_exists(repo, branch) {
-            git(repo, &["worktree", "add", "--quiet", &p, branch])
+            git(
+                repo,
+                &["worktree", "add", "--quiet", "--no-checkout", &p, branch],
+            )?;
         } else {
             git(
                 repo,
-                &["worktree", "add", "--quiet", "-b", branch, &p, base],
-            )
+                &[
+                    "worktree",
+                    "add",
+                    "--quiet",
+                    "--no-checkout",
+                    "-b",
+                    branch,
+                    &p,
+                    base,
+                ],
+            )?;
         }
+        Ok(())
     };
     match add(repo) {
-        Ok(_) => Ok(Prepared::Created),
+        Ok(()) => {}
         Err(e) if e.to_string().contains("already registered") => {
             // The directory is gone but git still lists it: forget the missing
             // entry (nothing on disk is lost) and try again.
-            git(repo, &["worktree", "prune"])?;
-            add(repo).map(|_| Prepared::Created)
+            {
+                let _guard = store::lock_exclusive(&add_lock(repo, path))?;
+                git(repo, &["worktree", "prune"])?;
+            }
+            add(repo)?;
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    }
+    git(path, &["reset", "--quiet", "--hard"])?;
+    Ok(Prepared::Created)
+}
+
+/// The lock serialising `git worktree add` in one repository.
+pub fn add_lock(repo: &Path, fallback: &Path) -> PathBuf {
+    let git_dir = repo.join(".git");
+    if git_dir.is_dir() {
+        git_dir.join("po-worktree-add.lock")
+    } else {
+        fallback
+            .parent()
+            .unwrap_or(fallback)
+            .join(".po-worktree-add.lock")
     }
 }
 
