@@ -5,6 +5,7 @@
 mod support;
 
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -404,4 +405,107 @@ fn follow_redraws_in_place_on_a_terminal() {
         text.contains("agent-1") && text.contains("completed"),
         "{text:?}"
     );
+}
+
+#[test]
+fn follows_a_real_po_spawn_run_to_the_same_exit_code() {
+    let fx = Fixture::new();
+    let repo = fx.tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+    std::fs::write(
+        repo.join("tasks.md"),
+        "- [ ] First task\n- [ ] Second task\n- [ ] Third task\n",
+    )
+    .unwrap();
+    let agent = repo.join("agent.sh");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\n\
+         po-status set --phase Analyzing --progress 10\n\
+         sleep 0.3\n\
+         po-status set --phase Implementing --progress 60\n\
+         sleep 0.3\n\
+         [ \"$PO_AGENT_ID\" = agent-3 ] && { echo boom >&2; exit 3; }\n\
+         exit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_po-status")).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let tool = |name: &str| {
+        let mut c = Command::new(bin_dir.join(name));
+        c.current_dir(&repo)
+            .env("PATH", &path)
+            .env("PO_RUNTIME_DIR", &fx.root)
+            .env_remove("PO_SUCCESS_THRESHOLD")
+            .env_remove("AMPLIHACK_SUCCESS_THRESHOLD");
+        c
+    };
+    let parsed = tool("po-parse")
+        .args(["tasks.md", "--id", "demo"])
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{parsed:?}");
+
+    let mut watch = fx.watch();
+    watch.args(["demo", "--events", "--until-done"]);
+    let mut live = Live::spawn(watch);
+    for n in 1..=3 {
+        live.expect(&format!("agent-{n}: pending"));
+    }
+    let spawn = tool("po-spawn")
+        .args([
+            "--id",
+            "demo",
+            "--isolation",
+            "none",
+            "--no-pr",
+            "--agent-cmd",
+        ])
+        .arg(&agent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(spawn.code(), Some(2), "2 of 3 is below 80%");
+    assert_eq!(live.wait(), 2, "po-watch ends with po-spawn's code");
+    live.rest();
+    let lines: Vec<String> = live.seen.iter().map(|l| untimed(l)).collect();
+    for n in 1..=3 {
+        let mine: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("agent-{n}: ")))
+            .collect();
+        let at = |needle: &str| mine.iter().position(|l| l.contains(needle));
+        // Progress lines come before the end (a very slow reader may see two
+        // quick updates as one: events are changes between readings).
+        let implementing = at("Implementing (60%)").unwrap_or(0);
+        let last = mine.last().unwrap();
+        if n == 3 {
+            assert!(last.starts_with("agent-3: ❌ failed: "), "{last}");
+            assert!(last.contains("boom") || last.contains("status 3"), "{last}");
+        } else {
+            assert!(
+                last.starts_with(&format!("agent-{n}: ✅ completed")),
+                "{last}"
+            );
+        }
+        assert!(implementing < mine.len() - 1, "{mine:#?}");
+        assert!(mine.iter().all(|l| !l.contains("orphaned")), "{mine:#?}");
+    }
 }
