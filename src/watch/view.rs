@@ -146,7 +146,11 @@ type Parsed = Result<AgentStatus, String>;
 pub struct Reader {
     stall_after: std::time::Duration,
     cache: HashMap<PathBuf, (FileKey, Parsed)>,
+    names: HashMap<PathBuf, (FileKey, (String, Option<String>))>,
     liveness: Liveness,
+    /// Widens the window between reading a file and probing its lock (tests).
+    #[cfg(test)]
+    probe_delay: Option<std::time::Duration>,
 }
 
 impl Reader {
@@ -154,14 +158,17 @@ impl Reader {
         Reader {
             stall_after,
             cache: HashMap::new(),
+            names: HashMap::new(),
             liveness: Liveness::default(),
+            #[cfg(test)]
+            probe_delay: None,
         }
     }
 
     /// Read every status file of `dir`; a file that cannot be read becomes a
     /// [`Row::Bad`] naming it, and the others still show.
     pub fn read(&mut self, dir: &Path) -> OrchestrationView {
-        let (id, title) = orchestration_name(dir);
+        let (id, title) = self.orchestration_name(dir);
         let mut view = OrchestrationView {
             id,
             dir: dir.to_path_buf(),
@@ -179,25 +186,7 @@ impl Reader {
         let now_sys = SystemTime::now();
         let now = crate::timefmt::now();
         for file in files {
-            let row = match self.parse(&file) {
-                Ok(status) => {
-                    let inferred = if status.status == State::InProgress {
-                        let key = fs::metadata(&file).ok().map(|m| FileKey::of(&m));
-                        if self
-                            .liveness
-                            .is_orphaned(&file, key.map(|k| (k.ino, k.mtime, k.mtime_nsec)))
-                        {
-                            Inferred::orphaned()
-                        } else {
-                            super::infer::stall(&status, &file, self.stall_after, now_sys)
-                        }
-                    } else {
-                        Inferred::none()
-                    };
-                    Row::Task(Box::new(task_view(status, file, inferred, now)))
-                }
-                Err(problem) => Row::Bad(BadFile { file, problem }),
-            };
+            let row = self.row(file, now_sys, now);
             view.rows.push(row);
         }
         let present: std::collections::HashSet<&Path> = view.rows.iter().map(Row::file).collect();
@@ -206,24 +195,89 @@ impl Reader {
         view
     }
 
-    fn parse(&mut self, file: &Path) -> Parsed {
+    /// One status file as a row. A running task whose liveness lock is free
+    /// is orphaned only if its file did not change meanwhile: a runner writes
+    /// its final state before it lets go of the lock, so a file read just
+    /// before that write must not make a finished task look orphaned.
+    fn row(&mut self, file: PathBuf, now_sys: SystemTime, now: Timestamp) -> Row {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (parsed, key) = self.parse(&file);
+            let status = match parsed {
+                Ok(s) => s,
+                Err(problem) => return Row::Bad(BadFile { file, problem }),
+            };
+            #[cfg(test)]
+            if let Some(d) = self.probe_delay {
+                std::thread::sleep(d);
+            }
+            let inferred = if status.status != State::InProgress {
+                Inferred::none()
+            } else if self
+                .liveness
+                .is_orphaned(&file, key.map(|k| (k.ino, k.mtime, k.mtime_nsec)))
+            {
+                let still = fs::metadata(&file).ok().map(|m| FileKey::of(&m));
+                if still != key && tries < 5 {
+                    continue;
+                }
+                Inferred::orphaned()
+            } else {
+                super::infer::stall(&status, &file, self.stall_after, now_sys)
+            };
+            return Row::Task(Box::new(task_view(status, file, inferred, now)));
+        }
+    }
+
+    /// The orchestration's id and title from `orchestration.json` (parsed
+    /// again only when it changed: it holds the master issue's whole text),
+    /// else the directory name.
+    fn orchestration_name(&mut self, dir: &Path) -> (String, Option<String>) {
+        let file = dir.join(ORCHESTRATION_FILE);
+        let Ok(meta) = fs::metadata(&file) else {
+            return (dir_name(dir), None);
+        };
+        let key = FileKey::of(&meta);
+        if let Some((k, name)) = self.names.get(&file)
+            && *k == key
+        {
+            return name.clone();
+        }
+        let name = match store::read_json::<Orchestration>(&file) {
+            Ok(o) => (o.id, o.title),
+            Err(_) => (dir_name(dir), None),
+        };
+        self.names.insert(file, (key, name.clone()));
+        name
+    }
+
+    /// Parse `file` (or reuse the last parse of the same version) and say
+    /// which version was read.
+    fn parse(&mut self, file: &Path) -> (Parsed, Option<FileKey>) {
         let meta = match fs::metadata(file) {
             Ok(m) => m,
-            Err(e) => return Err(Error::io("read", file)(e).to_string()),
+            Err(e) => return (Err(Error::io("read", file)(e).to_string()), None),
         };
         let key = FileKey::of(&meta);
         if let Some((k, parsed)) = self.cache.get(file)
             && *k == key
         {
-            return parsed.clone();
+            return (parsed.clone(), Some(key));
         }
         let parsed = match store::read_status(file) {
             Ok(s) => Ok(s),
             Err(Error::BadStatus { detail, .. }) => Err(detail),
             Err(e) => Err(e.to_string()),
         };
+        // A file replaced between the stat and the read: say nothing about
+        // which version this is, so it is neither cached nor trusted.
+        let after = fs::metadata(file).ok().map(|m| FileKey::of(&m));
+        if after != Some(key) {
+            return (parsed, None);
+        }
         self.cache.insert(file.to_path_buf(), (key, parsed.clone()));
-        parsed
+        (parsed, Some(key))
     }
 }
 
@@ -263,14 +317,68 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
     }
 }
 
-/// The orchestration's id and title from `orchestration.json`, else the directory name.
-fn orchestration_name(dir: &Path) -> (String, Option<String>) {
-    let fallback = dir
-        .file_name()
+/// The directory's name, the id when `orchestration.json` cannot say.
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string());
-    match store::read_json::<Orchestration>(&dir.join(ORCHESTRATION_FILE)) {
-        Ok(o) => (o.id, o.title),
-        Err(_) => (fallback, None),
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A runner that writes its final state and then lets go of the lock, over
+    /// and over, while a reader scans: the reader never sees an orphan.
+    #[test]
+    fn a_task_finishing_while_it_is_read_is_never_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent-1.status.json");
+        store::write_status(&file, &AgentStatus::new("agent-1", "1")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let runner = {
+            let (file, stop) = (file.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut cycles = 0;
+                while !stop.load(Ordering::SeqCst) && cycles < 300 {
+                    // A reader's probe may hold the free lock for an instant.
+                    let lock = loop {
+                        match store::hold_liveness(&file).unwrap() {
+                            Some(l) => break l,
+                            None => std::thread::sleep(std::time::Duration::from_millis(1)),
+                        }
+                    };
+                    for state in [State::InProgress, State::Completed] {
+                        store::update_status(&file, |s| {
+                            s.status = state;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                    drop(lock);
+                    store::update_status(&file, |s| {
+                        s.status = State::Pending;
+                        Ok(())
+                    })
+                    .unwrap();
+                    cycles += 1;
+                }
+            })
+        };
+        let mut reader = Reader::new(std::time::Duration::from_secs(3600));
+        reader.probe_delay = Some(std::time::Duration::from_millis(2));
+        let mut running_seen = 0;
+        while !runner.is_finished() {
+            let view = reader.read(dir.path());
+            for t in view.tasks() {
+                assert!(!t.inferred.orphaned, "a finishing task was shown orphaned");
+                running_seen += usize::from(t.state == State::InProgress);
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        runner.join().unwrap();
+        assert!(running_seen > 0, "the reader never saw the task running");
     }
 }
