@@ -6,7 +6,8 @@
 //! a deadline passed; nothing spins while nothing happens. An isolated change
 //! wakes it at once; a burst of changes is debounced for a few milliseconds.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -34,7 +35,9 @@ pub struct Changes {
     /// Kept so `rx` never disconnects while polling.
     _tx: Sender<notify::Result<notify::Event>>,
     watcher: Option<RecommendedWatcher>,
-    watched: BTreeSet<PathBuf>,
+    /// Watched directories and their inodes: one removed and made again is a
+    /// new directory, watched anew.
+    watched: BTreeMap<PathBuf, u64>,
     poll: Duration,
     next_poll: Option<Instant>,
     last_change: Option<Instant>,
@@ -48,7 +51,7 @@ impl Changes {
             rx,
             _tx: tx.clone(),
             watcher: None,
-            watched: BTreeSet::new(),
+            watched: BTreeMap::new(),
             poll,
             next_poll: None,
             last_change: None,
@@ -75,15 +78,21 @@ impl Changes {
 
     /// Watch exactly `dirs` (non-recursively); existing watches are kept.
     pub fn watch(&mut self, dirs: &[PathBuf]) {
-        let want: BTreeSet<PathBuf> = dirs.iter().cloned().collect();
         let Some(w) = self.watcher.as_mut() else {
             return;
         };
-        for gone in self.watched.difference(&want) {
-            let _ = w.unwatch(gone);
+        let inode = |d: &Path| std::fs::metadata(d).map(|m| m.ino()).unwrap_or(0);
+        let want: BTreeMap<PathBuf, u64> = dirs.iter().map(|d| (d.clone(), inode(d))).collect();
+        for (dir, ino) in &self.watched {
+            if want.get(dir) != Some(ino) {
+                let _ = w.unwatch(dir);
+            }
         }
         let mut failure = None;
-        for dir in want.difference(&self.watched) {
+        for (dir, ino) in &want {
+            if self.watched.get(dir) == Some(ino) {
+                continue;
+            }
             if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
                 if matches!(e.kind, notify::ErrorKind::PathNotFound) {
                     continue;
@@ -126,14 +135,17 @@ impl Changes {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match got {
-                Ok(Ok(_)) => {
+                Ok(Ok(ev)) => {
+                    self.note(&ev);
                     // An isolated change is read at once; a burst (many files
                     // written together) is read once it settles.
                     let now = Instant::now();
                     if self.last_change.is_some_and(|t| now - t < BURST) {
                         self.debounce();
                     } else {
-                        while self.rx.try_recv().is_ok() {}
+                        while let Ok(next) = self.rx.try_recv() {
+                            self.take(next);
+                        }
                     }
                     self.last_change = Some(Instant::now());
                     return Wake::Changed;
@@ -171,8 +183,29 @@ impl Changes {
         let start = Instant::now();
         while start.elapsed() < DEBOUNCE_MAX {
             match self.rx.recv_timeout(DEBOUNCE) {
-                Ok(_) => continue,
+                Ok(next) => self.take(next),
                 Err(_) => break,
+            }
+        }
+    }
+
+    fn take(&mut self, res: notify::Result<notify::Event>) {
+        if let Ok(ev) = res {
+            self.note(&ev);
+        }
+    }
+
+    /// A watched directory that was removed is forgotten, so that the next
+    /// [`Changes::watch`] watches the one made in its place.
+    fn note(&mut self, ev: &notify::Event) {
+        if !matches!(ev.kind, EventKind::Remove(_)) {
+            return;
+        }
+        for p in &ev.paths {
+            if self.watched.remove(p).is_some()
+                && let Some(w) = self.watcher.as_mut()
+            {
+                let _ = w.unwatch(p);
             }
         }
     }
@@ -242,6 +275,23 @@ mod tests {
         let tmp = dir.path().join(".agent-1.status.json.tmp");
         std::fs::write(&tmp, "{}").unwrap();
         std::fs::rename(&tmp, &target).unwrap();
+        let hang_guard = Instant::now() + Duration::from_secs(30);
+        assert_eq!(c.wait(Some(hang_guard)), Wake::Changed);
+    }
+
+    #[test]
+    fn a_directory_removed_and_made_again_is_watched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("1234");
+        std::fs::create_dir(&dir).unwrap();
+        let mut c = Changes::new(false, Duration::from_secs(60));
+        c.watch(std::slice::from_ref(&dir));
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        // Drain what the removal and creation reported.
+        while c.wait(Some(Instant::now() + Duration::from_millis(200))) == Wake::Changed {}
+        c.watch(std::slice::from_ref(&dir));
+        std::fs::write(dir.join("agent-1.status.json"), "{}").unwrap();
         let hang_guard = Instant::now() + Duration::from_secs(30);
         assert_eq!(c.wait(Some(hang_guard)), Wake::Changed);
     }
