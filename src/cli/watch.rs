@@ -204,7 +204,7 @@ fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Re
     let readable = views.iter().map(|v| v.tasks().count()).sum::<usize>();
     let broken_dirs = views.iter().any(|v| v.problem.is_some());
     if (rows > 0 && readable == 0) || (rows == 0 && broken_dirs) {
-        eprintln!("po-watch: failed to read any status file; the table names each one and why");
+        eprintln!("po-watch: failed to read any status file; the output names each one and why");
         return Ok(exit::SYSTEM);
     }
     Ok(exit::SUCCESS)
