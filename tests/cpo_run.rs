@@ -384,7 +384,14 @@ fn interrupt_run(sig: &str, group: bool) {
     let mut child = KillOnDrop(child);
     let start = std::time::Instant::now();
     while std::fs::read_dir(&marks).unwrap().count() < 2 {
-        assert!(start.elapsed() < TIMEOUT, "agents never started");
+        let early = child.0.try_wait().unwrap();
+        let shown = std::fs::read_to_string(&out_file).unwrap_or_default();
+        assert!(
+            early.is_none() && !shown.contains('❌') && start.elapsed() < TIMEOUT,
+            "agents never started (cpo: {early:?})\nstdout:\n{}\nstderr:\n{}",
+            shown,
+            std::fs::read_to_string(&err_file).unwrap_or_default()
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // While they run, cpo status shows them running, with a live supervisor.
