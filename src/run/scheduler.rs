@@ -30,7 +30,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use super::console::Console;
-use super::proctree::{self, Tree};
+use super::proctree::Tree;
 use super::supervisor::{self, AgentSpec, PrSpec, Spec};
 use super::{git, integration, signals, template, worktree};
 use crate::error::{Error, Result, exit};
@@ -1454,14 +1454,6 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Whether the process `pid` is alive (not a zombie).
-#[allow(dead_code)]
-fn alive(pid: i32) -> bool {
-    proctree::processes()
-        .iter()
-        .any(|p| p.pid == pid && p.state != 'Z')
 }
 
 #[cfg(test)]

@@ -408,7 +408,7 @@ fn supervise(
             Err(e) => return fail(spec, "setup", format!("start setup command {setup:?}: {e}")),
         }
         if cancel.load(Ordering::SeqCst) {
-            return finish(spec, &task, &base, Outcome::ended(Ending::Cancelled), None);
+            return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
         }
     }
 
@@ -645,7 +645,7 @@ fn supervise(
         signal,
         stream: std::mem::take(&mut *stream_state.lock().unwrap_or_else(|e| e.into_inner())),
     };
-    finish(spec, &task, &base, outcome, Some(agent_started))
+    finish(spec, &base, outcome, Some(agent_started))
 }
 
 fn now_ms() -> u64 {
@@ -772,13 +772,7 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 }
 
 /// Record the final state, metrics, and open the pull request when asked.
-fn finish(
-    spec: &Spec,
-    task: &AgentStatus,
-    base: &str,
-    outcome: Outcome,
-    agent_started: Option<Instant>,
-) -> Result<()> {
+fn finish(spec: &Spec, base: &str, outcome: Outcome, agent_started: Option<Instant>) -> Result<()> {
     let log_path = spec.log_file.display().to_string();
     let ran = agent_started
         .map(|t| t.elapsed().as_secs_f64())
@@ -858,7 +852,6 @@ fn finish(
         s.retryable = retryable.then_some(true);
         Ok(())
     })?;
-    let _ = task;
     if state == State::Completed
         && let Some(pr) = &spec.pr
     {
