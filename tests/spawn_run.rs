@@ -333,3 +333,19 @@ fn a_missing_claude_cli_fails_the_task_with_advice() {
     // No session was started, so none is recorded for a retry to resume.
     assert_eq!(s.metrics.session_id, None);
 }
+
+#[test]
+fn many_worktrees_registered_at_once_all_succeed() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=12).map(|i| task(&format!("T{i}"))).collect();
+    let paths = orchestrate(&repo, "many", &tasks, &[]);
+    let out = output_within(
+        repo.spawn()
+            .args(["--max-workers", "12", "--agent-cmd", "true"])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(states(&paths).iter().all(|s| *s == State::Completed));
+    assert_eq!(repo.worktrees().len(), 13);
+}
