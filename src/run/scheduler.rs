@@ -791,10 +791,14 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             console.say(&format!("    {name}: {n}"));
         }
     }
-    console.say(&format!(
-        "Duration: {}",
-        timefmt::human_duration(started.elapsed().as_secs_f64())
-    ));
+    let took = timefmt::human_duration(started.elapsed().as_secs_f64());
+    if completed == total && total > 0 {
+        console.say(&format!("🎉 All agents succeeded! Total duration: {took}"));
+    } else {
+        console.say(&format!(
+            "{completed}/{total} agents succeeded. Total duration: {took}"
+        ));
+    }
     console.say(&format!("Logs: {}", logs.display()));
     let code = if interrupted.is_some() {
         exit::INTERRUPTED

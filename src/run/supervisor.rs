@@ -407,9 +407,10 @@ fn supervise(
             }
             Err(e) => return fail(spec, "setup", format!("start setup command {setup:?}: {e}")),
         }
-        if cancel.load(Ordering::SeqCst) {
-            return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
-        }
+    }
+    if cancel.load(Ordering::SeqCst) {
+        // Cancelled while preparing: the agent never starts.
+        return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
     }
 
     // The agent.
