@@ -66,12 +66,21 @@ cp "$examples/issue.md" issue.md
 git add greet.sh README.md issue.md
 git commit -q -m "greet: a tiny sample project"
 
+# Whether `claude` has credentials: an API key or token in the environment,
+# or a login (a credentials file on Linux, the keychain on macOS).
+claude_usable() {
+    command -v claude >/dev/null 2>&1 || return 1
+    [ -n "${ANTHROPIC_API_KEY:-}" ] && return 0
+    [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ] && return 0
+    [ -s "${CLAUDE_CONFIG_DIR:-$HOME/.claude}/.credentials.json" ] && return 0
+    command -v security >/dev/null 2>&1 &&
+        security find-generic-password -s "Claude Code-credentials" >/dev/null 2>&1
+}
+
 agent=${PO_DEMO_AGENT:-auto}
 if [ "$agent" = auto ]; then
     agent=example
-    if command -v claude >/dev/null 2>&1 &&
-        { [ -n "${ANTHROPIC_API_KEY:-}" ] || [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ] ||
-            [ -s "$HOME/.claude/.credentials.json" ]; }; then
+    if claude_usable; then
         agent=claude
     fi
 fi
@@ -105,6 +114,10 @@ echo
 echo "== po-summarize issue"
 po-summarize issue || true
 
+echo
+echo "== Branches (one per task, each with its agent's commit)"
+git branch --list 'feat/*' -v | cut -c1-100 || true
+
 cat <<EOF
 
 == Where to look
@@ -114,6 +127,7 @@ cat <<EOF
   agent logs:    $repo/.claude/runtime/logs/
   worktrees:     $repo/.claude/runtime/worktrees/issue/
   summary:       $repo/.claude/runtime/parallel/issue/summary.md
+  live view:     cd $repo && po-watch --follow issue   (during a run)
 po-spawn exited with $code.
 EOF
 exit "$code"

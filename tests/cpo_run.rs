@@ -188,6 +188,15 @@ fn init_validate_run_status_on_two_waves() {
         );
     }
 
+    let out = cmd("cpo", root)
+        .args(["status", dir, "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["orchestration_id"], "TS-0042");
+    assert_eq!(status["totals"]["completed"], 3);
+    assert_eq!(status["tasks"].as_array().unwrap().len(), 3);
+
     // Nothing cpo or po wrote dirties the repository.
     let porcelain = git(root, &["status", "--porcelain", "--untracked-files=all"]);
     assert!(
@@ -278,4 +287,250 @@ fn a_failed_task_sets_the_exit_code_and_report_and_retry_finishes_it() {
         (Some(1), Some(2))
     );
     assert_eq!(flaky["status"], "completed");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-5", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}]},
+            {"number": 2, "tasks": [{"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}]}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    write(&pdir.join("prompts/task-002.txt"), "FILE: b.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--dry-run", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    let all = format!("{text}{err}");
+    assert!(
+        all.contains("task-001-a") && all.contains("task-002-b"),
+        "{all}"
+    );
+    assert!(!text.contains("=== Execution Complete ==="), "{text}");
+    assert!(!pdir.join("report.json").exists());
+    assert!(!pdir.join("logs").exists());
+    let branches = git(root, &["branch", "--list", "feat/*"]);
+    assert!(branches.trim().is_empty(), "{branches}");
+
+    // The plan was recorded, nothing started: cpo status shows it pending.
+    let out = cmd("cpo", root).args(["status", "p"]).output().unwrap();
+    let status = stdout(&out);
+    assert!(has_line(&status, "  task-001-a: PENDING"), "{status}");
+    assert!(has_line(&status, "  task-002-b: PENDING"), "{status}");
+}
+
+#[test]
+fn sigterm_to_cpo_cancels_the_run_and_still_writes_the_report() {
+    interrupt_run("TERM", false);
+}
+
+/// Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+#[test]
+fn ctrl_c_to_the_process_group_cancels_the_run_and_still_writes_the_report() {
+    interrupt_run("INT", true);
+}
+
+fn interrupt_run(sig: &str, group: bool) {
+    use std::os::unix::process::CommandExt;
+    let repo = repo();
+    let root = repo.path();
+    let marks = repo.scratch().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let agent = repo.scratch().join("slow.sh");
+    write(
+        &agent,
+        &format!(
+            "#!/bin/sh\ntouch {}/$PO_AGENT_ID\nexec sleep 600\n",
+            marks.display()
+        ),
+    );
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-8", "waves": [{"number": 1, "tasks": [
+            {"id": "task-001-a", "prompt_file": "prompts/task-001.txt"},
+            {"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}
+        ]}]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "a\n");
+    write(&pdir.join("prompts/task-002.txt"), "b\n");
+
+    let out_file = repo.scratch().join("cpo.out");
+    let err_file = repo.scratch().join("cpo.err");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cpo"))
+        .current_dir(root)
+        .env_remove("PO_RUNTIME_DIR")
+        .env("PATH", path_with_bins())
+        .env("PO_AGENT_CMD", format!("sh {}", agent.display()))
+        .args(["run", "p"])
+        .process_group(0)
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&marks).unwrap().count() < 2 {
+        assert!(start.elapsed() < TIMEOUT, "agents never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // While they run, cpo status shows them running, with a live supervisor.
+    let out = cmd("cpo", root).args(["status", "p"]).output().unwrap();
+    let status = stdout(&out);
+    for task in ["task-001-a", "task-002-b"] {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(&format!("  {task}: RUNNING")) && !l.contains("orphaned")),
+            "{task} not RUNNING in:\n{status}"
+        );
+    }
+    assert!(has_line(&status, "Running: 2 tasks"), "{status}");
+
+    let target = if group {
+        format!("-{}", child.0.id())
+    } else {
+        child.0.id().to_string()
+    };
+    nix_kill(&target, sig);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < TIMEOUT, "cpo did not exit after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: std::fs::read(&out_file).unwrap(),
+        stderr: std::fs::read(&err_file).unwrap(),
+    };
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(
+        text.contains("Interrupted. Continue with: cpo run p"),
+        "{text}"
+    );
+    let report = read_json(&pdir.join("report.json"));
+    assert_eq!(report["exit_code"], 130);
+    assert_eq!(report["totals"]["completed"], 0);
+    for t in report["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "cancelled", "{t}");
+    }
+}
+
+fn nix_kill(target: &str, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), "--", target])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {target}");
+}
+
+#[test]
+fn a_failing_wave_validation_stops_later_waves_with_exit_4() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-4", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}],
+             "validation": "test -f never-written.txt"},
+            {"number": 2, "tasks": [{"id": "task-002-b", "prompt_file": "prompts/task-002.txt"}]}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    write(&pdir.join("prompts/task-002.txt"), "FILE: b.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(text.contains("❌ Wave 1 failed"), "{text}");
+    assert!(has_line(&text, "  Completed: 1/2 tasks"), "{text}");
+    assert!(text.contains("did not pass its validation"), "{text}");
+    let report = read_json(&pdir.join("report.json"));
+    assert_eq!(report["exit_code"], 4);
+    let b = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "task-002-b")
+        .unwrap()
+        .clone();
+    assert_eq!(b["status"], "cancelled", "{b}");
+    assert!(
+        files_under(&pdir.join("logs"))
+            .iter()
+            .any(|f| f.to_string_lossy().contains("validation")),
+        "no validation log under p/logs"
+    );
+}
+
+/// The last wave's `validation` must run too (the document: "Validation
+/// failure -> stops wave, reports error").
+#[test]
+#[ignore = "po-spawn skips the last wave's validation: scheduler's `ran_here` looks at \
+            `child`, which `finished()` has already cleared"]
+fn the_last_waves_validation_runs_too() {
+    let repo = repo();
+    let root = repo.path();
+    let agent_cmd = setup(&repo);
+    let pdir = root.join("p");
+    write(
+        &pdir.join("manifest.json"),
+        r#"{"tech_spec_id": "TS-L", "waves": [
+            {"number": 1, "tasks": [{"id": "task-001-a", "prompt_file": "prompts/task-001.txt"}],
+             "validation": "test -f never-written.txt"}
+        ]}"#,
+    );
+    write(&pdir.join("prompts/task-001.txt"), "FILE: a.txt\n");
+    let out = cmd("cpo", root)
+        .args(["run", "p", "--agent-cmd", &agent_cmd])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(text.contains("❌ Wave 1 failed"), "{text}");
+}
+
+/// Never leave a cpo behind when a test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

@@ -46,7 +46,13 @@ fn demo_runs_every_task_of_the_example_issue_with_the_example_agent() {
         .arg(examples().join("demo.sh"))
         .env("PO_BIN_DIR", bin_dir())
         .env("PO_DEMO_DIR", &work)
-        .env("PO_DEMO_AGENT", "example")
+        // No credentials anywhere: `auto` must pick the example agent even
+        // where `claude` is installed.
+        .env_remove("PO_DEMO_AGENT")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env("HOME", tmp.path())
         .output()
         .unwrap();
     let (text, err) = (stdout(&out), stderr(&out));
@@ -55,6 +61,7 @@ fn demo_runs_every_task_of_the_example_issue_with_the_example_agent() {
         Some(0),
         "stdout:\n{text}\nstderr:\n{err}"
     );
+    assert!(text.contains("== Agent: the example agent"), "{text}");
     assert!(text.contains("== Where to look"), "{text}");
     assert!(
         text.contains(&work.join("repo").display().to_string()),

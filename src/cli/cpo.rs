@@ -15,7 +15,6 @@ use crate::error::Result;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about,
     after_help = "A parallel directory holds manifest.json (tech_spec_id, waves of tasks) and \
                   prompts/. `cpo run` writes DIR/logs/ and DIR/report.json.\n\nExit codes: 0 \
                   all tasks completed, 1 partial success, 2 majority failure, 3 invalid \

@@ -71,7 +71,11 @@ fn detail(r: &TaskResult) -> String {
             if let Some(p) = r.progress_percentage {
                 parts.push(format!("{p}%"));
             }
-            if let Some(ph) = &r.phase {
+            if let Some(ph) = r
+                .phase
+                .as_ref()
+                .filter(|p| !p.eq_ignore_ascii_case("running"))
+            {
                 parts.push(ph.clone());
             }
         }

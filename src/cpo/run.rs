@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::report::{self, RunFacts, TaskResult};
 use super::{ParallelDir, RunOptions, tools, validate};
@@ -46,8 +46,16 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
 
     let started = timefmt::now();
     let logs = pd.logs();
-    fs::create_dir_all(&logs).map_err(Error::io("create", &logs))?;
-    let mut console = Console::open(&logs, &started)?;
+    let mut console = if opts.dry_run {
+        // A dry run writes nothing into DIR.
+        Console {
+            file: None,
+            blank: true,
+        }
+    } else {
+        fs::create_dir_all(&logs).map_err(Error::io("create", &logs))?;
+        Console::open(&logs, &started)?
+    };
 
     if has_started(&orch)? {
         console.err(&format!(
@@ -119,7 +127,7 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
     };
     let rep = report::build(&facts, tasks);
     report::write(&pd.report(), &rep)?;
-    for line in closing(&pd, &rep.tasks, code).lines() {
+    for line in closing(&pd, &rep.tasks, code, rep.duration_seconds).lines() {
         console.out(line);
     }
     Ok(code)
@@ -218,13 +226,16 @@ fn spawn(
 ) -> Result<i32> {
     let mut cmd = spawn_command(common, pd, id, opts);
     tracing::debug!("running {}", tools::shown(&cmd));
+    // Installed first, so no signal in between kills cpo before po-spawn
+    // (handlers, unlike ignored signals, are reset in the child at exec).
+    let signals = Forward::install();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| not_found_or("po-spawn", e))?;
-    let _signals = Forward::install(&child);
+    signals.forward_to(&child);
 
     // Status paths on stdout are not for people; drain them so po-spawn never blocks.
     let mut stdout = child.stdout.take().expect("piped");
@@ -286,6 +297,9 @@ fn classify(line: &str) -> Line {
         || t == "Results:"
         || t.strip_prefix("Completed:").is_some_and(counts)
         || t.strip_prefix("Failed:").is_some_and(counts)
+        || t.strip_prefix("Timed out:").is_some_and(counts)
+        || t.strip_prefix("Cancelled:").is_some_and(counts)
+        || (line.starts_with("Duration: ") || line.starts_with("Logs: "))
     {
         return Line::Replaced;
     }
@@ -302,12 +316,17 @@ fn classify(line: &str) -> Line {
 }
 
 /// The document's closing block.
-pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
+pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> String {
     let t = report::totals(tasks);
     let mut out = format!(
         "\n{COMPLETE}\n\nResults:\n  Completed: {}/{} tasks\n  Failed: {} tasks\n",
         t.completed, t.tasks, t.failed
     );
+    for (n, what) in [(t.timed_out, "Timed out"), (t.cancelled, "Cancelled")] {
+        if n > 0 {
+            out.push_str(&format!("    {what}: {n}\n"));
+        }
+    }
     if t.not_finished > 0 {
         out.push_str(&format!("  Not finished: {} tasks\n", t.not_finished));
     }
@@ -326,7 +345,8 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
         }
     }
     out.push_str(&format!(
-        "\nLogs: {}/\nReport: {}\n",
+        "\nDuration: {}\nLogs: {}/\nReport: {}\n",
+        timefmt::human_duration(secs),
         pd.shown_join(super::LOGS),
         pd.shown_join(super::REPORT)
     ));
@@ -342,6 +362,13 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32) -> String {
     {
         out.push_str(&format!(
             "\npo-spawn exited with {code} before running any task: see its message above.\n"
+        ));
+    } else if code == exit::VALIDATION {
+        out.push_str(&format!(
+            "\nA wave did not pass its validation, or its branches conflicted (see above); later \
+             waves did not run.\nCheck {}/ for the validation log, fix the cause, then: cpo run \
+             {shown} --retry\n",
+            pd.shown_join(super::LOGS)
         ));
     } else if code == exit::INTERRUPTED {
         out.push_str(&format!("\nInterrupted. Continue with: cpo run {shown}\n"));
@@ -394,6 +421,8 @@ fn tool_failed(tool: &str, code: i32, stderr: &str) -> Error {
 /// What cpo prints, also kept in `DIR/logs/cpo-run-<time>.log`.
 struct Console {
     file: Option<File>,
+    /// The last line on stdout was blank: never print two in a row.
+    blank: bool,
 }
 
 impl Console {
@@ -404,7 +433,10 @@ impl Console {
             .append(true)
             .open(&path)
             .map_err(Error::io("create", &path))?;
-        Ok(Console { file: Some(file) })
+        Ok(Console {
+            file: Some(file),
+            blank: true,
+        })
     }
 
     fn transcript(&mut self, line: &str) {
@@ -414,6 +446,11 @@ impl Console {
     }
 
     fn out(&mut self, line: &str) {
+        let blank = line.trim().is_empty();
+        if blank && self.blank {
+            return;
+        }
+        self.blank = blank;
         println!("{line}");
         let _ = std::io::stdout().flush();
         self.transcript(line);
@@ -426,13 +463,17 @@ impl Console {
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A SIGTERM that came before po-spawn did, passed on once it has started.
+static TERM_PENDING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Ctrl-C reaches po-spawn through the terminal's process group; a SIGTERM
     // sent to cpo alone is passed on. Either way cpo waits for po-spawn to
     // cancel cleanly, then writes the report.
     let pid = CHILD.load(Ordering::SeqCst);
-    if sig == libc::SIGTERM && pid > 0 {
+    if sig == libc::SIGTERM && pid <= 0 {
+        TERM_PENDING.store(true, Ordering::SeqCst);
+    } else if sig == libc::SIGTERM {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
@@ -446,9 +487,8 @@ struct Forward {
 }
 
 impl Forward {
-    fn install(child: &Child) -> Forward {
+    fn install() -> Forward {
         use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-        CHILD.store(child.id() as i32, Ordering::SeqCst);
         let action = SigAction::new(
             SigHandler::Handler(on_signal),
             SaFlags::SA_RESTART,
@@ -462,6 +502,16 @@ impl Forward {
             }
         }
         Forward { old }
+    }
+
+    fn forward_to(&self, child: &Child) {
+        CHILD.store(child.id() as i32, Ordering::SeqCst);
+        if TERM_PENDING.swap(false, Ordering::SeqCst) {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
     }
 }
 
@@ -488,6 +538,9 @@ mod tests {
         assert_eq!(classify("Completed: 4/5"), Line::Replaced);
         assert_eq!(classify("  Completed: 5/5 tasks"), Line::Replaced);
         assert_eq!(classify("Failed: 1 tasks"), Line::Replaced);
+        assert_eq!(classify("    Timed out: 1"), Line::Replaced);
+        assert_eq!(classify("Logs: /abs/p/logs"), Line::Replaced);
+        assert_eq!(classify("  Logs: indented is progress"), Line::Progress);
         assert_eq!(classify("Wave 1:"), Line::Progress);
         assert_eq!(classify("  task-001-users: RUNNING"), Line::Progress);
         assert_eq!(
@@ -513,7 +566,7 @@ mod tests {
         );
         let mut tasks = report::collect(&plan, None).unwrap();
         tasks[0].status = "completed".into();
-        let text = closing(&pd, &tasks, 0);
+        let text = closing(&pd, &tasks, 0, 5.0);
         assert!(text.contains(
             "=== Execution Complete ===\n\nResults:\n  Completed: 1/1 tasks\n  Failed: 0 tasks\n"
         ));

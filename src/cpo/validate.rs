@@ -14,11 +14,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-
 use super::ParallelDir;
 use super::plan::Plan;
 use crate::error::{Result, exit};
+use crate::sources::manifest;
 
 /// The template text `cpo init` puts in its sample prompt.
 pub const TEMPLATE_MARKER: &str = "<!-- cpo init: replace this prompt -->";
@@ -68,28 +67,36 @@ pub fn command(dir: &Path) -> Result<i32> {
 /// Every check, nothing printed.
 pub fn check(pd: &ParallelDir) -> Findings {
     let mut f = Findings::default();
-    let manifest = pd.manifest();
-    if !manifest.is_file() {
+    if !pd.manifest().is_file() {
         f.problems.push(format!(
             "{} does not exist; create the directory with `cpo init DIR -t TS-ID -n NAME` or \
              write the manifest there",
             pd.shown_join(super::MANIFEST)
         ));
     } else {
-        match std::fs::read_to_string(&manifest)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-        {
-            Err(e) => f.problems.push(format!(
-                "{}: not valid JSON ({e})",
-                pd.shown_join(super::MANIFEST)
-            )),
-            Ok(value) => {
-                f.plan = Plan::from_value(&value, &pd.path);
-                structure(&value, pd, &mut f);
-                prompts(pd, &mut f);
+        // What can be shown even of an invalid manifest.
+        f.plan = Plan::load(&pd.path).unwrap_or_default();
+        // The manifest's rules are po-parse's: the same check, the same words.
+        let prompts: Vec<(String, PathBuf)> = match manifest::load(&pd.path) {
+            Ok(m) => m
+                .tasks()
+                .map(|(_, t)| (t.id.clone(), t.prompt_file.clone()))
+                .collect(),
+            Err(e) => {
+                f.missing_fields = e.missing_fields;
+                f.problems = e.problems;
+                // Prompts that exist inside DIR can still be checked for content;
+                // the others are already reported.
+                f.plan
+                    .tasks()
+                    .filter_map(|(_, t)| {
+                        let real = std::fs::canonicalize(t.prompt.as_ref()?).ok()?;
+                        real.starts_with(&pd.path).then(|| (t.id.clone(), real))
+                    })
+                    .collect()
             }
-        }
+        };
+        prompt_contents(pd, &prompts, &mut f);
     }
     git(pd, &mut f);
     agent(&mut f);
@@ -98,166 +105,28 @@ pub fn check(pd: &ParallelDir) -> Findings {
     f
 }
 
-/// The manifest's required fields and task rules.
-fn structure(value: &Value, pd: &ParallelDir, f: &mut Findings) {
-    let Some(obj) = value.as_object() else {
-        f.problems
-            .push("the manifest is not a JSON object; see `cpo init` for the shape".into());
-        return;
-    };
-    match obj.get("tech_spec_id") {
-        None | Some(Value::Null) => f.missing_fields.push("tech_spec_id".into()),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            f.missing_fields.push("tech_spec_id".into())
-        }
-        Some(Value::String(_)) => {}
-        Some(_) => f
-            .problems
-            .push("tech_spec_id: must be a string such as \"TS-0042\"".into()),
-    }
-    let waves = match obj.get("waves") {
-        None | Some(Value::Null) => {
-            f.missing_fields.push("waves".into());
-            return;
-        }
-        Some(Value::Array(w)) => w,
-        Some(_) => {
-            f.problems
-                .push("waves: must be a list of {\"number\", \"tasks\"} objects".into());
-            return;
-        }
-    };
-    if waves.is_empty() {
-        f.problems
-            .push("waves: is empty; add a wave with at least one task".into());
-    }
-    let mut ids = BTreeSet::new();
-    let mut numbers = BTreeSet::new();
-    for (i, wave) in waves.iter().enumerate() {
-        let at = format!("waves[{i}]");
-        if let Some(n) = wave.get("number") {
-            match n.as_u64() {
-                Some(n) if n >= 1 => {
-                    if !numbers.insert(n) {
-                        f.problems.push(format!(
-                            "{at}.number: wave {n} appears twice; number waves 1, 2, 3…"
-                        ));
-                    }
-                }
-                _ => f
-                    .problems
-                    .push(format!("{at}.number: must be a whole number from 1")),
-            }
-        }
-        let Some(tasks) = wave.get("tasks").and_then(Value::as_array) else {
-            f.problems
-                .push(format!("{at}.tasks: missing; list the wave's tasks"));
-            continue;
-        };
-        if tasks.is_empty() {
+/// Every prompt has something in it, and not just `cpo init`'s template.
+fn prompt_contents(pd: &ParallelDir, prompts: &[(String, PathBuf)], f: &mut Findings) {
+    for (id, prompt) in prompts {
+        let shown = prompt
+            .strip_prefix(&pd.path)
+            .map(|r| pd.shown_join(&r.to_string_lossy()))
+            .unwrap_or_else(|_| prompt.display().to_string());
+        let Ok(bytes) = std::fs::read(prompt) else {
             f.problems.push(format!(
-                "{at}.tasks: is empty; add a task or remove the wave"
-            ));
-        }
-        for (j, task) in tasks.iter().enumerate() {
-            let at = format!("{at}.tasks[{j}]");
-            match task.get("id").and_then(Value::as_str).map(str::trim) {
-                None | Some("") => f
-                    .problems
-                    .push(format!("{at}.id: missing; give the task a unique id")),
-                Some(id) => {
-                    if !ids.insert(id.to_string()) {
-                        f.problems.push(format!(
-                            "{at}.id: {id:?} is used twice; task ids must be unique"
-                        ));
-                    }
-                }
-            }
-            if let Some(p) = task.get("prompt_file") {
-                match p.as_str() {
-                    Some(p) => {
-                        if let Some(msg) = outside(p, pd) {
-                            f.problems.push(format!("{at}.prompt_file: {msg}"));
-                        }
-                    }
-                    None => f.problems.push(format!(
-                        "{at}.prompt_file: must be a path such as prompts/task-001.txt"
-                    )),
-                }
-            }
-        }
-    }
-}
-
-/// `Some(reason)` when a prompt path leaves the parallel directory.
-fn outside(p: &str, pd: &ParallelDir) -> Option<String> {
-    let rel = Path::new(p);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Some(format!(
-            "{p} is outside {}; keep prompts inside the parallel directory",
-            pd.shown.display()
-        ));
-    }
-    let full = pd.path.join(rel);
-    match std::fs::canonicalize(&full) {
-        Ok(real) if !real.starts_with(&pd.path) => Some(format!(
-            "{p} leads outside {} (a symbolic link); keep prompts inside the parallel directory",
-            pd.shown.display()
-        )),
-        _ => None,
-    }
-}
-
-/// Every task has a prompt file with something in it.
-fn prompts(pd: &ParallelDir, f: &mut Findings) {
-    let plan = f.plan.clone();
-    for (wave, task) in plan.tasks() {
-        let shown = |p: &Path| {
-            p.strip_prefix(&pd.path)
-                .map(|r| pd.shown_join(&r.to_string_lossy()))
-                .unwrap_or_else(|_| p.display().to_string())
-        };
-        let Some(prompt) = &task.prompt else {
-            f.problems.push(format!(
-                "{} (wave {}): no prompt_file and no prompts/task-NNN.txt; add \"prompt_file\" \
-                 to the task",
-                task.id, wave.number
+                "task {id:?}: prompt file {shown} cannot be read; write the task's prompt there"
             ));
             continue;
         };
-        if task
-            .prompt_file
-            .as_deref()
-            .is_some_and(|p| outside(p, pd).is_some())
-        {
-            continue;
-        }
-        match std::fs::read(prompt) {
-            Err(_) => f.problems.push(format!(
-                "{}: prompt_file {} does not exist; write the task's prompt there",
-                task.id,
-                shown(prompt)
-            )),
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                if text.trim().is_empty() {
-                    f.problems.push(format!(
-                        "{}: prompt_file {} is empty; write the task's prompt there",
-                        task.id,
-                        shown(prompt)
-                    ));
-                } else if text.contains(TEMPLATE_MARKER) {
-                    f.warnings.push(format!(
-                        "{}: {} is still the template `cpo init` wrote",
-                        task.id,
-                        shown(prompt)
-                    ));
-                }
-            }
+        let text = String::from_utf8_lossy(&bytes);
+        if text.trim().is_empty() {
+            f.problems.push(format!(
+                "task {id:?}: prompt file {shown} is empty; write the task's prompt there"
+            ));
+        } else if text.contains(TEMPLATE_MARKER) {
+            f.warnings.push(format!(
+                "task {id:?}: {shown} is still the template `cpo init` wrote"
+            ));
         }
     }
 }
