@@ -47,11 +47,15 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
     let p = path.to_string_lossy();
+    // A new branch is the common case: try that first and fall back to
+    // checking out the existing branch (git refuses `-b` for one before it
+    // touches anything).
     let add = |repo: &Path| -> Result<()> {
-        if branch_exists(repo, branch) {
-            worktree_add(repo, &["--no-checkout", &p, branch])
-        } else {
-            worktree_add(repo, &["--no-checkout", "-b", branch, &p, base])
+        match worktree_add(repo, &["--no-checkout", "-b", branch, &p, base]) {
+            Err(e) if e.to_string().contains("already exists") && branch_exists(repo, branch) => {
+                worktree_add(repo, &["--no-checkout", &p, branch])
+            }
+            other => other,
         }
     };
     match add(repo) {
