@@ -1185,6 +1185,9 @@ impl Gate<'_> {
                 _ => "died".into(),
             };
             let log = self.logs.join(format!("{}.log", status.agent_id));
+            // Killed by the terminal's Ctrl-C before it left po-spawn's session.
+            let interrupted = interrupted
+                || matches!(exit, Some((None, Some(sig))) if sig == libc::SIGINT || sig == libc::SIGTERM || sig == libc::SIGHUP);
             let reason = if interrupted {
                 "cancelled: po-spawn was interrupted; `po-spawn --retry` runs it".to_string()
             } else {

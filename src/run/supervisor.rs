@@ -123,6 +123,11 @@ pub fn uuid_v4() -> String {
 /// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
 pub fn from_env() -> Option<i32> {
     let raw = std::env::var(SPEC_ENV).ok()?;
+    // Leave po-spawn's session (and its terminal) first of all. [`launch`]
+    // starts this process with posix_spawn (cheaper than fork and exec), so
+    // it is not a group leader yet and setsid succeeds.
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
     // SAFETY: nothing else runs yet; the variable must not reach the agent.
     unsafe { std::env::remove_var(SPEC_ENV) };
     Some(match serde_json::from_str::<Spec>(&raw) {
@@ -930,8 +935,8 @@ fn agent_env(spec: &Spec, workdir: &Path, task: &AgentStatus) -> Vec<(String, St
     ]
 }
 
-/// Start a supervisor for `spec`: detached in its own session, stdin from
-/// `/dev/null`, stdout and stderr appended to the agent log.
+/// Start a supervisor for `spec`: stdin from `/dev/null`, stdout and stderr
+/// appended to the agent log; it moves to its own session as it starts.
 pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
     let json = serde_json::to_string(spec)
         .map_err(|e| Error::system(format!("serialise the supervisor spec: {e}")))?;
@@ -949,15 +954,6 @@ pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.spawn()
         .map_err(|e| Error::system(format!("start a supervisor ({}): {e}", exe.display())))
 }
