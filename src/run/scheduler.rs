@@ -962,8 +962,16 @@ fn finish_line(t: &Task, console: &Console) {
             None => format!("✅ {} completed ({dur})", t.label),
         },
         State::Failed => format!("❌ {} failed: {err}", t.label),
-        State::TimedOut => format!("❌ {} timed out: {err}", t.label),
-        State::Cancelled => format!("⛔ {} cancelled: {err}", t.label),
+        State::TimedOut => format!(
+            "❌ {} timed out: {}",
+            t.label,
+            err.strip_prefix("timed out ").unwrap_or(&err)
+        ),
+        State::Cancelled => format!(
+            "⛔ {} cancelled: {}",
+            t.label,
+            err.strip_prefix("cancelled: ").unwrap_or(&err)
+        ),
         other => format!("❔ {} ended {other}", t.label),
     };
     console.say(&line);
