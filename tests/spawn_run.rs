@@ -144,8 +144,12 @@ echo "to stdout"; echo "to stderr" >&2
     );
     let out = output_within(
         repo.spawn()
-            .args(["--isolation", "none", "--agent-cmd"])
-            .arg(format!("{} {{prompt_file}}", agent.display()))
+            // The template from the environment, as front ends pass it.
+            .env(
+                "PO_AGENT_CMD",
+                format!("{} {{prompt_file}}", agent.display()),
+            )
+            .args(["--isolation", "none"])
             .args(&paths),
         LIMIT,
     );
