@@ -353,3 +353,34 @@ fn many_worktrees_registered_at_once_all_succeed() {
     assert!(states(&paths).iter().all(|s| *s == State::Completed));
     assert_eq!(repo.worktrees().len(), 13);
 }
+
+#[test]
+fn the_default_base_is_head_where_po_spawn_runs_even_in_a_linked_worktree() {
+    let repo = Repo::new();
+    let mine = repo.scratch().join("my-worktree");
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-b",
+            "topic",
+            mine.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(mine.join("topic.txt"), "topic\n").unwrap();
+    git(&mine, &["add", "topic.txt"]);
+    git(&mine, &["commit", "--quiet", "-m", "topic work"]);
+    let paths = orchestrate(&repo, "lw", &[task("One")], &[]);
+    let mut cmd = repo.spawn();
+    cmd.current_dir(&mine)
+        .args(["--agent-cmd", "test -f topic.txt"])
+        .args(&paths);
+    let out = output_within(&mut cmd, LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.base_commit.unwrap(), git(&mine, &["rev-parse", "HEAD"]));
+    // The task's worktree still lives under the main repository's runtime.
+    assert!(s.worktree.unwrap().starts_with(repo.runtime()));
+}

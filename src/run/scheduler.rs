@@ -313,18 +313,23 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     }
     tasks.sort_by_key(|t| (t.status.wave, t.status.number(), t.path.clone()));
 
-    let base_commit = match (&repo, cfg.isolated) {
-        (Some(r), _) => Some(git::resolve_commit(
-            r,
+    // `--base` and its default (HEAD) mean what they mean where po-spawn was
+    // started, which may be a linked worktree of the repository.
+    let here = std::env::current_dir()
+        .ok()
+        .filter(|d| repo.is_some() && git::git_ok(d, &["rev-parse", "--git-dir"]));
+    let rev_dir = here.clone().or_else(|| repo.clone());
+    let base_commit = match &rev_dir {
+        Some(d) => Some(git::resolve_commit(
+            d,
             cfg.base.as_deref().unwrap_or("HEAD"),
         )?),
-        (None, false) => None,
-        (None, true) => unreachable!("checked above"),
+        None => None,
     };
     let pr_base = cfg
         .base
         .clone()
-        .or_else(|| repo.as_deref().and_then(git::current_branch))
+        .or_else(|| rev_dir.as_deref().and_then(git::current_branch))
         .unwrap_or_else(|| "main".into());
     let validations: HashMap<u32, String> = orch
         .as_ref()
