@@ -93,33 +93,6 @@ pub struct Spec {
     pub pr: Option<PrSpec>,
 }
 
-/// A version 4 UUID from the kernel's random source.
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    let filled = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !filled {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 64);
-        b = t.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
 pub fn from_env() -> Option<i32> {
     let raw = std::env::var(SPEC_ENV).ok()?;
@@ -286,7 +259,10 @@ fn supervise(
     let resume =
         matches!(spec.agent, AgentSpec::Claude { .. }) && task.metrics.session_id.is_some();
     let session_id = match &spec.agent {
-        AgentSpec::Claude { .. } => Some(task.metrics.session_id.clone().unwrap_or_else(uuid_v4)),
+        AgentSpec::Claude { .. } => Some(match task.metrics.session_id.clone() {
+            Some(id) => id,
+            None => claude::new_session_id().map_err(Error::io("read", "/dev/urandom"))?,
+        }),
         AgentSpec::Command { .. } => None,
     };
     let me = std::process::id();
@@ -956,18 +932,4 @@ pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
         .stderr(Stdio::from(err));
     cmd.spawn()
         .map_err(|e| Error::system(format!("start a supervisor ({}): {e}", exe.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_version_4() {
-        let a = uuid_v4();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(a, uuid_v4());
-    }
 }
