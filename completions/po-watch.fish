@@ -1,6 +1,6 @@
 complete -c po-watch -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c po-watch -l stall-after -d 'An in_progress task with no log output and no status update for this long is stalled' -r
-complete -c po-watch -l threshold -d 'Success threshold in percent for --until-done [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD; default: 80]' -r
+complete -c po-watch -l threshold -d 'Success threshold in percent for --until-done (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
 complete -c po-watch -l poll-interval -d 'Polling interval in milliseconds (with --poll, or when inotify is unavailable)' -r
 complete -c po-watch -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-watch -l follow -d 'Live view, redrawn in place on a terminal (a new snapshot per change otherwise)'
@@ -9,5 +9,5 @@ complete -c po-watch -l until-done -d 'With --follow or --events: exit once ever
 complete -c po-watch -l json -d 'JSON: the snapshot as one document, or events as JSON lines'
 complete -c po-watch -l poll -d 'Poll instead of using inotify'
 complete -c po-watch -l utc -d 'Event times in UTC instead of local time'
-complete -c po-watch -s h -l help -d 'Print help'
+complete -c po-watch -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c po-watch -s V -l version -d 'Print version'

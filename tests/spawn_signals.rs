@@ -3,7 +3,7 @@
 
 mod support_spawn;
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use po::protocol::State;
@@ -212,7 +212,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
-    let second = repo
+    let mut second = repo
         .spawn()
         .args(["--max-workers", "2", "--id", "crash", "--agent-cmd"])
         .arg(&agent)
@@ -221,8 +221,28 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The adopted agents are still waiting; let them finish.
-    std::thread::sleep(Duration::from_millis(300));
+    // Collect its stderr as it comes; the adopted agents wait for "go"
+    // until the new po-spawn has adopted both.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut err = second.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    wait_until(LIMIT, "both running agents adopted", || {
+        seen.lock().unwrap().matches("RUNNING (adopted)").count() == 2
+    });
     std::fs::write(repo.scratch().join("go"), "").unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -232,6 +252,11 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         .recv_timeout(LIMIT)
         .expect("second po-spawn finishes")
         .unwrap();
+    reader.join().unwrap();
+    let out = Output {
+        stderr: seen.lock().unwrap().clone().into_bytes(),
+        ..out
+    };
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("RUNNING (adopted)"), "{stderr}");
@@ -277,4 +302,116 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
             format!("agent-{n}")
         );
     }
+}
+
+#[test]
+fn an_orphaned_task_is_recorded_failed_its_leftovers_ended_and_retry_runs_it() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "orph", &[task("Lost")], &[]);
+    // As a supervisor that died by SIGKILL leaves it: in_progress, no lock
+    // holder, and an agent process still running with the task's marker.
+    po::protocol::store::update_status(&paths[0], |s| {
+        s.status = State::InProgress;
+        s.extra.insert("supervisor_pid".into(), 999_999.into());
+        Ok(())
+    })
+    .unwrap();
+    let mut leftover = Command::new("sleep")
+        .arg("300")
+        .env("PO_STATUS_FILE", &paths[0])
+        .spawn()
+        .unwrap();
+    let ran = repo.scratch().join("ran");
+    let agent = repo.script("agent.sh", "echo \"$PO_AGENT_ID\" >> \"$SCRATCH/ran\"\n");
+
+    let out = output_within(
+        repo.spawn()
+            .args(["--id", "orph", "--grace", "1", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Failed);
+    let err = s.error.unwrap();
+    assert!(
+        err.contains("interrupted") && err.contains("--retry"),
+        "{err}"
+    );
+    assert!(!ran.exists(), "an orphan is not run again without --retry");
+    // The leftover agent was ended before anything else could run the task.
+    let _ = leftover.wait();
+    assert!(processes_with_env(&marker(&paths[0])).is_empty());
+
+    let out = output_within(
+        repo.spawn()
+            .args(["--id", "orph", "--retry", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!((s.status, s.attempt), (State::Completed, 2));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "agent-1\n");
+}
+
+#[test]
+fn a_task_whose_liveness_lock_is_held_elsewhere_is_waited_for_not_run_again() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "busy", &[task("Taken")], &[]);
+    let live = po::protocol::store::liveness_path(&paths[0]);
+    let go = repo.scratch().join("go");
+    // Another runner holds the task's liveness lock (flock(1), same flock(2)).
+    let mut holder = Command::new("flock")
+        .arg(&live)
+        .args([
+            "sh",
+            "-c",
+            "i=0; while [ ! -e \"$1\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+            "sh",
+        ])
+        .arg(&go)
+        .spawn()
+        .unwrap();
+    wait_until(LIMIT, "the lock held", || {
+        po::protocol::store::is_live(&paths[0])
+    });
+    let logs = repo.scratch().join("logs");
+    let agent = repo.script("agent.sh", "touch \"$SCRATCH/ran\"\n");
+    let child = repo
+        .spawn()
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(["--id", "busy", "--agent-cmd"])
+        .arg(&agent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(LIMIT, "po-spawn to wait on the lock", || {
+        std::fs::read_to_string(logs.join("session.log"))
+            .is_ok_and(|l| l.contains("holds its liveness lock"))
+    });
+    // The other runner finishes the task and lets go.
+    po::protocol::store::update_status(&paths[0], |s| {
+        s.status = State::Completed;
+        Ok(())
+    })
+    .unwrap();
+    std::fs::write(&go, "").unwrap();
+    holder.wait().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx.recv_timeout(LIMIT).expect("po-spawn ends").unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("✅ agent-1 completed"), "{stderr}");
+    assert!(
+        !repo.scratch().join("ran").exists(),
+        "the agent ran a second time"
+    );
 }

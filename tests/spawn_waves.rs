@@ -192,10 +192,11 @@ if [ -e "$SCRATCH/fail-$PO_AGENT_ID" ]; then echo "flaky failure" >&2; exit 1; f
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(states(&paths), vec![State::Completed, State::Completed]);
-    assert_eq!(
-        ledger().lines().collect::<Vec<_>>(),
-        vec!["agent-1", "agent-2", "agent-2"]
-    );
+    let runs = ledger();
+    let runs: Vec<&str> = runs.lines().collect();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(runs.iter().filter(|r| **r == "agent-1").count(), 1);
+    assert_eq!(runs[2], "agent-2", "only the failed task ran again");
     let s = status(&paths[1]);
     assert_eq!(s.attempt, 2);
     assert_eq!(s.error, None);
@@ -265,4 +266,32 @@ flock "$SCRATCH/lock" sh -c 'echo "end $PO_AGENT_ID" >> "$SCRATCH/ledger"'
             .unwrap();
         assert!(last_end < first_start, "{ledger}");
     }
+}
+
+#[test]
+fn a_later_wave_task_named_alone_branches_from_the_earlier_waves() {
+    let repo = Repo::new();
+    let paths = two_waves(&repo, "w4", "true");
+    let agent = repo.script("agent.sh", WAVE_AGENT);
+    let out = output_within(
+        repo.spawn()
+            .arg("--agent-cmd")
+            .arg(&agent)
+            .args(&paths[..2]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(states(&paths[2..]), vec![State::Pending]);
+    // Now only the wave-2 task: it must still see wave 1's work.
+    let out = output_within(
+        repo.spawn().arg("--agent-cmd").arg(&agent).arg(&paths[2]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[2]);
+    assert_eq!(s.status, State::Completed);
+    assert_eq!(
+        s.base_commit.as_deref(),
+        Some(git(&repo.path, &["rev-parse", "po/w4/wave-1"]).as_str())
+    );
 }

@@ -26,7 +26,7 @@ use crate::sources::{self, SourceArg, issue, manifest, markdown};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = AFTER_HELP)]
+#[command(version, after_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
@@ -98,11 +98,19 @@ pub fn run(args: Args) -> Result<i32> {
         } else {
             let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
             if args.create_sub_issues {
+                // Sub-issues an earlier parse filed are reused, not filed again.
+                let mut known = carried_sub_issues(&runtime.orchestration_dir(&id));
                 let missing = loaded
                     .plan
                     .tasks
                     .iter()
-                    .filter(|t| t.sub_issue.is_none())
+                    .filter(|t| {
+                        t.sub_issue.is_none()
+                            && known
+                                .get_mut(&t.title)
+                                .and_then(|q| q.pop_front())
+                                .is_none()
+                    })
                     .count();
                 text.push_str(&format!(
                     "📝 Would create {missing} sub-issue{} (labels: {})\n",
@@ -115,6 +123,12 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(exit::SUCCESS);
     }
 
+    // One po-parse at a time per orchestration, from the check to the last
+    // sub-issue: the lock of orchestration.json (what po-spawn takes to
+    // record its options).
+    let dir = runtime.orchestration_dir(&id);
+    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let _guard = store::lock_exclusive(&store::lock_path(&dir.join(layout::ORCHESTRATION_FILE)))?;
     let paths = write(&runtime, &id, &loaded)?;
     if args.create_sub_issues {
         let master = loaded
@@ -289,6 +303,19 @@ fn shell_quote(s: &str) -> String {
 /// Sub-issue numbers of the tasks already parsed, by title (in task order).
 type Carried = HashMap<String, VecDeque<u64>>;
 
+/// Sub-issues the readable tasks of an orchestration already have, by title.
+fn carried_sub_issues(dir: &Path) -> Carried {
+    let mut carried: Carried = HashMap::new();
+    for path in layout::status_files(dir).unwrap_or_default() {
+        if let Ok(s) = store::read_status(&path)
+            && let Some(sub) = s.sub_issue
+        {
+            carried.entry(s.title).or_default().push_back(sub);
+        }
+    }
+    carried
+}
+
 /// Refuse to touch an orchestration whose tasks started or finished; else
 /// return the sub-issues its pending tasks already have.
 fn check_replaceable(dir: &Path, id: &str) -> Result<Carried> {
@@ -342,7 +369,8 @@ fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
     s
 }
 
-/// Write the orchestration directory; returns the status paths in task order.
+/// Write the orchestration directory (the caller holds the lock of its
+/// orchestration.json); returns the status paths in task order.
 fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
     let dir = runtime.orchestration_dir(id);
     let mut carried = check_replaceable(&dir, id)?;
@@ -378,24 +406,22 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
             .unwrap_or_default(),
         extra: previous.map(|p| p.extra).unwrap_or_default(),
     };
-    {
-        let _lock = store::lock_exclusive(&store::lock_path(&orch_path))?;
-        store::write_json(&orch_path, &orch)?;
-    }
+    store::write_json(&orch_path, &orch)?;
 
-    let mut paths = Vec::with_capacity(loaded.plan.tasks.len());
+    let mut files = Vec::with_capacity(loaded.plan.tasks.len());
     for t in &loaded.plan.tasks {
         let sub = t
             .sub_issue
             .or_else(|| carried.get_mut(&t.title).and_then(|q| q.pop_front()));
         let status = status_of(id, t, sub);
-        let path = layout::status_path(&dir, &status.agent_id);
-        replace_pending(&path, status)?;
-        paths.push(path);
+        files.push((layout::status_path(&dir, &status.agent_id), status));
     }
+    write_all(&files)?;
+    let paths: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
     // Tasks of an earlier parse beyond the new count go, still only if pending.
+    let current: std::collections::HashSet<&PathBuf> = paths.iter().collect();
     for old in layout::status_files(&dir)? {
-        if paths.contains(&old) {
+        if current.contains(&old) {
             continue;
         }
         let _lock = store::lock_exclusive(&store::lock_path(&old))?;
@@ -413,6 +439,37 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(paths)
+}
+
+/// Write the status files, a few at a time: each write is fsynced, and
+/// concurrent fsyncs share the file system's journal commits.
+fn write_all(files: &[(PathBuf, AgentStatus)]) -> Result<()> {
+    const WRITERS: usize = 8;
+    if files.len() < 2 * WRITERS {
+        return files
+            .iter()
+            .try_for_each(|(p, s)| replace_pending(p, s.clone()));
+    }
+    let chunk = files.len().div_ceil(WRITERS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .try_for_each(|(p, s)| replace_pending(p, s.clone()))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::system("write status files: a writer panicked")))
+            })
+            .collect::<Result<Vec<()>>>()
+    })?;
+    Ok(())
 }
 
 /// Create or replace a status file under its lock; an existing file is only

@@ -14,7 +14,7 @@ use crate::protocol::{State, layout, store};
 
 /// Read and report one task's status, under its lock
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::protocol::{State, sanitize};
+use crate::report::summary;
 use crate::timefmt;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
@@ -27,14 +28,19 @@ use crate::watch::{Scope, infer::Inferred};
 const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// Show the tasks of an orchestration: a table, a live view or an event stream
+///
+/// It only reads status files; it never changes a task. Besides the stored
+/// state it shows what it infers: `stalled` (in_progress, no log output and no
+/// status update for --stall-after) and `orphaned` (in_progress, but no process
+/// holds the task's liveness lock), with the log to look at.
+///
+/// Exit status: 0 for a snapshot, also when some status files are unreadable
+/// (each is shown by name); 9 when there were status files and none could be
+/// read; 64 a usage error (e.g. an unknown id without --follow or --events, which
+/// wait for it to appear). With --until-done: 0 every task completed, 1 at or
+/// above the success threshold, 2 below it.
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about,
-    after_help = "Exit status: 0 for a snapshot (unreadable files are shown by name), 9 when no \
-                  status file could be read. With --until-done: 0 all completed, 1 at or above \
-                  the threshold, 2 below it."
-)]
+#[command(version, about, long_about)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
@@ -63,13 +69,14 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub stall_after: u64,
 
-    /// Success threshold in percent for --until-done [env: PO_SUCCESS_THRESHOLD,
-    /// AMPLIHACK_SUCCESS_THRESHOLD; default: 80]
-    #[arg(long, value_name = "PCT")]
-    pub threshold: Option<f64>,
+    /// Success threshold in percent for --until-done (also AMPLIHACK_SUCCESS_THRESHOLD)
+    /// [default: 80]
+    #[arg(long, env = "PO_SUCCESS_THRESHOLD", value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub threshold: Option<u32>,
 
     /// Poll instead of using inotify
-    #[arg(long, env = "PO_WATCH_POLL")]
+    #[arg(long, env = "PO_WATCH_POLL", value_parser = clap::builder::FalseyValueParser::new())]
     pub poll: bool,
 
     /// Polling interval in milliseconds (with --poll, or when inotify is unavailable)
@@ -123,33 +130,18 @@ pub fn run(args: Args) -> Result<i32> {
     }
 }
 
-/// `--threshold`, else `PO_SUCCESS_THRESHOLD`, else `AMPLIHACK_SUCCESS_THRESHOLD`, else 80.
-fn threshold(flag: Option<f64>) -> Result<f64> {
-    let (value, from) = match flag {
-        Some(v) => (v, "--threshold".to_string()),
-        None => {
-            let env = ["PO_SUCCESS_THRESHOLD", "AMPLIHACK_SUCCESS_THRESHOLD"]
-                .into_iter()
-                .find_map(|k| std::env::var(k).ok().map(|v| (k, v)));
-            match env {
-                None => return Ok(80.0),
-                Some((k, v)) => (
-                    v.trim().trim_end_matches('%').parse().map_err(|_| {
-                        Error::usage(format!(
-                            "read {k}={v:?}: not a number; set a percentage such as 80"
-                        ))
-                    })?,
-                    k.to_string(),
-                ),
-            }
-        }
-    };
-    if !(0.0..=100.0).contains(&value) {
-        return Err(Error::usage(format!(
-            "read {from}: {value} is outside 0–100; give a percentage such as 80"
-        )));
+/// `--threshold` (or `PO_SUCCESS_THRESHOLD`), else `AMPLIHACK_SUCCESS_THRESHOLD`,
+/// else 80: the same as po-summarize.
+fn threshold(flag: Option<u32>) -> Result<u32> {
+    if let Some(t) = flag {
+        return Ok(t);
     }
-    Ok(value)
+    match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
+        Ok(raw) if !raw.trim().is_empty() => {
+            summary::parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw)
+        }
+        _ => Ok(super::summarize::DEFAULT_THRESHOLD),
+    }
 }
 
 /// Where an orchestration that does not exist yet will appear.
@@ -220,7 +212,7 @@ fn follow(
     args: &Args,
     scope: &Scope,
     reader: &mut Reader,
-    threshold: f64,
+    threshold: u32,
     out: &Output,
 ) -> Result<i32> {
     let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
@@ -271,7 +263,7 @@ fn watch_events(
     args: &Args,
     scope: &Scope,
     reader: &mut Reader,
-    threshold: f64,
+    threshold: u32,
     out: &Output,
 ) -> Result<i32> {
     // Watch first, then read: a change between the two is seen either way.

@@ -48,15 +48,11 @@ pub struct Overlap {
     pub tasks: Vec<usize>,
 }
 
-/// Paths `text` mentions, normalised, in order of first mention.
+/// Paths `text` mentions, normalised: backticked ones first (the explicit
+/// mentions), then path-like words, each in order of first mention.
 pub fn mentions(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut push = |p: String| {
-        if seen.insert(p.clone()) {
-            out.push(p);
-        }
-    };
+    let mut quoted: Vec<String> = Vec::new();
+    let mut bare: Vec<String> = Vec::new();
     let mut in_code = false;
     for line in text.lines() {
         let t = line.trim_start();
@@ -70,9 +66,7 @@ pub fn mentions(text: &str) -> Vec<String> {
         let mut outside = String::new();
         for (i, part) in line.split('`').enumerate() {
             if i % 2 == 1 {
-                if let Some(p) = pathlike(part.trim(), true) {
-                    push(p);
-                }
+                quoted.extend(pathlike(part.trim(), true));
             } else {
                 outside.push_str(part);
                 outside.push(' ');
@@ -84,12 +78,15 @@ pub fn mentions(text: &str) -> Vec<String> {
                 .trim_end_matches([
                     ')', ']', '}', '>', '"', '\'', ',', ';', ':', '!', '?', '.', '*', '_',
                 ]);
-            if let Some(p) = pathlike(word, false) {
-                push(p);
-            }
+            bare.extend(pathlike(word, false));
         }
     }
-    out
+    let mut seen = HashSet::new();
+    quoted
+        .into_iter()
+        .chain(bare)
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn pathlike(s: &str, backticked: bool) -> Option<String> {
@@ -207,6 +204,10 @@ mod tests {
                  not Node.js, not e.g. this. `cfg` `lib/x` https://x.io/a/b.py (utils/)"
             ),
             ["src/auth/", "lib/x", "models/user.py", "user.py", "utils/"]
+        );
+        assert_eq!(
+            mentions("Both a/b.md and c/d.md exist.\nCreate `e/f.md` from a/b.md."),
+            ["e/f.md", "a/b.md", "c/d.md"]
         );
         assert!(mentions("```\nsrc/in/code.rs\n```").is_empty());
         assert_eq!(mentions("./a//b.rs"), ["a/b.rs"]);

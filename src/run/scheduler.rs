@@ -30,13 +30,11 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use super::console::Console;
-use super::proctree::{self, Tree};
+use super::proctree::Tree;
 use super::supervisor::{self, AgentSpec, PrSpec, Spec};
 use super::{git, integration, signals, template, worktree};
 use crate::error::{Error, Result, exit};
-use crate::protocol::{
-    AgentStatus, Orchestration, Runtime, Source, State, layout, sanitize, store,
-};
+use crate::protocol::{AgentStatus, Orchestration, Runtime, State, layout, sanitize, store};
 use crate::timefmt;
 
 /// How to run an orchestration (the command line, with the environment applied).
@@ -182,14 +180,37 @@ fn resolve(target: &Target) -> Result<(PathBuf, Vec<PathBuf>, bool)> {
 }
 
 fn label_of(s: &AgentStatus) -> String {
-    s.task_id
+    let raw = s
+        .task_id
         .clone()
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| s.agent_id.clone())
+        .unwrap_or_else(|| s.agent_id.clone());
+    printable(&raw)
+}
+
+/// Task text shown on a terminal: control characters (escape sequences) replaced.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A branch name from a status file, if it is safe to hand to git as an
+/// argument: `[A-Za-z0-9/_.-]`, no leading `-`, no `..`, no `.lock` suffix.
+fn safe_branch(b: &str) -> bool {
+    !b.is_empty()
+        && b.len() <= 200
+        && !b.starts_with(['-', '/', '.'])
+        && !b.ends_with(['/', '.'])
+        && !b.ends_with(".lock")
+        && !b.contains("..")
+        && !b.contains("//")
+        && b.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
 }
 
 fn branch_of(id: &str, s: &AgentStatus, agent_id: &str) -> String {
-    if let Some(b) = s.branch.as_deref().filter(|b| !b.trim().is_empty()) {
+    if let Some(b) = s.branch.as_deref().filter(|b| safe_branch(b)) {
         return b.to_string();
     }
     match s.number() {
@@ -292,18 +313,23 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     }
     tasks.sort_by_key(|t| (t.status.wave, t.status.number(), t.path.clone()));
 
-    let base_commit = match (&repo, cfg.isolated) {
-        (Some(r), _) => Some(git::resolve_commit(
-            r,
+    // `--base` and its default (HEAD) mean what they mean where po-spawn was
+    // started, which may be a linked worktree of the repository.
+    let here = std::env::current_dir()
+        .ok()
+        .filter(|d| repo.is_some() && git::git_ok(d, &["rev-parse", "--git-dir"]));
+    let rev_dir = here.clone().or_else(|| repo.clone());
+    let base_commit = match &rev_dir {
+        Some(d) => Some(git::resolve_commit(
+            d,
             cfg.base.as_deref().unwrap_or("HEAD"),
         )?),
-        (None, false) => None,
-        (None, true) => unreachable!("checked above"),
+        None => None,
     };
     let pr_base = cfg
         .base
         .clone()
-        .or_else(|| repo.as_deref().and_then(git::current_branch))
+        .or_else(|| rev_dir.as_deref().and_then(git::current_branch))
         .unwrap_or_else(|| "main".into());
     let validations: HashMap<u32, String> = orch
         .as_ref()
@@ -404,6 +430,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         exe: &exe,
         bin_dir,
         include_files,
+        prompt_dirs: prompt_dirs(&dir, orch.as_ref()),
         pr: create_pr.then(|| PrSpec {
             remote: cfg.remote.clone(),
             base: pr_base.clone(),
@@ -462,6 +489,36 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Tasks of a later wave named on their own still branch from the waves
+    // before theirs: rebuild those integration branches from what is on disk.
+    let mut first_base = base_commit.clone().unwrap_or_default();
+    if cfg.isolated
+        && let Some(&first) = waves.first()
+        && tasks.iter().any(|t| t.slot == Slot::Waiting)
+    {
+        let earlier: Vec<Task> = layout::status_files(&dir)?
+            .into_iter()
+            .filter_map(|p| Some((store::read_status(&p).ok()?, p)))
+            .filter(|(s, _)| s.wave < first)
+            .map(|(status, path)| Task {
+                path,
+                label: label_of(&status),
+                status,
+                slot: Slot::Done,
+                child: None,
+                retries_used: 0,
+                not_before: None,
+                shown: (None, None),
+            })
+            .collect();
+        let earlier_waves: BTreeSet<u32> = earlier.iter().map(|t| t.status.wave).collect();
+        for w in earlier_waves {
+            console.log(&format!(
+                "wave {w} (before this run's tasks): rebuilding its integration"
+            ));
+            first_base = integrate(&gate, &earlier, w, &first_base, None)?;
+        }
+    }
     let mut wave_base: HashMap<u32, String> = HashMap::new();
     let mut interrupted: Option<Signal> = None;
     let mut signals_seen = 0;
@@ -477,7 +534,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     while wi < waves.len() {
         let wave = waves[wi];
         let base = match wi {
-            0 => base_commit.clone().unwrap_or_default(),
+            0 => first_base.clone(),
             _ => wave_base
                 .get(&waves[wi - 1])
                 .cloned()
@@ -588,10 +645,8 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 .filter_map(|t| t.not_before)
                 .min();
             match next_retry {
-                Some(at) => {
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                    continue;
-                }
+                // Wait for the backoff below, still taking signals.
+                Some(_) => {}
                 None => {
                     for t in tasks
                         .iter_mut()
@@ -628,6 +683,16 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             }
         };
         match ev {
+            Ev::Signal(Signal::SIGHUP) => {
+                // The terminal went away: leave the agents to their
+                // supervisors (they record their results); the next
+                // po-spawn adopts them and starts what is still pending.
+                console.say(
+                    "⚠️  Hangup: leaving running agents to their supervisors; run po-spawn \
+                     again to adopt them and start the pending tasks",
+                );
+                return Ok(exit::INTERRUPTED);
+            }
             Ev::Signal(sig) => {
                 signals_seen += 1;
                 if interrupted.is_none() {
@@ -703,6 +768,15 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         }
     }
 
+    // A Ctrl-C that also ended a validation command counts as an interrupt.
+    while let Ok(ev) = rx.try_recv() {
+        if let Ev::Signal(sig) = ev
+            && sig != Signal::SIGHUP
+        {
+            interrupted = interrupted.or(Some(sig));
+        }
+    }
+
     // The summary.
     let total = tasks.len() + unreadable;
     let count = |s: State| tasks.iter().filter(|t| t.status.status == s).count();
@@ -722,10 +796,14 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             console.say(&format!("    {name}: {n}"));
         }
     }
-    console.say(&format!(
-        "Duration: {}",
-        timefmt::human_duration(started.elapsed().as_secs_f64())
-    ));
+    let took = timefmt::human_duration(started.elapsed().as_secs_f64());
+    if completed == total && total > 0 {
+        console.say(&format!("🎉 All agents succeeded! Total duration: {took}"));
+    } else {
+        console.say(&format!(
+            "{completed}/{total} agents succeeded. Total duration: {took}"
+        ));
+    }
     console.say(&format!("Logs: {}", logs.display()));
     let code = if interrupted.is_some() {
         exit::INTERRUPTED
@@ -882,22 +960,30 @@ fn finish_line(t: &Task, console: &Console) {
         .duration_seconds
         .map(timefmt::human_duration)
         .unwrap_or_else(|| "0s".into());
-    let err = s.error.as_deref().unwrap_or("no error recorded");
+    let err = printable(s.error.as_deref().unwrap_or("no error recorded"));
     let line = match s.status {
         State::Completed => match s.pr_number {
             Some(pr) => format!("✅ {} completed → PR #{pr} ({dur})", t.label),
             None => format!("✅ {} completed ({dur})", t.label),
         },
         State::Failed => format!("❌ {} failed: {err}", t.label),
-        State::TimedOut => format!("❌ {} timed out: {err}", t.label),
-        State::Cancelled => format!("⛔ {} cancelled: {err}", t.label),
+        State::TimedOut => format!(
+            "❌ {} timed out: {}",
+            t.label,
+            err.strip_prefix("timed out ").unwrap_or(&err)
+        ),
+        State::Cancelled => format!(
+            "⛔ {} cancelled: {}",
+            t.label,
+            err.strip_prefix("cancelled: ").unwrap_or(&err)
+        ),
         other => format!("❔ {} ended {other}", t.label),
     };
     console.say(&line);
     if s.status == State::Completed
         && let Some(e) = &s.error
     {
-        console.say(&format!("   ⚠️  {}: {e}", t.label));
+        console.say(&format!("   ⚠️  {}: {}", t.label, printable(e)));
     }
 }
 
@@ -922,19 +1008,21 @@ fn progress_tick(tasks: &mut [Task], console: &Console) {
 
 /// SIGTERM the supervisor running `t` (it cancels; a second one forces).
 fn signal_supervisor(t: &Task, console: &Console) {
-    let pid = match t.child {
-        Some(pid) => Some(pid as i32),
-        None => store::read_status(&t.path).ok().and_then(|s| {
-            let pid = s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32;
-            // Only a process that is this task's supervisor (not a recycled pid).
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let needle = t.path.to_string_lossy().into_owned();
-            let is_ours = env.split(|b| *b == 0).any(|e| {
-                e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle.as_bytes())
-            });
-            is_ours.then_some(pid)
-        }),
-    };
+    let pid = t.child.map(|p| p as i32).or_else(|| {
+        let s = store::read_status(&t.path).ok()?;
+        Some(s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32)
+    });
+    // Only a process that is this task's supervisor, never a recycled pid: its
+    // environment holds the spec naming this status file.
+    let pid = pid.filter(|pid| {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return false;
+        };
+        let json = serde_json::to_string(&t.path).unwrap_or_default();
+        let needle = json.trim_matches('"').as_bytes();
+        env.split(|b| *b == 0)
+            .any(|e| e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle))
+    });
     match pid {
         Some(pid) => {
             console.log(&format!(
@@ -954,6 +1042,21 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Where a relative manifest `prompt_file` is looked up: the orchestration
+/// directory, then the source's directory.
+fn prompt_dirs(dir: &Path, orch: Option<&Orchestration>) -> Vec<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Some(o) = orch {
+        let p = PathBuf::from(&o.source.value);
+        if p.is_dir() {
+            dirs.push(p);
+        } else if let Some(parent) = p.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    dirs
+}
+
 /// What every launch shares.
 struct Gate<'a> {
     cfg: &'a Config,
@@ -966,6 +1069,7 @@ struct Gate<'a> {
     exe: &'a Path,
     bin_dir: Option<PathBuf>,
     include_files: Vec<PathBuf>,
+    prompt_dirs: Vec<PathBuf>,
     pr: Option<PrSpec>,
     console: &'a Console,
     tx: mpsc::Sender<Ev>,
@@ -982,7 +1086,7 @@ impl Gate<'_> {
             status_file: t.path.clone(),
             orchestration_id: self.id.to_string(),
             orchestration_file: self.orch_file.to_path_buf(),
-            prompt_dirs: self.prompt_dirs(),
+            prompt_dirs: self.prompt_dirs.clone(),
             prompt_file: layout::prompt_path(self.dir, &agent_id),
             repo: self.repo.clone(),
             worktree: self
@@ -1003,20 +1107,6 @@ impl Gate<'_> {
             bin_dir: self.bin_dir.clone(),
             pr: self.pr.clone(),
         }
-    }
-
-    fn prompt_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = vec![self.dir.to_path_buf()];
-        if let Ok(o) = store::read_json::<Orchestration>(self.orch_file) {
-            let Source { value, .. } = o.source;
-            let p = PathBuf::from(value);
-            if p.is_dir() {
-                dirs.push(p);
-            } else if let Some(parent) = p.parent() {
-                dirs.push(parent.to_path_buf());
-            }
-        }
-        dirs
     }
 
     fn launch(&self, idx: usize, t: &mut Task, branch: &str, base: &str) {
@@ -1108,6 +1198,9 @@ impl Gate<'_> {
                 _ => "died".into(),
             };
             let log = self.logs.join(format!("{}.log", status.agent_id));
+            // Killed by the terminal's Ctrl-C before it left po-spawn's session.
+            let interrupted = interrupted
+                || matches!(exit, Some((None, Some(sig))) if sig == libc::SIGINT || sig == libc::SIGTERM || sig == libc::SIGHUP);
             let reason = if interrupted {
                 "cancelled: po-spawn was interrupted; `po-spawn --retry` runs it".to_string()
             } else {
@@ -1381,14 +1474,6 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Whether the process `pid` is alive (not a zombie).
-#[allow(dead_code)]
-fn alive(pid: i32) -> bool {
-    proctree::processes()
-        .iter()
-        .any(|p| p.pid == pid && p.state != 'Z')
 }
 
 #[cfg(test)]

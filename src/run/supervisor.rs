@@ -93,36 +93,14 @@ pub struct Spec {
     pub pr: Option<PrSpec>,
 }
 
-/// A version 4 UUID from the kernel's random source.
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    let filled = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !filled {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 64);
-        b = t.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
 pub fn from_env() -> Option<i32> {
     let raw = std::env::var(SPEC_ENV).ok()?;
+    // Leave po-spawn's session (and its terminal) first of all. [`launch`]
+    // starts this process with posix_spawn (cheaper than fork and exec), so
+    // it is not a group leader yet and setsid succeeds.
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
     // SAFETY: nothing else runs yet; the variable must not reach the agent.
     unsafe { std::env::remove_var(SPEC_ENV) };
     Some(match serde_json::from_str::<Spec>(&raw) {
@@ -281,11 +259,14 @@ fn supervise(
     let resume =
         matches!(spec.agent, AgentSpec::Claude { .. }) && task.metrics.session_id.is_some();
     let session_id = match &spec.agent {
-        AgentSpec::Claude { .. } => Some(task.metrics.session_id.clone().unwrap_or_else(uuid_v4)),
+        AgentSpec::Claude { .. } => Some(match task.metrics.session_id.clone() {
+            Some(id) => id,
+            None => claude::new_session_id().map_err(Error::io("read", "/dev/urandom"))?,
+        }),
         AgentSpec::Command { .. } => None,
     };
     let me = std::process::id();
-    let task = store::update_status(&spec.status_file, |s| {
+    let start = |s: &mut AgentStatus| {
         s.status = State::InProgress;
         s.start_time = Some(started_at);
         s.completion_time = None;
@@ -301,11 +282,18 @@ fn supervise(
             .or(s.branch.take());
         s.extra
             .insert(SUPERVISOR_PID_FIELD.into(), serde_json::Value::from(me));
-        if let Some(id) = &session_id {
-            s.metrics.session_id = Some(id.clone());
-        }
-        Ok(())
-    })?;
+    };
+    // With nothing to prepare the start is recorded together with the
+    // agent's pid: one write fewer per task (the liveness lock is held already).
+    let defer_start = !isolated && spec.setup.is_none();
+    let task = if defer_start {
+        task
+    } else {
+        store::update_status(&spec.status_file, |s| {
+            start(s);
+            Ok(())
+        })?
+    };
     log.note(&format!(
         "{} attempt {} in {} (supervisor pid {me})",
         task.agent_id,
@@ -400,9 +388,10 @@ fn supervise(
             }
             Err(e) => return fail(spec, "setup", format!("start setup command {setup:?}: {e}")),
         }
-        if cancel.load(Ordering::SeqCst) {
-            return finish(spec, &task, &base, Outcome::ended(Ending::Cancelled), None);
-        }
+    }
+    if cancel.load(Ordering::SeqCst) {
+        // Cancelled while preparing: the agent never starts.
+        return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
     }
 
     // The agent.
@@ -468,16 +457,32 @@ fn supervise(
             return fail(
                 spec,
                 "starting",
-                format!(
-                    "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
-                    argv[0]
-                ),
+                if claude_mode && e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "start the agent {:?}: it is not on PATH; install Claude Code \
+                         (npm install -g @anthropic-ai/claude-code) or pass --agent-cmd",
+                        argv[0]
+                    )
+                } else {
+                    format!(
+                        "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
+                        argv[0]
+                    )
+                },
             );
         }
     };
     let pid = child.id() as i32;
     let agent_started = Instant::now();
     store::update_status(&spec.status_file, |s| {
+        if defer_start {
+            start(s);
+        }
+        // Recorded once the agent runs, so a retry resumes only a session
+        // that exists.
+        if let Some(id) = &session_id {
+            s.metrics.session_id = Some(id.clone());
+        }
         s.pid = Some(pid);
         s.pgid = Some(pid);
         if s.phase
@@ -585,14 +590,25 @@ fn supervise(
         }
     }
     // Whatever the agent left behind goes too: no task keeps processes alive
-    // after its result is recorded.
-    let leftover = tree.kill(grace, force);
-    if leftover > 0 {
-        log.note(&format!(
-            "ended {leftover} leftover process(es) of the agent"
-        ));
+    // after its result is recorded. Orphaned descendants are reparented to
+    // this subreaper, so once the reaper finds no child left there is nothing
+    // to look for, and the /proc scan is skipped.
+    if !reaped && ending.is_none() {
+        let until = Instant::now() + Duration::from_millis(100);
+        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if matches!(ev, Ev::Reaped) {
+                reaped = true;
+                break;
+            }
+        }
     }
     if !reaped {
+        let leftover = tree.kill(grace, force);
+        if leftover > 0 {
+            log.note(&format!(
+                "ended {leftover} leftover process(es) of the agent"
+            ));
+        }
         // Every child is gone or being reaped; wait for the reaper to see it.
         let until = Instant::now() + Duration::from_secs(10);
         while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -611,7 +627,7 @@ fn supervise(
         signal,
         stream: std::mem::take(&mut *stream_state.lock().unwrap_or_else(|e| e.into_inner())),
     };
-    finish(spec, &task, &base, outcome, Some(agent_started))
+    finish(spec, &base, outcome, Some(agent_started))
 }
 
 fn now_ms() -> u64 {
@@ -738,13 +754,7 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 }
 
 /// Record the final state, metrics, and open the pull request when asked.
-fn finish(
-    spec: &Spec,
-    task: &AgentStatus,
-    base: &str,
-    outcome: Outcome,
-    agent_started: Option<Instant>,
-) -> Result<()> {
+fn finish(spec: &Spec, base: &str, outcome: Outcome, agent_started: Option<Instant>) -> Result<()> {
     let log_path = spec.log_file.display().to_string();
     let ran = agent_started
         .map(|t| t.elapsed().as_secs_f64())
@@ -824,7 +834,6 @@ fn finish(
         s.retryable = retryable.then_some(true);
         Ok(())
     })?;
-    let _ = task;
     if state == State::Completed
         && let Some(pr) = &spec.pr
     {
@@ -832,6 +841,8 @@ fn finish(
     }
     Ok(())
 }
+
+const PR_ERROR: &str = "open a pull request";
 
 /// Push and open the pull request; a failure is the task's `error`, never a crash.
 pub fn open_pr_for(
@@ -844,9 +855,18 @@ pub fn open_pr_for(
         crate::forge::pr::open_pr(status_file, repo, &pr.remote, &pr.base, &gh)
     }));
     let err = match result {
-        Ok(Ok(done)) => return Ok(done),
-        Ok(Err(e)) => format!("open a pull request: failed to {e}"),
-        Err(_) => "open a pull request: not available in this build".to_string(),
+        Ok(Ok(done)) => {
+            // A PR that failed before and worked now: its old error goes.
+            let _ = store::update_status(status_file, |s| {
+                if s.error.as_deref().is_some_and(|e| e.starts_with(PR_ERROR)) {
+                    s.error = None;
+                }
+                Ok(())
+            });
+            return Ok(done);
+        }
+        Ok(Err(e)) => format!("{PR_ERROR}: failed to {e}"),
+        Err(_) => format!("{PR_ERROR}: not available in this build"),
     };
     let _ = store::update_status(status_file, |s| {
         s.error = Some(one_line(&format!(
@@ -891,8 +911,8 @@ fn agent_env(spec: &Spec, workdir: &Path, task: &AgentStatus) -> Vec<(String, St
     ]
 }
 
-/// Start a supervisor for `spec`: detached in its own session, stdin from
-/// `/dev/null`, stdout and stderr appended to the agent log.
+/// Start a supervisor for `spec`: stdin from `/dev/null`, stdout and stderr
+/// appended to the agent log; it moves to its own session as it starts.
 pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
     let json = serde_json::to_string(spec)
         .map_err(|e| Error::system(format!("serialise the supervisor spec: {e}")))?;
@@ -910,29 +930,6 @@ pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.spawn()
         .map_err(|e| Error::system(format!("start a supervisor ({}): {e}", exe.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_version_4() {
-        let a = uuid_v4();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(a, uuid_v4());
-    }
 }

@@ -47,26 +47,67 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
     let p = path.to_string_lossy();
-    let add = |repo: &Path| {
-        if branch_exists(repo, branch) {
-            git(repo, &["worktree", "add", "--quiet", &p, branch])
-        } else {
-            git(
-                repo,
-                &["worktree", "add", "--quiet", "-b", branch, &p, base],
-            )
+    // A new branch is the common case: try that first and fall back to
+    // checking out the existing branch (git refuses `-b` for one before it
+    // touches anything).
+    let add = |repo: &Path| -> Result<()> {
+        match worktree_add(repo, &["--no-checkout", "-b", branch, &p, base]) {
+            Err(e) if e.to_string().contains("already exists") && branch_exists(repo, branch) => {
+                worktree_add(repo, &["--no-checkout", &p, branch])
+            }
+            other => other,
         }
     };
     match add(repo) {
-        Ok(_) => Ok(Prepared::Created),
+        Ok(()) => {}
         Err(e) if e.to_string().contains("already registered") => {
             // The directory is gone but git still lists it: forget the missing
             // entry (nothing on disk is lost) and try again.
             git(repo, &["worktree", "prune"])?;
-            add(repo).map(|_| Prepared::Created)
+            add(repo)?;
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
     }
+    // The checkout: registration only wrote metadata.
+    git(path, &["reset", "--quiet", "--hard"])?;
+    Ok(Prepared::Created)
+}
+
+/// `git worktree add --quiet ARGS…`, tried again when it trips over another
+/// worktree being registered at the same moment: git reads every worktree's
+/// metadata and dies on a `commondir` that is not written yet ("failed to
+/// read .git/worktrees/…/commondir"). That check comes before git creates
+/// anything but the branch of `-b`, so a second try (which finds the branch
+/// and checks it out instead) is safe.
+pub fn worktree_add(repo: &Path, args: &[&str]) -> Result<()> {
+    let mut argv = vec!["worktree", "add", "--quiet"];
+    argv.extend_from_slice(args);
+    let mut last = None;
+    for attempt in 0..40u64 {
+        match git(repo, &argv) {
+            Ok(_) => return Ok(()),
+            Err(e) if is_registration_race(&e) => {
+                last = Some(e);
+                let jitter = (u64::from(std::process::id()) * 7 + attempt * 13) % 40;
+                std::thread::sleep(std::time::Duration::from_millis(5 + jitter));
+                // `-b BRANCH`: the first try may have created the branch.
+                if let Some(i) = argv.iter().position(|a| *a == "-b")
+                    && branch_exists(repo, argv[i + 1])
+                {
+                    let (branch, path) = (argv[i + 1], argv[i + 2]);
+                    argv.truncate(i);
+                    argv.extend([path, branch]);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::system("add a worktree: git kept failing")))
+}
+
+fn is_registration_race(e: &Error) -> bool {
+    let m = e.to_string();
+    m.contains("failed to read") && m.contains("worktrees")
 }
 
 /// Ignored files of `repo` that `.worktreeinclude` (gitignore syntax) selects,

@@ -363,6 +363,13 @@ fn resolve_inside(at: &str, given: &str, dir: &Path, err: &mut ManifestError) ->
         return None;
     }
     let joined = dir.join(candidate);
+    if !lexically_inside(candidate) {
+        err.problems.push(format!(
+            "{at}: field `prompt_file` {given:?} points outside the parallel directory {}; keep prompts inside it",
+            dir.display()
+        ));
+        return None;
+    }
     let real = match std::fs::canonicalize(&joined) {
         Ok(p) => p,
         Err(e) => {
@@ -388,6 +395,22 @@ fn resolve_inside(at: &str, given: &str, dir: &Path, err: &mut ManifestError) ->
         return None;
     }
     Some(real)
+}
+
+/// Whether a relative path stays inside its base by its `..` components alone.
+fn lexically_inside(p: &Path) -> bool {
+    let mut depth: i64 = 0;
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => depth -= 1,
+            std::path::Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
 }
 
 /// `task-004-orders` → `prompts/task-004.txt` (digits as written, then zero-padded to 3).

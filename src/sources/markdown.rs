@@ -610,6 +610,17 @@ mod tests {
     }
 
     #[test]
+    fn no_prefix_of_a_tricky_text_panics() {
+        let tricky = "# É\n## Sub-Tasks\n### Sub-task 3: ünï\n- [ ] #12 é\n\t- [x] ✓\n1) ß\n\
+                      ```\n<!-- é -->\n```\n> ẞ\n- [ ] Task #4 — ü after task 1, once #12 is done\n\
+                      * [ ] `src/é/` requires ü.py\n  <!--\n";
+        for (i, _) in tricky.char_indices() {
+            let ex = extract(&tricky[..i]);
+            let _ = crate::plan::Plan::from_extracted(ex);
+        }
+    }
+
+    #[test]
     fn prefixes() {
         assert_eq!(strip_prefix("Sub-task 3: X"), ("X".into(), Some(3)));
         assert_eq!(strip_prefix("Task #4 - Y"), ("Y".into(), Some(4)));

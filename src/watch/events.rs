@@ -305,19 +305,12 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
     }
 }
 
-/// The summary's exit code once every task is terminal: 0 all completed,
-/// 1 at or above `threshold` percent completed, 2 below it.
-pub fn outcome_code(views: &[OrchestrationView], threshold: f64) -> i32 {
+/// The summary's exit code once every task is terminal (the same rule as
+/// po-summarize): 0 all completed, 1 at or above `threshold` percent, 2 below.
+pub fn outcome_code(views: &[OrchestrationView], threshold: u32) -> i32 {
     let tasks: Vec<&TaskView> = views.iter().flat_map(|v| v.tasks()).collect();
-    let total = tasks.len();
     let done = tasks.iter().filter(|t| t.state == State::Completed).count();
-    if total > 0 && done == total {
-        crate::exit::SUCCESS
-    } else if total > 0 && (done as f64) * 100.0 >= threshold * total as f64 {
-        crate::exit::PARTIAL
-    } else {
-        crate::exit::MAJORITY_FAILURE
-    }
+    crate::report::summary::exit_code_for(done, tasks.len(), threshold)
 }
 
 /// Whether `--until-done` may stop: at least one task, every one terminal,

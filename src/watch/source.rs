@@ -14,7 +14,7 @@ use notify::event::EventKind;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 /// How long a burst of events may take before the caller rescans.
-const DEBOUNCE: Duration = Duration::from_millis(3);
+const DEBOUNCE: Duration = Duration::from_millis(2);
 const DEBOUNCE_MAX: Duration = Duration::from_millis(30);
 
 /// What woke the waiter.

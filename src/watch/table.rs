@@ -110,47 +110,64 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
         let _ = writeln!(out, "{}", line.trim_end());
     }
 
-    notes(out, v);
-    totals(out, v);
+    notes(out, v, style.width);
+    totals(out, v, style.width);
 }
 
-/// What needs a look: unreadable files, stalled and orphaned tasks, with the path to open.
-fn notes(out: &mut String, v: &OrchestrationView) {
+/// What needs a look: unreadable files, stalled and orphaned tasks, with the
+/// path to open on a line of its own (paths are never cut).
+fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
     for row in &v.rows {
         match row {
             Row::Bad(b) => {
                 let _ = writeln!(
                     out,
-                    "! {}: unreadable {}: {}",
+                    "! {} unreadable: {}",
                     clean(&row.label()),
-                    b.file.display(),
-                    clean(&b.problem)
+                    b.file.display()
                 );
+                wrap(out, &clean(&b.problem), width);
             }
             Row::Task(t) if t.inferred.orphaned => {
                 let _ = writeln!(
                     out,
-                    "! {}: orphaned: in_progress but no process holds its liveness lock; see {}",
-                    clean(&t.label),
-                    t.look_at().display()
+                    "! {} orphaned: in_progress, but no process holds its liveness lock",
+                    clean(&t.label)
                 );
+                let _ = writeln!(out, "  see {}", t.look_at().display());
             }
             Row::Task(t) if t.inferred.stalled => {
                 let idle = t.inferred.idle_seconds.unwrap_or(0) as f64;
                 let _ = writeln!(
                     out,
-                    "! {}: stalled: no output or update for {}; see {}",
+                    "! {} stalled: no output or status update for {}",
                     clean(&t.label),
-                    human_duration(idle),
-                    t.look_at().display()
+                    human_duration(idle)
                 );
+                let _ = writeln!(out, "  see {}", t.look_at().display());
             }
             Row::Task(_) => {}
         }
     }
 }
 
-fn totals(out: &mut String, v: &OrchestrationView) {
+/// `text` in lines of at most `width` columns, indented by two spaces.
+fn wrap(out: &mut String, text: &str, width: usize) {
+    let mut line = String::from(" ");
+    for word in text.split_whitespace() {
+        if line.chars().count() + 1 + word.chars().count() > width && line.len() > 1 {
+            let _ = writeln!(out, "{line}");
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    if line.len() > 1 {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
     let tasks: Vec<&TaskView> = v.tasks().collect();
     let mut counts: Vec<String> = State::ALL
         .iter()
@@ -162,7 +179,8 @@ fn totals(out: &mut String, v: &OrchestrationView) {
     if counts.is_empty() {
         counts.push("none readable".into());
     }
-    let _ = writeln!(out, "Tasks {}: {}", v.rows.len(), counts.join(", "));
+    counts[0] = format!("{} tasks: {}", v.rows.len(), counts[0]);
+    join_wrapped(out, &counts, width);
 
     let mut more = Vec::new();
     for (name, n) in [
@@ -190,8 +208,23 @@ fn totals(out: &mut String, v: &OrchestrationView) {
     if let Some(e) = elapsed(&tasks) {
         more.push(format!("elapsed {}", human_duration(e)));
     }
-    if !more.is_empty() {
-        let _ = writeln!(out, "{}", more.join(", "));
+    join_wrapped(out, &more, width);
+}
+
+/// `parts` joined by ", ", broken into lines of at most `width` columns.
+fn join_wrapped(out: &mut String, parts: &[String], width: usize) {
+    let mut line = String::new();
+    for p in parts {
+        if !line.is_empty() && line.chars().count() + 2 + p.chars().count() > width {
+            let _ = writeln!(out, "{line},");
+            line.clear();
+        } else if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(p);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{line}");
     }
 }
 
@@ -274,10 +307,11 @@ fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
         if total <= limit {
             break;
         }
-        let shrinkable = [(PHASE, 8), (BRANCH, 8), (AGENT, 8)]
+        let shrinkable = [(PHASE, 8), (BRANCH, 8)]
             .into_iter()
             .filter(|&(i, min)| cols[i] > min)
-            .max_by_key(|&(i, _)| cols[i]);
+            .max_by_key(|&(i, _)| cols[i])
+            .or_else(|| (cols[AGENT] > 8).then_some((AGENT, 8)));
         match shrinkable {
             Some((i, _)) => cols[i] -= 1,
             None if gap > 1 => gap = 1,

@@ -201,9 +201,9 @@ impl Reader {
             };
             view.rows.push(row);
         }
-        let present: Vec<&Path> = view.rows.iter().map(Row::file).collect();
+        let present: std::collections::HashSet<&Path> = view.rows.iter().map(Row::file).collect();
         self.cache
-            .retain(|p, _| !p.starts_with(dir) || present.contains(&p.as_path()));
+            .retain(|p, _| p.parent() != Some(dir) || present.contains(p.as_path()));
         view
     }
 

@@ -57,8 +57,8 @@ impl Repo {
         read_json(&self.orchestration_dir(id).join("orchestration.json"))
     }
 
-    /// A fake `gh` first on PATH: appends its argv (one arg a line, then a
-    /// `--` line) to `gh.log` and runs `script` (sh) for its answer.
+    /// A fake `gh` first on PATH: appends its argv (each arg NUL-terminated,
+    /// then `--END--`) to `gh.log` and runs `script` (sh) for its answer.
     pub fn fake_gh(&self, script: &str) -> FakeGh {
         let bin = self.path().join("fake-bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -67,9 +67,8 @@ impl Repo {
         std::fs::write(
             &gh,
             format!(
-                "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\necho -- >> '{}'\n{script}\n",
-                log.display(),
-                log.display()
+                "#!/bin/sh\nprintf '%s\\0' \"$@\" >> '{log}'\nprintf -- '--END--\\0' >> '{log}'\n{script}\n",
+                log = log.display()
             ),
         )
         .unwrap();
@@ -98,8 +97,8 @@ impl FakeGh {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let mut calls = Vec::new();
         let mut cur = Vec::new();
-        for line in text.split('\n') {
-            if line == "--" {
+        for line in text.split('\0') {
+            if line == "--END--" {
                 calls.push(std::mem::take(&mut cur));
             } else {
                 cur.push(line.to_string());

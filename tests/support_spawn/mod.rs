@@ -189,9 +189,15 @@ pub fn states(paths: &[PathBuf]) -> Vec<State> {
     paths.iter().map(|p| status(p).status).collect()
 }
 
-/// Run a command with a hang guard; panics if it takes longer than `limit`.
+/// Run a command (stdin from /dev/null) with a hang guard; panics if it takes
+/// longer than `limit`.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     cmd.stdin(std::process::Stdio::null());
+    output_with_stdin_within(cmd, limit)
+}
+
+/// [`output_within`] keeping the stdin the command was given.
+pub fn output_with_stdin_within(cmd: &mut Command, limit: Duration) -> Output {
     cmd.stdout(std::process::Stdio::piped());
     cmd.stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("start po-spawn");

@@ -1,0 +1,407 @@
+//! po-watch --events and --follow against files that other processes change:
+//! the real `po-status set` binary and the library's locked writes.
+
+#[path = "watch_support.rs"]
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use po::protocol::{State, store};
+use support::*;
+
+/// `[12:05] agent-1: text` → `agent-1: text`, checking the time's shape.
+fn untimed(line: &str) -> String {
+    let b = line.as_bytes();
+    assert!(
+        b.len() > 8 && b[0] == b'[' && b[3] == b':' && b[6] == b']' && b[7] == b' ',
+        "not `[HH:MM] …`: {line:?}"
+    );
+    assert!(
+        line[1..3]
+            .chars()
+            .chain(line[4..6].chars())
+            .all(|c| c.is_ascii_digit())
+    );
+    line[8..].to_string()
+}
+
+/// Two tasks run, report progress, one completes with a PR, one fails.
+/// Each change waits for its line before the next, so every change is seen.
+fn two_tasks_scenario(fx: &Fixture, configure: impl FnOnce(&mut Command)) -> (Vec<String>, i32) {
+    let dir = fx.orch("42");
+    let a1 = task(&dir, 1, |_| {});
+    let a2 = task(&dir, 2, |_| {});
+    let mut cmd = fx.watch();
+    cmd.args(["42", "--events", "--until-done", "--utc"]);
+    configure(&mut cmd);
+    let mut live = Live::spawn(cmd);
+    live.expect("agent-1: pending");
+    live.expect("agent-2: pending");
+
+    // Whoever runs a task holds its liveness lock (else it shows orphaned).
+    let _l1 = store::hold_liveness(&a1).unwrap().unwrap();
+    let _l2 = store::hold_liveness(&a2).unwrap().unwrap();
+    set_state(&a1, State::InProgress, |s| s.start_time = Some(ago(0)));
+    live.expect("agent-1: started");
+    po_status_set(&a1, &["--phase", "Analyzing codebase", "--progress", "10"]);
+    live.expect("agent-1: Analyzing codebase (10%)");
+    set_state(&a2, State::InProgress, |s| s.start_time = Some(ago(0)));
+    live.expect("agent-2: started");
+    po_status_set(
+        &a1,
+        &["--phase", "Implementing feature", "--progress", "45"],
+    );
+    live.expect("agent-1: Implementing feature (45%)");
+    po_status_set(&a2, &["--progress", "20"]);
+    live.expect("agent-2: 20%");
+    set_state(&a1, State::Completed, |s| s.pr_number = Some(1241));
+    live.expect("agent-1: ✅ completed → PR #1241");
+    set_state(&a2, State::Failed, |s| {
+        s.error = Some("Test timeout\nmore".into())
+    });
+    live.expect("agent-2: ❌ failed: Test timeout");
+    let code = live.wait();
+    live.rest();
+    let lines = live.seen.iter().map(|l| untimed(l)).collect();
+    (lines, code)
+}
+
+const EXPECTED: [&str; 9] = [
+    "agent-1: pending",
+    "agent-2: pending",
+    "agent-1: started",
+    "agent-1: Analyzing codebase (10%)",
+    "agent-2: started",
+    "agent-1: Implementing feature (45%)",
+    "agent-2: 20%",
+    "agent-1: ✅ completed → PR #1241",
+    "agent-2: ❌ failed: Test timeout",
+];
+
+#[test]
+fn events_arrive_in_order_and_until_done_exits_below_the_threshold() {
+    let fx = Fixture::new();
+    let (lines, code) = two_tasks_scenario(&fx, |_| {});
+    assert_eq!(lines, EXPECTED);
+    assert_eq!(code, 2, "1 of 2 completed is below 80%");
+}
+
+#[test]
+fn forced_polling_gives_the_same_events_and_the_threshold_comes_from_the_environment() {
+    let fx = Fixture::new();
+    let (lines, code) = two_tasks_scenario(&fx, |c| {
+        c.env("PO_WATCH_POLL", "1")
+            .env("AMPLIHACK_SUCCESS_THRESHOLD", "50")
+            .args(["--poll-interval", "20"]);
+    });
+    assert_eq!(lines, EXPECTED);
+    assert_eq!(code, 1, "1 of 2 completed is at the 50% threshold");
+
+    let fx = Fixture::new();
+    let (lines, code) = two_tasks_scenario(&fx, |c| {
+        c.args(["--poll", "--threshold", "60"])
+            .env("PO_SUCCESS_THRESHOLD", "10");
+    });
+    assert_eq!(lines, EXPECTED);
+    assert_eq!(code, 2, "the flag beats the environment");
+}
+
+#[test]
+fn until_done_on_a_finished_orchestration_prints_each_task_once_and_exits_0() {
+    let fx = Fixture::new();
+    let dir = fx.orch("11");
+    for n in 1..=3 {
+        task(&dir, n, |s| {
+            s.status = State::Completed;
+            s.start_time = Some(ago(765));
+            s.completion_time = Some(ago(0));
+        });
+    }
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["11", "--events", "--until-done"]);
+        c
+    });
+    assert_eq!(live.wait(), 0);
+    let lines: Vec<String> = live.rest().iter().map(|l| untimed(l)).collect();
+    assert_eq!(
+        lines,
+        [
+            "agent-1: ✅ completed (12m 45s)",
+            "agent-2: ✅ completed (12m 45s)",
+            "agent-3: ✅ completed (12m 45s)"
+        ]
+    );
+}
+
+#[test]
+fn json_events_are_json_lines_with_stable_fields() {
+    let fx = Fixture::new();
+    let dir = fx.orch("12");
+    let a1 = task(&dir, 1, |_| {});
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["12", "--events", "--json", "--until-done"]);
+        c
+    });
+    let first: serde_json::Value = serde_json::from_str(&live.next("initial event")).unwrap();
+    assert_eq!(first["event"], "pending");
+    let _lock = store::hold_liveness(&a1).unwrap().unwrap();
+    set_state(&a1, State::InProgress, |s| s.start_time = Some(ago(0)));
+    po_status_set(&a1, &["--phase", "Running tests", "--progress", "75"]);
+    live.expect("Running tests");
+    set_state(&a1, State::Completed, |s| s.pr_number = Some(7));
+    assert_eq!(live.wait(), 0);
+    live.rest();
+    let events: Vec<serde_json::Value> = live
+        .seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for e in &events {
+        for key in [
+            "time",
+            "orchestration",
+            "agent_id",
+            "label",
+            "event",
+            "text",
+            "state",
+            "stalled",
+            "orphaned",
+            "phase",
+            "progress",
+            "pr_number",
+            "file",
+        ] {
+            assert!(e.get(key).is_some(), "{key} missing in {e}");
+        }
+        assert_eq!(e["agent_id"], "agent-1");
+        assert_eq!(e["orchestration"], "12");
+    }
+    let progress = events.iter().find(|e| e["event"] == "progress").unwrap();
+    assert_eq!(progress["phase"], "Running tests");
+    assert_eq!(progress["progress"], 75);
+    assert_eq!(progress["state"], "in_progress");
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "completed");
+    assert_eq!(done["pr_number"], 7);
+    assert_eq!(done["stalled"], false);
+    assert!(done["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn a_quiet_task_becomes_stalled_without_any_file_event_and_recovers() {
+    let fx = Fixture::new();
+    let dir = fx.orch("13");
+    let a1 = task(&dir, 1, |s| {
+        s.status = State::InProgress;
+        s.start_time = Some(ago(0));
+        s.log_file = Some(dir.join("no-such.log"));
+    });
+    let _lock = store::hold_liveness(&a1).unwrap().unwrap();
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["13", "--events", "--until-done", "--stall-after", "1"]);
+        c
+    });
+    // Usually first seen running, then stalled by the timer alone; on a very
+    // slow start it may already be stalled when first read.
+    let first = untimed(&live.next("the initial state"));
+    let stalled = if first == "agent-1: in progress" {
+        untimed(&live.expect("agent-1: ⚠️ stalled"))
+    } else {
+        first
+    };
+    assert!(stalled.starts_with("agent-1: ⚠️ stalled"), "{stalled}");
+    assert!(stalled.contains("no-such.log"), "{stalled}");
+    po_status_set(&a1, &["--phase", "Running tests", "--progress", "50"]);
+    live.expect("agent-1: Running tests (50%)");
+    set_state(&a1, State::Completed, |_| {});
+    assert_eq!(live.wait(), 0);
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < HANG_GUARD, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_task_whose_runner_dies_is_reported_orphaned() {
+    let fx = Fixture::new();
+    let dir = fx.orch("14");
+    let a1 = task(&dir, 1, |s| {
+        s.status = State::InProgress;
+        s.start_time = Some(ago(0));
+        s.phase = Some("Working".into());
+    });
+    let lock = dir.join("agent-1.live.lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_until("flock(1) to hold the lock", || store::is_live(&a1));
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["14", "--events"]);
+        c
+    });
+    assert_eq!(
+        untimed(&live.next("initial state")),
+        "agent-1: Working (0%)"
+    );
+    let pgid = nix::unistd::Pid::from_raw(holder.id() as i32);
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = holder.wait();
+    let line = live.next("the orphaned event");
+    assert!(untimed(&line).starts_with("agent-1: ⚠️ orphaned"), "{line}");
+    live.kill();
+}
+
+#[test]
+fn follow_prints_a_new_snapshot_per_change_off_a_terminal() {
+    let fx = Fixture::new();
+    let dir = fx.orch("15");
+    let a1 = task(&dir, 1, |_| {});
+    let _lock = store::hold_liveness(&a1).unwrap().unwrap();
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["15", "--follow", "--until-done"]);
+        c
+    });
+    live.expect("Orchestration 15");
+    live.expect("agent-1");
+    set_state(&a1, State::InProgress, |s| s.start_time = Some(ago(0)));
+    po_status_set(&a1, &["--phase", "Compiling", "--progress", "30"]);
+    let row = live.expect("Compiling");
+    assert!(row.contains("in_progress") && row.contains("30%"), "{row}");
+    set_state(&a1, State::Completed, |s| s.pr_number = Some(99));
+    let row = live.expect("#99");
+    assert!(row.contains("completed"), "{row}");
+    assert_eq!(live.wait(), 0);
+    let all = live.seen.join("\n");
+    assert!(!all.contains('\x1b'), "no screen control off a terminal");
+    assert!(all.matches("Orchestration 15").count() >= 3, "{all}");
+}
+
+#[test]
+fn events_wait_for_an_orchestration_that_does_not_exist_yet() {
+    let fx = Fixture::new();
+    let mut cmd = fx.watch();
+    cmd.args(["later", "--events", "--until-done"]);
+    let mut live = Live::spawn(cmd);
+    std::thread::sleep(Duration::from_millis(100));
+    let dir = fx.orch("later");
+    task(&dir, 1, |s| {
+        s.status = State::Completed;
+        s.pr_number = Some(5);
+    });
+    assert_eq!(live.wait(), 0);
+    live.rest();
+    let lines: Vec<String> = live.seen.iter().map(|l| untimed(l)).collect();
+    assert_eq!(lines, ["agent-1: ✅ completed → PR #5"]);
+}
+
+#[test]
+fn several_orchestrations_are_watched_at_once_with_their_ids() {
+    let fx = Fixture::new();
+    let a = fx.orch("a");
+    let a1 = task(&a, 1, |_| {});
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["--events", "--until-done"]);
+        c
+    });
+    live.expect("a/agent-1: pending");
+    let b = fx.orch("b");
+    let b1 = task(&b, 1, |_| {});
+    live.expect("b/agent-1: pending");
+    set_state(&a1, State::Completed, |_| {});
+    live.expect("a/agent-1: ✅ completed");
+    set_state(&b1, State::Completed, |_| {});
+    live.expect("b/agent-1: ✅ completed");
+    assert_eq!(live.wait(), 0);
+}
+
+#[test]
+fn po_watch_never_modifies_a_file() {
+    let fx = Fixture::new();
+    let done = fx.orch("done");
+    task(&done, 1, |s| s.status = State::Completed);
+    task(&done, 2, |s| s.status = State::Failed);
+    let mixed = fx.orch("mixed");
+    task(&mixed, 1, |s| {
+        s.status = State::InProgress;
+        s.last_update = Some(ago(3600));
+    });
+    let with_lock = task(&mixed, 2, |s| s.status = State::InProgress);
+    // An orphan's liveness lock file exists (its runner died); agent-1 has none.
+    std::fs::write(store::liveness_path(&with_lock), "").unwrap();
+    std::fs::write(mixed.join("agent-3.status.json"), "{ half").unwrap();
+    let before = fingerprint(&fx.root);
+
+    for args in [
+        vec![],
+        vec!["--json"],
+        vec!["mixed", "--stall-after", "1"],
+        vec!["done", "--events", "--until-done"],
+        vec!["done", "--follow", "--until-done", "--json"],
+    ] {
+        let out = fx.watch().args(&args).output().unwrap();
+        assert!(out.status.code().is_some(), "{args:?}");
+    }
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["--events", "--stall-after", "1"]);
+        c
+    });
+    live.expect("mixed/agent-3: ⚠️ unreadable");
+    live.kill();
+
+    assert_eq!(
+        before,
+        fingerprint(&fx.root),
+        "po-watch changed the runtime dir"
+    );
+    assert!(!store::liveness_path(&mixed.join("agent-1.status.json")).exists());
+}
+
+#[test]
+fn follow_redraws_in_place_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    }
+    let fx = Fixture::new();
+    let dir = fx.orch("16");
+    task(&dir, 1, |s| s.status = State::Completed);
+    let cmd = format!(
+        "{} 16 --follow --until-done",
+        env!("CARGO_BIN_EXE_po-watch")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PO_RUNTIME_DIR", &fx.root)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("\x1b[H\x1b[2J"),
+        "home and clear first: {text:?}"
+    );
+    assert!(
+        text.contains("agent-1") && text.contains("completed"),
+        "{text:?}"
+    );
+}
