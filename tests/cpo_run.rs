@@ -502,8 +502,6 @@ fn a_failing_wave_validation_stops_later_waves_with_exit_4() {
 /// The last wave's `validation` must run too (the document: "Validation
 /// failure -> stops wave, reports error").
 #[test]
-#[ignore = "po-spawn skips the last wave's validation: scheduler's `ran_here` looks at \
-            `child`, which `finished()` has already cleared"]
 fn the_last_waves_validation_runs_too() {
     let repo = repo();
     let root = repo.path();

@@ -83,6 +83,8 @@ struct Task {
     slot: Slot,
     /// The supervisor this run started (None when adopted).
     child: Option<u32>,
+    /// Whether this invocation ran or adopted the task (its wave's validation is then due).
+    ran: bool,
     retries_used: u32,
     not_before: Option<Instant>,
     shown: (Option<String>, Option<u8>),
@@ -301,6 +303,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 status,
                 slot: Slot::Waiting,
                 child: None,
+                ran: false,
                 retries_used: 0,
                 not_before: None,
                 shown: (None, None),
@@ -506,6 +509,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 status,
                 slot: Slot::Done,
                 child: None,
+                ran: false,
                 retries_used: 0,
                 not_before: None,
                 shown: (None, None),
@@ -614,9 +618,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 .iter()
                 .any(|t| t.status.wave > wave && t.slot != Slot::Done);
             let validation = validations.get(&wave);
-            let ran_here = tasks
-                .iter()
-                .any(|t| t.status.wave == wave && t.child.is_some());
+            let ran_here = tasks.iter().any(|t| t.status.wave == wave && t.ran);
             if later_work || (validation.is_some() && ran_here) {
                 match integrate(&gate, &tasks, wave, &base, validation.map(String::as_str)) {
                     Ok(next) => {
@@ -1115,6 +1117,7 @@ impl Gate<'_> {
             Ok(mut child) => {
                 let pid = child.id();
                 t.child = Some(pid);
+                t.ran = true;
                 t.slot = Slot::Running;
                 self.console.say(&format!("  {}: RUNNING", t.label));
                 self.console.detail(&format!(
@@ -1158,6 +1161,7 @@ impl Gate<'_> {
     /// Wait for a supervisor this run did not start, through its liveness lock.
     fn adopt(&self, idx: usize, t: &mut Task) {
         t.slot = Slot::Running;
+        t.ran = true;
         self.console
             .say(&format!("  {}: RUNNING (adopted)", t.label));
         let path = t.path.clone();
