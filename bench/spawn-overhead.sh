@@ -69,8 +69,9 @@ done_wt=$(grep -l '"status": "completed"' "$work"/po-wt/.claude/runtime/parallel
 make_repo "$work/sh-wt"
 t0=$(now)
 # Concurrent `git worktree add`s race in git itself ("failed to read
-# .git/worktrees/…/commondir"), so the baseline does what po does: register
-# under flock(1), check out concurrently.
+# .git/worktrees/…/commondir"); the baseline avoids it the simple way, by
+# registering under flock(1), then checks out concurrently (po retries the
+# registration instead).
 (cd "$work/sh-wt" && seq 1 "$N_WT" | parallel -j "$JOBS" \
     'flock .git/add.lock git worktree add --quiet --no-checkout -b feat/bench-{} ../sh-wt-trees/agent-{} HEAD && cd ../sh-wt-trees/agent-{} && git reset --quiet --hard && true')
 t1=$(now)

@@ -384,7 +384,14 @@ fn interrupt_run(sig: &str, group: bool) {
     let mut child = KillOnDrop(child);
     let start = std::time::Instant::now();
     while std::fs::read_dir(&marks).unwrap().count() < 2 {
-        assert!(start.elapsed() < TIMEOUT, "agents never started");
+        let early = child.0.try_wait().unwrap();
+        let shown = std::fs::read_to_string(&out_file).unwrap_or_default();
+        assert!(
+            early.is_none() && !shown.contains('❌') && start.elapsed() < TIMEOUT,
+            "agents never started (cpo: {early:?})\nstdout:\n{}\nstderr:\n{}",
+            shown,
+            std::fs::read_to_string(&err_file).unwrap_or_default()
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // While they run, cpo status shows them running, with a live supervisor.
@@ -495,8 +502,6 @@ fn a_failing_wave_validation_stops_later_waves_with_exit_4() {
 /// The last wave's `validation` must run too (the document: "Validation
 /// failure -> stops wave, reports error").
 #[test]
-#[ignore = "po-spawn skips the last wave's validation: scheduler's `ran_here` looks at \
-            `child`, which `finished()` has already cleared"]
 fn the_last_waves_validation_runs_too() {
     let repo = repo();
     let root = repo.path();
@@ -529,6 +534,17 @@ struct KillOnDrop(std::process::Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
+            // SIGTERM first: cpo passes it on and po-spawn stops its agents.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             let _ = self.0.kill();
             let _ = self.0.wait();
         }

@@ -144,8 +144,12 @@ echo "to stdout"; echo "to stderr" >&2
     );
     let out = output_within(
         repo.spawn()
-            .args(["--isolation", "none", "--agent-cmd"])
-            .arg(format!("{} {{prompt_file}}", agent.display()))
+            // The template from the environment, as front ends pass it.
+            .env(
+                "PO_AGENT_CMD",
+                format!("{} {{prompt_file}}", agent.display()),
+            )
+            .args(["--isolation", "none"])
             .args(&paths),
         LIMIT,
     );
@@ -332,4 +336,51 @@ fn a_missing_claude_cli_fails_the_task_with_advice() {
     );
     // No session was started, so none is recorded for a retry to resume.
     assert_eq!(s.metrics.session_id, None);
+}
+
+#[test]
+fn many_worktrees_registered_at_once_all_succeed() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=12).map(|i| task(&format!("T{i}"))).collect();
+    let paths = orchestrate(&repo, "many", &tasks, &[]);
+    let out = output_within(
+        repo.spawn()
+            .args(["--max-workers", "12", "--agent-cmd", "true"])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(states(&paths).iter().all(|s| *s == State::Completed));
+    assert_eq!(repo.worktrees().len(), 13);
+}
+
+#[test]
+fn the_default_base_is_head_where_po_spawn_runs_even_in_a_linked_worktree() {
+    let repo = Repo::new();
+    let mine = repo.scratch().join("my-worktree");
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-b",
+            "topic",
+            mine.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(mine.join("topic.txt"), "topic\n").unwrap();
+    git(&mine, &["add", "topic.txt"]);
+    git(&mine, &["commit", "--quiet", "-m", "topic work"]);
+    let paths = orchestrate(&repo, "lw", &[task("One")], &[]);
+    let mut cmd = repo.spawn();
+    cmd.current_dir(&mine)
+        .args(["--agent-cmd", "test -f topic.txt"])
+        .args(&paths);
+    let out = output_within(&mut cmd, LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.base_commit.unwrap(), git(&mine, &["rev-parse", "HEAD"]));
+    // The task's worktree still lives under the main repository's runtime.
+    assert!(s.worktree.unwrap().starts_with(repo.runtime()));
 }

@@ -355,3 +355,63 @@ fn an_orphaned_task_is_recorded_failed_its_leftovers_ended_and_retry_runs_it() {
     assert_eq!((s.status, s.attempt), (State::Completed, 2));
     assert_eq!(std::fs::read_to_string(&ran).unwrap(), "agent-1\n");
 }
+
+#[test]
+fn a_task_whose_liveness_lock_is_held_elsewhere_is_waited_for_not_run_again() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "busy", &[task("Taken")], &[]);
+    let live = po::protocol::store::liveness_path(&paths[0]);
+    let go = repo.scratch().join("go");
+    // Another runner holds the task's liveness lock (flock(1), same flock(2)).
+    let mut holder = Command::new("flock")
+        .arg(&live)
+        .args([
+            "sh",
+            "-c",
+            "i=0; while [ ! -e \"$1\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+            "sh",
+        ])
+        .arg(&go)
+        .spawn()
+        .unwrap();
+    wait_until(LIMIT, "the lock held", || {
+        po::protocol::store::is_live(&paths[0])
+    });
+    let logs = repo.scratch().join("logs");
+    let agent = repo.script("agent.sh", "touch \"$SCRATCH/ran\"\n");
+    let child = repo
+        .spawn()
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(["--id", "busy", "--agent-cmd"])
+        .arg(&agent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(LIMIT, "po-spawn to wait on the lock", || {
+        std::fs::read_to_string(logs.join("session.log"))
+            .is_ok_and(|l| l.contains("holds its liveness lock"))
+    });
+    // The other runner finishes the task and lets go.
+    po::protocol::store::update_status(&paths[0], |s| {
+        s.status = State::Completed;
+        Ok(())
+    })
+    .unwrap();
+    std::fs::write(&go, "").unwrap();
+    holder.wait().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx.recv_timeout(LIMIT).expect("po-spawn ends").unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("✅ agent-1 completed"), "{stderr}");
+    assert!(
+        !repo.scratch().join("ran").exists(),
+        "the agent ran a second time"
+    );
+}

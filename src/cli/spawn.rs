@@ -40,7 +40,15 @@ pub enum Isolation {
 /// earlier po-spawn that died) are adopted; completed tasks are skipped.
 /// Failed, timed-out and cancelled tasks run again with --retry, or when their
 /// status files are named one by one (`po-status ls ID --state failed |
-/// po-spawn`).
+/// po-spawn`). A task left in_progress by a supervisor that died is recorded
+/// failed (what is left of its processes is ended first) and runs again with
+/// --retry. No task ever has two live agents; a second po-spawn on the same
+/// orchestration exits 64.
+///
+/// Each task runs under its own supervisor, which outlives po-spawn and records
+/// the result. Ctrl-C or SIGTERM cancels the running agents (their whole
+/// process trees) and the waiting tasks; a second Ctrl-C kills the trees at
+/// once. SIGHUP leaves the agents running for the next po-spawn to adopt.
 ///
 /// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,

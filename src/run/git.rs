@@ -1,6 +1,6 @@
 //! The few `git` commands the runner needs, always as argv.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
@@ -101,8 +101,29 @@ pub struct DiffStats {
     pub lines_removed: u64,
 }
 
+/// The commit a worktree's branch points at, read from its loose ref without
+/// running git; `None` when it is not that simple (packed refs, detached HEAD).
+pub fn loose_head(worktree: &Path) -> Option<String> {
+    let dotgit = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    let gitdir = PathBuf::from(dotgit.strip_prefix("gitdir:")?.trim());
+    let head = std::fs::read_to_string(gitdir.join("HEAD")).ok()?;
+    let refname = head.strip_prefix("ref:")?.trim();
+    if !refname.starts_with("refs/heads/") || refname.contains("..") {
+        return None;
+    }
+    let common = std::fs::read_to_string(gitdir.join("commondir")).ok()?;
+    let common = gitdir.join(common.trim());
+    let value = std::fs::read_to_string(common.join(refname)).ok()?;
+    let value = value.trim();
+    (value.len() >= 40 && value.chars().all(|c| c.is_ascii_hexdigit())).then(|| value.to_string())
+}
+
 /// `git rev-list --count base..HEAD` and `git diff --numstat base HEAD` in `dir`.
 pub fn diff_stats(dir: &Path, base: &str) -> Result<DiffStats> {
+    if loose_head(dir).is_some_and(|head| head == base) {
+        // The branch did not move: nothing to count, no git to run.
+        return Ok(DiffStats::default());
+    }
     let commits: u64 = git(dir, &["rev-list", "--count", &format!("{base}..HEAD")])?
         .parse()
         .unwrap_or(0);
@@ -122,4 +143,67 @@ pub fn diff_stats(dir: &Path, base: &str) -> Result<DiffStats> {
         stats.lines_removed += removed;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn a_worktrees_loose_head_matches_git_and_stats_count_commits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r");
+        std::fs::create_dir(&repo).unwrap();
+        run(&repo, &["init", "-q", "-b", "main"]);
+        run(&repo, &["commit", "-q", "--allow-empty", "-m", "base"]);
+        let base = run(&repo, &["rev-parse", "HEAD"]);
+        let wt = tmp.path().join("wt");
+        run(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feat/x",
+                wt.to_str().unwrap(),
+                &base,
+            ],
+        );
+        assert_eq!(loose_head(&wt), Some(base.clone()));
+        assert_eq!(diff_stats(&wt, &base).unwrap(), DiffStats::default());
+        std::fs::write(wt.join("a.txt"), "one\ntwo\n").unwrap();
+        run(&wt, &["add", "a.txt"]);
+        run(&wt, &["commit", "-q", "-m", "a"]);
+        assert_eq!(loose_head(&wt), Some(run(&wt, &["rev-parse", "HEAD"])));
+        assert_eq!(
+            diff_stats(&wt, &base).unwrap(),
+            DiffStats {
+                commits: 1,
+                files_changed: 1,
+                lines_added: 2,
+                lines_removed: 0
+            }
+        );
+        // The main checkout is not a linked worktree: no shortcut.
+        assert_eq!(loose_head(&repo), None);
+    }
 }

@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 
 use super::git::{self, git};
 use crate::error::{Error, Result};
-use crate::protocol::store;
 
 /// The integration branch of wave `n`.
 pub fn branch(id: &str, wave: u32) -> String {
@@ -35,15 +34,9 @@ pub fn prepare(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()>
         std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
     let p = path.to_string_lossy();
-    let add = || {
-        let _guard = store::lock_exclusive(&super::worktree::add_lock(repo, path))?;
-        git(
-            repo,
-            &["worktree", "add", "--quiet", "-B", branch, &p, base],
-        )
-    };
+    let add = || super::worktree::worktree_add(repo, &["-B", branch, &p, base]);
     match add() {
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
         Err(e) if e.to_string().contains("already registered") => {
             git(repo, &["worktree", "prune"])?;
             add().map(|_| ())

@@ -30,7 +30,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use super::console::Console;
-use super::proctree::{self, Tree};
+use super::proctree::Tree;
 use super::supervisor::{self, AgentSpec, PrSpec, Spec};
 use super::{git, integration, signals, template, worktree};
 use crate::error::{Error, Result, exit};
@@ -83,6 +83,8 @@ struct Task {
     slot: Slot,
     /// The supervisor this run started (None when adopted).
     child: Option<u32>,
+    /// Whether this invocation ran or adopted the task (its wave's validation is then due).
+    ran: bool,
     retries_used: u32,
     not_before: Option<Instant>,
     shown: (Option<String>, Option<u8>),
@@ -301,6 +303,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 status,
                 slot: Slot::Waiting,
                 child: None,
+                ran: false,
                 retries_used: 0,
                 not_before: None,
                 shown: (None, None),
@@ -313,18 +316,23 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     }
     tasks.sort_by_key(|t| (t.status.wave, t.status.number(), t.path.clone()));
 
-    let base_commit = match (&repo, cfg.isolated) {
-        (Some(r), _) => Some(git::resolve_commit(
-            r,
+    // `--base` and its default (HEAD) mean what they mean where po-spawn was
+    // started, which may be a linked worktree of the repository.
+    let here = std::env::current_dir()
+        .ok()
+        .filter(|d| repo.is_some() && git::git_ok(d, &["rev-parse", "--git-dir"]));
+    let rev_dir = here.clone().or_else(|| repo.clone());
+    let base_commit = match &rev_dir {
+        Some(d) => Some(git::resolve_commit(
+            d,
             cfg.base.as_deref().unwrap_or("HEAD"),
         )?),
-        (None, false) => None,
-        (None, true) => unreachable!("checked above"),
+        None => None,
     };
     let pr_base = cfg
         .base
         .clone()
-        .or_else(|| repo.as_deref().and_then(git::current_branch))
+        .or_else(|| rev_dir.as_deref().and_then(git::current_branch))
         .unwrap_or_else(|| "main".into());
     let validations: HashMap<u32, String> = orch
         .as_ref()
@@ -501,6 +509,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 status,
                 slot: Slot::Done,
                 child: None,
+                ran: false,
                 retries_used: 0,
                 not_before: None,
                 shown: (None, None),
@@ -609,9 +618,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
                 .iter()
                 .any(|t| t.status.wave > wave && t.slot != Slot::Done);
             let validation = validations.get(&wave);
-            let ran_here = tasks
-                .iter()
-                .any(|t| t.status.wave == wave && t.child.is_some());
+            let ran_here = tasks.iter().any(|t| t.status.wave == wave && t.ran);
             if later_work || (validation.is_some() && ran_here) {
                 match integrate(&gate, &tasks, wave, &base, validation.map(String::as_str)) {
                     Ok(next) => {
@@ -791,10 +798,14 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             console.say(&format!("    {name}: {n}"));
         }
     }
-    console.say(&format!(
-        "Duration: {}",
-        timefmt::human_duration(started.elapsed().as_secs_f64())
-    ));
+    let took = timefmt::human_duration(started.elapsed().as_secs_f64());
+    if completed == total && total > 0 {
+        console.say(&format!("🎉 All agents succeeded! Total duration: {took}"));
+    } else {
+        console.say(&format!(
+            "{completed}/{total} agents succeeded. Total duration: {took}"
+        ));
+    }
     console.say(&format!("Logs: {}", logs.display()));
     let code = if interrupted.is_some() {
         exit::INTERRUPTED
@@ -958,8 +969,16 @@ fn finish_line(t: &Task, console: &Console) {
             None => format!("✅ {} completed ({dur})", t.label),
         },
         State::Failed => format!("❌ {} failed: {err}", t.label),
-        State::TimedOut => format!("❌ {} timed out: {err}", t.label),
-        State::Cancelled => format!("⛔ {} cancelled: {err}", t.label),
+        State::TimedOut => format!(
+            "❌ {} timed out: {}",
+            t.label,
+            err.strip_prefix("timed out ").unwrap_or(&err)
+        ),
+        State::Cancelled => format!(
+            "⛔ {} cancelled: {}",
+            t.label,
+            err.strip_prefix("cancelled: ").unwrap_or(&err)
+        ),
         other => format!("❔ {} ended {other}", t.label),
     };
     console.say(&line);
@@ -1098,6 +1117,7 @@ impl Gate<'_> {
             Ok(mut child) => {
                 let pid = child.id();
                 t.child = Some(pid);
+                t.ran = true;
                 t.slot = Slot::Running;
                 self.console.say(&format!("  {}: RUNNING", t.label));
                 self.console.detail(&format!(
@@ -1141,6 +1161,7 @@ impl Gate<'_> {
     /// Wait for a supervisor this run did not start, through its liveness lock.
     fn adopt(&self, idx: usize, t: &mut Task) {
         t.slot = Slot::Running;
+        t.ran = true;
         self.console
             .say(&format!("  {}: RUNNING (adopted)", t.label));
         let path = t.path.clone();
@@ -1181,6 +1202,9 @@ impl Gate<'_> {
                 _ => "died".into(),
             };
             let log = self.logs.join(format!("{}.log", status.agent_id));
+            // Killed by the terminal's Ctrl-C before it left po-spawn's session.
+            let interrupted = interrupted
+                || matches!(exit, Some((None, Some(sig))) if sig == libc::SIGINT || sig == libc::SIGTERM || sig == libc::SIGHUP);
             let reason = if interrupted {
                 "cancelled: po-spawn was interrupted; `po-spawn --retry` runs it".to_string()
             } else {
@@ -1454,14 +1478,6 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Whether the process `pid` is alive (not a zombie).
-#[allow(dead_code)]
-fn alive(pid: i32) -> bool {
-    proctree::processes()
-        .iter()
-        .any(|p| p.pid == pid && p.state != 'Z')
 }
 
 #[cfg(test)]

@@ -93,36 +93,14 @@ pub struct Spec {
     pub pr: Option<PrSpec>,
 }
 
-/// A version 4 UUID from the kernel's random source.
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    let filled = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !filled {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ ((std::process::id() as u128) << 64);
-        b = t.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
 pub fn from_env() -> Option<i32> {
     let raw = std::env::var(SPEC_ENV).ok()?;
+    // Leave po-spawn's session (and its terminal) first of all. [`launch`]
+    // starts this process with posix_spawn (cheaper than fork and exec), so
+    // it is not a group leader yet and setsid succeeds.
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
     // SAFETY: nothing else runs yet; the variable must not reach the agent.
     unsafe { std::env::remove_var(SPEC_ENV) };
     Some(match serde_json::from_str::<Spec>(&raw) {
@@ -281,7 +259,10 @@ fn supervise(
     let resume =
         matches!(spec.agent, AgentSpec::Claude { .. }) && task.metrics.session_id.is_some();
     let session_id = match &spec.agent {
-        AgentSpec::Claude { .. } => Some(task.metrics.session_id.clone().unwrap_or_else(uuid_v4)),
+        AgentSpec::Claude { .. } => Some(match task.metrics.session_id.clone() {
+            Some(id) => id,
+            None => claude::new_session_id().map_err(Error::io("read", "/dev/urandom"))?,
+        }),
         AgentSpec::Command { .. } => None,
     };
     let me = std::process::id();
@@ -407,9 +388,10 @@ fn supervise(
             }
             Err(e) => return fail(spec, "setup", format!("start setup command {setup:?}: {e}")),
         }
-        if cancel.load(Ordering::SeqCst) {
-            return finish(spec, &task, &base, Outcome::ended(Ending::Cancelled), None);
-        }
+    }
+    if cancel.load(Ordering::SeqCst) {
+        // Cancelled while preparing: the agent never starts.
+        return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
     }
 
     // The agent.
@@ -645,7 +627,7 @@ fn supervise(
         signal,
         stream: std::mem::take(&mut *stream_state.lock().unwrap_or_else(|e| e.into_inner())),
     };
-    finish(spec, &task, &base, outcome, Some(agent_started))
+    finish(spec, &base, outcome, Some(agent_started))
 }
 
 fn now_ms() -> u64 {
@@ -772,13 +754,7 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 }
 
 /// Record the final state, metrics, and open the pull request when asked.
-fn finish(
-    spec: &Spec,
-    task: &AgentStatus,
-    base: &str,
-    outcome: Outcome,
-    agent_started: Option<Instant>,
-) -> Result<()> {
+fn finish(spec: &Spec, base: &str, outcome: Outcome, agent_started: Option<Instant>) -> Result<()> {
     let log_path = spec.log_file.display().to_string();
     let ran = agent_started
         .map(|t| t.elapsed().as_secs_f64())
@@ -858,7 +834,6 @@ fn finish(
         s.retryable = retryable.then_some(true);
         Ok(())
     })?;
-    let _ = task;
     if state == State::Completed
         && let Some(pr) = &spec.pr
     {
@@ -936,8 +911,8 @@ fn agent_env(spec: &Spec, workdir: &Path, task: &AgentStatus) -> Vec<(String, St
     ]
 }
 
-/// Start a supervisor for `spec`: detached in its own session, stdin from
-/// `/dev/null`, stdout and stderr appended to the agent log.
+/// Start a supervisor for `spec`: stdin from `/dev/null`, stdout and stderr
+/// appended to the agent log; it moves to its own session as it starts.
 pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
     let json = serde_json::to_string(spec)
         .map_err(|e| Error::system(format!("serialise the supervisor spec: {e}")))?;
@@ -955,29 +930,6 @@ pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.spawn()
         .map_err(|e| Error::system(format!("start a supervisor ({}): {e}", exe.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_version_4() {
-        let a = uuid_v4();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(a, uuid_v4());
-    }
 }

@@ -9,7 +9,6 @@ use ignore::gitignore::GitignoreBuilder;
 
 use super::git::{branch_exists, git};
 use crate::error::{Error, Result};
-use crate::protocol::store;
 
 /// What [`ensure`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,62 +47,67 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
     let p = path.to_string_lossy();
-    // `git worktree add` reads every other worktree's metadata and trips over
-    // one being created at the same moment ("failed to read
-    // .git/worktrees/…/commondir"), so registrations are serialised on a lock
-    // in the repository; the checkout, the slow part, runs concurrently after.
+    // A new branch is the common case: try that first and fall back to
+    // checking out the existing branch (git refuses `-b` for one before it
+    // touches anything).
     let add = |repo: &Path| -> Result<()> {
-        let _guard = store::lock_exclusive(&add_lock(repo, path))?;
-        if branch_exists(repo, branch) {
-            git(
-                repo,
-                &["worktree", "add", "--quiet", "--no-checkout", &p, branch],
-            )?;
-        } else {
-            git(
-                repo,
-                &[
-                    "worktree",
-                    "add",
-                    "--quiet",
-                    "--no-checkout",
-                    "-b",
-                    branch,
-                    &p,
-                    base,
-                ],
-            )?;
+        match worktree_add(repo, &["--no-checkout", "-b", branch, &p, base]) {
+            Err(e) if e.to_string().contains("already exists") && branch_exists(repo, branch) => {
+                worktree_add(repo, &["--no-checkout", &p, branch])
+            }
+            other => other,
         }
-        Ok(())
     };
     match add(repo) {
         Ok(()) => {}
         Err(e) if e.to_string().contains("already registered") => {
             // The directory is gone but git still lists it: forget the missing
             // entry (nothing on disk is lost) and try again.
-            {
-                let _guard = store::lock_exclusive(&add_lock(repo, path))?;
-                git(repo, &["worktree", "prune"])?;
-            }
+            git(repo, &["worktree", "prune"])?;
             add(repo)?;
         }
         Err(e) => return Err(e),
     }
+    // The checkout: registration only wrote metadata.
     git(path, &["reset", "--quiet", "--hard"])?;
     Ok(Prepared::Created)
 }
 
-/// The lock serialising `git worktree add` in one repository.
-pub fn add_lock(repo: &Path, fallback: &Path) -> PathBuf {
-    let git_dir = repo.join(".git");
-    if git_dir.is_dir() {
-        git_dir.join("po-worktree-add.lock")
-    } else {
-        fallback
-            .parent()
-            .unwrap_or(fallback)
-            .join(".po-worktree-add.lock")
+/// `git worktree add --quiet ARGS…`, tried again when it trips over another
+/// worktree being registered at the same moment: git reads every worktree's
+/// metadata and dies on a `commondir` that is not written yet ("failed to
+/// read .git/worktrees/…/commondir"). That check comes before git creates
+/// anything but the branch of `-b`, so a second try (which finds the branch
+/// and checks it out instead) is safe.
+pub fn worktree_add(repo: &Path, args: &[&str]) -> Result<()> {
+    let mut argv = vec!["worktree", "add", "--quiet"];
+    argv.extend_from_slice(args);
+    let mut last = None;
+    for attempt in 0..40u64 {
+        match git(repo, &argv) {
+            Ok(_) => return Ok(()),
+            Err(e) if is_registration_race(&e) => {
+                last = Some(e);
+                let jitter = (u64::from(std::process::id()) * 7 + attempt * 13) % 40;
+                std::thread::sleep(std::time::Duration::from_millis(5 + jitter));
+                // `-b BRANCH`: the first try may have created the branch.
+                if let Some(i) = argv.iter().position(|a| *a == "-b")
+                    && branch_exists(repo, argv[i + 1])
+                {
+                    let (branch, path) = (argv[i + 1], argv[i + 2]);
+                    argv.truncate(i);
+                    argv.extend([path, branch]);
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
+    Err(last.unwrap_or_else(|| Error::system("add a worktree: git kept failing")))
+}
+
+fn is_registration_race(e: &Error) -> bool {
+    let m = e.to_string();
+    m.contains("failed to read") && m.contains("worktrees")
 }
 
 /// Ignored files of `repo` that `.worktreeinclude` (gitignore syntax) selects,
