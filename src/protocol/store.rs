@@ -93,17 +93,34 @@ fn sibling(file: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Take the liveness lock of a task: `None` if a live process already runs it.
+///
+/// A reader's probe ([`is_live`]) holds a free lock for an instant; a runner
+/// that tries at that instant retries for a moment rather than mistaking the
+/// probe for another runner.
 pub fn hold_liveness(status_file: &Path) -> Result<Option<FileLock>> {
-    try_lock_exclusive(&liveness_path(status_file))
+    let path = liveness_path(status_file);
+    const TRIES: u32 = 20;
+    for attempt in 1..=TRIES {
+        if let Some(lock) = try_lock_exclusive(&path)? {
+            return Ok(Some(lock));
+        }
+        if attempt < TRIES {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether some live process holds the task's liveness lock.
+///
+/// The lock file is opened read-only (never created) and a *shared* lock is
+/// tried and dropped at once: it fails exactly while a runner holds its
+/// exclusive lock, and two readers probing a free lock never see each other.
 pub fn is_live(status_file: &Path) -> bool {
-    let path = liveness_path(status_file);
-    if !path.exists() {
+    let Ok(file) = File::open(liveness_path(status_file)) else {
         return false;
-    }
-    matches!(try_lock_exclusive(&path), Ok(None))
+    };
+    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.

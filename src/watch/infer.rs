@@ -5,11 +5,8 @@
 //! * `orphaned`: `in_progress`, but nobody holds the task's liveness lock, so
 //!   no process is running it (invariant 4).
 //!
-//! Liveness: the task's `.live.lock` is opened read-only (never created) and
-//! a *shared* `flock` is tried and released at once. While a runner holds its
-//! exclusive lock the attempt fails: live. Unlike [`store::is_live`] (an
-//! exclusive attempt on a read-write open), two watchers probing the same free
-//! lock never see each other as a runner. A task found orphaned is not probed
+//! Liveness is [`store::is_live`]: a shared probe on a read-only open that
+//! creates nothing. A task found orphaned is not probed
 //! again until its status file changes (an adopting scheduler rewrites it), so
 //! a watcher does not take a free lock over and over. (`/proc/locks` would
 //! avoid the attempt, but reading it takes the kernel's global lock-list lock
@@ -94,15 +91,6 @@ pub fn stall(status: &AgentStatus, file: &Path, window: Duration, now: SystemTim
 /// Identity of a status file version: (inode, mtime seconds, mtime nanoseconds).
 pub type Version = (u64, i64, i64);
 
-/// Whether a process holds the liveness lock of the task in `status_file`
-/// (a shared, non-blocking probe on a read-only open; nothing is created).
-pub fn is_live(status_file: &Path) -> bool {
-    let Ok(file) = fs::File::open(store::liveness_path(status_file)) else {
-        return false;
-    };
-    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
-}
-
 /// Liveness probes across scans.
 #[derive(Default)]
 pub struct Liveness {
@@ -116,7 +104,7 @@ impl Liveness {
         if version.is_some() && self.orphaned.get(status_file) == Some(&version) {
             return true;
         }
-        let live = is_live(status_file);
+        let live = store::is_live(status_file);
         if live {
             self.orphaned.remove(status_file);
         } else {
@@ -134,19 +122,19 @@ mod tests {
     fn a_probe_sees_a_holder_and_does_not_block_another_probe() {
         let dir = tempfile::tempdir().unwrap();
         let status = dir.path().join("agent-1.status.json");
-        assert!(!is_live(&status));
+        assert!(!store::is_live(&status));
         assert!(
             !store::liveness_path(&status).exists(),
             "a probe creates nothing"
         );
         let guard = store::hold_liveness(&status).unwrap().unwrap();
-        assert!(is_live(&status));
+        assert!(store::is_live(&status));
         drop(guard);
-        assert!(!is_live(&status));
+        assert!(!store::is_live(&status));
         // Another reader's shared probe in progress is not a runner.
         let other = fs::File::open(store::liveness_path(&status)).unwrap();
         other.lock_shared().unwrap();
-        assert!(!is_live(&status));
+        assert!(!store::is_live(&status));
     }
 
     #[test]
