@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cpo;
 pub mod error;
 pub mod forge;
+pub mod git;
 pub mod plan;
 pub mod protocol;
 pub mod report;

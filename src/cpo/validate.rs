@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::ParallelDir;
 use super::plan::Plan;
@@ -150,7 +149,7 @@ fn git(pd: &ParallelDir, f: &mut Findings) {
         );
         return;
     }
-    let Some(status) = git_out_raw(
+    let Ok(status) = crate::git::git_raw(
         &top,
         &["status", "--porcelain", "-z", "--untracked-files=all"],
     ) else {
@@ -210,22 +209,8 @@ fn agent(f: &mut Findings) {
     }
 }
 
-fn git_out_raw(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn git_out(dir: &Path, args: &[&str]) -> Option<String> {
-    let s = git_out_raw(dir, args)?;
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_string())
+    crate::git::git(dir, args).ok().filter(|s| !s.is_empty())
 }
 
 fn dedup(v: &mut Vec<String>) {

@@ -10,7 +10,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::sanitize;
 use crate::error::{Error, Result};
@@ -205,16 +204,5 @@ fn git_common_dir(dir: &Path) -> Option<PathBuf> {
 }
 
 fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let s = String::from_utf8(out.stdout).ok()?;
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_string())
+    crate::git::git(dir, args).ok().filter(|s| !s.is_empty())
 }

@@ -2,7 +2,7 @@
 
 pub mod claude;
 pub mod console;
-pub mod git;
+pub use crate::git;
 pub mod integration;
 pub mod proctree;
 pub mod prompt;

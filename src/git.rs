@@ -1,4 +1,4 @@
-//! The few `git` commands the runner needs, always as argv.
+//! The few `git` commands po runs, always as argv.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -7,6 +7,12 @@ use crate::error::{Error, Result};
 
 /// `git ARGS…` in `dir`; its trimmed stdout, or an error quoting git's message.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    git_raw(dir, args).map(|out| out.trim().to_string())
+}
+
+/// `git ARGS…` in `dir`; its stdout as given (for `-z` output), or an error
+/// quoting git's message.
+pub fn git_raw(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -14,7 +20,7 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
         .output()
         .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))?;
     if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let msg = stderr
