@@ -7,7 +7,8 @@
 #  2. N_NONE tasks (default 1000) without worktrees: `po-spawn --isolation none`
 #     against `parallel -j 8 true`.
 #
-# Prints wall-clock times, per-task times and ratios (po / baseline).
+# Prints wall-clock times, per-task times and ratios (po / baseline), and for
+# part 2 each tool's per-job overhead above `xargs -P` starting the same jobs.
 # Needs GNU parallel (apt-get install parallel). Builds po in release mode.
 set -euo pipefail
 
@@ -96,6 +97,16 @@ seq 1 "$N_NONE" | parallel -j "$JOBS" true
 t1=$(now)
 par_none=$(elapsed "$t0" "$t1")
 
+# The floor: the same jobs started by the leanest launcher there is, so that
+# what each tool adds per job (its overhead) can be told from the job itself.
+t0=$(now)
+seq 1 "$N_NONE" | xargs -P "$JOBS" -n 1 true
+t1=$(now)
+floor_none=$(elapsed "$t0" "$t1")
+over() { echo "scale=2; 1000 * ($1 - $floor_none) / $N_NONE" | bc -l; }
+
 echo "   po-spawn --isolation none: ${po_none}s  ($(per "$po_none" "$N_NONE") ms/task, $done_none/$N_NONE completed)"
 echo "   parallel -j $JOBS true:       ${par_none}s  ($(per "$par_none" "$N_NONE") ms/task)"
+echo "   xargs -P $JOBS true (floor):  ${floor_none}s  ($(per "$floor_none" "$N_NONE") ms/task)"
 echo "   ratio po / parallel:       $(ratio "$po_none" "$par_none")"
+echo "   per-job overhead above the floor: po $(over "$po_none") ms, parallel $(over "$par_none") ms, ratio $(ratio "$(over "$po_none")" "$(over "$par_none")")"
