@@ -653,6 +653,74 @@ fn po_spawn_retries_a_rate_limited_claude_agent() {
     );
 }
 
+/// `--retry` resumes the recorded session; when the CLI does not have it (another
+/// machine, a cleared config), the same attempt starts again with a new session,
+/// says so in the agent log and the session log, and records the new id.
+#[test]
+fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
+    if !claude_available("po_spawn_retry_of_an_unknown_session_starts_a_new_one") {
+        return;
+    }
+    let task: Task = ("agent-1", "marker-delta", "four.txt", "four");
+    let orch = Orch::new(&[task]);
+    let path = layout::status_path(&orch.dir, task.0);
+    let unknown = claude::new_session_id().unwrap();
+    store::update_status(&path, |s| {
+        s.status = State::Failed;
+        s.error = Some("agent exited with status 1".into());
+        s.completion_time = Some(po::timefmt::now());
+        s.metrics.session_id = Some(unknown.clone());
+        Ok(())
+    })
+    .unwrap();
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let (out, stderr) = orch.spawn(&mock, &["--retry", "--max-workers", "1"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "po-spawn stderr:\n{stderr}\nmock requests:\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    assert_eq!(s.attempt, 2, "one attempt, two starts: {s:#?}");
+    let fresh = s.metrics.session_id.clone().unwrap();
+    assert_ne!(fresh, unknown, "{s:#?}");
+
+    // The first start asked to resume the unknown session, the second started
+    // the recorded one.
+    let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
+    let note = format!("session {unknown} is unknown to the agent; starting a new session {fresh}");
+    assert!(log.contains(&format!("po-spawn: {note}")), "{log}");
+    let starts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("po-spawn: agent: "))
+        .collect();
+    assert_eq!(starts.len(), 2, "{log}");
+    assert!(
+        starts[0].contains(&format!("\"--resume\", \"{unknown}\"")),
+        "{log}"
+    );
+    assert!(
+        starts[1].contains(&format!("\"--session-id\", \"{fresh}\"")),
+        "{log}"
+    );
+    let session_log = s
+        .log_file
+        .as_ref()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("session.log");
+    let session_text = fs::read_to_string(&session_log).unwrap();
+    assert!(
+        session_text.contains(&format!("agent-1: {note}")),
+        "{session_text}"
+    );
+}
+
 /// One raw HTTP/1.1 request to the mock; (status, body).
 fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
     let body = body.to_string();

@@ -1108,6 +1108,7 @@ impl Gate<'_> {
             port_count: 100,
             bin_dir: self.bin_dir.clone(),
             pr: self.pr.clone(),
+            session_log: Some(self.logs.join("session.log")),
         }
     }
 

@@ -91,6 +91,9 @@ pub struct Spec {
     /// Prepended to `PATH` so `po-status` is found inside agents.
     pub bin_dir: Option<PathBuf>,
     pub pr: Option<PrSpec>,
+    /// The run's session log, for the supervisor's notes worth a decision line.
+    #[serde(default)]
+    pub session_log: Option<PathBuf>,
 }
 
 /// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
@@ -192,6 +195,16 @@ pub fn run(spec: Spec) -> i32 {
             });
             crate::exit::SYSTEM
         }
+    }
+}
+
+/// Append a line to the run's session log, in the scheduler's format.
+fn session_note(spec: &Spec, agent_id: &str, note: &str) {
+    let Some(path) = &spec.session_log else {
+        return;
+    };
+    if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
+        let _ = writeln!(f, "{} {agent_id}: {note}", timefmt::format(&timefmt::now()));
     }
 }
 
@@ -394,240 +407,267 @@ fn supervise(
         return finish(spec, &base, Outcome::ended(Ending::Cancelled), None);
     }
 
-    // The agent.
-    let (argv, claude_mode) = match &spec.agent {
-        AgentSpec::Claude {
-            program,
-            model,
-            max_budget_usd,
-        } => {
-            let opts = ClaudeOptions {
-                program: program.clone(),
-                model: model.clone(),
-                max_budget_usd: *max_budget_usd,
-                agent: task.agent.clone(),
-                session_id: session_id.clone().unwrap_or_default(),
-                resume,
-            };
-            match std::panic::catch_unwind(|| claude::argv(&opts)) {
-                Ok(a) => (a, true),
-                Err(_) => {
-                    return fail(
-                        spec,
-                        "starting",
-                        "build the Claude Code command line: the adapter is not available in \
-                         this build; use --agent-cmd"
-                            .into(),
-                    );
+    let (mut resume, mut session_id) = (resume, session_id);
+    loop {
+        // The agent.
+        let (argv, claude_mode) = match &spec.agent {
+            AgentSpec::Claude {
+                program,
+                model,
+                max_budget_usd,
+            } => {
+                let opts = ClaudeOptions {
+                    program: program.clone(),
+                    model: model.clone(),
+                    max_budget_usd: *max_budget_usd,
+                    agent: task.agent.clone(),
+                    session_id: session_id.clone().unwrap_or_default(),
+                    resume,
+                };
+                match std::panic::catch_unwind(|| claude::argv(&opts)) {
+                    Ok(a) => (a, true),
+                    Err(_) => {
+                        return fail(
+                            spec,
+                            "starting",
+                            "build the Claude Code command line: the adapter is not available in \
+                             this build; use --agent-cmd"
+                                .into(),
+                        );
+                    }
                 }
             }
-        }
-        AgentSpec::Command { words } => {
-            let (p, w) = (
-                spec.prompt_file.to_string_lossy().into_owned(),
-                workdir.to_string_lossy().into_owned(),
-            );
-            let values = template::Values {
-                prompt_file: &p,
-                worktree: &w,
-                agent_id: &task.agent_id,
-                branch: &spec.branch,
-                id: &spec.orchestration_id,
-            };
-            (template::fill(words, &values), false)
-        }
-    };
-    let stdin = File::open(&spec.prompt_file).map_err(Error::io("open", &spec.prompt_file))?;
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(&workdir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::from(stdin))
-        .stderr(log.handle().map(Stdio::from).unwrap_or_else(Stdio::null))
-        .process_group(0);
-    if claude_mode {
-        cmd.stdout(Stdio::piped());
-    } else {
-        cmd.stdout(log.handle().map(Stdio::from).unwrap_or_else(Stdio::null));
-    }
-    log.note(&format!("agent: {argv:?}"));
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return fail(
-                spec,
-                "starting",
-                if claude_mode && e.kind() == std::io::ErrorKind::NotFound {
-                    format!(
-                        "start the agent {:?}: it is not on PATH; install Claude Code \
-                         (npm install -g @anthropic-ai/claude-code) or pass --agent-cmd",
-                        argv[0]
-                    )
-                } else {
-                    format!(
-                        "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
-                        argv[0]
-                    )
-                },
-            );
-        }
-    };
-    let pid = child.id() as i32;
-    let agent_started = Instant::now();
-    store::update_status(&spec.status_file, |s| {
-        if defer_start {
-            start(s);
-        }
-        // Recorded once the agent runs, so a retry resumes only a session
-        // that exists.
-        if let Some(id) = &session_id {
-            s.metrics.session_id = Some(id.clone());
-        }
-        s.pid = Some(pid);
-        s.pgid = Some(pid);
-        if s.phase
-            .as_deref()
-            .is_some_and(|p| p == "worktree" || p == "setup" || p == "starting")
-        {
-            s.phase = Some("running".into());
-        }
-        Ok(())
-    })?;
-
-    // Stream reading (claude) and activity tracking (stall detection).
-    let activity = Arc::new(AtomicU64::new(now_ms()));
-    let stream_state = Arc::new(Mutex::new(StreamState::default()));
-    let reader = child.stdout.take().map(|out| {
-        let (status_file, log_file) = (spec.status_file.clone(), log.handle());
-        let (activity, state) = (activity.clone(), stream_state.clone());
-        std::thread::spawn(move || read_stream(out, log_file, &status_file, &activity, &state))
-    });
-    drop(child);
-
-    // Reap every child (the agent and reparented orphans) until none is left.
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            loop {
-                match waitpid(Pid::from_raw(-1), None) {
-                    Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => {
-                        let _ = tx.send(Ev::Exited { code, signal: None });
-                    }
-                    Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                        let _ = tx.send(Ev::Exited {
-                            code: 128 + sig as i32,
-                            signal: Some(sig as i32),
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => break,
-                }
+            AgentSpec::Command { words } => {
+                let (p, w) = (
+                    spec.prompt_file.to_string_lossy().into_owned(),
+                    workdir.to_string_lossy().into_owned(),
+                );
+                let values = template::Values {
+                    prompt_file: &p,
+                    worktree: &w,
+                    agent_id: &task.agent_id,
+                    branch: &spec.branch,
+                    id: &spec.orchestration_id,
+                };
+                (template::fill(words, &values), false)
             }
-            let _ = tx.send(Ev::Reaped);
-        });
-    }
-
-    let tree = Tree {
-        root: Some(std::process::id() as i32),
-        pgid: Some(pid),
-        marker: Some(tree_marker),
-    };
-    let grace = Duration::from_secs_f64(spec.grace_secs.max(0.0));
-    let deadline = agent_started + Duration::from_secs_f64(spec.timeout_secs.max(0.0));
-    let stall = spec.stall_secs.map(|s| Duration::from_secs_f64(s.max(0.1)));
-    let mut ending: Option<Ending> = None;
-    let mut exited: Option<(i32, Option<i32>)> = None;
-    let mut reaped = false;
-    if cancel.load(Ordering::SeqCst) {
-        ending = Some(Ending::Cancelled);
-        tree.kill(grace, force);
-    }
-    while exited.is_none() {
-        let now = Instant::now();
-        let wait = if ending.is_some() {
-            Duration::from_secs(3600)
-        } else {
-            let mut w = deadline.saturating_duration_since(now);
-            if let Some(st) = stall {
-                w = w.min((st / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
-            }
-            w
         };
-        match rx.recv_timeout(wait) {
-            Ok(Ev::Exited { code, signal }) => exited = Some((code, signal)),
-            Ok(Ev::Reaped) => reaped = true,
-            Ok(Ev::Signal) => {
-                if ending.is_none() {
-                    log.note("cancelled: ending the agent's process tree");
-                    ending = Some(Ending::Cancelled);
-                    tree.kill(grace, force);
+        let stdin = File::open(&spec.prompt_file).map_err(Error::io("open", &spec.prompt_file))?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(&workdir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(stdin))
+            .stderr(log.handle().map(Stdio::from).unwrap_or_else(Stdio::null))
+            .process_group(0);
+        if claude_mode {
+            cmd.stdout(Stdio::piped());
+        } else {
+            cmd.stdout(log.handle().map(Stdio::from).unwrap_or_else(Stdio::null));
+        }
+        log.note(&format!("agent: {argv:?}"));
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(
+                    spec,
+                    "starting",
+                    if claude_mode && e.kind() == std::io::ErrorKind::NotFound {
+                        format!(
+                            "start the agent {:?}: it is not on PATH; install Claude Code \
+                             (npm install -g @anthropic-ai/claude-code) or pass --agent-cmd",
+                            argv[0]
+                        )
+                    } else {
+                        format!(
+                            "start the agent {:?}: {e}; check --agent-cmd or that it is on PATH",
+                            argv[0]
+                        )
+                    },
+                );
+            }
+        };
+        let pid = child.id() as i32;
+        let agent_started = Instant::now();
+        store::update_status(&spec.status_file, |s| {
+            if defer_start {
+                start(s);
+            }
+            // Recorded once the agent runs, so a retry resumes only a session
+            // that exists.
+            if let Some(id) = &session_id {
+                s.metrics.session_id = Some(id.clone());
+            }
+            s.pid = Some(pid);
+            s.pgid = Some(pid);
+            if s.phase
+                .as_deref()
+                .is_some_and(|p| p == "worktree" || p == "setup" || p == "starting")
+            {
+                s.phase = Some("running".into());
+            }
+            Ok(())
+        })?;
+
+        // Stream reading (claude) and activity tracking (stall detection).
+        let activity = Arc::new(AtomicU64::new(now_ms()));
+        let stream_state = Arc::new(Mutex::new(StreamState::default()));
+        let reader = child.stdout.take().map(|out| {
+            let (status_file, log_file) = (spec.status_file.clone(), log.handle());
+            let (activity, state) = (activity.clone(), stream_state.clone());
+            std::thread::spawn(move || read_stream(out, log_file, &status_file, &activity, &state))
+        });
+        drop(child);
+
+        // Reap every child (the agent and reparented orphans) until none is left.
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                loop {
+                    match waitpid(Pid::from_raw(-1), None) {
+                        Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => {
+                            let _ = tx.send(Ev::Exited { code, signal: None });
+                        }
+                        Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                            let _ = tx.send(Ev::Exited {
+                                code: 128 + sig as i32,
+                                signal: Some(sig as i32),
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = tx.send(Ev::Reaped);
+            });
+        }
+
+        let tree = Tree {
+            root: Some(std::process::id() as i32),
+            pgid: Some(pid),
+            marker: Some(tree_marker.clone()),
+        };
+        let grace = Duration::from_secs_f64(spec.grace_secs.max(0.0));
+        let deadline = agent_started + Duration::from_secs_f64(spec.timeout_secs.max(0.0));
+        let stall = spec.stall_secs.map(|s| Duration::from_secs_f64(s.max(0.1)));
+        let mut ending: Option<Ending> = None;
+        let mut exited: Option<(i32, Option<i32>)> = None;
+        let mut reaped = false;
+        if cancel.load(Ordering::SeqCst) {
+            ending = Some(Ending::Cancelled);
+            tree.kill(grace, force);
+        }
+        while exited.is_none() {
+            let now = Instant::now();
+            let wait = if ending.is_some() {
+                Duration::from_secs(3600)
+            } else {
+                let mut w = deadline.saturating_duration_since(now);
+                if let Some(st) = stall {
+                    w = w.min((st / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
+                }
+                w
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Ev::Exited { code, signal }) => exited = Some((code, signal)),
+                Ok(Ev::Reaped) => reaped = true,
+                Ok(Ev::Signal) => {
+                    if ending.is_none() {
+                        log.note("cancelled: ending the agent's process tree");
+                        ending = Some(Ending::Cancelled);
+                        tree.kill(grace, force);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if ending.is_some() {
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        log.note(&format!(
+                            "timeout after {}s: ending the agent's process tree",
+                            spec.timeout_secs
+                        ));
+                        ending = Some(Ending::TimedOut);
+                        tree.kill(grace, force);
+                    } else if let Some(st) = stall
+                        && idle_for(spec, &activity) >= st
+                    {
+                        log.note(&format!(
+                            "no output and no status update for {}s: ending the agent's process tree",
+                            st.as_secs_f64()
+                        ));
+                        ending = Some(Ending::Stalled);
+                        tree.kill(grace, force);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Whatever the agent left behind goes too: no task keeps processes alive
+        // after its result is recorded. Orphaned descendants are reparented to
+        // this subreaper, so once the reaper finds no child left there is nothing
+        // to look for, and the /proc scan is skipped.
+        if !reaped && ending.is_none() {
+            let until = Instant::now() + Duration::from_millis(100);
+            while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                if matches!(ev, Ev::Reaped) {
+                    reaped = true;
+                    break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if ending.is_some() {
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    log.note(&format!(
-                        "timeout after {}s: ending the agent's process tree",
-                        spec.timeout_secs
-                    ));
-                    ending = Some(Ending::TimedOut);
-                    tree.kill(grace, force);
-                } else if let Some(st) = stall
-                    && idle_for(spec, &activity) >= st
-                {
-                    log.note(&format!(
-                        "no output and no status update for {}s: ending the agent's process tree",
-                        st.as_secs_f64()
-                    ));
-                    ending = Some(Ending::Stalled);
-                    tree.kill(grace, force);
+        }
+        if !reaped {
+            let leftover = tree.kill(grace, force);
+            if leftover > 0 {
+                log.note(&format!(
+                    "ended {leftover} leftover process(es) of the agent"
+                ));
+            }
+            // Every child is gone or being reaped; wait for the reaper to see it.
+            let until = Instant::now() + Duration::from_secs(10);
+            while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                if matches!(ev, Ev::Reaped) {
+                    break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-    }
-    // Whatever the agent left behind goes too: no task keeps processes alive
-    // after its result is recorded. Orphaned descendants are reparented to
-    // this subreaper, so once the reaper finds no child left there is nothing
-    // to look for, and the /proc scan is skipped.
-    if !reaped && ending.is_none() {
-        let until = Instant::now() + Duration::from_millis(100);
-        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            if matches!(ev, Ev::Reaped) {
-                reaped = true;
-                break;
-            }
+        if let Some(r) = reader {
+            let _ = r.join();
         }
-    }
-    if !reaped {
-        let leftover = tree.kill(grace, force);
-        if leftover > 0 {
-            log.note(&format!(
-                "ended {leftover} leftover process(es) of the agent"
-            ));
+        let (code, signal) = exited.unwrap_or((-1, None));
+        let outcome = Outcome {
+            ending,
+            code: Some(code),
+            signal,
+            stream: std::mem::take(&mut *stream_state.lock().unwrap_or_else(|e| e.into_inner())),
+        };
+        if resume
+            && outcome.ending.is_none()
+            && let Some((true, Some(message))) = &outcome.stream.finished
+            && claude::is_unknown_session(message)
+        {
+            // The CLI does not have the recorded session (another machine, a
+            // cleared config): start afresh, in this same attempt.
+            let old = session_id.take().unwrap_or_default();
+            let fresh = claude::new_session_id().map_err(Error::io("read", "/dev/urandom"))?;
+            let note =
+                format!("session {old} is unknown to the agent; starting a new session {fresh}");
+            log.note(&note);
+            session_note(spec, &task.agent_id, &note);
+            store::update_status(&spec.status_file, |s| {
+                s.error = None;
+                s.retryable = None;
+                s.exit_code = None;
+                s.metrics.session_id = Some(fresh.clone());
+                Ok(())
+            })?;
+            session_id = Some(fresh);
+            resume = false;
+            continue;
         }
-        // Every child is gone or being reaped; wait for the reaper to see it.
-        let until = Instant::now() + Duration::from_secs(10);
-        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            if matches!(ev, Ev::Reaped) {
-                break;
-            }
-        }
+        return finish(spec, &base, outcome, Some(agent_started));
     }
-    if let Some(r) = reader {
-        let _ = r.join();
-    }
-    let (code, signal) = exited.unwrap_or((-1, None));
-    let outcome = Outcome {
-        ending,
-        code: Some(code),
-        signal,
-        stream: std::mem::take(&mut *stream_state.lock().unwrap_or_else(|e| e.into_inner())),
-    };
-    finish(spec, &base, outcome, Some(agent_started))
 }
 
 fn now_ms() -> u64 {
