@@ -588,7 +588,18 @@ fn supervise(
             }
         };
         let stdin = File::open(&spec.prompt_file).map_err(Error::io("open", &spec.prompt_file))?;
-        let mut cmd = Command::new(&argv[0]);
+        let agent_path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let mut cmd = match resolve_program(&argv[0], agent_path.unwrap_or_default(), &workdir) {
+            Some(found) => {
+                let mut c = Command::new(found);
+                c.arg0(&argv[0]);
+                c
+            }
+            None => Command::new(&argv[0]),
+        };
         cmd.args(&argv[1..])
             .current_dir(&workdir)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -803,6 +814,26 @@ fn supervise(
         }
         return finish(spec, &base, outcome, Some(agent_started));
     }
+}
+
+/// A bare program name looked up the way `execvp` would in the agent's
+/// `PATH` (relative entries from its working directory). Started by path, the
+/// agent comes from posix_spawn; by name with a changed `PATH`, the standard
+/// library has to fork and exec, which costs more per task.
+fn resolve_program(program: &str, path: &str, workdir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    path.split(':')
+        .map(|d| {
+            workdir
+                .join(if d.is_empty() { "." } else { d })
+                .join(program)
+        })
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn now_ms() -> u64 {
@@ -1084,4 +1115,32 @@ fn agent_env(spec: &Spec, workdir: &Path, task: &AgentStatus) -> Vec<(String, St
         ("PO_PORT_COUNT".into(), spec.port_count.to_string()),
         ("PATH".into(), path.to_string_lossy().into_owned()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn bare_names_resolve_like_execvp_and_paths_stay_as_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("work/bin"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // Not executable in the first directory, executable in the second
+        // (a relative entry, from the agent's working directory).
+        std::fs::write(a.join("tool"), "").unwrap();
+        std::fs::write(b.join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let workdir = tmp.path().join("work");
+        let path = format!("{}:bin", a.display());
+        assert_eq!(
+            resolve_program("tool", &path, &workdir),
+            Some(workdir.join("bin").join("tool"))
+        );
+        assert_eq!(resolve_program("missing", &path, &workdir), None);
+        assert_eq!(resolve_program("./tool", &path, &workdir), None);
+        assert_eq!(resolve_program("", &path, &workdir), None);
+    }
 }
