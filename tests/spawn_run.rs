@@ -384,3 +384,66 @@ fn the_default_base_is_head_where_po_spawn_runs_even_in_a_linked_worktree() {
     // The task's worktree still lives under the main repository's runtime.
     assert!(s.worktree.unwrap().starts_with(repo.runtime()));
 }
+
+/// Process starts are the cost of a task: one supervisor per worker slot runs
+/// task after task, each recording its own pid, and every supervisor is gone
+/// once po-spawn has finished.
+#[test]
+fn two_worker_slots_run_eight_tasks_on_at_most_two_supervisors() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=8).map(|i| task(&format!("Pooled {i}"))).collect();
+    let paths = orchestrate(&repo, "pool", &tasks, &[]);
+    let agent = repo.script(
+        "agent.sh",
+        // One short append: atomic without a lock.
+        r#"echo "$PO_AGENT_ID $PPID" >> "$SCRATCH/ledger"
+"#,
+    );
+    let out = output_within(
+        repo.spawn()
+            .args(["--max-workers", "2", "--isolation", "none", "--agent-cmd"])
+            .arg(&agent)
+            .args(&paths),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.contains("Completed: 8/8"), "{stderr}");
+
+    let mut supervisors = std::collections::BTreeSet::new();
+    for p in &paths {
+        let s = status(p);
+        assert_eq!(s.status, State::Completed, "{s:?}");
+        let pid = s
+            .extra
+            .get(po::run::supervisor::SUPERVISOR_PID_FIELD)
+            .and_then(|v| v.as_i64())
+            .expect("supervisor pid recorded");
+        supervisors.insert(pid);
+    }
+    assert!(
+        (1..=2).contains(&supervisors.len()),
+        "8 tasks on 2 worker slots ran under {supervisors:?}"
+    );
+    // Each agent is the child of the supervisor its status names.
+    let ledger = std::fs::read_to_string(repo.scratch().join("ledger")).unwrap();
+    assert_eq!(ledger.lines().count(), 8, "{ledger}");
+    for line in ledger.lines() {
+        let ppid: i64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(
+            supervisors.contains(&ppid),
+            "{line} not under {supervisors:?}"
+        );
+    }
+    // With its input closed, each supervisor exits.
+    wait_until(LIMIT, "the supervisors to exit", || {
+        supervisors.iter().all(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    let state = s[s.rfind(')').unwrap() + 1..].split_whitespace().next();
+                    matches!(state, Some("Z") | Some("X"))
+                })
+                .unwrap_or(true)
+        })
+    });
+}

@@ -415,3 +415,74 @@ fn a_task_whose_liveness_lock_is_held_elsewhere_is_waited_for_not_run_again() {
         "the agent ran a second time"
     );
 }
+
+/// A killed po-spawn's supervisors finish the agents they run and record them,
+/// then exit: none starts another task without its scheduler.
+#[test]
+fn supervisors_of_a_killed_po_spawn_finish_their_tasks_and_start_no_other() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=4).map(|i| task(&format!("K{i}"))).collect();
+    let paths = orchestrate(&repo, "lost", &tasks, &[]);
+    let agent = repo.script(
+        "agent.sh",
+        r#"flock "$SCRATCH/lock" sh -c 'echo "$PO_AGENT_ID" >> "$SCRATCH/ledger"'
+i=0
+while [ ! -e "$SCRATCH/go" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+"#,
+    );
+    let mut po = repo
+        .spawn()
+        .args(["--max-workers", "2", "--isolation", "none", "--agent-cmd"])
+        .arg(&agent)
+        .args(&paths)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = repo.scratch().join("ledger");
+    wait_until(LIMIT, "two agents started", || {
+        std::fs::read_to_string(&ledger)
+            .map(|l| l.lines().count() == 2)
+            .unwrap_or(false)
+    });
+    po.kill().unwrap(); // SIGKILL
+    po.wait().unwrap();
+    let started: Vec<String> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let supervisors: Vec<i32> = paths
+        .iter()
+        .filter_map(|p| {
+            let s = status(p);
+            started.contains(&s.agent_id).then(|| {
+                s.extra
+                    .get(po::run::supervisor::SUPERVISOR_PID_FIELD)
+                    .and_then(|v| v.as_i64())
+                    .expect("supervisor pid recorded") as i32
+            })
+        })
+        .collect();
+    assert_eq!(supervisors.len(), 2, "{started:?}");
+
+    std::fs::write(repo.scratch().join("go"), "").unwrap();
+    wait_until(LIMIT, "the supervisors to record and exit", || {
+        supervisors.iter().all(|p| !pid_alive(*p))
+    });
+    for p in &paths {
+        let s = status(p);
+        let expected = if started.contains(&s.agent_id) {
+            State::Completed
+        } else {
+            State::Pending
+        };
+        assert_eq!(s.status, expected, "{s:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&ledger).unwrap().lines().count(),
+        2,
+        "no agent started after po-spawn was killed"
+    );
+}

@@ -4,6 +4,7 @@ pub mod claude;
 pub mod console;
 pub use crate::git;
 pub mod integration;
+pub mod pool;
 pub mod proctree;
 pub mod prompt;
 pub mod scheduler;

@@ -1,10 +1,12 @@
 //! The scheduler: which task runs when, under which base, with how many at once.
 //!
 //! It holds `parallel/<id>/spawn.lock` for its lifetime (a second po-spawn on
-//! the same orchestration is refused), starts one detached supervisor per task
-//! (see [`super::supervisor`]) and waits for events only: a supervisor it
-//! started exits, the liveness lock of a supervisor it adopted is released, a
-//! signal arrives, or a timer it set (progress lines, retry backoff) fires.
+//! the same orchestration is refused), hands each task to a detached
+//! supervisor of its pool, at most one per worker slot, each running task
+//! after task (see [`super::pool`] and [`super::supervisor`]), and waits for
+//! events only: a supervisor reports a task finished or is gone, the liveness
+//! lock of a supervisor it adopted is released, a signal arrives, or a timer it
+//! set (progress lines, retry backoff) fires.
 //!
 //! Task states at start:
 //! * `pending` runs; `completed` is counted and skipped.
@@ -32,7 +34,7 @@ use serde_json::json;
 use super::console::Console;
 use super::proctree::Tree;
 use super::supervisor::{self, AgentSpec, PrSpec, Spec};
-use super::{git, integration, signals, template, worktree};
+use super::{git, integration, pool, signals, template, worktree};
 use crate::error::{Error, Result, exit};
 use crate::protocol::{AgentStatus, Orchestration, Runtime, State, layout, sanitize, store};
 use crate::timefmt;
@@ -100,6 +102,8 @@ enum Ev {
         idx: usize,
     },
     Signal(Signal),
+    /// A pool supervisor finished a task or is gone.
+    Pool(pool::Report),
 }
 
 /// The scheduler lock of an orchestration, held for po-spawn's lifetime.
@@ -430,7 +434,6 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             .clone()
             .unwrap_or_else(|| std::env::current_dir().unwrap_or_default()),
         logs: &logs,
-        exe: &exe,
         bin_dir,
         include_files,
         prompt_dirs: prompt_dirs(&dir, orch.as_ref()),
@@ -441,6 +444,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         }),
         console: &console,
         tx,
+        pool: std::cell::RefCell::new(pool::Pool::new(exe.clone())),
     };
 
     console.say("=== Parallel Execution Started ===");
@@ -677,6 +681,10 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             wait = wait.min(nb.saturating_duration_since(Instant::now()));
         }
         let ev = match gate_recv(&rx, wait) {
+            Some(Ev::Pool(report)) => match gate.pool.borrow_mut().report(report) {
+                Some((idx, code, signal)) => Ev::Exited { idx, code, signal },
+                None => continue,
+            },
             Some(ev) => ev,
             None => {
                 progress_tick(&mut tasks, &console);
@@ -740,13 +748,21 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             Ev::LockFreed { idx } => {
                 gate.finished(idx, &mut tasks[idx], None, interrupted.is_some())?;
             }
+            Ev::Pool(_) => {}
         }
     }
 
     // Anything still waiting (a stop in an earlier wave) was cancelled above;
     // wait for whatever still runs (only after a stop).
     while tasks.iter().any(|t| t.slot == Slot::Running) {
-        match rx.recv() {
+        let ev = match rx.recv() {
+            Ok(Ev::Pool(report)) => match gate.pool.borrow_mut().report(report) {
+                Some((idx, code, signal)) => Ok(Ev::Exited { idx, code, signal }),
+                None => continue,
+            },
+            ev => ev,
+        };
+        match ev {
             Ok(Ev::Exited { idx, code, signal }) => gate.finished(
                 idx,
                 &mut tasks[idx],
@@ -756,6 +772,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
             Ok(Ev::LockFreed { idx }) => {
                 gate.finished(idx, &mut tasks[idx], None, interrupted.is_some())?
             }
+            Ok(Ev::Pool(_)) => {}
             Ok(Ev::Signal(_)) => {
                 signals_seen += 1;
                 if signals_seen >= 3 {
@@ -1010,21 +1027,27 @@ fn progress_tick(tasks: &mut [Task], console: &Console) {
 
 /// SIGTERM the supervisor running `t` (it cancels; a second one forces).
 fn signal_supervisor(t: &Task, console: &Console) {
-    let pid = t.child.map(|p| p as i32).or_else(|| {
+    // A pool supervisor this run started is reaped only when the scheduler
+    // handles its end, so its pid cannot have been recycled.
+    let own = t.child.map(|p| p as i32);
+    // Otherwise only a process that is this task's supervisor, never a
+    // recycled pid: its environment holds the spec naming this status file,
+    // or it is a pool supervisor and the live task records its pid.
+    let adopted = || {
         let s = store::read_status(&t.path).ok()?;
-        Some(s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32)
-    });
-    // Only a process that is this task's supervisor, never a recycled pid: its
-    // environment holds the spec naming this status file.
-    let pid = pid.filter(|pid| {
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            return false;
-        };
+        let pid = s.extra.get(supervisor::SUPERVISOR_PID_FIELD)?.as_i64()? as i32;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
         let json = serde_json::to_string(&t.path).unwrap_or_default();
         let needle = json.trim_matches('"').as_bytes();
+        let pool_env = format!("{}=", supervisor::POOL_ENV);
         env.split(|b| *b == 0)
-            .any(|e| e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle))
-    });
+            .any(|e| {
+                (e.starts_with(supervisor::SPEC_ENV.as_bytes()) && contains(e, needle))
+                    || (e.starts_with(pool_env.as_bytes()) && store::is_live(&t.path))
+            })
+            .then_some(pid)
+    };
+    let pid = own.or_else(adopted);
     match pid {
         Some(pid) => {
             console.log(&format!(
@@ -1068,13 +1091,13 @@ struct Gate<'a> {
     orch_file: &'a Path,
     repo: PathBuf,
     logs: &'a Path,
-    exe: &'a Path,
     bin_dir: Option<PathBuf>,
     include_files: Vec<PathBuf>,
     prompt_dirs: Vec<PathBuf>,
     pr: Option<PrSpec>,
     console: &'a Console,
     tx: mpsc::Sender<Ev>,
+    pool: std::cell::RefCell<pool::Pool>,
 }
 
 impl Gate<'_> {
@@ -1114,9 +1137,13 @@ impl Gate<'_> {
 
     fn launch(&self, idx: usize, t: &mut Task, branch: &str, base: &str) {
         let spec = self.spec(t, branch, base);
-        match supervisor::launch(&spec, self.exe) {
-            Ok(mut child) => {
-                let pid = child.id();
+        let tx = self.tx.clone();
+        let notify = move |r| {
+            let _ = tx.send(Ev::Pool(r));
+        };
+        let submitted = self.pool.borrow_mut().submit(idx, &spec, notify);
+        match submitted {
+            Ok(pid) => {
                 t.child = Some(pid);
                 t.ran = true;
                 t.slot = Slot::Running;
@@ -1133,15 +1160,6 @@ impl Gate<'_> {
                     },
                     spec.log_file.display()
                 ));
-                let tx = self.tx.clone();
-                std::thread::spawn(move || {
-                    use std::os::unix::process::ExitStatusExt;
-                    let (code, signal) = match child.wait() {
-                        Ok(s) => (s.code(), s.signal()),
-                        Err(_) => (None, None),
-                    };
-                    let _ = tx.send(Ev::Exited { idx, code, signal });
-                });
             }
             Err(e) => {
                 self.console

@@ -1,10 +1,12 @@
-//! The supervisor: one detached process per task, the only writer of the
-//! task's run state while it runs.
+//! The supervisor: a detached process, the only writer of a task's run state
+//! while it runs.
 //!
-//! `po-spawn` re-executes itself with [`SPEC_ENV`] set to a JSON [`Spec`]; the
-//! process starts in its own session with its output in the agent log, so it
-//! outlives the scheduler. It holds the task's liveness lock for its whole life
-//! (a second supervisor for the same task exits with [`EXIT_BUSY`]), marks
+//! The scheduler re-executes `po-spawn` with [`POOL_ENV`] set (see
+//! [`super::pool`]) and hands it task specs one at a time; with [`SPEC_ENV`]
+//! set to a JSON [`Spec`] instead, it runs that one task. The process starts
+//! in its own session with its output in the running task's agent log, so it
+//! outlives the scheduler. It holds each task's liveness lock while it runs it
+//! (a second supervisor for the same task reports [`EXIT_BUSY`]), marks
 //! itself a child subreaper, prepares the worktree, runs `--setup`, starts the
 //! agent in its own process group and waits for it, ending the whole tree on
 //! timeout, stall or cancel (SIGTERM; a second SIGTERM forces). Then it records
@@ -34,6 +36,9 @@ use crate::timefmt;
 
 /// The environment variable that turns `po-spawn` into a supervisor.
 pub const SPEC_ENV: &str = "PO_SPAWN_SUPERVISE";
+/// The environment variable that makes `po-spawn` a pool supervisor: it runs
+/// the tasks the scheduler writes to its stdin, one at a time.
+pub const POOL_ENV: &str = "PO_SPAWN_POOL";
 /// A supervisor found the task's liveness lock taken: someone else runs it.
 pub const EXIT_BUSY: i32 = 75;
 /// The extra status field holding the supervisor's pid.
@@ -96,12 +101,19 @@ pub struct Spec {
     pub session_log: Option<PathBuf>,
 }
 
-/// Run as a supervisor if [`SPEC_ENV`] is set; the process's exit code.
+/// Run as a supervisor if [`SPEC_ENV`] or [`POOL_ENV`] is set; the process's exit code.
 pub fn from_env() -> Option<i32> {
+    if std::env::var_os(POOL_ENV).is_some() {
+        // Leave po-spawn's session (and its terminal) first of all.
+        // SAFETY: setsid has no memory effects.
+        unsafe { libc::setsid() };
+        // SAFETY: nothing else runs yet; the variable must not reach the agent.
+        unsafe { std::env::remove_var(POOL_ENV) };
+        return Some(pool());
+    }
     let raw = std::env::var(SPEC_ENV).ok()?;
-    // Leave po-spawn's session (and its terminal) first of all. [`launch`]
-    // starts this process with posix_spawn (cheaper than fork and exec), so
-    // it is not a group leader yet and setsid succeeds.
+    // Leave po-spawn's session (and its terminal) first of all. A new
+    // process is not a group leader yet, so setsid succeeds.
     // SAFETY: setsid has no memory effects.
     unsafe { libc::setsid() };
     // SAFETY: nothing else runs yet; the variable must not reach the agent.
@@ -155,22 +167,63 @@ impl Log {
     }
 }
 
-/// Run one task to its end. Returns the supervisor's exit code.
-pub fn run(spec: Spec) -> i32 {
-    let (tx, rx) = mpsc::channel::<Ev>();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let force = Arc::new(AtomicBool::new(false));
-    {
-        let (tx, cancel, force) = (tx.clone(), cancel.clone(), force.clone());
+/// What the signal thread shares with the task running now.
+struct Control {
+    cancel: Arc<AtomicBool>,
+    force: Arc<AtomicBool>,
+    /// The running task's event channel; `None` between tasks.
+    events: Arc<Mutex<Option<mpsc::Sender<Ev>>>>,
+}
+
+impl Control {
+    /// Take SIGINT, SIGTERM and SIGHUP: the first cancels the running task,
+    /// the second forces. A signal between tasks (a pool supervisor waiting
+    /// for its next task) ends the process at once: it runs nothing.
+    fn install() -> Control {
+        let c = Control {
+            cancel: Arc::new(AtomicBool::new(false)),
+            force: Arc::new(AtomicBool::new(false)),
+            events: Arc::new(Mutex::new(None)),
+        };
+        let (cancel, force, events) = (c.cancel.clone(), c.force.clone(), c.events.clone());
         signals::forward(move |_sig| {
             if cancel.swap(true, Ordering::SeqCst) {
                 force.store(true, Ordering::SeqCst);
             }
-            let _ = tx.send(Ev::Signal);
+            let guard = events.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_ref() {
+                Some(tx) => {
+                    let _ = tx.send(Ev::Signal);
+                }
+                None => std::process::exit(0),
+            }
         });
+        proctree::become_subreaper();
+        c
     }
-    proctree::become_subreaper();
 
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// Run one task to its end. Returns the supervisor's exit code.
+pub fn run(spec: Spec) -> i32 {
+    let control = Control::install();
+    run_task(&spec, &control)
+}
+
+/// Run one task under `control`; its exit code. The task's liveness lock is
+/// held from the start and released when its result is recorded.
+fn run_task(spec: &Spec, control: &Control) -> i32 {
+    let (tx, rx) = mpsc::channel::<Ev>();
+    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
+    let code = run_held(spec, control, tx, rx);
+    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    code
+}
+
+fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Receiver<Ev>) -> i32 {
     let _live = match store::hold_liveness(&spec.status_file) {
         Ok(Some(lock)) => lock,
         Ok(None) => return EXIT_BUSY,
@@ -180,7 +233,7 @@ pub fn run(spec: Spec) -> i32 {
         }
     };
     let log = Log::open(&spec.log_file);
-    match supervise(&spec, &log, tx, rx, &cancel, &force) {
+    match supervise(spec, &log, tx, rx, &control.cancel, &control.force) {
         Ok(()) => 0,
         Err(e) => {
             let msg = format!("{e}");
@@ -194,6 +247,88 @@ pub fn run(spec: Spec) -> i32 {
                 Ok(())
             });
             crate::exit::SYSTEM
+        }
+    }
+}
+
+/// The fd a pool supervisor reports finished tasks on.
+pub const RESULT_FD: i32 = 3;
+
+/// Point stdout and stderr at `path` (appending), or at `/dev/null`.
+fn redirect_output(path: Option<&Path>) {
+    let file = match path {
+        Some(p) => {
+            if let Some(parent) = p.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            OpenOptions::new().create(true).append(true).open(p)
+        }
+        None => OpenOptions::new().write(true).open("/dev/null"),
+    };
+    if let Ok(f) = file {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors; `f` stays open meanwhile.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// A pool supervisor: run the tasks whose specs arrive on stdin (one JSON line
+/// each), one after another, each exactly as [`run`] does, and report each on
+/// [`RESULT_FD`] as `<exit code> <status file>`. It stops at end of input,
+/// when its scheduler is gone (it never starts a task after that), and after
+/// a task it was told to cancel.
+fn pool() -> i32 {
+    use std::os::fd::FromRawFd;
+    // SAFETY: getppid has no memory effects.
+    let scheduler = unsafe { libc::getppid() };
+    // Specs are read from a private copy of stdin; what the supervisor
+    // starts gets /dev/null, never the scheduler's pipe or the result fd.
+    // SAFETY: plain descriptor calls on fds this process owns.
+    let (input, results) = unsafe {
+        let input = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 10);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
+        }
+        libc::fcntl(RESULT_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        if input < 0 {
+            return crate::exit::SYSTEM;
+        }
+        (File::from_raw_fd(input), File::from_raw_fd(RESULT_FD))
+    };
+    let control = Control::install();
+    let mut input = BufReader::new(input);
+    let mut results = results;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+        // SAFETY: getppid has no memory effects.
+        if unsafe { libc::getppid() } != scheduler || control.cancelled() {
+            return 0;
+        }
+        // A lost scheduler makes these writes fail (EPIPE; SIGPIPE is
+        // ignored): the result is in the status file all the same.
+        match serde_json::from_str::<Spec>(line.trim_end()) {
+            Ok(spec) => {
+                redirect_output(Some(&spec.log_file));
+                let code = run_task(&spec, &control);
+                redirect_output(None);
+                let _ = writeln!(results, "{code} {}", spec.status_file.display());
+            }
+            Err(_) => {
+                let _ = writeln!(results, "{} -", crate::exit::USAGE);
+            }
+        }
+        if control.cancelled() {
+            return 0;
         }
     }
 }
@@ -453,7 +588,18 @@ fn supervise(
             }
         };
         let stdin = File::open(&spec.prompt_file).map_err(Error::io("open", &spec.prompt_file))?;
-        let mut cmd = Command::new(&argv[0]);
+        let agent_path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let mut cmd = match resolve_program(&argv[0], agent_path.unwrap_or_default(), &workdir) {
+            Some(found) => {
+                let mut c = Command::new(found);
+                c.arg0(&argv[0]);
+                c
+            }
+            None => Command::new(&argv[0]),
+        };
         cmd.args(&argv[1..])
             .current_dir(&workdir)
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -668,6 +814,26 @@ fn supervise(
         }
         return finish(spec, &base, outcome, Some(agent_started));
     }
+}
+
+/// A bare program name looked up the way `execvp` would in the agent's
+/// `PATH` (relative entries from its working directory). Started by path, the
+/// agent comes from posix_spawn; by name with a changed `PATH`, the standard
+/// library has to fork and exec, which costs more per task.
+fn resolve_program(program: &str, path: &str, workdir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    path.split(':')
+        .map(|d| {
+            workdir
+                .join(if d.is_empty() { "." } else { d })
+                .join(program)
+        })
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn now_ms() -> u64 {
@@ -951,25 +1117,30 @@ fn agent_env(spec: &Spec, workdir: &Path, task: &AgentStatus) -> Vec<(String, St
     ]
 }
 
-/// Start a supervisor for `spec`: stdin from `/dev/null`, stdout and stderr
-/// appended to the agent log; it moves to its own session as it starts.
-pub fn launch(spec: &Spec, exe: &Path) -> Result<std::process::Child> {
-    let json = serde_json::to_string(spec)
-        .map_err(|e| Error::system(format!("serialise the supervisor spec: {e}")))?;
-    if let Some(parent) = spec.log_file.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn bare_names_resolve_like_execvp_and_paths_stay_as_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("work/bin"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // Not executable in the first directory, executable in the second
+        // (a relative entry, from the agent's working directory).
+        std::fs::write(a.join("tool"), "").unwrap();
+        std::fs::write(b.join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let workdir = tmp.path().join("work");
+        let path = format!("{}:bin", a.display());
+        assert_eq!(
+            resolve_program("tool", &path, &workdir),
+            Some(workdir.join("bin").join("tool"))
+        );
+        assert_eq!(resolve_program("missing", &path, &workdir), None);
+        assert_eq!(resolve_program("./tool", &path, &workdir), None);
+        assert_eq!(resolve_program("", &path, &workdir), None);
     }
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log_file)
-        .map_err(Error::io("open", &spec.log_file))?;
-    let err = out.try_clone().map_err(Error::io("open", &spec.log_file))?;
-    let mut cmd = Command::new(exe);
-    cmd.env(SPEC_ENV, json)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
-    cmd.spawn()
-        .map_err(|e| Error::system(format!("start a supervisor ({}): {e}", exe.display())))
 }
