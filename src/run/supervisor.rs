@@ -251,6 +251,12 @@ fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Rece
     }
 }
 
+/// Whether a reaper thread still waits for children of this process. It reaps
+/// any child, so a pool supervisor whose last agent left unkillable processes
+/// behind must not start another task (its commands' exit statuses could be
+/// taken): it stops, and the scheduler starts a fresh supervisor.
+static REAPING: AtomicBool = AtomicBool::new(false);
+
 /// The fd a pool supervisor reports finished tasks on.
 pub const RESULT_FD: i32 = 3;
 
@@ -327,7 +333,7 @@ fn pool() -> i32 {
                 let _ = writeln!(results, "{} -", crate::exit::USAGE);
             }
         }
-        if control.cancelled() {
+        if control.cancelled() || REAPING.load(Ordering::SeqCst) {
             return 0;
         }
     }
@@ -668,6 +674,7 @@ fn supervise(
         // Reap every child (the agent and reparented orphans) until none is left.
         {
             let tx = tx.clone();
+            REAPING.store(true, Ordering::SeqCst);
             std::thread::spawn(move || {
                 loop {
                     match waitpid(Pid::from_raw(-1), None) {
@@ -685,6 +692,7 @@ fn supervise(
                         Err(_) => break,
                     }
                 }
+                REAPING.store(false, Ordering::SeqCst);
                 let _ = tx.send(Ev::Reaped);
             });
         }
