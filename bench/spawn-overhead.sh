@@ -52,6 +52,9 @@ make_tasks() {
     done
 }
 
+# Each timed section starts with the page cache written back (sync), so the
+# writeback left by one section (repositories, worktrees, deletions) is not
+# charged to the next.
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc -l; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
@@ -60,7 +63,7 @@ per() { echo "scale=2; 1000 * $1 / $2" | bc -l; }
 echo "== $N_WT tasks with worktrees, $JOBS at a time"
 make_repo "$work/po-wt"
 make_tasks "$work/po-wt" wt "$N_WT"
-t0=$(now)
+sync; t0=$(now)
 (cd "$work/po-wt" && "$bin/po-spawn" --id wt --max-workers "$JOBS" --agent-cmd true >/dev/null 2>"$work/po-wt.err") \
     || { cat "$work/po-wt.err" >&2; exit 1; }
 t1=$(now)
@@ -68,7 +71,7 @@ po_wt=$(elapsed "$t0" "$t1")
 done_wt=$(grep -l '"status": "completed"' "$work"/po-wt/.claude/runtime/parallel/wt/agent-*.status.json | wc -l)
 
 make_repo "$work/sh-wt"
-t0=$(now)
+sync; t0=$(now)
 # Concurrent `git worktree add`s race in git itself ("failed to read
 # .git/worktrees/…/commondir"); the baseline avoids it the simple way, by
 # registering under flock(1), then checks out concurrently (po retries the
@@ -85,21 +88,21 @@ echo "   ratio po / baseline:      $(ratio "$po_wt" "$sh_wt")"
 echo "== $N_NONE tasks without worktrees, $JOBS at a time"
 make_repo "$work/po-none"
 make_tasks "$work/po-none" none "$N_NONE"
-t0=$(now)
+sync; t0=$(now)
 (cd "$work/po-none" && "$bin/po-spawn" --id none --isolation none --max-workers "$JOBS" --agent-cmd true >/dev/null 2>"$work/po-none.err") \
     || { cat "$work/po-none.err" >&2; exit 1; }
 t1=$(now)
 po_none=$(elapsed "$t0" "$t1")
 done_none=$(grep -l '"status": "completed"' "$work"/po-none/.claude/runtime/parallel/none/agent-*.status.json | wc -l)
 
-t0=$(now)
+sync; t0=$(now)
 seq 1 "$N_NONE" | parallel -j "$JOBS" true
 t1=$(now)
 par_none=$(elapsed "$t0" "$t1")
 
 # The floor: the same jobs started by the leanest launcher there is, so that
 # what each tool adds per job (its overhead) can be told from the job itself.
-t0=$(now)
+sync; t0=$(now)
 seq 1 "$N_NONE" | xargs -P "$JOBS" -n 1 true
 t1=$(now)
 floor_none=$(elapsed "$t0" "$t1")
