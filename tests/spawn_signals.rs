@@ -204,11 +204,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         .spawn()
         .unwrap();
     let ledger = repo.scratch().join("ledger");
-    wait_until(LIMIT, "two agents started", || {
-        std::fs::read_to_string(&ledger)
-            .map(|l| l.lines().count() == 2)
-            .unwrap_or(false)
-    });
+    wait_for_lines(&ledger, 2); // two agents started
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
@@ -441,11 +437,7 @@ while [ ! -e "$SCRATCH/go" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
         .spawn()
         .unwrap();
     let ledger = repo.scratch().join("ledger");
-    wait_until(LIMIT, "two agents started", || {
-        std::fs::read_to_string(&ledger)
-            .map(|l| l.lines().count() == 2)
-            .unwrap_or(false)
-    });
+    wait_for_lines(&ledger, 2); // two agents started
     po.kill().unwrap(); // SIGKILL
     po.wait().unwrap();
     let started: Vec<String> = std::fs::read_to_string(&ledger)

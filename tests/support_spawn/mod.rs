@@ -228,6 +228,19 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Wait until the file at `path` has exactly `n` lines (agents append to ledgers).
+pub fn wait_for_lines(path: &std::path::Path, n: usize) {
+    wait_until(
+        Duration::from_secs(120),
+        &format!("{n} lines in {}", path.display()),
+        || {
+            std::fs::read_to_string(path)
+                .map(|l| l.lines().count() == n)
+                .unwrap_or(false)
+        },
+    );
+}
+
 /// Pids of live (non-zombie) processes whose environment holds `marker`.
 pub fn processes_with_env(marker: &str) -> Vec<i32> {
     let mut out = Vec::new();
