@@ -364,3 +364,33 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(plain.contains("completed"), "{plain:?}");
     assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
 }
+
+#[test]
+fn a_wide_terminal_gets_wider_columns() {
+    let fx = Fixture::new();
+    every_state(&fx);
+    let cmd = format!("stty cols 132; {} 1234", env!("CARGO_BIN_EXE_po-watch"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PO_RUNTIME_DIR", &fx.root)
+        .env("NO_COLOR", "1")
+        .env_remove("COLUMNS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(
+        widest > 80 && widest <= 132,
+        "widest line {widest}:\n{text}"
+    );
+    // The room goes to the columns that were cut short.
+    let shown = "feat/issue-1236-agent-6-with-a-branc";
+    assert!(text.contains(shown), "{text}");
+
+    // Off a terminal the table keeps to 80 columns.
+    let (_, narrow, _) = run(fx.watch().arg("1234").env_remove("COLUMNS"));
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+    assert!(!narrow.contains(shown), "{narrow}");
+}

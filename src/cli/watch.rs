@@ -166,13 +166,28 @@ struct Output {
     style: Style,
 }
 
+/// The width of the terminal on stdout, if it says.
+fn terminal_width() -> Option<usize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
 impl Output {
     fn new() -> Output {
         let tty = io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // $COLUMNS (set by watch(1)), else the terminal's width, else 80.
         let width = std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.trim().parse::<usize>().ok())
+            .or_else(|| tty.then(terminal_width).flatten())
             .filter(|&w| w >= 40)
             .unwrap_or(80);
         Output {
