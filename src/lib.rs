@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod sources;
+pub mod text;
 pub mod timefmt;
 pub mod watch;
 

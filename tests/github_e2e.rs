@@ -338,7 +338,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         create[3],
         format!(
             "Agent-2 failed: {}",
-            po::report::markdown::shorten(&po::report::summary::error_gist(&error), 72)
+            po::text::ellipsize(&po::report::summary::error_gist(&error), 72)
         )
     );
     assert_eq!(create[4], "--body");

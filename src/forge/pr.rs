@@ -89,15 +89,7 @@ pub fn open_pr(
 
 /// The task's title, prefixed `[Master #N]` when there is a master issue.
 pub fn pr_title(s: &AgentStatus, master: Option<u64>) -> String {
-    let mut title: String = s
-        .title
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let mut title: String = crate::text::one_line(&s.title).chars().take(200).collect();
     if title.is_empty() {
         title = format!("{} of orchestration {}", s.agent_id, orchestration_id(s));
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::{Plan, agent_id};
+use crate::text::collapse_whitespace;
 
 /// `[3, 4]` → "Tasks 3-4"; `[1, 3, 4, 5]` → "Tasks 1, 3-5"; `[2]` → "Task 2".
 pub fn tasks_phrase(ns: &[usize]) -> String {
@@ -79,7 +80,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
             s,
             "{}. {}{extra} (estimated complexity: {})",
             t.n,
-            one_line(&t.title),
+            collapse_whitespace(&t.title),
             t.complexity.as_str()
         );
     }
@@ -89,7 +90,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
             let _ = writeln!(
                 s,
                 "- {} (line {}, {})",
-                one_line(&k.title),
+                collapse_whitespace(&k.title),
                 k.line,
                 k.reason
             );
@@ -108,7 +109,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
                 "⚠️  Task {} depends on task {} (\"{}\")",
                 d.task + 1,
                 d.on + 1,
-                one_line(&d.phrase)
+                collapse_whitespace(&d.phrase)
             );
         }
     }
@@ -132,7 +133,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
             tasks_phrase(&w.tasks).to_lowercase()
         );
         if let Some(v) = &w.validation {
-            let _ = write!(s, " (validation: {})", one_line(v));
+            let _ = write!(s, " (validation: {})", collapse_whitespace(v));
         }
         s.push('\n');
     }
@@ -140,10 +141,6 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
     let _ = writeln!(s, "\nRecommendation: {}", recommendation(plan));
     let _ = writeln!(s, "To run: {run}");
     s
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Everything the dry run shows, as JSON; `status_files` are given when the

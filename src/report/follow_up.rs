@@ -9,11 +9,12 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::markdown::{Paths, shorten};
+use super::markdown::Paths;
 use super::summary::{Loaded, display_agent, error_gist, error_text};
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::protocol::{AgentStatus, State, store};
+use crate::text::ellipsize;
 
 /// Labels of a diagnostic issue (the seed's orchestration label).
 pub const LABELS: &[&str] = &["parallel-orchestration"];
@@ -117,7 +118,7 @@ pub fn issue_text(
     } else {
         "failed"
     };
-    let title = format!("{name} {verb}: {}", shorten(&first, 72));
+    let title = format!("{name} {verb}: {}", ellipsize(&first, 72));
 
     let mut b = String::new();
     if let Some(m) = master {
@@ -127,7 +128,7 @@ pub fn issue_text(
         b.push_str(&format!("**Sub-Issue**: #{sub}\n"));
     }
     if !s.title.is_empty() {
-        b.push_str(&format!("**Task**: {}\n", shorten(s.title.trim(), 200)));
+        b.push_str(&format!("**Task**: {}\n", ellipsize(s.title.trim(), 200)));
     }
     b.push_str(&format!(
         "**Agent**: {} (attempt {}), {}",
@@ -146,7 +147,7 @@ pub fn issue_text(
     }
 
     b.push_str("\n## Error\n\n");
-    b.push_str(&fenced(&shorten(&error, 4000)));
+    b.push_str(&fenced(&ellipsize(&error, 4000)));
     b.push('\n');
 
     let log = s.log_file.as_deref();
@@ -218,7 +219,7 @@ pub fn log_tail(path: &Path, lines: usize) -> std::io::Result<String> {
     let keep = &all[all.len().saturating_sub(lines)..];
     Ok(keep
         .iter()
-        .map(|l| shorten(&strip_controls(l), LINE_MAX))
+        .map(|l| ellipsize(&strip_controls(l), LINE_MAX))
         .collect::<Vec<_>>()
         .join("\n"))
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::summary::{AgentSummary, Summary, error_gist};
 use crate::protocol::State;
+use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 
 /// How paths are shown: relative to the repository top level when inside it.
@@ -46,26 +47,7 @@ pub fn thousands(n: u64) -> String {
 
 /// One line, `|` escaped, at most `max` characters (with `…`).
 pub fn cell(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let short = shorten(&flat, max);
-    short.replace('|', "\\|")
-}
-
-/// At most `max` characters, with `…` when cut.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
-    s = s.trim_end().to_string();
-    s.push('…');
-    s
+    ellipsize(&one_line(text), max).replace('|', "\\|")
 }
 
 fn percent(rate: f64) -> String {

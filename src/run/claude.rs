@@ -439,12 +439,10 @@ fn relative(path: &str, cwd: Option<&str>) -> String {
 /// The first line, whitespace collapsed, cut to `max` characters with an ellipsis.
 fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let words: Vec<&str> = first.split_whitespace().collect();
-    let line = words.join(" ");
+    let line = crate::text::collapse_whitespace(first);
     let more_lines = text.lines().filter(|l| !l.trim().is_empty()).count() > 1;
     if line.chars().count() > max {
-        let cut: String = line.chars().take(max - 1).collect();
-        format!("{}…", cut.trim_end())
+        crate::text::ellipsize(&line, max)
     } else if more_lines && line.chars().count() < max {
         format!("{line} …")
     } else {

@@ -349,15 +349,9 @@ fn session_note(spec: &Spec, agent_id: &str, note: &str) {
     }
 }
 
+/// An error as one line of at most 300 characters.
 fn one_line(s: &str) -> String {
-    let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() > 300 {
-        let mut cut: String = line.chars().take(297).collect();
-        cut.push('…');
-        cut
-    } else {
-        line
-    }
+    crate::text::ellipsize(&crate::text::collapse_whitespace(s), 300)
 }
 
 /// The last non-empty line the agent wrote, for error messages.

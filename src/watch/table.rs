@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use super::view::{OrchestrationView, Row, TaskView};
 use crate::protocol::State;
+use crate::text::ellipsize;
 use crate::timefmt::human_duration;
 
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +50,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
     let _ = writeln!(
         out,
         "{}",
-        paint(&fit(&title, style.width), "1", style.color)
+        paint(&ellipsize(&title, style.width), "1", style.color)
     );
     if let Some(p) = &v.problem {
         let _ = writeln!(out, "! {}", clean(p));
@@ -85,7 +86,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
                         line.push_str(&sep);
                     }
                     let right = matches!(i, 3 | 4 | 7);
-                    let text = pad(&fit(c, w), w, right);
+                    let text = pad(&ellipsize(c, w), w, right);
                     if i == STATE {
                         line.push_str(&paint(&text, state_color(t), style.color));
                     } else {
@@ -95,7 +96,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
             }
             Row::Bad(_) => {
                 line.push_str(&pad(
-                    &fit(&cell[AGENT], widths.cols[AGENT]),
+                    &ellipsize(&cell[AGENT], widths.cols[AGENT]),
                     widths.cols[AGENT],
                     false,
                 ));
@@ -104,7 +105,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
                 line.push_str(&paint(&state, "31", style.color));
                 line.push_str(&sep);
                 let used = widths.cols[AGENT] + widths.cols[STATE] + 2 * gap;
-                line.push_str(&fit(&cell[PHASE], style.width.saturating_sub(used)));
+                line.push_str(&ellipsize(&cell[PHASE], style.width.saturating_sub(used)));
             }
         }
         let _ = writeln!(out, "{}", line.trim_end());
@@ -328,19 +329,6 @@ pub fn clean(s: &str) -> String {
         .collect()
 }
 
-/// Cut to `w` characters, ending in `…` when cut.
-pub fn fit(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        return s.to_string();
-    }
-    if w == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(w - 1).collect();
-    t.push('…');
-    t
-}
-
 fn pad(s: &str, w: usize, right: bool) -> String {
     let n = s.chars().count();
     let fill = " ".repeat(w.saturating_sub(n));
@@ -378,8 +366,8 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_with_an_ellipsis() {
-        assert_eq!(fit("feat/issue-1235-agent-1", 10), "feat/issu…");
-        assert_eq!(fit("short", 10), "short");
+        assert_eq!(ellipsize("feat/issue-1235-agent-1", 10), "feat/issu…");
+        assert_eq!(ellipsize("short", 10), "short");
     }
 
     #[test]

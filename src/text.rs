@@ -1,0 +1,44 @@
+//! Untrusted text made fit for one line of human output: tables, titles,
+//! error lines.
+
+/// Runs of whitespace (newlines included) become one space; ends trimmed.
+pub fn collapse_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One line: whitespace collapsed and control characters dropped.
+pub fn one_line(s: &str) -> String {
+    collapse_whitespace(s)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// At most `max` characters; when cut, trailing whitespace goes and `…` ends it.
+pub fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    let mut out = cut.trim_end().to_string();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_flattened_and_cut_with_an_ellipsis() {
+        assert_eq!(collapse_whitespace("  a\n\tb  c "), "a b c");
+        assert_eq!(one_line("a\x1b[31m\nb"), "a[31m b");
+        assert_eq!(ellipsize("feat/issue-1235-agent-1", 10), "feat/issu…");
+        assert_eq!(ellipsize("abcd efgh", 6), "abcd…");
+        assert_eq!(ellipsize("short", 10), "short");
+        assert_eq!(ellipsize("xy", 0), "");
+    }
+}
