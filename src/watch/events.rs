@@ -154,18 +154,11 @@ impl Tracker {
                         };
                         (kind, text, time)
                     }
-                    Row::Bad(b) => {
-                        let name = b
-                            .file
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        (
-                            "unreadable",
-                            format!("⚠️ unreadable {name}: {}", b.problem),
-                            now,
-                        )
-                    }
+                    Row::Bad(b) => (
+                        "unreadable",
+                        format!("⚠️ unreadable {}: {}", b.name(), b.problem),
+                        now,
+                    ),
                 };
                 events.push(Event {
                     time,

@@ -264,23 +264,16 @@ fn cells_of(row: &Row) -> [String; 8] {
                 .map(|c| format!("${c:.2}"))
                 .unwrap_or_else(|| "-".into()),
         ],
-        Row::Bad(b) => {
-            let name = b
-                .file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            [
-                clean(&row.label()),
-                "unreadable".into(),
-                clean(&format!("{name}: {}", b.problem)),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]
-        }
+        Row::Bad(b) => [
+            clean(&row.label()),
+            "unreadable".into(),
+            clean(&format!("{}: {}", b.name(), b.problem)),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
     }
 }
 

@@ -69,6 +69,16 @@ pub struct BadFile {
     pub problem: String,
 }
 
+impl BadFile {
+    /// The file's name, `agent-3.status.json`.
+    pub fn name(&self) -> String {
+        self.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Row {
     Task(Box<TaskView>),
