@@ -62,20 +62,6 @@ pub enum Format {
     Junit,
 }
 
-pub const DEFAULT_THRESHOLD: u32 = 80;
-
-fn threshold(flag: Option<u32>) -> Result<u32> {
-    if let Some(t) = flag {
-        return Ok(t);
-    }
-    match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
-        Ok(raw) if !raw.trim().is_empty() => {
-            summary::parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw)
-        }
-        _ => Ok(DEFAULT_THRESHOLD),
-    }
-}
-
 fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
     match target {
         Some(t) => runtime.resolve(t),
@@ -91,7 +77,7 @@ fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    let threshold = threshold(args.threshold)?;
+    let threshold = summary::resolve_threshold(args.threshold)?;
     let runtime = args.common.runtime()?;
     let dir = target_dir(&runtime, args.target.as_deref())?;
     let paths = markdown::Paths {

@@ -90,7 +90,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    let threshold = threshold(args.threshold)?;
+    let threshold = summary::resolve_threshold(args.threshold)?;
     if args.until_done && !(args.follow || args.events) {
         return Err(Error::usage(
             "use --until-done alone: it ends a --follow or --events run; add one of them",
@@ -129,20 +129,6 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(exit::SUCCESS)
         }
         other => other,
-    }
-}
-
-/// `--threshold` (or `PO_SUCCESS_THRESHOLD`), else `AMPLIHACK_SUCCESS_THRESHOLD`,
-/// else 80: the same as po-summarize.
-fn threshold(flag: Option<u32>) -> Result<u32> {
-    if let Some(t) = flag {
-        return Ok(t);
-    }
-    match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
-        Ok(raw) if !raw.trim().is_empty() => {
-            summary::parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw)
-        }
-        _ => Ok(super::summarize::DEFAULT_THRESHOLD),
     }
 }
 

@@ -829,21 +829,10 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     } else if wave_failure.is_some() {
         exit::VALIDATION
     } else {
-        threshold_code(completed, total, cfg.threshold)
+        crate::report::summary::exit_code_for(completed, total, cfg.threshold)
     };
     console.log(&format!("exit {code}"));
     Ok(code)
-}
-
-/// 0 when everything succeeded, 1 at or above the threshold, 2 below.
-pub fn threshold_code(completed: usize, total: usize, threshold: u32) -> i32 {
-    if completed == total {
-        exit::SUCCESS
-    } else if completed * 100 >= threshold as usize * total {
-        exit::PARTIAL
-    } else {
-        exit::MAJORITY_FAILURE
-    }
 }
 
 fn gate_recv(rx: &mpsc::Receiver<Ev>, wait: Duration) -> Option<Ev> {
@@ -1497,17 +1486,4 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_follow_the_seed() {
-        assert_eq!(threshold_code(5, 5, 80), 0);
-        assert_eq!(threshold_code(4, 5, 80), 1);
-        assert_eq!(threshold_code(3, 5, 80), 2);
-        assert_eq!(threshold_code(0, 0, 80), 0);
-    }
 }
