@@ -28,6 +28,28 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// A word as a POSIX shell would need it written, for commands shown to people.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+{}".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Words joined into a command line a shell would read back as the same words.
+pub fn shell_words<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    words
+        .into_iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +62,13 @@ mod tests {
         assert_eq!(ellipsize("abcd efgh", 6), "abcd…");
         assert_eq!(ellipsize("short", 10), "short");
         assert_eq!(ellipsize("xy", 0), "");
+    }
+
+    #[test]
+    fn words_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(
+            shell_words(["prog", "--flag", "{prompt_file}", "a b", "it's", ""]),
+            r"prog --flag {prompt_file} 'a b' 'it'\''s' ''"
+        );
     }
 }

@@ -288,15 +288,12 @@ fn run_hint(args: &Args) -> String {
     s
 }
 
+/// Quoted for the shell; a leading `-` is quoted too, so it reads as an operand.
 fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c))
-        && !s.starts_with('-');
-    if safe || s == "-" {
-        s.to_string()
-    } else {
+    if s.starts_with('-') && s != "-" {
         format!("'{}'", s.replace('\'', r"'\''"))
+    } else {
+        crate::text::shell_quote(s)
     }
 }
 

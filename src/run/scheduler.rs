@@ -1455,7 +1455,10 @@ fn dry_run(
                     .unwrap_or_else(|_| vec![program.clone(), "…".into()])
             }
         };
-        out.push_str(&format!("    command:  {}\n", shell_words(&argv)));
+        out.push_str(&format!(
+            "    command:  {}\n",
+            crate::text::shell_words(&argv)
+        ));
     }
     for (w, v) in validations {
         out.push_str(&format!("\nWave {w} validation: {v}\n"));
@@ -1469,21 +1472,4 @@ fn dry_run(
     out.push_str("\nTo run: drop --dry-run\n");
     let stdout = std::io::stdout();
     let _ = stdout.lock().write_all(out.as_bytes());
-}
-
-/// Quote argv for display.
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@{}+".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
