@@ -56,7 +56,8 @@ pub fn open_pr(
         return Err(Error::validation(
             format!("the pull request for {branch}"),
             format!(
-                "the branch has no commits beyond {since}, so there is nothing to review;                  commit the work on the branch, then run `po-spawn --create-pr` again"
+                "the branch has no commits beyond {since}, so there is nothing to review; \
+                 commit the work on the branch, then run `po-spawn --create-pr` again"
             ),
         ));
     }
