@@ -16,7 +16,7 @@ complete -c po-spawn -l base -d 'Commit the first wave branches from [default: H
 complete -c po-spawn -l retries -d 'Retry retryable failures (rate limits) up to N times, with backoff' -r
 complete -c po-spawn -l retry-backoff -d 'First backoff before such a retry, doubled each time' -r
 complete -c po-spawn -l remote -d 'Remote to push branches to' -r
-complete -c po-spawn -l success-threshold -d 'Percent of tasks that must succeed for exit 1 rather than 2 [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD] [default: 80]' -r
+complete -c po-spawn -l success-threshold -d 'Percent of tasks that must succeed for exit 1 rather than 2 (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
 complete -c po-spawn -l log-dir -d 'Directory for the session log and agent logs [default: <runtime>/logs/<session>]' -r -F
 complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'

@@ -147,8 +147,9 @@ pub struct Args {
     pub remote: String,
 
     /// Percent of tasks that must succeed for exit 1 rather than 2
-    /// [env: PO_SUCCESS_THRESHOLD, AMPLIHACK_SUCCESS_THRESHOLD] [default: 80]
-    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u32).range(0..=100))]
+    /// (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]
+    #[arg(long, env = "PO_SUCCESS_THRESHOLD", value_name = "PCT",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
     pub success_threshold: Option<u32>,
 
     /// Directory for the session log and agent logs [default: <runtime>/logs/<session>]
@@ -210,19 +211,7 @@ pub fn run(args: Args) -> Result<i32> {
             "use --timeout: it must be more than 0 seconds",
         ));
     }
-    let threshold = match args.success_threshold {
-        Some(t) => t,
-        None => env_value::<u32>(
-            &["PO_SUCCESS_THRESHOLD", "AMPLIHACK_SUCCESS_THRESHOLD"],
-            "a percentage 0-100",
-        )?
-        .unwrap_or(80),
-    };
-    if threshold > 100 {
-        return Err(Error::usage(
-            "use the success threshold: it is a percentage, 0 to 100",
-        ));
-    }
+    let threshold = crate::report::summary::resolve_threshold(args.success_threshold)?;
     let status_interval = env_value::<u64>(
         &["PO_STATUS_INTERVAL", "AMPLIHACK_STATUS_INTERVAL"],
         "seconds",
