@@ -19,6 +19,31 @@ pub mod exit {
     /// `EX_USAGE` from sysexits(3).
     pub const USAGE: i32 = 64;
     pub const INTERRUPTED: i32 = 130;
+
+    /// The code for `successful` of `total` tasks at `threshold` percent:
+    /// 0 all succeeded, 1 at or above the threshold, 2 below it.
+    pub fn by_threshold(successful: usize, total: usize, threshold: u32) -> i32 {
+        if successful >= total {
+            SUCCESS
+        } else if (successful as u128) * 100 >= u128::from(threshold) * total as u128 {
+            PARTIAL
+        } else {
+            MAJORITY_FAILURE
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn thresholds_split_all_partial_and_majority() {
+            assert_eq!(super::by_threshold(5, 5, 80), 0);
+            assert_eq!(super::by_threshold(4, 5, 80), 1);
+            assert_eq!(super::by_threshold(3, 5, 80), 2);
+            assert_eq!(super::by_threshold(3, 5, 60), 1);
+            assert_eq!(super::by_threshold(0, 0, 80), 0);
+            assert_eq!(super::by_threshold(0, 3, 0), 1);
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

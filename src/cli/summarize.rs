@@ -88,8 +88,12 @@ pub fn run(args: Args) -> Result<i32> {
     };
 
     let mut loaded = summary::load(&dir)?;
-    for (_, e) in &loaded.unreadable {
-        eprintln!("po-summarize: failed to {e}; the task counts as not successful");
+    for b in loaded.bad() {
+        eprintln!(
+            "po-summarize: failed to read status file {}: {}; the task counts as not successful",
+            b.file.display(),
+            b.problem
+        );
     }
     let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
     if args.post_comment && master.is_none() {

@@ -15,14 +15,15 @@ use serde_json::{Value, json};
 
 use super::Common;
 use crate::error::{Error, Result, exit};
+use crate::protocol::infer::Inferred;
+use crate::protocol::view::{OrchestrationView, Reader, Row};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
+use crate::watch::Scope;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
 use crate::watch::table::{self, Style};
-use crate::watch::view::{OrchestrationView, Reader, Row};
-use crate::watch::{Scope, infer::Inferred};
 
 /// How often a running task's liveness lock is looked at again.
 const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
@@ -115,7 +116,7 @@ pub fn run(args: Args) -> Result<i32> {
             }
         },
     };
-    let mut reader = Reader::new(Duration::from_secs(args.stall_after));
+    let mut reader = Reader::watching(Duration::from_secs(args.stall_after));
     let out = Output::new();
     let result = if args.events {
         watch_events(&args, &scope, &mut reader, threshold, &out)
@@ -251,7 +252,7 @@ fn follow(
             && views
                 .iter()
                 .flat_map(|v| v.tasks())
-                .any(|t| t.state == State::InProgress)
+                .any(|t| t.state() == State::InProgress)
         {
             // Running durations tick on screen.
             let tick = Instant::now() + Duration::from_secs(1);
@@ -303,7 +304,7 @@ fn next_deadline(views: &[OrchestrationView], stall_after: u64) -> Option<Instan
     let mut deadline: Option<Instant> = None;
     let mut consider = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
     for t in views.iter().flat_map(|v| v.tasks()) {
-        if t.state != State::InProgress || t.inferred.orphaned {
+        if t.state() != State::InProgress || t.inferred.orphaned {
             continue;
         }
         consider(now + LIVENESS_RECHECK);
@@ -332,11 +333,11 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                 .map(|s| {
                     (
                         s.as_str().to_string(),
-                        json!(tasks.iter().filter(|t| t.state == *s).count()),
+                        json!(tasks.iter().filter(|t| t.state() == *s).count()),
                     )
                 })
                 .collect();
-            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.cost_usd).collect();
+            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).collect();
             json!({
                 "id": v.id,
                 "dir": v.dir,

@@ -242,25 +242,6 @@ impl AgentStatus {
     pub fn number(&self) -> u64 {
         agent_number(&self.agent_id)
     }
-
-    /// Move a retryable terminal state back to `pending` for another attempt.
-    /// Nothing else leaves a terminal state.
-    pub fn reset_for_retry(&mut self) -> bool {
-        if !self.status.is_retryable() {
-            return false;
-        }
-        self.status = State::Pending;
-        self.attempt += 1;
-        self.error = None;
-        self.exit_code = None;
-        self.completion_time = None;
-        self.pid = None;
-        self.pgid = None;
-        self.retryable = None;
-        self.phase = None;
-        self.progress_percentage = Some(0);
-        true
-    }
 }
 
 /// `agent-12` → 12; anything else sorts last.
@@ -333,16 +314,5 @@ mod tests {
                 .unwrap_err()
                 .contains("expected one of")
         );
-    }
-
-    #[test]
-    fn retry_only_leaves_retryable_terminal_states() {
-        let mut s = AgentStatus::new("agent-1", "7");
-        assert!(!s.reset_for_retry());
-        s.status = State::Completed;
-        assert!(!s.reset_for_retry());
-        s.status = State::TimedOut;
-        assert!(s.reset_for_retry());
-        assert_eq!((s.status, s.attempt), (State::Pending, 2));
     }
 }

@@ -10,9 +10,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::markdown::Paths;
-use super::summary::{Loaded, display_agent, error_gist, error_text};
+use super::summary::{display_agent, error_gist, error_text};
 use crate::error::{Error, Result};
 use crate::forge::Gh;
+use crate::protocol::view::OrchestrationView;
 use crate::protocol::{AgentStatus, State, store};
 use crate::text::ellipsize;
 
@@ -37,10 +38,11 @@ fn needs_follow_up(s: &AgentStatus) -> bool {
 
 /// File the missing follow-up issues of `loaded`; returns what was filed.
 /// Stops at the first `gh` failure; what was filed before it stays recorded.
-pub fn file_all(loaded: &Loaded, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
+pub fn file_all(loaded: &OrchestrationView, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
     let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
     let mut filed = Vec::new();
-    for (path, seen) in &loaded.agents {
+    for t in loaded.tasks() {
+        let (path, seen) = (&t.file, &t.status);
         if !needs_follow_up(seen) {
             continue;
         }

@@ -12,4 +12,4 @@ pub mod junit;
 pub mod markdown;
 pub mod summary;
 
-pub use summary::{AgentSummary, Loaded, Summary, load, summarize};
+pub use summary::{AgentSummary, Summary, load, summarize};

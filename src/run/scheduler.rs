@@ -829,7 +829,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     } else if wave_failure.is_some() {
         exit::VALIDATION
     } else {
-        crate::report::summary::exit_code_for(completed, total, cfg.threshold)
+        crate::exit::by_threshold(completed, total, cfg.threshold)
     };
     console.log(&format!("exit {code}"));
     Ok(code)
@@ -840,10 +840,10 @@ fn gate_recv(rx: &mpsc::Receiver<Ev>, wait: Duration) -> Option<Ev> {
 }
 
 fn retry_reset(t: &mut Task, console: &Console) -> Result<()> {
-    let status = store::update_status(&t.path, |s| {
-        s.reset_for_retry();
-        Ok(())
-    })?;
+    let status = match crate::protocol::lifecycle::retry(&t.path)? {
+        Some(s) => s,
+        None => store::read_status(&t.path)?,
+    };
     console.log(&format!(
         "retry {}: attempt {}",
         status.agent_id, status.attempt

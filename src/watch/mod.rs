@@ -1,22 +1,20 @@
 //! Watching orchestrations: read status files (never write them), infer what
 //! is stalled or orphaned, and show a table, a live view or a stream of events.
 //!
-//! * [`view`]: one reading of an orchestration directory, bad files included.
-//! * [`infer`]: `stalled` and `orphaned`, which readers infer and never store.
+//! Reading is [`crate::protocol::view`]'s (with its inode cache); here:
+//!
 //! * [`table`]: the snapshot table.
 //! * [`events`]: changes between readings as one-line events.
 //! * [`source`]: inotify on directories, or polling, to know when to read again.
 
 pub mod events;
-pub mod infer;
 pub mod source;
 pub mod table;
-pub mod view;
 
 use std::path::{Path, PathBuf};
 
 use crate::protocol::Runtime;
-use view::{OrchestrationView, Reader};
+use crate::protocol::view::{OrchestrationView, Reader};
 
 /// What to watch: one orchestration directory (which may not exist yet), or
 /// every orchestration under a runtime root.

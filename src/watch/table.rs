@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::view::{OrchestrationView, Row, TaskView};
 use crate::protocol::State;
+use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::text::ellipsize;
 use crate::timefmt::human_duration;
 
@@ -173,7 +173,7 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
     let mut counts: Vec<String> = State::ALL
         .iter()
         .filter_map(|s| {
-            let n = tasks.iter().filter(|t| t.state == *s).count();
+            let n = tasks.iter().filter(|t| t.state() == *s).count();
             (n > 0).then(|| format!("{n} {s}"))
         })
         .collect();
@@ -202,8 +202,8 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
             more.push(format!("{n} {name}"));
         }
     }
-    let cost: f64 = tasks.iter().filter_map(|t| t.cost_usd).sum();
-    if tasks.iter().any(|t| t.cost_usd.is_some()) {
+    let cost: f64 = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).sum();
+    if tasks.iter().any(|t| t.status.metrics.cost_usd.is_some()) {
         more.push(format!("cost ${cost:.2}"));
     }
     if let Some(e) = elapsed(&tasks) {
@@ -231,14 +231,14 @@ fn join_wrapped(out: &mut String, parts: &[String], width: usize) {
 
 /// From the first start to the last finish (or now, while anything runs).
 pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
-    let start = tasks.iter().filter_map(|t| t.start_time).min()?;
-    let running = tasks.iter().any(|t| t.state == State::InProgress);
+    let start = tasks.iter().filter_map(|t| t.status.start_time).min()?;
+    let running = tasks.iter().any(|t| t.state() == State::InProgress);
     let end = if running {
         crate::timefmt::now()
     } else {
         tasks
             .iter()
-            .filter_map(|t| t.completion_time.or(t.last_update))
+            .filter_map(|t| t.status.completion_time.or(t.status.last_update))
             .max()?
     };
     Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
@@ -249,18 +249,26 @@ fn cells_of(row: &Row) -> [String; 8] {
         Row::Task(t) => [
             clean(&t.label),
             t.shown_state().to_string(),
-            t.phase.as_deref().map(clean).unwrap_or_else(|| "-".into()),
-            t.progress
+            t.phase().map(clean).unwrap_or_else(|| "-".into()),
+            t.status
+                .progress_percentage
                 .map(|p| format!("{p}%"))
                 .unwrap_or_else(|| "-".into()),
             t.duration_seconds
                 .map(human_duration)
                 .unwrap_or_else(|| "-".into()),
-            t.branch.as_deref().map(clean).unwrap_or_else(|| "-".into()),
-            t.pr_number
+            t.status
+                .branch
+                .as_deref()
+                .map(clean)
+                .unwrap_or_else(|| "-".into()),
+            t.status
+                .pr_number
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),
-            t.cost_usd
+            t.status
+                .metrics
+                .cost_usd
                 .map(|c| format!("${c:.2}"))
                 .unwrap_or_else(|| "-".into()),
         ],
@@ -344,7 +352,7 @@ fn state_color(t: &TaskView) -> &'static str {
     if t.inferred.name().is_some() {
         return "1;33";
     }
-    match t.state {
+    match t.state() {
         State::Completed => "32",
         State::Failed | State::TimedOut => "31",
         State::Cancelled => "2",
