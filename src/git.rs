@@ -89,6 +89,53 @@ pub fn branch_exists(repo: &Path, branch: &str) -> bool {
     )
 }
 
+/// What merging two commits gives, computed without a worktree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeTree {
+    /// The merged tree (with conflict markers where there are conflicts).
+    pub tree: String,
+    /// Files that conflict; empty for a clean merge.
+    pub conflicts: Vec<String>,
+}
+
+/// `git merge-tree --write-tree` of `ours` and `theirs` (git ≥ 2.38): the
+/// merge's tree and its conflicting files, touching no worktree, index or
+/// ref.
+pub fn merge_tree(repo: &Path, ours: &str, theirs: &str) -> Result<MergeTree> {
+    let args = [
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        ours,
+        theirs,
+    ];
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::system(format!("run `git merge-tree`: {e}")))?;
+    match out.status.code() {
+        Some(0) | Some(1) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut fields = text.split('\0').filter(|f| !f.is_empty());
+            let tree = fields.next().unwrap_or_default().trim().to_string();
+            Ok(MergeTree {
+                tree,
+                conflicts: fields.map(str::to_string).collect(),
+            })
+        }
+        _ => Err(Error::system(format!(
+            "run `git merge-tree --write-tree {ours} {theirs}` in {}: {} (git 2.38 or later is \
+             needed)",
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
 /// Identity flags for commits po makes itself (merges), when the user has none.
 pub fn identity_args(repo: &Path) -> Vec<&'static str> {
     if git_ok(repo, &["var", "GIT_COMMITTER_IDENT"]) {
