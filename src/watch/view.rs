@@ -26,6 +26,9 @@ pub struct TaskView {
     pub agent_id: String,
     /// `task_id` when the task has one, else `agent_id`.
     pub label: String,
+    /// The task's title (untrusted text).
+    pub title: String,
+    pub wave: u32,
     /// The stored state.
     pub state: State,
     /// What the reader infers on top of it (`stalled`, `orphaned`).
@@ -38,6 +41,9 @@ pub struct TaskView {
     pub pr_number: Option<u64>,
     pub pr_url: Option<String>,
     pub cost_usd: Option<f64>,
+    pub turns: Option<u64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
     pub error: Option<String>,
     pub attempt: u32,
     pub log_file: Option<PathBuf>,
@@ -48,6 +54,10 @@ pub struct TaskView {
     #[serde(with = "opt_rfc3339")]
     pub completion_time: Option<Timestamp>,
     pub file: PathBuf,
+    /// Fields of the status file this version does not know (a launcher's
+    /// own record, for one), for readers that show them.
+    #[serde(skip)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl TaskView {
@@ -308,6 +318,8 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| s.agent_id.clone()),
         agent_id: s.agent_id,
+        title: s.title,
+        wave: s.wave,
         state: s.status,
         inferred,
         phase: s.phase,
@@ -317,6 +329,9 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
         pr_number: s.pr_number,
         pr_url: s.pr_url,
         cost_usd: s.metrics.cost_usd,
+        turns: s.metrics.turns,
+        input_tokens: s.metrics.input_tokens,
+        output_tokens: s.metrics.output_tokens,
         error: s.error,
         attempt: s.attempt,
         log_file: s.log_file,
@@ -324,6 +339,7 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
         last_update: s.last_update,
         completion_time: s.completion_time,
         file,
+        extra: s.extra,
     }
 }
 
