@@ -256,7 +256,7 @@ fn wave_marker(
 }
 
 fn row(o: &mut String, bar: &Bar, y: f64, now: Timestamp, x_of: &dyn Fn(Timestamp) -> f64) {
-    let name = ellipsize(&one_line(&format!("{} {}", bar.label, bar.title)), 34);
+    let name = ellipsize(&one_line(&format!("{} {}", bar.label, bar.title)), 30);
     let _ = write!(
         o,
         "<text x=\"14\" y=\"{:.1}\" fill=\"#24292f\">{}</text>",

@@ -66,7 +66,7 @@ impl Scope {
 }
 
 /// `dir` if it exists, else its closest ancestor that does.
-fn nearest_existing(dir: &Path) -> PathBuf {
+pub fn nearest_existing(dir: &Path) -> PathBuf {
     let mut d = dir;
     loop {
         if d.is_dir() {

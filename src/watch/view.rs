@@ -113,7 +113,7 @@ impl Row {
 }
 
 /// One orchestration directory as read at one instant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OrchestrationView {
     pub id: String,
     pub dir: PathBuf,
