@@ -2,6 +2,8 @@
 //! with event streams read as they come.
 #![allow(dead_code)]
 
+pub mod cdp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
