@@ -19,7 +19,7 @@ use super::HANG_GUARD;
 /// The browser to drive: `PO_CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
 pub fn find() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PO_CHROMIUM") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
