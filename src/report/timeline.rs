@@ -266,7 +266,8 @@ fn row(o: &mut String, bar: &Bar, y: f64, now: Timestamp, x_of: &dyn Fn(Timestam
     let Some((start, end)) = bar.span(now) else {
         let _ = write!(
             o,
-            "<text x=\"{LABEL_W}\" y=\"{:.1}\" fill=\"#8c959f\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#8c959f\">{}</text>",
+            LABEL_W + 6.0,
             y + ROW / 2.0 + 4.0,
             bar.state
         );

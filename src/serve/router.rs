@@ -148,7 +148,10 @@ fn route(app: &Arc<App>, req: Request, segs: &[&str], query: &str, links: Links)
                 return error(req, 404, "Not found", &msg, &links);
             };
             match rest {
-                [] => respond(req, 200, HTML, page::board_page(v, snap.time, &links), &[]),
+                [] => {
+                    let page = page::board_page(v, crate::timefmt::now(), &links);
+                    respond(req, 200, HTML, page, &[]);
+                }
                 ["timeline.svg"] => {
                     let svg = page::timeline_svg(v, snap.time);
                     respond(req, 200, "image/svg+xml", svg, &[]);
