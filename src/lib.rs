@@ -13,6 +13,7 @@ pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod sources;
 pub mod text;
 pub mod timefmt;

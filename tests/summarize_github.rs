@@ -112,6 +112,20 @@ Full summary: `.claude/runtime/parallel/1234/summary.md`
 - [ ] Investigate Agent-3 failure (Import resolution error: no module named `auth`), then `po-spawn --id 1234 --retry`
 - [ ] Investigate Agent-4 failure (timed out), then `po-spawn --id 1234 --retry`
 
+### Timeline
+
+```mermaid
+gantt
+    title Timeline (UTC)
+    dateFormat YYYY-MM-DD HH:mm:ss
+    axisFormat %H:%M
+    section Wave 1
+    agent-1 :done, a1, 2026-01-01 12:00:00, 2026-01-01 12:10:00
+    agent-2 :done, a2, 2026-01-01 12:00:00, 2026-01-01 12:15:00
+    agent-4 User API :crit, a3, 2026-01-01 12:00:00, 2026-01-01 12:30:00
+    agent-3 JWT tokens :crit, a4, 2026-01-01 12:01:00, 2026-01-01 12:20:00
+```
+
 ---
 Orchestration ID: 1234
 ";

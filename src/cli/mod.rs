@@ -12,6 +12,7 @@ use crate::protocol::Runtime;
 pub mod cpo;
 pub mod docs;
 pub mod parse;
+pub mod serve;
 pub mod spawn;
 pub mod status;
 pub mod summarize;
@@ -94,6 +95,7 @@ pub fn commands() -> Vec<clap::Command> {
         watch::Args::command().name("po-watch"),
         summarize::Args::command().name("po-summarize"),
         status::Args::command().name("po-status"),
+        serve::Args::command().name("po-serve"),
         cpo::Args::command().name("cpo"),
     ]
 }

@@ -14,7 +14,7 @@ use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::protocol::Runtime;
-use crate::report::{follow_up, junit, markdown, summary};
+use crate::report::{follow_up, html, junit, markdown, summary};
 
 /// Aggregate an orchestration's results into summary.json and summary.md
 ///
@@ -60,6 +60,8 @@ pub enum Format {
     Json,
     /// JUnit XML, one testcase per agent
     Junit,
+    /// One self-contained HTML report with the run's timeline (no script, nothing fetched)
+    Html,
 }
 
 fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
@@ -144,6 +146,7 @@ pub fn run(args: Args) -> Result<i32> {
                 .map_err(|e| Error::system(format!("serialise the summary: {e}")))?
         ),
         Format::Junit => print!("{}", junit::render(&report)),
+        Format::Html => print!("{}", html::render(&report, &paths)),
     }
 
     if args.post_comment

@@ -8,25 +8,22 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
 
 use super::Common;
 use crate::error::{Error, Result, exit};
-use crate::protocol::infer::Inferred;
 use crate::protocol::view::{OrchestrationView, Reader, Row};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
+use crate::watch;
 use crate::watch::Scope;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
 use crate::watch::table::{self, Style};
-
-/// How often a running task's liveness lock is looked at again.
-const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// Show the tasks of an orchestration: a table, a live view or an event stream
 ///
@@ -247,7 +244,7 @@ fn follow(
         if args.until_done && events::all_terminal(&views) {
             return Ok(events::outcome_code(&views, threshold));
         }
-        let mut deadline = next_deadline(&views, args.stall_after);
+        let mut deadline = watch::next_deadline(&views, args.stall_after);
         if out.tty
             && views
                 .iter()
@@ -291,35 +288,9 @@ fn watch_events(
         if args.until_done && events::all_terminal(&views) {
             return Ok(events::outcome_code(&views, threshold));
         }
-        changes.wait(next_deadline(&views, args.stall_after));
+        changes.wait(watch::next_deadline(&views, args.stall_after));
         changes.watch(&scope.watch_dirs());
     }
-}
-
-/// When to look again without a file event: the earliest moment a running
-/// task would become stalled, and a periodic liveness check while any runs.
-fn next_deadline(views: &[OrchestrationView], stall_after: u64) -> Option<Instant> {
-    let now_sys = SystemTime::now();
-    let now = Instant::now();
-    let mut deadline: Option<Instant> = None;
-    let mut consider = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
-    for t in views.iter().flat_map(|v| v.tasks()) {
-        if t.state() != State::InProgress || t.inferred.orphaned {
-            continue;
-        }
-        consider(now + LIVENESS_RECHECK);
-        if let Inferred {
-            stalled: false,
-            last_activity: Some(last),
-            ..
-        } = t.inferred
-        {
-            let due = last + Duration::from_secs(stall_after);
-            let wait = due.duration_since(now_sys).unwrap_or_default();
-            consider(now + wait + Duration::from_millis(5));
-        }
-    }
-    deadline
 }
 
 /// The snapshot as one JSON document (stable field names).

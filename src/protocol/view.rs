@@ -188,7 +188,7 @@ impl Row {
 }
 
 /// One orchestration directory as read at one instant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OrchestrationView {
     /// From `orchestration.json`, else the directory's name.
     pub id: String,
