@@ -17,6 +17,7 @@ use clap::Parser;
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::forge::Gh;
+use crate::out;
 use crate::plan::{Plan, PlannedTask, report};
 use crate::protocol::{
     AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<i32> {
     if args.dry_run {
         if args.json {
             let v = report::json(&loaded.plan, &id, &loaded.source, true, None);
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
         } else {
             let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
             if args.create_sub_issues {
@@ -118,7 +119,7 @@ pub fn run(args: Args) -> Result<i32> {
                     SUB_ISSUE_LABELS.join(", ")
                 ));
             }
-            print!("{text}");
+            out::print(&text)?;
         }
         return Ok(exit::SUCCESS);
     }
@@ -142,14 +143,14 @@ pub fn run(args: Args) -> Result<i32> {
         .collect::<Result<_>>()?;
     if args.json {
         let v = report::json(&loaded.plan, &id, &loaded.source, false, Some(&absolute));
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
-        let mut out = String::new();
+        let mut text = String::new();
         for p in &absolute {
-            out.push_str(&p.to_string_lossy());
-            out.push('\n');
+            text.push_str(&p.to_string_lossy());
+            text.push('\n');
         }
-        print!("{out}");
+        out::print(&text)?;
     }
     Ok(exit::SUCCESS)
 }

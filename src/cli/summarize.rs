@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
+use crate::out;
 use crate::protocol::Runtime;
 use crate::report::{follow_up, junit, markdown, summary};
 
@@ -133,13 +134,12 @@ pub fn run(args: Args) -> Result<i32> {
     summary::write(&report, &md)?;
 
     match args.format {
-        Format::Markdown => print!("{md}"),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::system(format!("serialise the summary: {e}")))?
-        ),
-        Format::Junit => print!("{}", junit::render(&report)),
+        Format::Markdown => out::print(&md)?,
+        Format::Json => out::println(
+            &serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::system(format!("serialise the summary: {e}")))?,
+        )?,
+        Format::Junit => out::print(&junit::render(&report))?,
     }
 
     if args.post_comment
