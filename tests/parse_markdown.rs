@@ -36,7 +36,7 @@ fn checklist_items_are_tasks_and_checked_ones_are_skipped_and_reported() {
     let s = repo.status("checklist", 1);
     assert_eq!(s["status"], "pending");
     assert_eq!(s["orchestration_id"], "checklist");
-    assert_eq!(s["branch"], "feat/issue-checklist-agent-1");
+    assert_eq!(s["branch"], "feat/checklist-agent-1");
     assert_eq!(s["wave"], 1);
     assert!(s["complexity"].is_string());
     let orch = repo.orchestration("checklist");
@@ -266,4 +266,19 @@ fn stdin_is_a_source() {
         .success();
     assert_eq!(titles(&repo, "stdin"), ["one", "two"]);
     assert_eq!(repo.orchestration("stdin")["source"]["kind"], "stdin");
+}
+
+#[test]
+fn a_file_named_issue_md_gets_branches_without_a_doubled_word() {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("issue.md"), "- [ ] One\n- [ ] Two\n").unwrap();
+    repo.cmd().arg("issue.md").assert().success();
+    assert_eq!(repo.status("issue", 1)["branch"], "feat/issue-agent-1");
+    assert_eq!(repo.status("issue", 2)["branch"], "feat/issue-agent-2");
+    // An orchestration named by an issue number keeps the seed's form.
+    repo.cmd()
+        .args(["issue.md", "--id", "1234"])
+        .assert()
+        .success();
+    assert_eq!(repo.status("1234", 2)["branch"], "feat/issue-1234-agent-2");
 }

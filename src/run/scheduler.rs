@@ -221,8 +221,8 @@ fn branch_of(id: &str, s: &AgentStatus, agent_id: &str) -> String {
     }
     match s.number() {
         u64::MAX => format!(
-            "feat/issue-{}-{}",
-            sanitize::branch_component(id),
+            "{}-{}",
+            sanitize::branch_prefix(id),
             sanitize::branch_component(agent_id)
         ),
         n => sanitize::branch_name(id, s.sub_issue, n),
