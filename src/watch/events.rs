@@ -244,22 +244,22 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
     }
     let dur = t.duration_seconds.map(human_duration);
     match t.state {
-        State::Pending if t.attempt > 1 => {
-            ("pending", format!("pending (attempt {})", t.attempt), false)
+        State::Pending => {
+            let mut text = "pending".to_string();
+            if t.attempt > 1 {
+                text.push_str(&format!(" (attempt {})", t.attempt));
+            }
+            if let Some(d) = doing(t) {
+                text.push_str(&format!(": {d}"));
+            }
+            ("pending", text, false)
         }
-        State::Pending => ("pending", "pending".into(), false),
         State::InProgress => {
             let now_running = match prev.and_then(|p| p.state) {
                 Some(s) => s != State::InProgress,
                 None => !initial,
             };
-            let doing = match (t.phase.as_deref(), t.progress) {
-                (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
-                (Some(p), None) => Some(p.to_string()),
-                (None, Some(n)) if n > 0 => Some(format!("{n}%")),
-                _ => None,
-            };
-            match (now_running, doing) {
+            match (now_running, doing(t)) {
                 (true, Some(d)) => ("started", format!("started: {d}"), false),
                 (true, None) => ("started", "started".into(), false),
                 (false, Some(d)) => ("progress", d, false),
@@ -295,6 +295,16 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
             };
             ("cancelled", text, false)
         }
+    }
+}
+
+/// What the task reports doing: `Implementing feature (45%)`, `Setup`, `20%`.
+fn doing(t: &TaskView) -> Option<String> {
+    match (t.phase.as_deref(), t.progress) {
+        (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
+        (Some(p), None) => Some(p.to_string()),
+        (None, Some(n)) if n > 0 => Some(format!("{n}%")),
+        _ => None,
     }
 }
 

@@ -310,7 +310,7 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
         agent_id: s.agent_id,
         state: s.status,
         inferred,
-        phase: s.phase,
+        phase: shown_phase(s.status, s.phase),
         progress: s.progress_percentage,
         duration_seconds,
         branch: s.branch,
@@ -325,6 +325,16 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
         completion_time: s.completion_time,
         file,
     }
+}
+
+/// Phases the runner records itself while it prepares and starts a task.
+const RUNNER_PHASES: [&str; 4] = ["worktree", "setup", "starting", "running"];
+
+/// The phase to show. A completed task whose agent never reported a phase
+/// still holds the runner's own (`running`), which would read as unfinished:
+/// it shows none.
+fn shown_phase(state: State, phase: Option<String>) -> Option<String> {
+    phase.filter(|p| state != State::Completed || !RUNNER_PHASES.contains(&p.as_str()))
 }
 
 /// The directory's name, the id when `orchestration.json` cannot say.
