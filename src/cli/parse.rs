@@ -131,6 +131,13 @@ pub fn run(args: Args) -> Result<i32> {
     std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let _guard = store::lock_exclusive(&store::lock_path(&dir.join(layout::ORCHESTRATION_FILE)))?;
     let paths = write(&runtime, &id, &loaded)?;
+    eprintln!(
+        "{}",
+        report::parsed_line(loaded.plan.tasks.len(), &loaded.from)
+    );
+    for w in &loaded.plan.warnings {
+        eprintln!("⚠️  {w}");
+    }
     if args.create_sub_issues {
         let master = loaded
             .master_issue
@@ -508,7 +515,7 @@ pub fn sub_issue_body(master: u64, title: &str, body: &str) -> String {
 /// soon as it exists (so an interrupted run never files one twice).
 fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]) -> Result<()> {
     let gh = Gh::new(Some(&runtime.root));
-    let mut created = Vec::new();
+    let mut created: Vec<u64> = Vec::new();
     for path in paths {
         let s = store::read_status(path)?;
         if s.sub_issue.is_some() {
@@ -526,12 +533,12 @@ fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]
             s.branch = Some(sanitize::branch_name(id, Some(number), n));
             Ok(())
         })?;
-        created.push(format!("#{number}"));
+        created.push(number);
     }
     if created.is_empty() {
         eprintln!("📝 Every task already has a sub-issue; none created");
     } else {
-        eprintln!("📝 Created sub-issues: {}", created.join(", "));
+        eprintln!("📝 Created sub-issues: {}", report::issue_ranges(&created));
     }
     Ok(())
 }
