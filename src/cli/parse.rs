@@ -17,6 +17,7 @@ use clap::Parser;
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::forge::Gh;
+use crate::forge::labels::{self, IssueFiler};
 use crate::out;
 use crate::plan::{Plan, PlannedTask, report};
 use crate::protocol::{
@@ -64,7 +65,7 @@ Examples:
   po-parse plan.md --dry-run
   po-parse parallel/TS-0042-inventory/ --json";
 
-const SUB_ISSUE_LABELS: [&str; 2] = ["parallel-orchestration", "sub-issue"];
+const SUB_ISSUE_LABELS: [labels::Label; 2] = [labels::ORCHESTRATION, labels::SUB_ISSUE];
 
 /// What a source gave: the plan and the orchestration's description.
 struct Loaded {
@@ -116,7 +117,7 @@ pub fn run(args: Args) -> Result<i32> {
                 text.push_str(&format!(
                     "📝 Would create {missing} sub-issue{} (labels: {})\n",
                     if missing == 1 { "" } else { "s" },
-                    SUB_ISSUE_LABELS.join(", ")
+                    SUB_ISSUE_LABELS.map(|l| l.name).join(", ")
                 ));
             }
             out::print(&text)?;
@@ -515,6 +516,7 @@ pub fn sub_issue_body(master: u64, title: &str, body: &str) -> String {
 /// soon as it exists (so an interrupted run never files one twice).
 fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]) -> Result<()> {
     let gh = Gh::new(Some(&runtime.root));
+    let mut filer = IssueFiler::new(&gh, &SUB_ISSUE_LABELS, |m| eprintln!("po-parse: {m}"));
     let mut created: Vec<u64> = Vec::new();
     for path in paths {
         let s = store::read_status(path)?;
@@ -522,11 +524,7 @@ fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]
             continue;
         }
         let title = format!("[Master #{master}] {}", s.title);
-        let number = gh.issue_create(
-            &title,
-            &sub_issue_body(master, &s.title, &s.body),
-            &SUB_ISSUE_LABELS,
-        )?;
+        let number = filer.create(&title, &sub_issue_body(master, &s.title, &s.body))?;
         let n = s.number();
         store::update_status(path, |s| {
             s.sub_issue = Some(number);
