@@ -143,252 +143,253 @@ fn see_also(
     refs
 }
 
-/// What each exit status means for the page of `page` (`cpo-run`, `po-parse`).
-fn exit_codes(page: &str) -> Vec<(i32, &'static str)> {
-    const USAGE: (i32, &str) = (exit::USAGE, "A usage error: a bad option or value.");
-    const SYSTEM: (i32, &str) = (
-        exit::SYSTEM,
-        "A system error: a file that cannot be read or written, git or a process that \
-         cannot be run. The message names the file and the fix.",
-    );
-    const INTERRUPTED: (i32, &str) = (
-        exit::INTERRUPTED,
-        "Interrupted (Ctrl-C or SIGTERM); running again continues where it stopped.",
-    );
-    const GH: (i32, &str) = (
+/// What each exit status means, by page: `(pages, code, meaning)`, where
+/// `pages` lists the pages (space-separated) the line is on.
+const EXIT_STATUS: &[(&str, i32, &str)] = &[
+    (
+        "po-parse",
+        exit::SUCCESS,
+        "The orchestration was written (with --dry-run: shown).",
+    ),
+    (
+        "po-spawn cpo cpo-run po-summarize",
+        exit::SUCCESS,
+        "Every task completed.",
+    ),
+    (
+        "po-watch",
+        exit::SUCCESS,
+        "The snapshot was shown (even when a status file is unreadable: it is named). With \
+         --until-done: every task completed.",
+    ),
+    (
+        "po-status po-status-set po-status-get po-status-ls",
+        exit::SUCCESS,
+        "Done.",
+    ),
+    ("cpo-init", exit::SUCCESS, "The directory was created."),
+    (
+        "cpo-validate",
+        exit::SUCCESS,
+        "Valid (warnings, such as uncommitted changes, may be listed).",
+    ),
+    ("cpo-status", exit::SUCCESS, "The status was shown."),
+    (
+        "po-spawn cpo cpo-run po-summarize",
+        exit::PARTIAL,
+        "Partial success: at or above the success threshold (default 80 %).",
+    ),
+    (
+        "po-watch",
+        exit::PARTIAL,
+        "With --until-done: at or above the success threshold (default 80 %).",
+    ),
+    (
+        "po-spawn cpo cpo-run po-summarize",
+        exit::MAJORITY_FAILURE,
+        "Majority failure: below the success threshold.",
+    ),
+    (
+        "po-watch",
+        exit::MAJORITY_FAILURE,
+        "With --until-done: below the success threshold.",
+    ),
+    (
+        "po-parse",
+        exit::PARSE,
+        "No tasks found, or an invalid manifest, prompt file or input.",
+    ),
+    (
+        "cpo cpo-run",
+        exit::PARSE,
+        "An invalid manifest.json or prompt file (the validation report says which).",
+    ),
+    (
+        "cpo-validate",
+        exit::PARSE,
+        "The manifest or a prompt file is invalid.",
+    ),
+    ("cpo-status", exit::PARSE, "The manifest is invalid."),
+    (
+        "po-parse",
+        exit::VALIDATION,
+        "The tasks depend on each other in a cycle.",
+    ),
+    (
+        "po-spawn cpo cpo-run",
+        exit::VALIDATION,
+        "A dependency cycle, a merge conflict between completed branches, or a failed wave \
+         validation; later waves did not run.",
+    ),
+    (
+        "cpo-validate",
+        exit::VALIDATION,
+        "A run is impossible: not a git repository, or no commit yet.",
+    ),
+    (
+        "po-parse",
         exit::GITHUB,
         "gh failed: not installed, not logged in, rate limited, or GitHub refused the call.",
+    ),
+    (
+        "po-summarize",
+        exit::GITHUB,
+        "gh failed (--post-comment, --follow-up-issues); the summary is still written.",
+    ),
+    (
+        "po-parse po-spawn po-watch po-summarize cpo cpo-init cpo-validate cpo-run cpo-status",
+        exit::SYSTEM,
+        "A system error: a file that cannot be read or written, git or a process that cannot \
+         be run. The message names the file and the fix.",
+    ),
+    (
+        "po-status po-status-set po-status-get po-status-ls",
+        exit::SYSTEM,
+        "The status file cannot be read, parsed or written.",
+    ),
+    (
+        "po-parse po-spawn po-watch po-summarize cpo cpo-validate cpo-run cpo-status",
+        exit::USAGE,
+        "A usage error: a bad option or value.",
+    ),
+    (
+        "po-status po-status-set po-status-get po-status-ls",
+        exit::USAGE,
+        "A usage error: a progress outside 0-100, a field the file does not have, or a report \
+         on a task that has finished.",
+    ),
+    (
+        "cpo-init",
+        exit::USAGE,
+        "A usage error, or the directory already holds a manifest.json.",
+    ),
+    (
+        "po-spawn po-watch cpo cpo-run",
+        exit::INTERRUPTED,
+        "Interrupted (Ctrl-C or SIGTERM); running again continues where it stopped.",
+    ),
+];
+
+/// The exit statuses of the page `page` (`cpo-run`, `po-parse`), ascending.
+fn exit_codes(page: &str) -> Vec<(i32, &'static str)> {
+    let codes: Vec<(i32, &str)> = EXIT_STATUS
+        .iter()
+        .filter(|(pages, _, _)| pages.split(' ').any(|p| p == page))
+        .map(|&(_, code, meaning)| (code, meaning))
+        .collect();
+    assert!(
+        !codes.is_empty(),
+        "no exit statuses written for the page {page}"
     );
-    let run: Vec<(i32, &str)> = vec![
-        (exit::SUCCESS, "Every task completed."),
-        (
-            exit::PARTIAL,
-            "Partial success: at or above the success threshold (default 80 %).",
-        ),
-        (
-            exit::MAJORITY_FAILURE,
-            "Majority failure: below the success threshold.",
-        ),
-    ];
-    let mut codes = match page {
-        "po-parse" => vec![
-            (
-                exit::SUCCESS,
-                "The orchestration was written (with --dry-run: shown).",
-            ),
-            (
-                exit::PARSE,
-                "No tasks found, or an invalid manifest, prompt file or input.",
-            ),
-            (
-                exit::VALIDATION,
-                "The tasks depend on each other in a cycle.",
-            ),
-            GH,
-            SYSTEM,
-            USAGE,
-        ],
-        "po-spawn" | "cpo" | "cpo-run" => {
-            let mut c = run;
-            if page != "po-spawn" {
-                c.push((
-                    exit::PARSE,
-                    "An invalid manifest.json or prompt file (the validation report says which).",
-                ));
-            }
-            c.push((
-                exit::VALIDATION,
-                "A dependency cycle, a merge conflict between completed branches, or a failed \
-                 wave validation; later waves did not run.",
-            ));
-            c.extend([SYSTEM, USAGE, INTERRUPTED]);
-            c
-        }
-        "po-watch" => vec![
-            (
-                exit::SUCCESS,
-                "The snapshot was shown (even when a status file is unreadable: it is named). \
-                 With --until-done: every task completed.",
-            ),
-            (
-                exit::PARTIAL,
-                "With --until-done: at or above the success threshold.",
-            ),
-            (
-                exit::MAJORITY_FAILURE,
-                "With --until-done: below the success threshold.",
-            ),
-            SYSTEM,
-            USAGE,
-            INTERRUPTED,
-        ],
-        "po-summarize" => {
-            let mut c = run;
-            c.extend([
-                (
-                    exit::GITHUB,
-                    "gh failed (--post-comment, --follow-up-issues); the summary is still \
-                     written.",
-                ),
-                SYSTEM,
-                USAGE,
-            ]);
-            c
-        }
-        "po-status" | "po-status-set" | "po-status-get" | "po-status-ls" => vec![
-            (exit::SUCCESS, "Done."),
-            (
-                exit::SYSTEM,
-                "The status file cannot be read, parsed or written.",
-            ),
-            (
-                exit::USAGE,
-                "A usage error: a progress outside 0-100, a field the file does not have, or \
-                 a report on a task that has finished.",
-            ),
-        ],
-        "cpo-init" => vec![
-            (exit::SUCCESS, "The directory was created."),
-            SYSTEM,
-            (
-                exit::USAGE,
-                "A usage error, or the directory already holds a manifest.json.",
-            ),
-        ],
-        "cpo-validate" => vec![
-            (
-                exit::SUCCESS,
-                "Valid (warnings, such as uncommitted changes, may be listed).",
-            ),
-            (exit::PARSE, "The manifest or a prompt file is invalid."),
-            (
-                exit::VALIDATION,
-                "A run is impossible: not a git repository, or no commit yet.",
-            ),
-            SYSTEM,
-            USAGE,
-        ],
-        "cpo-status" => vec![
-            (exit::SUCCESS, "The status was shown."),
-            (exit::PARSE, "The manifest is invalid."),
-            SYSTEM,
-            USAGE,
-        ],
-        other => panic!("no exit statuses written for the page {other}"),
-    };
-    codes.sort_by_key(|c| c.0);
     codes
 }
 
-/// The variables `tool` reads, then those of the page's own arguments.
+/// What each tool reads from the environment: `(tools, variables, meaning)`;
+/// `*` is every tool.
+const ENVIRONMENT: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "PO_RUNTIME_DIR",
+        "The runtime root, as --runtime-dir (default: <git top-level>/.claude/runtime).",
+    ),
+    (
+        "*",
+        "PO_LOG",
+        "A tracing filter for the diagnostics on stderr (e.g. debug); -v raises it.",
+    ),
+    (
+        "po-spawn",
+        "PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS",
+        "Agents at once, as --max-workers (default 5).",
+    ),
+    (
+        "po-spawn",
+        "PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT",
+        "The per-agent timeout in seconds, as --timeout (default 1800).",
+    ),
+    (
+        "po-spawn",
+        "AMPLIHACK_PARALLEL_VERBOSE",
+        "Any value but 0, false or no: more detail, as -v.",
+    ),
+    (
+        "po-spawn",
+        "PO_STATUS_INTERVAL, AMPLIHACK_STATUS_INTERVAL",
+        "Seconds between progress lines on stderr (default 30).",
+    ),
+    (
+        "po-spawn",
+        "PO_AGENT_CMD",
+        "The agent command template, as --agent-cmd.",
+    ),
+    (
+        "po-spawn",
+        "PO_CLAUDE",
+        "The Claude Code program for --agent claude (default: claude).",
+    ),
+    (
+        "po-spawn po-watch po-summarize",
+        "PO_SUCCESS_THRESHOLD",
+        "The success threshold in percent (default 80); a flag beats it.",
+    ),
+    (
+        "po-spawn po-watch po-summarize",
+        "AMPLIHACK_SUCCESS_THRESHOLD",
+        "The same, under the seed's name; PO_SUCCESS_THRESHOLD beats it.",
+    ),
+    (
+        "po-parse po-spawn po-summarize",
+        "PO_GH",
+        "The gh program to run (default: gh from PATH).",
+    ),
+    (
+        "po-parse po-spawn po-summarize",
+        "PO_GH_BACKOFF_MS",
+        "The first wait before retrying a rate-limited gh call, in milliseconds (default \
+         2000).",
+    ),
+    (
+        "po-spawn",
+        "PO_STATUS_FILE, PO_AGENT_ID, PO_ORCHESTRATION_ID, PO_WORKTREE, PO_BRANCH, PO_PORT, \
+         PO_PORT_COUNT",
+        "Set for each agent: its status file (for po-status set), its id, the orchestration, \
+         its worktree and branch, and a private range of ports.",
+    ),
+    (
+        "po-watch",
+        "PO_WATCH_POLL",
+        "1: poll instead of inotify, as --poll.",
+    ),
+    (
+        "po-watch",
+        "COLUMNS",
+        "The width the table fits (default: the terminal's, else 80).",
+    ),
+    ("po-watch", "NO_COLOR", "Set and not empty: no colours."),
+    (
+        "po-status",
+        "PO_STATUS_FILE",
+        "The status file of po-status set, as an agent gets it from po-spawn.",
+    ),
+    (
+        "cpo",
+        "PO_AGENT_CMD",
+        "The agent command template, as cpo run --agent-cmd.",
+    ),
+    (
+        "cpo",
+        "PO_BIN_DIR",
+        "Where po-parse and po-spawn are (default: beside cpo, then PATH).",
+    ),
+];
+
+/// The variables `tool` reads, then any other `env` of the page's arguments.
 fn environment(cmd: &Command, tool: &str) -> Vec<(String, String)> {
-    let s = |a: &str| a.to_string();
-    let mut vars: Vec<(String, String)> = vec![
-        (
-            s("PO_RUNTIME_DIR"),
-            s("The runtime root, as --runtime-dir (default: <git top-level>/.claude/runtime)."),
-        ),
-        (
-            s("PO_LOG"),
-            s("A tracing filter for the diagnostics on stderr (e.g. debug); -v raises it."),
-        ),
-    ];
-    let threshold = [
-        (
-            s("PO_SUCCESS_THRESHOLD"),
-            s("The success threshold in percent (default 80); a flag beats it."),
-        ),
-        (
-            s("AMPLIHACK_SUCCESS_THRESHOLD"),
-            s("The same, under the seed's name; PO_SUCCESS_THRESHOLD beats it."),
-        ),
-    ];
-    let gh = [
-        (
-            s("PO_GH"),
-            s("The gh program to run (default: gh from PATH)."),
-        ),
-        (
-            s("PO_GH_BACKOFF_MS"),
-            s("The first wait before retrying a rate-limited gh call (default 2000)."),
-        ),
-    ];
-    match tool {
-        "po-parse" => vars.extend(gh),
-        "po-spawn" => {
-            vars.extend([
-                (
-                    s("PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS"),
-                    s("Agents at once, as --max-workers (default 5)."),
-                ),
-                (
-                    s("PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT"),
-                    s("The per-agent timeout in seconds, as --timeout (default 1800)."),
-                ),
-                (
-                    s("AMPLIHACK_PARALLEL_VERBOSE"),
-                    s("Any value but 0, false or no: more detail, as -v."),
-                ),
-                (
-                    s("PO_STATUS_INTERVAL, AMPLIHACK_STATUS_INTERVAL"),
-                    s("Seconds between progress lines on stderr (default 30)."),
-                ),
-                (
-                    s("PO_AGENT_CMD"),
-                    s("The agent command template, as --agent-cmd."),
-                ),
-                (
-                    s("PO_CLAUDE"),
-                    s("The Claude Code program for --agent claude (default: claude)."),
-                ),
-            ]);
-            vars.extend(threshold);
-            vars.extend(gh);
-            vars.push((
-                s(
-                    "PO_STATUS_FILE, PO_AGENT_ID, PO_ORCHESTRATION_ID, PO_WORKTREE, PO_BRANCH, \
-                     PO_PORT, PO_PORT_COUNT",
-                ),
-                s(
-                    "Set for each agent: its status file (for po-status set), its id, the \
-                     orchestration, its worktree and branch, and a private range of ports.",
-                ),
-            ));
-        }
-        "po-watch" => {
-            vars.extend(threshold);
-            vars.extend([
-                (
-                    s("PO_WATCH_POLL"),
-                    s("1: poll instead of inotify, as --poll."),
-                ),
-                (
-                    s("COLUMNS"),
-                    s("The width the table fits (default: the terminal's, else 80)."),
-                ),
-                (s("NO_COLOR"), s("Set and not empty: no colours.")),
-            ]);
-        }
-        "po-summarize" => {
-            vars.extend(threshold);
-            vars.extend(gh);
-        }
-        "po-status" => vars.push((
-            s("PO_STATUS_FILE"),
-            s("The status file of po-status set, as an agent gets it from po-spawn."),
-        )),
-        "cpo" => vars.extend([
-            (
-                s("PO_AGENT_CMD"),
-                s("The agent command template, as cpo run --agent-cmd."),
-            ),
-            (
-                s("PO_BIN_DIR"),
-                s("Where po-parse and po-spawn are (default: beside cpo, then PATH)."),
-            ),
-        ]),
-        other => panic!("no environment written for {other}"),
-    }
+    let mut vars: Vec<(String, String)> = ENVIRONMENT
+        .iter()
+        .filter(|(tools, _, _)| *tools == "*" || tools.split(' ').any(|t| t == tool))
+        .map(|&(_, var, meaning)| (var.to_string(), meaning.to_string()))
+        .collect();
     for arg in cmd.get_arguments() {
         if let Some(var) = arg.get_env() {
             let var = var.to_string_lossy().into_owned();
