@@ -62,13 +62,14 @@ pub enum Error {
     #[error("run `gh {action}`: {detail}")]
     Gh { action: String, detail: String },
 
-    /// An operating-system error on a named path.
-    #[error("{action} {}: {source}", path.display())]
+    /// An operating-system error on a named path. The OS error is part of the
+    /// message, so it is not also the error's `source()`: a report that prints
+    /// the causes after the message would show it twice.
+    #[error("{action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A status or orchestration file that is not what it should be.
@@ -134,10 +135,27 @@ impl Error {
         path: impl AsRef<Path>,
     ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.as_ref().to_path_buf();
-        move |source| Error::Io {
+        move |cause| Error::Io {
             action,
             path,
-            source,
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_named_once() {
+        let e = Error::io("write", "/data/summary.json")(std::io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        ));
+        assert_eq!(
+            crate::cli::message("po-summarize", &e),
+            "po-summarize: failed to write /data/summary.json: No space left on device (os error 28)"
+        );
+        assert_eq!(e.exit_code(), exit::SYSTEM);
     }
 }

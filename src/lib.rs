@@ -9,6 +9,7 @@ pub mod cpo;
 pub mod error;
 pub mod forge;
 pub mod git;
+pub mod out;
 pub mod plan;
 pub mod protocol;
 pub mod report;

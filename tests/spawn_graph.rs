@@ -69,7 +69,7 @@ fn a_dependent_starts_before_an_unrelated_long_task_ends_and_sees_its_dependency
     assert!(ledger.contains("agent-3 saw one.txt"), "{ledger}");
     // agent-3 branched from agent-1's branch head, not from an integration branch.
     let s3 = status(&paths[2]);
-    let head1 = git(&repo.path, &["rev-parse", "feat/issue-g1-agent-1"]);
+    let head1 = git(&repo.path, &["rev-parse", "feat/g1-agent-1"]);
     assert_eq!(s3.base_commit.as_deref(), Some(head1.as_str()));
     assert!(!repo.branches().iter().any(|b| b.starts_with("po/g1/wave")));
 }
@@ -106,7 +106,7 @@ fn two_dependencies_start_from_their_merge_and_a_conflict_names_the_files() {
     assert_eq!(git(&repo.path, &["rev-parse", "HEAD"]), head_before);
     assert_eq!(git(&repo.path, &["status", "--porcelain"]), "");
     let base3 = status(&paths[2]).base_commit.unwrap();
-    for b in ["feat/issue-g2-agent-1", "feat/issue-g2-agent-2"] {
+    for b in ["feat/g2-agent-1", "feat/g2-agent-2"] {
         assert!(git(&repo.path, &["merge-base", "--is-ancestor", b, &base3]).is_empty());
     }
 
@@ -124,7 +124,7 @@ fn two_dependencies_start_from_their_merge_and_a_conflict_names_the_files() {
     assert_eq!(s3.status, State::Failed, "{s3:?}");
     let err = s3.error.unwrap();
     assert!(
-        err.contains("feat/issue-g3-agent-1") && err.contains("same.txt"),
+        err.contains("feat/g3-agent-1") && err.contains("same.txt"),
         "{err}"
     );
     assert!(stderr.contains("❌ agent-3 failed"), "{stderr}");

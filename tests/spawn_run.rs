@@ -119,10 +119,10 @@ fn dry_run_starts_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains("DRY RUN"), "{stdout}");
     assert!(stdout.contains("Wave 1"), "{stdout}");
-    assert!(stdout.contains("feat/issue-dry-agent-2"), "{stdout}");
+    assert!(stdout.contains("feat/dry-agent-2"), "{stdout}");
     let wt = repo.runtime().join("worktrees/dry/agent-1");
     assert!(
-        stdout.contains(&format!("touch {}/x feat/issue-dry-agent-1", wt.display())),
+        stdout.contains(&format!("touch {}/x feat/dry-agent-1", wt.display())),
         "{stdout}"
     );
     assert_eq!(states(&paths), vec![State::Pending, State::Pending]);

@@ -74,10 +74,7 @@ while :; do sleep 1; done
     assert!(!pid_alive(s.pid.unwrap()), "agent survived");
     // Its worktree and branch are kept.
     assert!(s.worktree.unwrap().join("README.md").exists());
-    assert!(
-        repo.branches()
-            .contains(&"feat/issue-to-agent-1".to_string())
-    );
+    assert!(repo.branches().contains(&"feat/to-agent-1".to_string()));
 }
 
 #[test]
@@ -294,12 +291,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         assert_eq!(
             git(
                 &repo.path,
-                &[
-                    "log",
-                    "-1",
-                    "--format=%s",
-                    &format!("feat/issue-crash-agent-{n}")
-                ]
+                &["log", "-1", "--format=%s", &format!("feat/crash-agent-{n}")]
             ),
             format!("agent-{n}")
         );

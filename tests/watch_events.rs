@@ -140,6 +140,34 @@ fn forced_polling_gives_the_same_events_and_the_threshold_comes_from_the_environ
 }
 
 #[test]
+fn an_update_to_a_pending_task_shows_its_phase_and_progress() {
+    let fx = Fixture::new();
+    let dir = fx.orch("43");
+    let a1 = task(&dir, 1, |_| {});
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["43", "--events", "--utc"]);
+        c
+    });
+    assert_eq!(untimed(&live.next("the first reading")), "agent-1: pending");
+    po_status_set(&a1, &["--phase", "Waiting for wave 1", "--progress", "5"]);
+    assert_eq!(
+        untimed(&live.next("the update")),
+        "agent-1: pending: Waiting for wave 1 (5%)"
+    );
+    set_state(&a1, State::Pending, |s| {
+        s.attempt = 2;
+        s.phase = Some("Retrying".into());
+        s.progress_percentage = None;
+    });
+    assert_eq!(
+        untimed(&live.next("the retry")),
+        "agent-1: pending (attempt 2): Retrying"
+    );
+    live.kill();
+}
+
+#[test]
 fn until_done_on_a_finished_orchestration_prints_each_task_once_and_exits_0() {
     let fx = Fixture::new();
     let dir = fx.orch("11");

@@ -34,7 +34,6 @@ pub enum Cmd {
     /// Create a parallel directory: manifest.json skeleton, prompts/, README.md
     Init {
         /// The directory to create (e.g. parallel/TS-0042-inventory)
-        /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Tech Spec id, for traceability (becomes the orchestration id)

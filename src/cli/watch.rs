@@ -123,7 +123,7 @@ pub fn run(args: Args) -> Result<i32> {
         snapshot(&args, &scope, &mut reader, &out)
     };
     match result {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+        Err(Error::Io { cause, .. }) if cause.kind() == io::ErrorKind::BrokenPipe => {
             Ok(exit::SUCCESS)
         }
         other => other,

@@ -33,13 +33,10 @@ pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Res
             "totals": report::totals(&tasks),
             "tasks": tasks,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        crate::out::println(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
         return Ok(exit::SUCCESS);
     }
-    print!("{}", render(&pd, &plan, &id, &orch, &tasks));
+    crate::out::print(&render(&pd, &plan, &id, &orch, &tasks))?;
     Ok(exit::SUCCESS)
 }
 

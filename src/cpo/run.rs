@@ -451,8 +451,8 @@ impl Console {
             return;
         }
         self.blank = blank;
-        println!("{line}");
-        let _ = std::io::stdout().flush();
+        // The run goes on without a reader; the transcript keeps every line.
+        let _ = crate::out::println(line);
         self.transcript(line);
     }
 

@@ -117,7 +117,18 @@ pub fn open_pr(
     let body = pr_body(&status, master, repo, since, &branch);
 
     let gh = gh.clone().in_dir(repo);
-    let (n, url) = gh.pr_create(&branch, base, &title, &body)?;
+    let (n, url) = match gh.pr_create(&branch, base, &title, &body) {
+        // Opened by an earlier run that stopped before recording it.
+        Err(Error::Gh { detail, .. }) if detail.contains("already exists") => {
+            gh.pr_for_head(&branch, base)?.ok_or_else(|| {
+                Error::gh(
+                    "pr create",
+                    format!("{detail}; yet `gh pr list --head {branch}` finds no open one"),
+                )
+            })?
+        }
+        other => other?,
+    };
     store::update_status(status_file, |s| {
         s.pr_number = Some(n);
         s.pr_url = Some(url.clone());

@@ -180,6 +180,9 @@ pub struct AgentStatus {
     pub retryable: Option<bool>,
     #[serde(default)]
     pub follow_up_issue: Option<u64>,
+    /// The attempt whose failure `follow_up_issue` last reported (none: the first).
+    #[serde(default)]
+    pub follow_up_attempt: Option<u32>,
     #[serde(default)]
     pub metrics: Metrics,
 
@@ -233,6 +236,7 @@ impl AgentStatus {
             pr_url: None,
             retryable: None,
             follow_up_issue: None,
+            follow_up_attempt: None,
             metrics: Metrics::default(),
             extra: Map::new(),
         }

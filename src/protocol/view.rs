@@ -76,11 +76,13 @@ impl TaskView {
         lifecycle::told(&self.status, self.duration_seconds)
     }
 
-    /// The phase to show: none for a finished task that never reported one
-    /// (its last phase was po's own `running`).
+    /// The phase to show. A completed task whose agent never reported a
+    /// phase still holds one its runner recorded (`running`), which would read
+    /// as unfinished: it shows none.
     pub fn phase(&self) -> Option<&str> {
+        const RUNNER_PHASES: [&str; 4] = ["worktree", "setup", "starting", "running"];
         let p = self.status.phase.as_deref()?;
-        (!(self.status.status.is_terminal() && p == "running")).then_some(p)
+        (self.status.status != State::Completed || !RUNNER_PHASES.contains(&p)).then_some(p)
     }
 }
 

@@ -243,24 +243,22 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
         _ => {}
     }
     match t.state() {
-        State::Pending if t.status.attempt > 1 => (
-            "pending",
-            format!("pending (attempt {})", t.status.attempt),
-            false,
-        ),
-        State::Pending => ("pending", "pending".into(), false),
+        State::Pending => {
+            let mut text = "pending".to_string();
+            if t.status.attempt > 1 {
+                text.push_str(&format!(" (attempt {})", t.status.attempt));
+            }
+            if let Some(d) = doing(t) {
+                text.push_str(&format!(": {d}"));
+            }
+            ("pending", text, false)
+        }
         State::InProgress => {
             let now_running = match prev.and_then(|p| p.state) {
                 Some(s) => s != State::InProgress,
                 None => !initial,
             };
-            let doing = match (t.phase(), t.status.progress_percentage) {
-                (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
-                (Some(p), None) => Some(p.to_string()),
-                (None, Some(n)) if n > 0 => Some(format!("{n}%")),
-                _ => None,
-            };
-            match (now_running, doing) {
+            match (now_running, doing(t)) {
                 (true, Some(d)) => ("started", format!("started: {d}"), false),
                 (true, None) => ("started", "started".into(), false),
                 (false, Some(d)) => ("progress", d, false),
@@ -271,6 +269,16 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
             let (mark, phrase) = t.told().unwrap_or(("", t.state().to_string()));
             (t.state().as_str(), format!("{mark} {phrase}"), false)
         }
+    }
+}
+
+/// What the task reports doing: `Implementing feature (45%)`, `Setup`, `20%`.
+fn doing(t: &TaskView) -> Option<String> {
+    match (t.phase(), t.status.progress_percentage) {
+        (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
+        (Some(p), None) => Some(p.to_string()),
+        (None, Some(n)) if n > 0 => Some(format!("{n}%")),
+        _ => None,
     }
 }
 

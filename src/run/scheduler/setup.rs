@@ -364,8 +364,8 @@ pub fn branch_of(id: &str, s: &AgentStatus) -> String {
     }
     match s.number() {
         u64::MAX => format!(
-            "feat/issue-{}-{}",
-            sanitize::branch_component(id),
+            "{}-{}",
+            sanitize::branch_prefix(id),
             sanitize::branch_component(&s.agent_id)
         ),
         n => sanitize::branch_name(id, s.sub_issue, n),
