@@ -2,6 +2,15 @@
 //! and error lines; escaped for XML, HTML and SVG.
 
 /// Runs of whitespace (newlines included) become one space; ends trimmed.
+/// Task text shown on a terminal or in a table: control characters (escape
+/// sequences among them) become spaces, so untrusted text cannot move the
+/// cursor or change colours.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn collapse_whitespace(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

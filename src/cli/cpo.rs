@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::Common;
-use crate::cpo::{self, RunOptions};
+use crate::cpo::{self, RunOptions, Tools};
 use crate::error::Result;
 
 /// Claude Parallel Orchestrator: run waves of tasks from a manifest.json
@@ -104,7 +104,10 @@ pub struct RunArgs {
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    let common = args.common;
+    let tools = Tools {
+        runtime_dir: args.common.runtime_dir,
+        verbose: args.common.verbose,
+    };
     match args.command {
         Cmd::Init {
             dir,
@@ -113,7 +116,7 @@ pub fn run(args: Args) -> Result<i32> {
         } => cpo::init::init(&dir, &tech_spec_id, &name),
         Cmd::Validate { dir } => cpo::validate::command(&dir),
         Cmd::Run(r) => cpo::run::run(
-            &common,
+            &tools,
             &r.dir,
             &RunOptions {
                 max_workers: r.max_workers,
@@ -126,6 +129,6 @@ pub fn run(args: Args) -> Result<i32> {
                 spawn_args: r.spawn_args,
             },
         ),
-        Cmd::Status { dir, json, id } => cpo::board::command(&common, &dir, json, id.as_deref()),
+        Cmd::Status { dir, json, id } => cpo::board::command(&tools, &dir, json, id.as_deref()),
     }
 }

@@ -403,6 +403,7 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
                 number: w.number,
                 agents: w.tasks.iter().map(|&n| crate::plan::agent_id(n)).collect(),
                 validation: w.validation.clone(),
+                result: None,
             })
             .collect(),
         report: loaded.plan.report_json(),

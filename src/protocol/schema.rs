@@ -272,6 +272,33 @@ pub struct Wave {
     pub agents: Vec<String>,
     #[serde(default)]
     pub validation: Option<String>,
+    /// What the last run made of it (po-spawn records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<WaveResult>,
+}
+
+/// A wave's merge and validation, as the last run left them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WaveResult {
+    pub state: WaveState,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The validation command's output.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub time: Option<Timestamp>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveState {
+    /// Its branches are merged; its validation command runs.
+    Validating,
+    /// Merged, and validated when it has a command.
+    Passed,
+    /// Its branches conflict, or its validation failed: later waves do not run.
+    Failed,
 }
 
 /// `parallel/<id>/orchestration.json`.

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use chrono::Local;
 use serde_json::{Value, json};
 
-use super::table::clean;
 use crate::protocol::State;
 use crate::protocol::layout;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
+use crate::text::printable;
 use crate::timefmt::{self, Timestamp, human_duration};
 
 /// One change of one task.
@@ -45,7 +45,11 @@ impl Event {
         } else {
             self.time.with_timezone(&Local).format("%H:%M").to_string()
         };
-        format!("[{hm}] {}: {}", clean(&self.label), clean(&self.text))
+        format!(
+            "[{hm}] {}: {}",
+            printable(&self.label),
+            printable(&self.text)
+        )
     }
 
     /// The event as one JSON object (one line of `--events --json`).

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
-use crate::text::ellipsize;
+use crate::text::{ellipsize, printable};
 use crate::timefmt::human_duration;
 
 #[derive(Clone, Copy, Debug)]
@@ -44,8 +44,8 @@ pub fn render(views: &[OrchestrationView], style: Style) -> String {
 
 fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
     let title = match &v.title {
-        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", clean(&v.id), clean(t)),
-        _ => format!("Orchestration {}", clean(&v.id)),
+        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", printable(&v.id), printable(t)),
+        _ => format!("Orchestration {}", printable(&v.id)),
     };
     let _ = writeln!(
         out,
@@ -53,7 +53,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
         paint(&ellipsize(&title, style.width), "1", style.color)
     );
     if let Some(p) = &v.problem {
-        let _ = writeln!(out, "! {}", clean(p));
+        let _ = writeln!(out, "! {}", printable(p));
         return;
     }
     if v.rows.is_empty() {
@@ -124,16 +124,16 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} unreadable: {}",
-                    clean(&row.label()),
+                    printable(&row.label()),
                     b.file.display()
                 );
-                wrap(out, &clean(&b.problem), width);
+                wrap(out, &printable(&b.problem), width);
             }
             Row::Task(t) if t.inferred.orphaned => {
                 let _ = writeln!(
                     out,
                     "! {} orphaned: in_progress, but no process holds its liveness lock",
-                    clean(&t.label)
+                    printable(&t.label)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
             }
@@ -142,7 +142,7 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} stalled: no output or status update for {}",
-                    clean(&t.label),
+                    printable(&t.label),
                     human_duration(idle)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
@@ -247,9 +247,9 @@ pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
 fn cells_of(row: &Row) -> [String; 8] {
     match row {
         Row::Task(t) => [
-            clean(&t.label),
+            printable(&t.label),
             t.shown_state().to_string(),
-            t.phase().map(clean).unwrap_or_else(|| "-".into()),
+            t.phase().map(printable).unwrap_or_else(|| "-".into()),
             t.status
                 .progress_percentage
                 .map(|p| format!("{p}%"))
@@ -260,7 +260,7 @@ fn cells_of(row: &Row) -> [String; 8] {
             t.status
                 .branch
                 .as_deref()
-                .map(clean)
+                .map(printable)
                 .unwrap_or_else(|| "-".into()),
             t.status
                 .pr_number
@@ -273,9 +273,9 @@ fn cells_of(row: &Row) -> [String; 8] {
                 .unwrap_or_else(|| "-".into()),
         ],
         Row::Bad(b) => [
-            clean(&row.label()),
+            printable(&row.label()),
             "unreadable".into(),
-            clean(&format!("{}: {}", b.name(), b.problem)),
+            printable(&format!("{}: {}", b.name(), b.problem)),
             String::new(),
             String::new(),
             String::new(),
@@ -324,12 +324,6 @@ fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
 }
 
 /// Control characters (escapes, newlines, tabs) become spaces.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn pad(s: &str, w: usize, right: bool) -> String {
     let n = s.chars().count();
     let fill = " ".repeat(w.saturating_sub(n));
@@ -373,7 +367,7 @@ mod tests {
 
     #[test]
     fn escapes_in_task_text_do_not_reach_the_terminal() {
-        assert_eq!(clean("a\x1b[2Jb\nc"), "a [2Jb c");
+        assert_eq!(printable("a\x1b[2Jb\nc"), "a [2Jb c");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::protocol::{AgentStatus, lifecycle};
 use crate::run::integration::Merge;
 use crate::run::launcher::Runner;
 use crate::run::supervisor::Spec;
+use crate::text::printable;
 use crate::timefmt;
 
 /// Where the lines go.
@@ -34,13 +35,6 @@ pub struct Totals<'a> {
     pub cancelled: usize,
     pub took: f64,
     pub logs: &'a Path,
-}
-
-/// Task text shown on a terminal: control characters (escape sequences) replaced.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 impl Console {
@@ -226,7 +220,7 @@ impl Console {
     }
 
     pub fn wave_failed(&self, wave: u32, e: &Error) {
-        self.warn(&format!("❌ Wave {wave} failed: {e}"));
+        self.say(&format!("❌ Wave {wave} failed: {e}"));
     }
 
     pub fn hangup(&self) {

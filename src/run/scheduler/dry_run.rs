@@ -68,9 +68,9 @@ pub fn print(cfg: &Config, setup: &Setup) {
         let prompt = layout::prompt_path(&setup.dir, &agent_id);
         out.push_str(&format!(
             "  {} [{}, {would}]: {}\n",
-            super::console::printable(&t.label),
+            crate::text::printable(&t.label),
             s.status,
-            super::console::printable(&s.title)
+            crate::text::printable(&s.title)
         ));
         if !s.depends_on.is_empty() {
             let from = match setup.mode {

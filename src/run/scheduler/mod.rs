@@ -157,7 +157,7 @@ struct Task {
 impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
-            label: console::printable(&lifecycle::label(&status)),
+            label: crate::text::printable(&lifecycle::label(&status)),
             path,
             status,
             slot: Slot::Waiting,

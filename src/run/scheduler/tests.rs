@@ -174,6 +174,7 @@ impl Harness {
                         .iter()
                         .find(|(w, _)| w == wave)
                         .map(|(_, v)| v.to_string()),
+                    result: None,
                 }),
             }
         }
@@ -668,6 +669,14 @@ fn waves_with_a_validation_keep_their_barrier_and_a_failure_stops_the_rest() {
     assert!(st.error.as_deref().unwrap().contains("wave 1 did not pass"));
     assert!(s.finished());
     assert_eq!(s.close(), exit::VALIDATION);
+    // Readers learn it from orchestration.json.
+    let orch: Orchestration = store::read_json(&h.dir.join(layout::ORCHESTRATION_FILE)).unwrap();
+    let result = orch.waves[0]
+        .result
+        .clone()
+        .expect("wave 1's result is recorded");
+    assert_eq!(result.state, crate::protocol::WaveState::Failed);
+    assert!(result.error.unwrap().contains("tests failed"));
 }
 
 #[test]
@@ -679,6 +688,12 @@ fn the_last_waves_validation_runs_when_tasks_ran_in_it() {
     s.handle(Event::Wake).unwrap();
     assert_eq!(h.integrations.borrow().calls.len(), 1);
     assert!(lines(&s).contains(&"✅ Wave 1 validation passed".to_string()));
+    let orch: Orchestration = store::read_json(&h.dir.join(layout::ORCHESTRATION_FILE)).unwrap();
+    let result = orch.waves[0]
+        .result
+        .clone()
+        .expect("wave 1's result is recorded");
+    assert_eq!(result.state, crate::protocol::WaveState::Passed);
 }
 
 #[test]
