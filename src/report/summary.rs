@@ -98,16 +98,6 @@ pub fn error_text(error: Option<&str>, state: State, exit_code: Option<i32>) -> 
     }
 }
 
-/// The gist of an error for titles, tables and checklists: its first line,
-/// without a trailing `; log: PATH` (the report names the logs elsewhere).
-pub fn error_gist(error: &str) -> String {
-    let first = error.lines().next().unwrap_or("").trim();
-    match first.rfind("; log: ") {
-        Some(i) if i > 0 => first[..i].trim_end().to_string(),
-        _ => first.to_string(),
-    }
-}
-
 /// `agent-3` → `Agent-3`.
 pub fn display_agent(agent_id: &str) -> String {
     let mut c = agent_id.chars();
@@ -431,15 +421,6 @@ mod tests {
         assert_eq!(parse_threshold("X", "75%").unwrap(), 75);
         assert!(parse_threshold("X", "101").is_err());
         assert!(parse_threshold("X", "most").is_err());
-    }
-
-    #[test]
-    fn error_gists_drop_the_log_path() {
-        assert_eq!(
-            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
-            "agent exited with status 3: boom"
-        );
-        assert_eq!(error_gist("; log: x"), "; log: x");
     }
 
     #[test]
