@@ -367,22 +367,19 @@ pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((json, md))
 }
 
-/// Parse a threshold percentage from the environment or a flag.
-/// The success threshold when none is configured.
-pub const DEFAULT_THRESHOLD: u32 = 80;
-
 /// `--threshold` (clap reads `PO_SUCCESS_THRESHOLD` into it), else
-/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`DEFAULT_THRESHOLD`].
+/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`exit::DEFAULT_THRESHOLD`].
 pub fn resolve_threshold(flag: Option<u32>) -> Result<u32> {
     if let Some(t) = flag {
         return Ok(t);
     }
     match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
         Ok(raw) if !raw.trim().is_empty() => parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw),
-        _ => Ok(DEFAULT_THRESHOLD),
+        _ => Ok(exit::DEFAULT_THRESHOLD),
     }
 }
 
+/// Parse a threshold percentage (`80`, `80%`) read from `name`.
 pub fn parse_threshold(name: &str, raw: &str) -> Result<u32> {
     raw.trim()
         .trim_end_matches('%')

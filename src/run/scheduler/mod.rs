@@ -103,7 +103,7 @@ impl Default for Config {
             dry_run: false,
             create_pr: None,
             remote: "origin".into(),
-            threshold: crate::report::summary::DEFAULT_THRESHOLD,
+            threshold: exit::DEFAULT_THRESHOLD,
             status_interval_secs: 30,
             validation_timeout_secs: 1800.0,
             log_dir: None,
