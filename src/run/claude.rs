@@ -34,6 +34,8 @@ pub struct ClaudeOptions {
     pub program: String,
     pub model: Option<String>,
     pub max_budget_usd: Option<f64>,
+    /// Model turns the agent may take (`--max-turns`).
+    pub max_turns: Option<u32>,
     /// A manifest task's agent type, passed as `--agent`.
     pub agent: Option<String>,
     /// The session id to record (`--session-id`), or to resume when `resume`.
@@ -46,8 +48,9 @@ pub struct ClaudeOptions {
 /// Every flag used here exists in Claude Code 2.1.330 (`claude --help`):
 /// `--session-id <uuid>` starts a session under that id, `--resume <id>` continues
 /// it (same id, its cost keeps adding up), `--model`, `--max-budget-usd` (print
-/// mode only) and `--agent`. `--dangerously-skip-permissions` is refused when run
-/// as root unless `IS_SANDBOX=1` is in the environment.
+/// mode only) and `--agent`; `--max-turns` is not listed there but is accepted
+/// (the run ends with `error_max_turns`). `--dangerously-skip-permissions` is
+/// refused when run as root unless `IS_SANDBOX=1` is in the environment.
 pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     let program = if opts.program.is_empty() {
         "claude"
@@ -78,6 +81,9 @@ pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     }
     if let Some(budget) = opts.max_budget_usd {
         args.extend(["--max-budget-usd".into(), budget.to_string()]);
+    }
+    if let Some(turns) = opts.max_turns {
+        args.extend(["--max-turns".into(), turns.to_string()]);
     }
     if let Some(agent) = &opts.agent {
         args.extend(["--agent".into(), agent.clone()]);
@@ -839,6 +845,15 @@ mod tests {
         assert!(crate::cost::estimate(&s.metrics).unwrap() > 0.0);
         drop(writer);
         assert!(stream.join().unwrap().finished.is_none());
+    }
+
+    #[test]
+    fn argv_caps_turns() {
+        let a = argv(&ClaudeOptions {
+            max_turns: Some(7),
+            ..opts()
+        });
+        assert_eq!(&a[a.len() - 2..], ["--max-turns", "7"]);
     }
 
     #[test]
