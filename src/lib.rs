@@ -5,6 +5,7 @@
 //! `src/bin` is a thin shell around a module of [`cli`].
 
 pub mod cli;
+pub mod cost;
 pub mod cpo;
 pub mod error;
 pub mod forge;

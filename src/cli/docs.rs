@@ -341,6 +341,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
     ),
     (
         "po-spawn",
+        "PO_BUDGET_USD",
+        "The whole orchestration's budget in US dollars, as --budget-usd.",
+    ),
+    (
+        "po-spawn",
         "PO_CLAUDE",
         "The Claude Code program for --agent claude (default: claude).",
     ),

@@ -25,6 +25,47 @@ pub struct Args {
     pub command: Cmd,
 }
 
+/// What an agent spent so far in this attempt (each value replaces the last).
+#[derive(clap::Args, Debug, Default)]
+pub struct Spend {
+    /// Its cost so far in US dollars (what po-spawn's --budget-usd counts)
+    #[arg(long, value_name = "USD")]
+    cost_usd: Option<f64>,
+    /// Input tokens so far
+    #[arg(long, value_name = "N")]
+    input_tokens: Option<u64>,
+    /// Output tokens so far
+    #[arg(long, value_name = "N")]
+    output_tokens: Option<u64>,
+    /// The model it runs (priced from its tokens when it reports no cost)
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+}
+
+impl Spend {
+    fn is_empty(&self) -> bool {
+        self.cost_usd.is_none()
+            && self.input_tokens.is_none()
+            && self.output_tokens.is_none()
+            && self.model.is_none()
+    }
+
+    fn apply(&self, m: &mut crate::protocol::Metrics) {
+        if self.cost_usd.is_some() {
+            m.cost_usd = self.cost_usd;
+        }
+        if self.input_tokens.is_some() {
+            m.input_tokens = self.input_tokens;
+        }
+        if self.output_tokens.is_some() {
+            m.output_tokens = self.output_tokens;
+        }
+        if let Some(model) = &self.model {
+            m.model = Some(crate::text::one_line(model));
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Report progress of a running task (what an agent calls)
@@ -41,6 +82,8 @@ pub enum Cmd {
         /// A free-form note
         #[arg(long)]
         message: Option<String>,
+        #[command(flatten)]
+        spend: Spend,
     },
     /// Print a status file as JSON, or one field of it (dotted: metrics.cost_usd)
     Get {
@@ -68,7 +111,8 @@ pub fn run(args: Args) -> Result<i32> {
             progress,
             phase,
             message,
-        } => set(file, progress, phase, message),
+            spend,
+        } => set(file, progress, phase, message, spend),
         Cmd::Get { file, field } => get(file, field),
         Cmd::Ls { target, states } => ls(&args.common, target, &states),
     }
@@ -79,10 +123,17 @@ fn set(
     progress: Option<u8>,
     phase: Option<String>,
     message: Option<String>,
+    spend: Spend,
 ) -> Result<i32> {
-    if progress.is_none() && phase.is_none() && message.is_none() {
+    if progress.is_none() && phase.is_none() && message.is_none() && spend.is_empty() {
         return Err(Error::usage(
-            "set status: nothing to set; pass --progress, --phase or --message",
+            "set status: nothing to set; pass --progress, --phase, --message, --cost-usd, \
+             --input-tokens, --output-tokens or --model",
+        ));
+    }
+    if spend.cost_usd.is_some_and(|c| !c.is_finite() || c < 0.0) {
+        return Err(Error::usage(
+            "set --cost-usd: it must be a number of US dollars, 0 or more (e.g. 0.42)",
         ));
     }
     store::update_status(&file, |s| {
@@ -104,6 +155,7 @@ fn set(
         if let Some(m) = message {
             s.message = Some(m);
         }
+        spend.apply(&mut s.metrics);
         Ok(())
     })?;
     Ok(exit::SUCCESS)

@@ -308,7 +308,12 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                     )
                 })
                 .collect();
-            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).collect();
+            let costs: Vec<f64> = tasks
+                .iter()
+                .filter_map(|t| crate::cost::reported(&t.status.metrics))
+                .collect();
+            let spend = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+            let budget = v.orchestration.as_deref().and_then(crate::cost::budget_of);
             json!({
                 "id": v.id,
                 "dir": v.dir,
@@ -323,6 +328,10 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                     "orphaned": tasks.iter().filter(|t| t.inferred.orphaned).count(),
                     "unreadable": v.rows.iter().filter(|r| matches!(r, Row::Bad(_))).count(),
                     "cost_usd": (!costs.is_empty()).then(|| costs.iter().sum::<f64>()),
+                    "spent_usd": spend.spent,
+                    "committed_usd": spend.committed,
+                    "budget_usd": budget,
+                    "budget_reached": budget.map(|b| spend.sum() >= b),
                     "elapsed_seconds": table::elapsed(&tasks),
                 },
             })

@@ -97,6 +97,22 @@ pub struct Metrics {
     pub output_tokens: Option<u64>,
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The model the agent runs (Claude Code's stream names it).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The parts of `input_tokens` written to and read from the prompt
+    /// cache, which are priced apart.
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    /// What the task's earlier attempts cost, summed by each retry.
+    #[serde(default)]
+    pub previous_cost_usd: Option<f64>,
+    /// Claude Code's figure for the whole session, which counts the runs of
+    /// a resumed session before this attempt too.
+    #[serde(default)]
+    pub session_cost_usd: Option<f64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -183,6 +199,10 @@ pub struct AgentStatus {
     /// The attempt whose failure `follow_up_issue` last reported (none: the first).
     #[serde(default)]
     pub follow_up_attempt: Option<u32>,
+    /// Why the scheduler is ending the running attempt (a spending cap): its
+    /// error when it ends cancelled.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
     #[serde(default)]
     pub metrics: Metrics,
 
@@ -237,6 +257,7 @@ impl AgentStatus {
             retryable: None,
             follow_up_issue: None,
             follow_up_attempt: None,
+            stop_reason: None,
             metrics: Metrics::default(),
             extra: Map::new(),
         }

@@ -125,7 +125,20 @@ fn stats(o: &mut String, s: &Summary) {
         cards.push(("Speedup".into(), format!("{x:.1}×")));
     }
     if let Some(c) = s.total_cost_usd {
-        cards.push(("Cost".into(), format!("${c:.2}")));
+        cards.push(("Cost".into(), crate::cost::usd(c)));
+    }
+    if let Some(b) = s.budget_usd {
+        cards.push((
+            "Budget".into(),
+            format!(
+                "{} / {}",
+                crate::cost::usd(s.spent_usd + s.committed_usd),
+                crate::cost::usd(b)
+            ),
+        ));
+    }
+    if let Some(c) = s.cost_per_completed_task {
+        cards.push(("Per completed task".into(), crate::cost::usd(c)));
     }
     if s.total_tokens > 0 {
         cards.push(("Tokens".into(), thousands(s.total_tokens)));
@@ -197,7 +210,7 @@ fn agents(o: &mut String, s: &Summary, paths: &Paths) {
             a.state.as_str().replace('_', " "),
             a.wave,
             opt(a.duration_seconds, human_duration),
-            opt(a.cost_usd, |c| format!("${c:.2}")),
+            opt(a.total_cost_usd, crate::cost::usd),
             opt(a.turns, thousands),
             opt(a.tokens, thousands),
             opt(a.branch.as_deref(), |b| format!("<code>{}</code>", esc(b))),

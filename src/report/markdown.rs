@@ -252,9 +252,7 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         let _ = writeln!(o, "- **Average Agent Duration**: {}", human_duration(avg));
     }
     let _ = writeln!(o, "- **Success Rate**: {}", percent(s.success_rate));
-    if let Some(cost) = s.total_cost_usd {
-        let _ = writeln!(o, "- **Total Cost**: ${cost:.2}");
-    }
+    spend_lines(o, s);
     if s.total_tokens > 0 {
         let _ = writeln!(
             o,
@@ -285,6 +283,52 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         paths.show_dir(&s.orchestration_dir)
     );
     out
+}
+
+/// Cost lines: the total, against the budget, by model and per completed
+/// task. Agents that report tokens but no cost are said to, never `$0.00`.
+fn spend_lines(o: &mut String, s: &Summary) {
+    use crate::cost::usd;
+    match s.total_cost_usd {
+        Some(cost) => {
+            let _ = writeln!(o, "- **Total Cost**: {}", usd(cost));
+        }
+        None if s.tokens_without_cost > 0 => {
+            let _ = writeln!(
+                o,
+                "- **Total Cost**: — (agents reported tokens but no cost)"
+            );
+        }
+        None => {}
+    }
+    if s.tokens_without_cost > 0 && s.total_cost_usd.is_some() {
+        let _ = writeln!(
+            o,
+            "- **Without a Cost**: {} agent{} reported tokens but no cost (—)",
+            s.tokens_without_cost,
+            if s.tokens_without_cost == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(budget) = s.budget_usd {
+        let total = crate::cost::Total {
+            spent: s.spent_usd,
+            committed: s.committed_usd,
+            unknown: s.uncounted_tasks,
+            ..Default::default()
+        };
+        let _ = writeln!(o, "- **Budget**: {}", total.against(budget));
+    }
+    if !s.cost_by_model.is_empty() {
+        let models: Vec<String> = s
+            .cost_by_model
+            .iter()
+            .map(|(m, c)| format!("`{}` {}", cell(m, 60), usd(*c)))
+            .collect();
+        let _ = writeln!(o, "- **Cost per Model**: {}", models.join(", "));
+    }
+    if let Some(c) = s.cost_per_completed_task {
+        let _ = writeln!(o, "- **Cost per Completed Task**: {}", usd(c));
+    }
 }
 
 /// The numbered "Next Steps" of the report.

@@ -14,7 +14,18 @@
 //!   same work would take one agent at a time; `speedup` is that over the wall
 //!   clock. `peak_concurrency` is the most start–completion intervals that
 //!   overlap at one instant.
+//! * Costs are what agents reported, every attempt of a task together
+//!   (`cost_usd` is the current attempt's, `total_cost_usd` all of them).
+//!   `cost_by_model` groups them by the model each task ran;
+//!   `cost_per_completed_task` is the whole spend (failures included) over
+//!   the tasks that completed. `spent_usd` and `committed_usd` are the
+//!   budget's accounting ([`crate::cost`]: finished attempts, and running
+//!   ones so far, where an agent reported tokens and a known model but no
+//!   cost priced from its tokens), against `budget_usd`, the last po-spawn
+//!   run's `--budget-usd`. Agents that report tokens but no cost are counted
+//!   in `tokens_without_cost`: their cost is unknown, not zero.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +65,11 @@ pub struct AgentSummary {
     pub files_changed: Option<u64>,
     pub commits: Option<u64>,
     pub cost_usd: Option<f64>,
+    /// Every attempt's reported cost together.
+    #[serde(default)]
+    pub total_cost_usd: Option<f64>,
+    #[serde(default)]
+    pub model: Option<String>,
     pub turns: Option<u64>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
@@ -151,6 +167,26 @@ pub struct Summary {
     pub lines_removed: u64,
     /// Sum over the agents that report a cost; `None` when none does.
     pub total_cost_usd: Option<f64>,
+    /// Reported costs by model (`unknown` for agents that name none).
+    #[serde(default)]
+    pub cost_by_model: BTreeMap<String, f64>,
+    /// `total_cost_usd` over the completed tasks.
+    #[serde(default)]
+    pub cost_per_completed_task: Option<f64>,
+    /// Agents that report tokens but no cost.
+    #[serde(default)]
+    pub tokens_without_cost: usize,
+    /// The budget's accounting: finished attempts, and running ones so far.
+    #[serde(default)]
+    pub spent_usd: f64,
+    #[serde(default)]
+    pub committed_usd: f64,
+    /// Tasks that ran and reported nothing a budget can count.
+    #[serde(default)]
+    pub uncounted_tasks: usize,
+    /// The last po-spawn run's `--budget-usd`.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
     pub total_turns: u64,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
@@ -205,6 +241,10 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
 /// Aggregate what `load` read, at `now`, against `threshold` percent.
 pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
     let orch = view.orchestration.as_deref();
@@ -257,6 +297,8 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
             files_changed: m.files_changed,
             commits: m.commits,
             cost_usd: m.cost_usd,
+            total_cost_usd: crate::cost::reported(m).map(round4),
+            model: m.model.clone(),
             turns: m.turns,
             input_tokens: m.input_tokens,
             output_tokens: m.output_tokens,
@@ -300,7 +342,17 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         .filter_map(|a| a.duration_seconds)
         .collect();
     let sequential: f64 = agents.iter().filter_map(|a| a.duration_seconds).sum();
-    let costs: Vec<f64> = agents.iter().filter_map(|a| a.cost_usd).collect();
+    let costs: Vec<f64> = agents.iter().filter_map(|a| a.total_cost_usd).collect();
+    let total_cost = (!costs.is_empty()).then(|| round4(costs.iter().sum::<f64>()));
+    let mut cost_by_model: BTreeMap<String, f64> = BTreeMap::new();
+    for a in &agents {
+        if let Some(c) = a.total_cost_usd {
+            let model = a.model.clone().unwrap_or_else(|| "unknown".into());
+            *cost_by_model.entry(model).or_default() += c;
+        }
+    }
+    cost_by_model.values_mut().for_each(|c| *c = round4(*c));
+    let spend = crate::cost::Total::of(view.tasks().map(|t| &t.status));
 
     Summary {
         master_issue: orch.and_then(|o| o.master_issue),
@@ -343,8 +395,19 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
             .then(|| round2(finished.iter().sum::<f64>() / finished.len() as f64)),
         lines_added: agents.iter().filter_map(|a| a.lines_added).sum(),
         lines_removed: agents.iter().filter_map(|a| a.lines_removed).sum(),
-        total_cost_usd: (!costs.is_empty())
-            .then(|| (costs.iter().sum::<f64>() * 1e4).round() / 1e4),
+        total_cost_usd: total_cost,
+        cost_by_model,
+        cost_per_completed_task: total_cost
+            .filter(|_| successful > 0)
+            .map(|c| round4(c / successful as f64)),
+        tokens_without_cost: agents
+            .iter()
+            .filter(|a| a.total_cost_usd.is_none() && a.tokens.is_some())
+            .count(),
+        spent_usd: round4(spend.spent),
+        committed_usd: round4(spend.committed),
+        uncounted_tasks: spend.unknown,
+        budget_usd: orch.and_then(crate::cost::budget_of),
         total_turns: agents.iter().filter_map(|a| a.turns).sum(),
         total_input_tokens: agents.iter().filter_map(|a| a.input_tokens).sum(),
         total_output_tokens: agents.iter().filter_map(|a| a.output_tokens).sum(),

@@ -3,9 +3,14 @@
 //!
 //! Text from status files is task text, so it is untrusted: control
 //! characters (terminal escapes included) are shown as spaces.
+//!
+//! COST is what the task's attempts reported together; a task that reports
+//! tokens but no cost shows `— 7.0k tok`, never `$0.00`. With a budget
+//! (`po-spawn --budget-usd`) the totals say what is spent against it.
 
 use std::fmt::Write as _;
 
+use crate::cost::{self, Total};
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::text::{ellipsize, printable};
@@ -202,9 +207,17 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
             more.push(format!("{n} {name}"));
         }
     }
-    let cost: f64 = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).sum();
-    if tasks.iter().any(|t| t.status.metrics.cost_usd.is_some()) {
-        more.push(format!("cost ${cost:.2}"));
+    match v.orchestration.as_deref().and_then(cost::budget_of) {
+        Some(budget) => more.push(Total::of(tasks.iter().map(|t| &t.status)).against(budget)),
+        None => {
+            let reported: Vec<f64> = tasks
+                .iter()
+                .filter_map(|t| cost::reported(&t.status.metrics))
+                .collect();
+            if !reported.is_empty() {
+                more.push(format!("cost {}", cost::usd(reported.iter().sum())));
+            }
+        }
     }
     if let Some(e) = elapsed(&tasks) {
         more.push(format!("elapsed {}", human_duration(e)));
@@ -266,11 +279,7 @@ fn cells_of(row: &Row) -> [String; 8] {
                 .pr_number
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),
-            t.status
-                .metrics
-                .cost_usd
-                .map(|c| format!("${c:.2}"))
-                .unwrap_or_else(|| "-".into()),
+            cost::cell(&t.status.metrics).unwrap_or_else(|| "-".into()),
         ],
         Row::Bad(b) => [
             printable(&row.label()),

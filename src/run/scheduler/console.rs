@@ -328,6 +328,48 @@ impl Console {
     }
 }
 
+/// Spend guardrails ([`super::budget`]): their own lines, kept apart from the
+/// run's progress lines.
+impl Console {
+    /// `💰 Budget: $5.00 for orchestration 42 (--budget-usd); spent …`.
+    pub fn budget_set(&self, line: &str) {
+        self.say(line);
+    }
+
+    /// What a budget cannot see; shown even when quiet.
+    pub fn budget_blind(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// The budget is reached; shown even when quiet.
+    pub fn budget_reached(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// A running agent ended by `--budget-hard`.
+    pub fn budget_ends(&self, label: &str) {
+        self.warn(&format!(
+            "💰 {label}: ending it, the budget is spent (--budget-hard); its worktree is kept"
+        ));
+    }
+
+    /// A retryable failure that is not retried, and why.
+    pub fn retry_refused(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// `[12:05] 💰 spent $0.03 + $0.01 running of $0.05 budget`.
+    pub fn spend_progress(&self, line: &str) {
+        let clock = chrono::Local::now().format("%H:%M");
+        self.say(&format!("[{clock}] 💰 {line}"));
+    }
+
+    /// The closing block's spend line.
+    pub fn spend_total(&self, line: &str) {
+        self.say(&format!("💰 Spend: {line}"));
+    }
+}
+
 /// `Agent 3`, `Agents 1-3`, or `Agents 1, 4, task-x`.
 fn agents_range(members: &[&AgentStatus]) -> String {
     let short = |s: &AgentStatus| {

@@ -32,6 +32,19 @@ pub fn print(cfg: &Config, setup: &Setup) {
         if cfg.isolated { "worktree" } else { "none" },
         cfg.base.as_deref().unwrap_or("HEAD")
     ));
+    if let Some(b) = cfg.limits.budget_usd {
+        let spent = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+        out.push_str(&format!(
+            "Budget: {} for the orchestration{}; {}\n",
+            crate::cost::usd(b),
+            if cfg.limits.hard {
+                ", running agents ended when it is reached"
+            } else {
+                ""
+            },
+            spent.against(b)
+        ));
+    }
     out.push_str(&match setup.mode {
         Mode::Waves => {
             "Scheduling: waves (each wave starts when the one before it is over)\n".to_string()
@@ -126,10 +139,12 @@ fn task(out: &mut String, cfg: &Config, setup: &Setup, t: &TaskView) {
             program,
             model,
             max_budget_usd,
+            max_turns,
         } => claude::argv(&ClaudeOptions {
             program: program.clone(),
             model: model.clone(),
             max_budget_usd: *max_budget_usd,
+            max_turns: *max_turns,
             agent: s.agent.clone(),
             session_id: s
                 .metrics

@@ -12,6 +12,8 @@
 //!   supervisor specs.
 //! * [`plan`]: waves and batches, or a dependency graph: what may start now.
 //! * [`console`]: what po-spawn says on stderr and records in the session log.
+//! * [`budget`]: spend guardrails: the orchestration's budget, the run's
+//!   retry cap.
 //! * [`dry_run`]: the plan, printed instead of run.
 //!
 //! Task states at start:
@@ -27,6 +29,7 @@
 //! starts supervisors, and a supervisor runs its task only while it holds the
 //! task's liveness lock and the task is `pending`.
 
+pub mod budget;
 mod console;
 mod dry_run;
 mod plan;
@@ -78,6 +81,8 @@ pub struct Config {
     pub status_interval_secs: u64,
     pub validation_timeout_secs: f64,
     pub log_dir: Option<PathBuf>,
+    /// Spend guardrails: budget, retry cap, turns.
+    pub limits: budget::Limits,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
                 program: "claude".into(),
                 model: None,
                 max_budget_usd: None,
+                max_turns: None,
             },
             setup: None,
             isolated: true,
@@ -107,6 +113,7 @@ impl Default for Config {
             status_interval_secs: 30,
             validation_timeout_secs: 1800.0,
             log_dir: None,
+            limits: budget::Limits::default(),
         }
     }
 }
@@ -226,6 +233,7 @@ pub struct Scheduler {
     leave: bool,
     last_tick: Instant,
     started: Instant,
+    guard: budget::Guard,
 }
 
 impl Scheduler {
@@ -265,6 +273,7 @@ impl Scheduler {
             leave: false,
             last_tick: Instant::now(),
             started: Instant::now(),
+            guard: budget::Guard::default(),
         }
     }
 
@@ -287,6 +296,7 @@ impl Scheduler {
         }
         self.announce(&before);
         self.rebuild_earlier_waves()?;
+        self.guard_begin();
         self.advance()
     }
 
@@ -342,11 +352,13 @@ impl Scheduler {
                 if self.last_tick.elapsed() >= self.interval() {
                     self.poll()?;
                     self.progress();
+                    self.spend_progress();
                     self.last_tick = Instant::now();
                 }
             }
         }
         self.poll()?;
+        self.budget_enforce();
         self.advance()
     }
 
@@ -361,11 +373,13 @@ impl Scheduler {
     /// line or the end of a retry's backoff.
     pub fn next_wakeup(&self) -> Instant {
         let tick = self.last_tick + self.interval();
-        self.tasks
+        let next = self
+            .tasks
             .iter()
             .filter(|t| t.slot == Slot::Waiting)
             .filter_map(|t| t.not_before)
-            .fold(tick, Instant::min)
+            .fold(tick, Instant::min);
+        self.guard_wakeup(next)
     }
 
     /// Say how the run went; its exit code.
@@ -381,6 +395,7 @@ impl Scheduler {
             took: self.started.elapsed().as_secs_f64(),
             logs: &self.ctx.logs,
         });
+        self.spend_close();
         if self.retried > 0 && completed == total && self.orchestration_complete() {
             self.out.retry_successful();
         }
@@ -565,12 +580,15 @@ impl Scheduler {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ));
-        // Retryable failures (rate limits) try again with backoff.
+        // Retryable failures (rate limits) try again with backoff, within the
+        // run's retry cap and its budget.
         if t.status.status == State::Failed
             && t.status.retryable == Some(true)
             && t.retries_used < retries
             && !stopping
+            && self.retry_allowed(idx)
         {
+            let t = &mut self.tasks[idx];
             let delay = backoff * 2f64.powi(t.retries_used as i32);
             t.retries_used += 1;
             self.out.retrying(&t.label, t.retries_used, retries, delay);
@@ -579,6 +597,7 @@ impl Scheduler {
             self.tasks[idx].not_before = Some(at);
             return Ok(());
         }
+        let t = &mut self.tasks[idx];
         if t.adopted
             && t.status.status == State::Completed
             && t.status.pr_number.is_none()

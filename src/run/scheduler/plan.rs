@@ -444,6 +444,11 @@ impl Scheduler {
             {
                 continue;
             }
+            if self.budget_check() {
+                // Spent + committed reached the budget: the waiting tasks
+                // were cancelled; nothing more starts.
+                break;
+            }
             let Some(base) = base_of(self, idx) else {
                 continue;
             };

@@ -197,6 +197,10 @@ impl Setup {
                         "create_pr": self.create_pr,
                         "scheduling": self.mode.name(),
                         "log_dir": logs,
+                        "budget_usd": cfg.limits.budget_usd,
+                        "budget_hard": cfg.limits.hard,
+                        "max_turns": cfg.limits.max_turns,
+                        "max_total_retries": cfg.limits.max_total_retries,
                     }),
                 );
             }

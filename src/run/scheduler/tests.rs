@@ -786,3 +786,300 @@ fn the_mode_follows_where_the_waves_came_from() {
     let validated: HashMap<u32, String> = [(1, "make".to_string())].into();
     assert_eq!(Mode::of(None, &validated, &graph), Mode::Waves);
 }
+
+impl Harness {
+    /// Play agent `n`'s supervisor: run it to `state`, its agent having
+    /// reported `cost_usd`, and let go.
+    fn finish_costing(&self, n: u64, state: State, cost_usd: f64) {
+        let p = self.path(n);
+        if store::read_status(&p).unwrap().status == State::Pending {
+            lifecycle::start(&p, &Start::default()).unwrap();
+        }
+        self.set(n, |s| s.metrics.cost_usd = Some(cost_usd));
+        self.finish(n, state);
+    }
+
+    /// A scheduler over the tasks `only` (as if their status files were
+    /// named one by one); the others are not part of its run.
+    fn scheduler_for(&self, cfg: Config, only: &[u64]) -> Scheduler {
+        let mut s = self.scheduler(cfg);
+        let keep: Vec<PathBuf> = only.iter().map(|&n| self.path(n)).collect();
+        s.tasks.retain(|t| keep.contains(&t.path));
+        s
+    }
+}
+
+fn budget(usd: f64, hard: bool) -> Config {
+    Config {
+        limits: budget::Limits {
+            budget_usd: Some(usd),
+            hard,
+            ..budget::Limits::default()
+        },
+        ..cfg()
+    }
+}
+
+#[test]
+fn a_budget_launches_nothing_once_spent_reaches_it_and_cancels_the_rest() {
+    let defs: Vec<Def> = (1..=5).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 1,
+        ..budget(0.025, false)
+    });
+    s.begin().unwrap();
+    for n in 1..=3 {
+        assert_eq!(h.started().len(), n as usize, "{:?}", h.started());
+        h.finish_costing(n, State::Completed, 0.01);
+        s.handle(Event::Wake).unwrap();
+    }
+    assert_eq!(h.started(), ["agent-1", "agent-2", "agent-3"]);
+    for n in [4, 5] {
+        let st = h.status(n);
+        assert_eq!(st.status, State::Cancelled, "{st:?}");
+        assert!(
+            st.error.as_deref().unwrap().starts_with(
+                "cancelled: the budget was reached before it started ($0.0300 of $0.0250"
+            ),
+            "{st:?}"
+        );
+    }
+    assert!(s.finished());
+    assert_eq!(s.close(), exit::MAJORITY_FAILURE);
+    let out = lines(&s);
+    assert!(
+        out.iter().any(|l| l
+            == "💰 Budget reached: spent $0.0300 of $0.0250 budget — reached; launching nothing more"),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("💰 Budget: $0.0250 for orchestration 7")),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"💰 Spend: spent $0.0300 of $0.0250 budget — reached".to_string()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn running_agents_commit_what_they_spent_so_far_reported_or_priced() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 2,
+        ..budget(0.03, false)
+    });
+    s.begin().unwrap();
+    assert_eq!(h.started(), ["agent-1", "agent-2"]);
+    // agent-1 runs and its stream reported two model calls' tokens: $0.0132
+    // at claude-sonnet-4-5's price, no cost yet.
+    lifecycle::start(&h.path(1), &Start::default()).unwrap();
+    h.set(1, |st| {
+        st.metrics.model = Some("claude-sonnet-4-5".into());
+        st.metrics.input_tokens = Some(7000);
+        st.metrics.cache_creation_input_tokens = Some(600);
+        st.metrics.cache_read_input_tokens = Some(4000);
+        st.metrics.output_tokens = Some(170);
+    });
+    // agent-2 finishes at $0.02: spent $0.02 + committed $0.0132 ≥ $0.03.
+    h.finish_costing(2, State::Completed, 0.02);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.started(), ["agent-1", "agent-2"], "agent-3 never starts");
+    assert_eq!(h.status(3).status, State::Cancelled);
+    let out = lines(&s);
+    assert!(
+        out.iter().any(|l| l.contains(
+            "Budget reached: spent $0.0200 + $0.0132 running of $0.0300 budget — reached"
+        )),
+        "{out:?}"
+    );
+    // Without --budget-hard the running agent goes on.
+    assert!(h.launches.borrow().ended.is_empty());
+    assert!(!s.finished());
+
+    // A model po cannot price: said once, and it counts once it reports.
+    h.set(1, |st| st.metrics.model = Some("mystery-1".into()));
+    s.handle(Event::Wake).unwrap();
+    s.handle(Event::Wake).unwrap();
+    let said = lines(&s)
+        .iter()
+        .filter(|l| l.contains("no price for the model mystery-1"))
+        .count();
+    assert_eq!(said, 1, "{:?}", lines(&s));
+}
+
+#[test]
+fn a_hard_budget_ends_running_agents_which_end_cancelled_for_it() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 2,
+        ..budget(0.01, true)
+    });
+    s.begin().unwrap();
+    lifecycle::start(&h.path(2), &Start::default()).unwrap();
+    h.finish_costing(1, State::Completed, 0.02);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.launches.borrow().ended, [("agent-2".to_string(), false)]);
+    assert_eq!(h.status(3).status, State::Cancelled, "never started");
+    // agent-2's supervisor, told to stop, records the cancel: the reason is
+    // the budget's, not an interrupt's.
+    let st = h.status(2);
+    assert_eq!(st.status, State::InProgress);
+    assert!(st.stop_reason.as_deref().unwrap().contains("--budget-hard"));
+    lifecycle::finish(
+        &h.path(2),
+        Outcome::of(
+            State::Cancelled,
+            Some("cancelled: po-spawn was interrupted".into()),
+        ),
+    )
+    .unwrap();
+    h.runner_ends(2, ended("its supervisor exited with status 0", true));
+    s.handle(Event::Wake).unwrap();
+    let st = h.status(2);
+    assert_eq!(st.status, State::Cancelled);
+    assert!(
+        st.error.as_deref().unwrap().starts_with(
+            "cancelled: the budget was spent while it ran ($0.0200 of $0.0100, --budget-hard)"
+        ),
+        "{st:?}"
+    );
+    assert_eq!(st.stop_reason, None);
+    assert!(s.finished());
+    assert_eq!(
+        h.launches.borrow().ended.len(),
+        1,
+        "each agent is ended once"
+    );
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l.contains("agent-2: ending it, the budget is spent")),
+        "{:?}",
+        lines(&s)
+    );
+}
+
+#[test]
+fn the_budget_counts_the_whole_orchestration_and_a_retry_after_raising_it_runs_the_rest() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    // agent-1 ran in an earlier po-spawn and cost $0.05.
+    lifecycle::start(&h.path(1), &Start::default()).unwrap();
+    h.set(1, |st| st.metrics.cost_usd = Some(0.05));
+    lifecycle::finish(&h.path(1), Outcome::of(State::Completed, None)).unwrap();
+    // A run of agent-2 alone: agent-1's spend (not part of it) counts.
+    let mut s = h.scheduler_for(budget(0.04, false), &[2]);
+    s.begin().unwrap();
+    assert!(h.started().is_empty());
+    let st = h.status(2);
+    assert_eq!(st.status, State::Cancelled, "{st:?}");
+    assert!(st.error.as_deref().unwrap().contains("budget was reached"));
+    assert_eq!(h.status(3).status, State::Pending, "not part of the run");
+
+    // --retry with the same budget: still nothing.
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..budget(0.04, false)
+    });
+    s.begin().unwrap();
+    assert!(h.started().is_empty());
+    assert_eq!(h.status(2).status, State::Cancelled);
+    assert_eq!(h.status(3).status, State::Cancelled);
+
+    // Raised: the cancelled tasks run.
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..budget(0.2, false)
+    });
+    s.begin().unwrap();
+    assert_eq!(h.started(), ["agent-2", "agent-3"]);
+    assert_eq!(
+        h.status(2).attempt,
+        3,
+        "cancelled twice, run the third time"
+    );
+}
+
+#[test]
+fn retries_count_against_the_runs_cap_and_the_budget() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 5,
+        retry_backoff_secs: 0.0,
+        limits: budget::Limits {
+            max_total_retries: 1,
+            ..budget::Limits::default()
+        },
+        ..cfg()
+    });
+    s.begin().unwrap();
+    for n in [1, 2] {
+        h.finish(n, State::Failed);
+        h.set(n, |st| st.retryable = Some(true));
+    }
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.status(1).attempt, 2, "the first retry is within the cap");
+    assert_eq!(
+        (h.status(2).status, h.status(2).attempt),
+        (State::Failed, 1)
+    );
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l
+                == "🛑 agent-2 is not retried: this run used its 1 retries (--max-total-retries)"),
+        "{:?}",
+        lines(&s)
+    );
+
+    // A rate-limited attempt that spent the budget is not retried either;
+    // what it cost stays counted.
+    let h = Harness::new("markdown", &[Def(1, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 5,
+        retry_backoff_secs: 0.0,
+        ..budget(0.04, false)
+    });
+    s.begin().unwrap();
+    h.finish_costing(1, State::Failed, 0.05);
+    h.set(1, |st| st.retryable = Some(true));
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(
+        (h.status(1).status, h.status(1).attempt),
+        (State::Failed, 1)
+    );
+    assert!(s.finished());
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l.contains("agent-1 is not retried: the budget is reached")),
+        "{:?}",
+        lines(&s)
+    );
+}
+
+#[test]
+fn a_retried_attempts_cost_stays_spent() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 1,
+        retry_backoff_secs: 0.0,
+        ..budget(1.0, false)
+    });
+    s.begin().unwrap();
+    h.finish_costing(1, State::Failed, 0.3);
+    h.set(1, |st| st.retryable = Some(true));
+    s.handle(Event::Wake).unwrap();
+    let st = h.status(1);
+    assert_eq!(st.attempt, 2);
+    assert_eq!(
+        (st.metrics.previous_cost_usd, st.metrics.cost_usd),
+        (Some(0.3), None)
+    );
+    assert_eq!(s.spend().spent, 0.3);
+}

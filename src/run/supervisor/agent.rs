@@ -85,10 +85,12 @@ fn argv(
             program,
             model,
             max_budget_usd,
+            max_turns,
         } => claude::argv(&ClaudeOptions {
             program: program.clone(),
             model: model.clone(),
             max_budget_usd: *max_budget_usd,
+            max_turns: *max_turns,
             agent: task.agent.clone(),
             session_id: session_id.unwrap_or_default().to_string(),
             resume,

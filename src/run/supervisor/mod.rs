@@ -59,6 +59,9 @@ pub enum AgentSpec {
         program: String,
         model: Option<String>,
         max_budget_usd: Option<f64>,
+        /// Claude Code's `--max-turns`.
+        #[serde(default)]
+        max_turns: Option<u32>,
     },
     Command {
         /// The template, already split into words.
