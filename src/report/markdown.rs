@@ -93,6 +93,27 @@ pub fn retry_command(s: &Summary) -> String {
 pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     let mut out = String::new();
     let o = &mut out;
+    header(o, s);
+    successful(o, s);
+    failed(o, s);
+    not_finished(o, s, paths);
+    let _ = writeln!(o, "\n### Next Steps\n");
+    for (i, step) in next_steps(s, paths).iter().enumerate() {
+        let _ = writeln!(o, "{}. {step}", i + 1);
+    }
+
+    let (bars, now) = Bar::of_summary(s);
+    if let Some(gantt) = timeline::mermaid(&bars, now) {
+        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
+    }
+
+    metrics(o, s);
+    footer(o, s, paths);
+    out
+}
+
+/// The title block: the master issue or source, the id, duration, success.
+fn header(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "## Parallel Orchestration Results\n");
     match (s.master_issue, s.title.as_deref()) {
         (Some(n), Some(t)) => {
@@ -130,7 +151,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             s.in_progress, s.pending, s.orchestration_id
         );
     }
+}
 
+/// The successful tasks' table and their lines of code.
+fn successful(o: &mut String, s: &Summary) {
     let ok: Vec<&AgentSummary> = s.successful_agents().collect();
     if !ok.is_empty() {
         let _ = writeln!(o, "\n### Successful Tasks\n");
@@ -162,7 +186,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             }
         );
     }
+}
 
+/// The failed tasks' table, with their follow-up issues.
+fn failed(o: &mut String, s: &Summary) {
     let failed: Vec<&AgentSummary> = s.failed_agents().collect();
     if !failed.is_empty() {
         let _ = writeln!(o, "\n### Failed Tasks\n");
@@ -181,7 +208,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             );
         }
     }
+}
 
+/// Tasks cancelled, waiting or running, and files that could not be read.
+fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
     let other: Vec<&AgentSummary> = s.other_agents().collect();
     if !other.is_empty() || !s.unreadable_files.is_empty() {
         let _ = writeln!(o, "\n### Not Finished\n");
@@ -211,17 +241,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             );
         }
     }
+}
 
-    let _ = writeln!(o, "\n### Next Steps\n");
-    for (i, step) in next_steps(s, paths).iter().enumerate() {
-        let _ = writeln!(o, "{}. {step}", i + 1);
-    }
-
-    let (bars, now) = Bar::of_summary(s);
-    if let Some(gantt) = timeline::mermaid(&bars, now) {
-        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
-    }
-
+/// The seed's performance metrics, spend and tokens.
+fn metrics(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "\n### Performance Metrics\n");
     let wall = s.duration_seconds as f64;
     match s.speedup {
@@ -265,7 +288,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     if s.total_turns > 0 {
         let _ = writeln!(o, "- **Turns**: {}", thousands(s.total_turns));
     }
+}
 
+/// Where the logs and status files are.
+fn footer(o: &mut String, s: &Summary, paths: &Paths) {
     let _ = writeln!(o, "\n---");
     let logs = if s.logs.is_empty() {
         "no agent logs recorded".to_string()
@@ -282,7 +308,6 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         "📁 Status files: `{}`",
         paths.show_dir(&s.orchestration_dir)
     );
-    out
 }
 
 /// Cost lines: the total, against the budget, by model and per completed

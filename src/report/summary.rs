@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
-use crate::protocol::view::{OrchestrationView, Reader};
+use crate::protocol::view::{OrchestrationView, Reader, TaskView};
 use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};
 
@@ -245,74 +245,125 @@ fn round4(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
 
-/// Aggregate what `load` read, at `now`, against `threshold` percent.
-pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
-    let orch = view.orchestration.as_deref();
-    let mut agents = Vec::new();
-    let mut intervals = Vec::new();
-    let mut logs: Vec<PathBuf> = Vec::new();
-    let (mut earliest, mut latest): (Option<Timestamp>, Option<Timestamp>) = (None, None);
-    let mut running = false;
+/// When the run started and ended (so far), and the agents' intervals.
+struct Timing {
+    earliest: Option<Timestamp>,
+    latest: Option<Timestamp>,
+    running: bool,
+    intervals: Vec<(Timestamp, Timestamp)>,
+}
 
-    for t in view.tasks() {
-        let s = &t.status;
-        if let Some(start) = s.start_time {
-            earliest = Some(earliest.map_or(start, |e| e.min(start)));
+impl Timing {
+    fn of(view: &OrchestrationView, now: Timestamp) -> Timing {
+        let mut t = Timing {
+            earliest: None,
+            latest: None,
+            running: false,
+            intervals: Vec::new(),
+        };
+        for s in view.tasks().map(|task| &task.status) {
+            let Some(start) = s.start_time else { continue };
+            t.earliest = Some(t.earliest.map_or(start, |e| e.min(start)));
             match (s.status, s.completion_time) {
                 (State::InProgress, _) => {
-                    running = true;
-                    intervals.push((start, now));
+                    t.running = true;
+                    t.intervals.push((start, now));
                 }
                 (_, Some(end)) if s.status.is_terminal() => {
-                    latest = Some(latest.map_or(end, |l| l.max(end)));
-                    intervals.push((start, end));
+                    t.latest = Some(t.latest.map_or(end, |l| l.max(end)));
+                    t.intervals.push((start, end));
                 }
                 _ => {}
             }
         }
-        if let Some(dir) = s.log_file.as_deref().and_then(Path::parent)
-            && !logs.iter().any(|l| l == dir)
-        {
+        t
+    }
+
+    /// The wall clock from the first start to the last end (to now while
+    /// something runs).
+    fn wall(&self, now: Timestamp) -> f64 {
+        let end = if self.running {
+            Some(self.latest.map_or(now, |l| l.max(now)))
+        } else {
+            self.latest
+        };
+        match (self.earliest, end) {
+            (Some(a), Some(b)) => (b - a).num_milliseconds().max(0) as f64 / 1000.0,
+            _ => 0.0,
+        }
+    }
+}
+
+/// One task's line in the summary.
+fn agent_summary(t: &TaskView) -> AgentSummary {
+    let s = &t.status;
+    let m = &s.metrics;
+    let tokens = match (m.input_tokens, m.output_tokens) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+    };
+    AgentSummary {
+        agent_id: s.agent_id.clone(),
+        title: s.title.clone(),
+        state: s.status,
+        sub_issue: s.sub_issue,
+        wave: s.wave,
+        attempt: s.attempt,
+        phase: s.phase.clone(),
+        branch: s.branch.clone(),
+        start_time: s.start_time.as_ref().map(timefmt::format),
+        completion_time: s.completion_time.as_ref().map(timefmt::format),
+        duration_seconds: t.duration_seconds.map(round2),
+        lines_added: m.lines_added,
+        lines_removed: m.lines_removed,
+        files_changed: m.files_changed,
+        commits: m.commits,
+        cost_usd: m.cost_usd,
+        total_cost_usd: crate::cost::reported(m).map(round4),
+        model: m.model.clone(),
+        turns: m.turns,
+        input_tokens: m.input_tokens,
+        output_tokens: m.output_tokens,
+        tokens,
+        pr_number: s.pr_number,
+        pr_url: s.pr_url.clone(),
+        error: s.error.clone(),
+        exit_code: s.exit_code,
+        follow_up_issue: s.follow_up_issue,
+        log_file: s.log_file.clone(),
+        worktree: s.worktree.clone(),
+        status_file: t.file.clone(),
+    }
+}
+
+/// The reported cost by model (`unknown` where the model was not said).
+fn cost_by_model(agents: &[AgentSummary]) -> BTreeMap<String, f64> {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for a in agents {
+        if let Some(c) = a.total_cost_usd {
+            let model = a.model.clone().unwrap_or_else(|| "unknown".into());
+            *by.entry(model).or_default() += c;
+        }
+    }
+    by.values_mut().for_each(|c| *c = round4(*c));
+    by
+}
+
+/// Aggregate what `load` read, at `now`, against `threshold` percent.
+pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
+    let orch = view.orchestration.as_deref();
+    let agents: Vec<AgentSummary> = view.tasks().map(agent_summary).collect();
+    let mut logs: Vec<PathBuf> = Vec::new();
+    for dir in agents
+        .iter()
+        .filter_map(|a| a.log_file.as_deref().and_then(Path::parent))
+    {
+        if !logs.iter().any(|l| l == dir) {
             logs.push(dir.to_path_buf());
         }
-        let m = &s.metrics;
-        let tokens = match (m.input_tokens, m.output_tokens) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
-        };
-        agents.push(AgentSummary {
-            agent_id: s.agent_id.clone(),
-            title: s.title.clone(),
-            state: s.status,
-            sub_issue: s.sub_issue,
-            wave: s.wave,
-            attempt: s.attempt,
-            phase: s.phase.clone(),
-            branch: s.branch.clone(),
-            start_time: s.start_time.as_ref().map(timefmt::format),
-            completion_time: s.completion_time.as_ref().map(timefmt::format),
-            duration_seconds: t.duration_seconds.map(round2),
-            lines_added: m.lines_added,
-            lines_removed: m.lines_removed,
-            files_changed: m.files_changed,
-            commits: m.commits,
-            cost_usd: m.cost_usd,
-            total_cost_usd: crate::cost::reported(m).map(round4),
-            model: m.model.clone(),
-            turns: m.turns,
-            input_tokens: m.input_tokens,
-            output_tokens: m.output_tokens,
-            tokens,
-            pr_number: s.pr_number,
-            pr_url: s.pr_url.clone(),
-            error: s.error.clone(),
-            exit_code: s.exit_code,
-            follow_up_issue: s.follow_up_issue,
-            log_file: s.log_file.clone(),
-            worktree: s.worktree.clone(),
-            status_file: t.file.clone(),
-        });
     }
+    let timing = Timing::of(view, now);
+    let (earliest, latest, running) = (timing.earliest, timing.latest, timing.running);
 
     let count = |st: State| agents.iter().filter(|a| a.state == st).count();
     let successful = count(State::Completed);
@@ -327,15 +378,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         .collect();
     let total = agents.len() + unreadable.len();
 
-    let end = if running {
-        Some(latest.map_or(now, |l| l.max(now)))
-    } else {
-        latest
-    };
-    let wall = match (earliest, end) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds().max(0) as f64 / 1000.0,
-        _ => 0.0,
-    };
+    let wall = timing.wall(now);
     let finished: Vec<f64> = agents
         .iter()
         .filter(|a| a.state.is_terminal())
@@ -344,14 +387,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
     let sequential: f64 = agents.iter().filter_map(|a| a.duration_seconds).sum();
     let costs: Vec<f64> = agents.iter().filter_map(|a| a.total_cost_usd).collect();
     let total_cost = (!costs.is_empty()).then(|| round4(costs.iter().sum::<f64>()));
-    let mut cost_by_model: BTreeMap<String, f64> = BTreeMap::new();
-    for a in &agents {
-        if let Some(c) = a.total_cost_usd {
-            let model = a.model.clone().unwrap_or_else(|| "unknown".into());
-            *cost_by_model.entry(model).or_default() += c;
-        }
-    }
-    cost_by_model.values_mut().for_each(|c| *c = round4(*c));
+    let cost_by_model = cost_by_model(&agents);
     let spend = crate::cost::Total::of(view.tasks().map(|t| &t.status));
 
     Summary {
@@ -390,7 +426,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         },
         sequential_seconds: round2(sequential),
         speedup: (wall > 0.0 && sequential > 0.0).then(|| round2(sequential / wall)),
-        peak_concurrency: peak_concurrency(&intervals),
+        peak_concurrency: peak_concurrency(&timing.intervals),
         average_agent_duration_seconds: (!finished.is_empty())
             .then(|| round2(finished.iter().sum::<f64>() / finished.len() as f64)),
         lines_added: agents.iter().filter_map(|a| a.lines_added).sum(),
