@@ -9,6 +9,7 @@ pub mod cpo;
 pub mod error;
 pub mod forge;
 pub mod git;
+pub mod merge;
 pub mod plan;
 pub mod protocol;
 pub mod report;

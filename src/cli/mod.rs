@@ -11,6 +11,7 @@ use crate::protocol::Runtime;
 
 pub mod cpo;
 pub mod docs;
+pub mod merge;
 pub mod parse;
 pub mod spawn;
 pub mod status;
@@ -95,5 +96,6 @@ pub fn commands() -> Vec<clap::Command> {
         summarize::Args::command().name("po-summarize"),
         status::Args::command().name("po-status"),
         cpo::Args::command().name("cpo"),
+        merge::Args::command().name("po-merge"),
     ]
 }

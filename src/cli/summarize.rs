@@ -62,7 +62,7 @@ pub enum Format {
     Junit,
 }
 
-fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
     match target {
         Some(t) => runtime.resolve(t),
         None => runtime.orchestrations()?.into_iter().next().ok_or_else(|| {
