@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
+use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
 use crate::protocol::Runtime;
 use crate::report::{follow_up, junit, markdown, summary};
 
@@ -24,6 +25,8 @@ use crate::report::{follow_up, junit, markdown, summary};
 /// In summary.json, `failed` counts failed and timed-out tasks; `duration_seconds`
 /// is the wall clock from the earliest start to the latest completion;
 /// `lines_of_code` is the lines added by the completed tasks.
+/// `conflicts` names the completed branches that do not merge cleanly
+/// (`git merge-tree`, cached by commit in the orchestration's .conflicts.json).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 pub struct Args {
@@ -73,6 +76,13 @@ pub(crate) fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<Path
             ))
         }),
     }
+}
+
+/// Conflicts between the completed branches, when the repository is at hand
+/// (the cache file is updated); none otherwise.
+fn conflicts(loaded: &summary::Loaded, repo: Option<&std::path::Path>) -> Vec<Conflict> {
+    let branches = Branch::of_completed(loaded.agents.iter().map(|(_, s)| s));
+    PerOrchestration::default().predict(&loaded.dir, repo, &branches, true)
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -128,7 +138,8 @@ pub fn run(args: Args) -> Result<i32> {
         }
     }
 
-    let report = summary::summarize(&loaded, threshold, crate::timefmt::now());
+    let mut report = summary::summarize(&loaded, threshold, crate::timefmt::now());
+    report.conflicts = conflicts(&loaded, runtime.repo.as_deref());
     let md = markdown::render_summary(&report, &paths);
     summary::write(&report, &md)?;
 

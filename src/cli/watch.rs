@@ -18,6 +18,7 @@ use crate::error::{Error, Result, exit};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
+use crate::watch::conflicts::Conflicts;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
 use crate::watch::table::{self, Style};
@@ -32,7 +33,10 @@ const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 /// It only reads status files; it never changes a task. Besides the stored
 /// state it shows what it infers: `stalled` (in_progress, no log output and no
 /// status update for --stall-after) and `orphaned` (in_progress, but no process
-/// holds the task's liveness lock), with the log to look at.
+/// holds the task's liveness lock), with the log to look at. Completed
+/// branches that do not merge cleanly are named with their files
+/// (`agent-2 ↔ agent-4 conflict: src/user.py`), found with `git merge-tree`
+/// and cached by commit in the orchestration's .conflicts.json.
 ///
 /// Exit status: 0 for a snapshot, also when some status files are unreadable
 /// (each is shown by name); 9 when there were status files and none could be
@@ -86,6 +90,10 @@ pub struct Args {
     /// Event times in UTC instead of local time
     #[arg(long)]
     pub utc: bool,
+
+    /// Do not check completed branches for merge conflicts (git merge-tree)
+    #[arg(long)]
+    pub no_conflicts: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -103,6 +111,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let live = args.follow || args.events;
     let runtime = args.common.runtime()?;
+    let runtime_repo = runtime.repo.clone();
     let scope = match &args.target {
         None => Scope::All(runtime),
         Some(t) => match runtime.resolve(t) {
@@ -117,12 +126,17 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut reader = Reader::new(Duration::from_secs(args.stall_after));
     let out = Output::new();
+    let mut look = Look {
+        scope: &scope,
+        reader: &mut reader,
+        conflicts: (!args.no_conflicts).then(|| Conflicts::new(runtime_repo)),
+    };
     let result = if args.events {
-        watch_events(&args, &scope, &mut reader, threshold, &out)
+        watch_events(&args, &scope, look.reader, threshold, &out)
     } else if args.follow {
-        follow(&args, &scope, &mut reader, threshold, &out)
+        follow(&args, &mut look, threshold, &out)
     } else {
-        snapshot(&args, &scope, &mut reader, &out)
+        snapshot(&args, &mut look, &out)
     };
     match result {
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
@@ -194,8 +208,26 @@ impl Output {
     }
 }
 
-fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Result<i32> {
-    let views = scope.read(reader);
+/// One reading of the scope, with the conflicts between completed branches.
+struct Look<'a> {
+    scope: &'a Scope,
+    reader: &'a mut Reader,
+    conflicts: Option<Conflicts>,
+}
+
+impl Look<'_> {
+    fn read(&mut self) -> Vec<OrchestrationView> {
+        let mut views = self.scope.read(self.reader);
+        if let Some(c) = &mut self.conflicts {
+            c.fill(&mut views);
+        }
+        views
+    }
+}
+
+fn snapshot(args: &Args, look: &mut Look<'_>, out: &Output) -> Result<i32> {
+    let scope = look.scope;
+    let views = look.read();
     if args.json {
         out.write(&format!("{}\n", snapshot_json(scope, &views)))?;
     } else {
@@ -211,19 +243,14 @@ fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Re
     Ok(exit::SUCCESS)
 }
 
-fn follow(
-    args: &Args,
-    scope: &Scope,
-    reader: &mut Reader,
-    threshold: u32,
-    out: &Output,
-) -> Result<i32> {
+fn follow(args: &Args, look: &mut Look<'_>, threshold: u32, out: &Output) -> Result<i32> {
+    let scope = look.scope;
     let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
     changes.watch(&scope.watch_dirs());
     let mut tracker = Tracker::default();
     let mut last = String::new();
     loop {
-        let views = scope.read(reader);
+        let views = look.read();
         let changed = !tracker.changes(&views, scope.is_all()).is_empty();
         let text = if args.json {
             format!("{}\n", snapshot_json(scope, &views))
@@ -344,6 +371,7 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                 "problem": v.problem,
                 "tasks": tasks,
                 "unreadable": v.bad().collect::<Vec<_>>(),
+                "conflicts": v.conflicts,
                 "totals": {
                     "tasks": v.rows.len(),
                     "by_state": by_state,

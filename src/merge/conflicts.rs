@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::git;
-use crate::protocol::store;
+use crate::protocol::{AgentStatus, State, store};
 
 /// The cache's file name inside an orchestration directory.
 pub const CACHE_FILE: &str = ".conflicts.json";
@@ -36,6 +36,28 @@ pub struct Branch {
     pub branch: String,
     /// The commit the task started from (its `base_commit`), if recorded.
     pub base: Option<String>,
+}
+
+impl Branch {
+    /// The completed tasks among `tasks` that have a branch, labelled by
+    /// their `task_id`, else their agent id.
+    pub fn of_completed<'a>(tasks: impl IntoIterator<Item = &'a AgentStatus>) -> Vec<Branch> {
+        tasks
+            .into_iter()
+            .filter(|t| t.status == State::Completed)
+            .filter_map(|t| {
+                Some(Branch {
+                    label: t
+                        .task_id
+                        .clone()
+                        .filter(|l| !l.is_empty())
+                        .unwrap_or_else(|| t.agent_id.clone()),
+                    branch: t.branch.clone()?,
+                    base: t.base_commit.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Two branches that do not merge cleanly.

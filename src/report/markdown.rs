@@ -210,6 +210,17 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         }
     }
 
+    if !s.conflicts.is_empty() {
+        let _ = writeln!(o, "\n### Conflicts\n");
+        let _ = writeln!(
+            o,
+            "Completed branches that do not merge cleanly (`git merge-tree`):\n"
+        );
+        for c in &s.conflicts {
+            let _ = writeln!(o, "- {}", cell(&c.line(), 200));
+        }
+    }
+
     let _ = writeln!(o, "\n### Next Steps\n");
     for (i, step) in next_steps(s, paths).iter().enumerate() {
         let _ = writeln!(o, "{}. {step}", i + 1);
@@ -299,6 +310,13 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
                 branches.join(", ")
             ));
         }
+    }
+    if !s.conflicts.is_empty() {
+        steps.push(format!(
+            "Resolve the conflicts above: `po-merge {}` merges the other branches and names each \
+             conflicting file",
+            s.orchestration_id
+        ));
     }
     for a in s.failed_agents() {
         let what = cell(&error_gist(&a.error_text()), 80);

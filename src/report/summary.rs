@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::{AgentStatus, Orchestration, Source, State, layout, store};
 use crate::timefmt::{self, Timestamp};
 
@@ -211,6 +212,10 @@ pub struct Summary {
     pub generated_at: String,
     pub agents: Vec<AgentSummary>,
     pub unreadable_files: Vec<Unreadable>,
+    /// Completed branches that do not merge cleanly (`git merge-tree`),
+    /// filled in by po-summarize when the repository is at hand.
+    #[serde(default)]
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Summary {
@@ -423,6 +428,7 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
                 error: error.clone(),
             })
             .collect(),
+        conflicts: Vec::new(),
     }
 }
 

@@ -150,6 +150,9 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
             Row::Task(_) => {}
         }
     }
+    for c in &v.conflicts {
+        let _ = writeln!(out, "! {}", clean(&c.line()));
+    }
 }
 
 /// `text` in lines of at most `width` columns, indented by two spaces.

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::infer::{Inferred, Liveness};
 use crate::error::Error;
+use crate::merge::conflicts::Conflict;
 use crate::protocol::layout::{self, ORCHESTRATION_FILE};
 use crate::protocol::{AgentStatus, Orchestration, State, store};
 use crate::timefmt::{Timestamp, opt_rfc3339};
@@ -35,6 +36,8 @@ pub struct TaskView {
     pub progress: Option<u8>,
     pub duration_seconds: Option<f64>,
     pub branch: Option<String>,
+    /// The commit the task started from.
+    pub base_commit: Option<String>,
     pub pr_number: Option<u64>,
     pub pr_url: Option<String>,
     pub cost_usd: Option<f64>,
@@ -111,6 +114,9 @@ pub struct OrchestrationView {
     pub rows: Vec<Row>,
     /// The directory itself could not be listed.
     pub problem: Option<String>,
+    /// Completed branches that do not merge cleanly (filled in by readers
+    /// that look, see [`super::conflicts`]).
+    pub conflicts: Vec<Conflict>,
 }
 
 impl OrchestrationView {
@@ -185,6 +191,7 @@ impl Reader {
             title,
             rows: Vec::new(),
             problem: None,
+            conflicts: Vec::new(),
         };
         let files = match layout::status_files(dir) {
             Ok(f) => f,
@@ -314,6 +321,7 @@ fn task_view(s: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) 
         progress: s.progress_percentage,
         duration_seconds,
         branch: s.branch,
+        base_commit: s.base_commit,
         pr_number: s.pr_number,
         pr_url: s.pr_url,
         cost_usd: s.metrics.cost_usd,
