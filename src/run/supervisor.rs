@@ -470,6 +470,13 @@ fn supervise(
                     spec.branch
                 ));
             }
+            Ok(worktree::Prepared::Pooled) => {
+                log.note(&format!(
+                    "worktree {} on {}, from the pool",
+                    wt.display(),
+                    spec.branch
+                ));
+            }
             Err(e) => return fail(spec, "worktree", format!("failed to {e}")),
         }
         if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {

@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 pub enum Prepared {
     Created,
     Reused,
+    /// Taken from the warm pool (see [`super::worktree_pool`]).
+    Pooled,
 }
 
 /// Make sure `path` is a worktree of `repo` with `branch` checked out: reuse
-/// it if it is, create it (and the branch from `base` if the branch is new)
-/// if nothing is there, refuse if something else is.
+/// it if it is, take one from the warm pool or create it (and the branch
+/// from `base` if the branch is new) if nothing is there, refuse if
+/// something else is.
 pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prepared> {
     if path.join(".git").exists() {
         let head = git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
@@ -45,6 +48,9 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    if super::worktree_pool::take(repo, path, branch, base)? {
+        return Ok(Prepared::Pooled);
     }
     let p = path.to_string_lossy();
     // A new branch is the common case: try that first and fall back to
