@@ -4,6 +4,7 @@
 //! written atomically under `flock(2)` locks (see [`protocol`]). Each binary in
 //! `src/bin` is a thin shell around a module of [`cli`].
 
+pub mod clean;
 pub mod cli;
 pub mod cpo;
 pub mod error;

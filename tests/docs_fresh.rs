@@ -33,6 +33,8 @@ fn every_tool_has_a_page_and_the_file_format_has_one() {
         "po-summarize",
         "po-status",
         "cpo",
+        "po-merge",
+        "po-clean",
     ] {
         assert!(root.join(format!("man/{tool}.1")).is_file(), "{tool}.1");
     }

@@ -9,6 +9,7 @@ use clap::{Args, CommandFactory, Parser};
 use crate::error::{Error, Result, exit};
 use crate::protocol::Runtime;
 
+pub mod clean;
 pub mod cpo;
 pub mod docs;
 pub mod merge;
@@ -97,5 +98,6 @@ pub fn commands() -> Vec<clap::Command> {
         status::Args::command().name("po-status"),
         cpo::Args::command().name("cpo"),
         merge::Args::command().name("po-merge"),
+        clean::Args::command().name("po-clean"),
     ]
 }

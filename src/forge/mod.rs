@@ -41,6 +41,18 @@ pub struct Issue {
     pub url: String,
 }
 
+/// `gh pr view N --json state,number,headRefOid`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrState {
+    pub number: u64,
+    /// `OPEN`, `CLOSED` or `MERGED`.
+    pub state: String,
+    /// The commit the pull request's head branch had on GitHub.
+    #[serde(default)]
+    pub head_ref_oid: Option<String>,
+}
+
 impl Gh {
     /// `gh` from `PATH` (or `$PO_GH`), calls serialised on `<runtime root>/gh.lock`.
     pub fn new(runtime_root: Option<&Path>) -> Gh {
@@ -169,6 +181,27 @@ impl Gh {
         let n = number.to_string();
         self.run(&["issue", "comment", &n, "--body", body])?;
         Ok(())
+    }
+
+    /// `gh pr view SELECTOR --json state,number,headRefOid` (a number or a
+    /// head branch): the pull request's state, `None` when there is none.
+    pub fn pr_state(&self, selector: &str) -> Result<Option<PrState>> {
+        let out = match self.run(&["pr", "view", selector, "--json", "state,number,headRefOid"]) {
+            Ok(out) => out,
+            Err(Error::Gh { detail, .. })
+                if detail.contains("no pull requests found")
+                    || detail.contains("Could not resolve to a PullRequest") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        serde_json::from_str(&out).map(Some).map_err(|e| {
+            Error::gh(
+                format!("pr view {selector}"),
+                format!("unexpected output: {e}"),
+            )
+        })
     }
 
     /// `gh pr create`; returns the PR number and URL.

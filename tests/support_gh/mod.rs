@@ -84,6 +84,19 @@ impl FakeGh {
         std::fs::write(self.state.join("next-pr"), n.to_string()).unwrap();
     }
 
+    /// Serve `gh pr view N` (and `gh pr view HEAD`): a pull request from
+    /// `head` at commit `head_oid` in `state` (`OPEN`, `CLOSED`, `MERGED`).
+    pub fn serve_pr(&self, number: u64, head: &str, head_oid: &str, state: &str) {
+        let pr = json!({
+            "number": number,
+            "state": state,
+            "headRefName": head,
+            "headRefOid": head_oid,
+            "url": format!("https://github.com/owner/repo/pull/{number}"),
+        });
+        std::fs::write(self.state.join(format!("pr-{number}.json")), pr.to_string()).unwrap();
+    }
+
     /// Fail the next `n` calls with a rate-limit error.
     pub fn rate_limit(&self, n: u32) {
         std::fs::write(self.state.join("rate-limited"), n.to_string()).unwrap();
