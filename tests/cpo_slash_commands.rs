@@ -130,3 +130,21 @@ fn parallel_orchestrate_runs_real_po_commands() {
         assert!(!line.contains(" $ISSUE"), "unquoted $ISSUE in {line:?}");
     }
 }
+
+#[test]
+fn parallel_integrate_runs_real_cpo_commands() {
+    let doc = read("parallel-integrate.md");
+    frontmatter(&doc, "parallel-integrate");
+    assert!(check_commands(&doc) >= 3);
+    for line in [
+        "cpo integrate \"$PARALLEL_DIR\" --dry-run",
+        "cpo integrate \"$PARALLEL_DIR\" --json",
+        "/parallel-integrate --parallel-dir <parallel-dir> [--dry-run]",
+    ] {
+        assert!(doc.lines().any(|l| l == line), "missing {line:?}");
+    }
+    // cpo's closing line points here, with the flag this command takes.
+    let run = read("parallel-run.md");
+    assert!(run.contains("Next step: /parallel-integrate --parallel-dir $PARALLEL_DIR"));
+    assert!(doc.contains("argument-hint: --parallel-dir <parallel-dir>"));
+}
