@@ -149,8 +149,17 @@ impl Predictor {
     /// Every pair of `branches` that conflicts, in the order given. Branches
     /// that do not exist are left out.
     pub fn predict(&mut self, branches: &[Branch]) -> Result<Vec<Conflict>> {
-        self.used.clear();
         let tips = git::branch_tips(&self.repo)?;
+        self.predict_at(branches, &tips)
+    }
+
+    /// [`Predictor::predict`] with the branch tips already read.
+    pub fn predict_at(
+        &mut self,
+        branches: &[Branch],
+        tips: &HashMap<String, String>,
+    ) -> Result<Vec<Conflict>> {
+        self.used.clear();
         let mut known: Vec<(&Branch, String, Option<Vec<String>>)> = Vec::new();
         for b in branches {
             let Some(tip) = tips.get(&b.branch) else {
@@ -270,9 +279,16 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 #[derive(Debug, Default)]
 pub struct PerOrchestration {
     predictors: HashMap<PathBuf, Option<Predictor>>,
+    /// Branch tips by repository, read once per round (see [`PerOrchestration::new_round`]).
+    tips: HashMap<PathBuf, HashMap<String, String>>,
 }
 
 impl PerOrchestration {
+    /// Branches may have moved: read their tips again on the next predictions.
+    pub fn new_round(&mut self) {
+        self.tips.clear();
+    }
+
     /// Conflicts among `branches` of the orchestration in `dir` (its
     /// repository found from `dir`, else from `fallback_repo`). Problems
     /// (no repository, a git error) give no conflicts, logged at debug level.
@@ -295,7 +311,17 @@ impl PerOrchestration {
         let Some(p) = predictor else {
             return Vec::new();
         };
-        let found = match p.predict(branches) {
+        let tips = match self.tips.get(p.repo()) {
+            Some(t) => t,
+            None => match git::branch_tips(p.repo()) {
+                Ok(t) => self.tips.entry(p.repo().to_path_buf()).or_insert(t),
+                Err(e) => {
+                    tracing::debug!("conflicts of {}: failed to {e}", dir.display());
+                    return Vec::new();
+                }
+            },
+        };
+        let found = match p.predict_at(branches, tips) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!("conflicts of {}: failed to {e}", dir.display());

@@ -29,6 +29,7 @@ impl Conflicts {
 
     /// Fill in each view's `conflicts`.
     pub fn fill(&mut self, views: &mut [OrchestrationView]) {
+        self.per.new_round();
         for v in views.iter_mut() {
             let branches: Vec<Branch> = v
                 .tasks()
