@@ -355,3 +355,64 @@ fn branches_go_when_merged_into_the_base_or_through_a_merged_pull_request() {
         ]
     );
 }
+
+#[test]
+fn the_pool_drains_with_all_and_an_interrupted_merges_scratch_goes() {
+    let repo = Repo::new();
+    let p = orchestrate(&repo, "2", &[task("a"), task("b")], &[]);
+    run_task(&repo, "2", &p[0], State::Completed, 1, "a.txt");
+    run_task(&repo, "2", &p[1], State::Completed, 1, "b.txt");
+    // What a po-merge killed with SIGKILL leaves: a detached scratch worktree.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let scratch = repo.runtime().join(format!("worktrees/2/.merge-{pid}-0"));
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            scratch.to_str().unwrap(),
+            "main",
+        ],
+    );
+
+    let out = clean_cmd(&repo).args(["2", "--pool"]).output().unwrap();
+    let text = lines(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("left by an interrupted po-merge (pid {pid})")),
+        "{text}"
+    );
+    assert!(!scratch.exists());
+    let pool = repo.runtime().join("worktrees/.pool");
+    assert_eq!(std::fs::read_dir(&pool).unwrap().count(), 2, "{text}");
+
+    let out = clean_cmd(&repo)
+        .args(["--all", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = lines(&out.stdout);
+    assert_eq!(
+        text.matches("would remove .claude/runtime/worktrees/.pool/wt-")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(&pool).unwrap().count(), 2);
+    let out = clean_cmd(&repo).arg("--all").output().unwrap();
+    let text = lines(&out.stdout);
+    assert_eq!(
+        text.matches("removed      .claude/runtime/worktrees/.pool/wt-")
+            .count(),
+        2,
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&pool)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(repo.worktrees().len(), 1, "{:?}", repo.worktrees());
+}

@@ -45,6 +45,8 @@ pub struct Options<'a> {
     /// The branch "merged" means merged into [default: origin's default
     /// branch, else the main checkout's branch].
     pub base: Option<String>,
+    /// Also remove the worktrees in the warm pool.
+    pub drain_pool: bool,
     pub gh: &'a Gh,
 }
 
@@ -118,6 +120,16 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
             })?;
         let mut cleaner = Cleaner::new(&repo, runtime, opts, &mut report)?;
         cleaner.orchestration(dir)?;
+        repos.insert(repo);
+    }
+    if opts.drain_pool
+        && let Some(repo) = repos
+            .iter()
+            .next()
+            .cloned()
+            .or_else(|| runtime.repo.clone())
+    {
+        Cleaner::new(&repo, runtime, opts, &mut report)?.drain_pool()?;
         repos.insert(repo);
     }
     for repo in &repos {
@@ -236,9 +248,65 @@ impl<'a> Cleaner<'a> {
                 self.worktree(&integration, "integration", None, false)?;
             }
         }
+        for (scratch, pid) in stale_scratch(&worktrees) {
+            let why = format!("left by an interrupted po-merge (pid {pid})");
+            self.discard(&scratch, "po-merge", &why, true);
+        }
         if !self.opts.dry_run {
             // Only when empty.
             let _ = std::fs::remove_dir(&worktrees);
+        }
+        Ok(())
+    }
+
+    /// Remove a worktree of po's own that holds no one's work (a stale
+    /// po-merge scratch with `force`, a pooled one without).
+    fn discard(&mut self, path: &Path, agent_id: &str, why: &str, force: bool) {
+        let bytes = disk_usage(path);
+        let p = path.to_string_lossy();
+        let mut args = vec!["worktree", "remove"];
+        if force {
+            args.extend(["--force", "--force"]);
+        }
+        args.push(&p);
+        let (action, reason) = if self.opts.dry_run {
+            (Action::WouldRemove, why.to_string())
+        } else {
+            match git(&self.repo, &args) {
+                Ok(_) => (Action::Removed, why.to_string()),
+                Err(e) => (Action::Kept, format!("failed to {e}")),
+            }
+        };
+        self.report.worktrees.push(WorktreeItem {
+            orchestration_id: self.id.clone(),
+            agent_id: agent_id.to_string(),
+            path: path.to_path_buf(),
+            action,
+            reason: Some(reason),
+            bytes: if action == Action::Kept { 0 } else { bytes },
+            pooled_as: None,
+        });
+    }
+
+    /// `--all` without `--pool`: remove the pooled worktrees too (git
+    /// refuses any that something was written into since).
+    fn drain_pool(&mut self) -> Result<()> {
+        self.id = String::new();
+        let pool = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+        for entry in worktree_pool::entries(&pool) {
+            let lock_path = store::lock_path(&entry);
+            let lock = if self.opts.dry_run {
+                None
+            } else {
+                match store::try_lock_exclusive(&lock_path)? {
+                    Some(l) => Some(l),
+                    None => continue, // being taken by a new task
+                }
+            };
+            self.discard(&entry, "pool", "pooled", false);
+            if lock.is_some() {
+                let _ = std::fs::remove_file(&lock_path);
+            }
         }
         Ok(())
     }
@@ -577,6 +645,28 @@ impl<'a> Cleaner<'a> {
             ))
         }
     }
+}
+
+/// po-merge scratch worktrees (`.merge-<pid>-<n>`) in `dir` whose po-merge
+/// is gone, with that pid.
+fn stale_scratch(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: u32 = name
+                .strip_prefix(".merge-")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            (comm.trim() != "po-merge").then(|| (e.path(), pid))
+        })
+        .collect()
 }
 
 /// `3d 04h` for long ages, the seed's duration style below a day.

@@ -21,7 +21,8 @@ use crate::text::{human_bytes, one_line};
 /// included), a merge or rebase in progress, commits its branch does not
 /// hold, a stash made on its branch, or a `git worktree lock`. git's records
 /// of worktrees whose directory is gone are pruned. po-spawn's wave
-/// integration worktree goes too once no task of the orchestration runs.
+/// integration worktree goes too once no task of the orchestration runs, and
+/// so does a scratch worktree an interrupted po-merge left behind.
 ///
 /// --pool retires clean worktrees into a warm pool (<runtime>/worktrees/.pool,
 /// detached, untracked and ignored files deleted) instead of deleting them;
@@ -45,7 +46,8 @@ pub struct Args {
     #[arg(value_name = "ID|DIR", conflicts_with = "all")]
     pub target: Option<String>,
 
-    /// Every orchestration under the runtime root
+    /// Every orchestration under the runtime root (and, without --pool, the
+    /// worktrees in the warm pool)
     #[arg(long)]
     pub all: bool,
 
@@ -101,6 +103,7 @@ pub fn run(args: Args) -> Result<i32> {
             pool: args.pool,
             dry_run: args.dry_run,
             base: args.base,
+            drain_pool: args.all && !args.pool,
             gh: &gh,
         },
     )?;
