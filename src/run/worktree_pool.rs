@@ -106,7 +106,19 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
     let Some(pool) = pool_for(path) else {
         return Ok(false);
     };
-    for entry in entries(&pool) {
+    let candidates = entries(&pool);
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    // A runtime directory shared by several repositories: only this one's.
+    let common = git(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )?;
+    for entry in candidates {
+        if !belongs_to(&entry, Path::new(&common)) {
+            continue;
+        }
         let lock_path = store::lock_path(&entry);
         let Some(lock) = store::try_lock_exclusive(&lock_path)? else {
             continue; // another task is taking it
@@ -209,6 +221,16 @@ fn discard(repo: &Path, worktree: &Path) {
         let _ = fs::remove_dir_all(worktree);
         let _ = git(repo, &["worktree", "prune"]);
     }
+}
+
+/// Whether the worktree at `entry` is one of the repository whose common git
+/// directory is `common` (its `.git` file points inside it).
+fn belongs_to(entry: &Path, common: &Path) -> bool {
+    fs::read_to_string(entry.join(".git"))
+        .ok()
+        .and_then(|t| t.strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
+        .and_then(|g| fs::canonicalize(g).ok())
+        .is_some_and(|g| fs::canonicalize(common).is_ok_and(|c| g.starts_with(c)))
 }
 
 /// The worktree's private git directory (`.git/worktrees/<name>`).
