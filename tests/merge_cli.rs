@@ -440,3 +440,52 @@ fn a_checked_out_branch_is_refused_and_so_is_an_old_git() {
         .stderr(predicates::str::contains("git 2.30 is too old"))
         .stderr(predicates::str::contains("2.38"));
 }
+
+#[test]
+fn a_branch_git_will_not_merge_is_reported_and_the_rest_still_merged() {
+    let repo = Repo::new();
+    let base = git(&repo.path, &["rev-parse", "HEAD"]);
+    let paths = orchestrate(&repo, "11", &[task("Orphan"), task("Fine")], &[]);
+    // An unrelated history: git refuses it without any conflict.
+    git(
+        &repo.path,
+        &["checkout", "-q", "--orphan", &branch_of(&paths[0])],
+    );
+    git(&repo.path, &["rm", "-rq", "--cached", "."]);
+    std::fs::write(repo.path.join("alone.txt"), "alone\n").unwrap();
+    git(&repo.path, &["add", "alone.txt"]);
+    git(&repo.path, &["commit", "-q", "-m", "unrelated"]);
+    std::fs::remove_file(repo.path.join("alone.txt")).unwrap();
+    git(&repo.path, &["checkout", "-q", "-f", "main"]);
+    complete(&paths[0], &base);
+    branch_with(
+        &repo,
+        &branch_of(&paths[1]),
+        &base,
+        &[("fine.txt", "fine\n")],
+    );
+    complete(&paths[1], &base);
+
+    let out = merge_cmd(&repo).args(["11", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out.stdout);
+    assert_eq!(r["steps"][0]["outcome"], "failed", "{r:#}");
+    assert!(
+        r["steps"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unrelated histories"),
+        "{r:#}"
+    );
+    assert_eq!(r["steps"][1]["outcome"], "merged");
+    assert_eq!(r["failed"], 1);
+    assert_eq!(
+        git(&repo.path, &["show", "po/11/integration:fine.txt"]),
+        "fine"
+    );
+}

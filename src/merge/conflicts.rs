@@ -165,10 +165,11 @@ impl Predictor {
             let Some(tip) = tips.get(&b.branch) else {
                 continue;
             };
-            let touched = match &b.base {
-                Some(base) => Some(self.touched(base, tip)?),
-                None => None,
-            };
+            // A base git cannot diff against (gone, not a commit): unknown.
+            let touched = b
+                .base
+                .as_ref()
+                .and_then(|base| self.touched(base, tip).ok());
             known.push((b, tip.clone(), touched));
         }
         let mut conflicts = Vec::new();
@@ -182,7 +183,15 @@ impl Predictor {
                 {
                     continue;
                 }
-                let files = self.pair(tip_a, tip_b)?;
+                let files = match self.pair(tip_a, tip_b) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Unrelated histories, a missing object: no prediction
+                        // for this pair (a real merge will say).
+                        tracing::warn!("predict {} and {}: failed to {e}", a.branch, b.branch);
+                        continue;
+                    }
+                };
                 if !files.is_empty() {
                     conflicts.push(Conflict {
                         a: a.label.clone(),

@@ -58,6 +58,8 @@ pub enum Outcome {
     AlreadyMerged,
     /// It conflicts with what was merged before it; not merged.
     Conflict,
+    /// git refused to merge it for another reason (see `reason`); not merged.
+    Failed,
     /// `--dry-run`: it would be merged.
     WouldMerge,
     /// Not tried: an earlier validation failed, or the run was interrupted.
@@ -134,8 +136,11 @@ pub struct Report {
     pub merged: usize,
     pub already_merged: usize,
     pub conflicts: usize,
+    /// Branches git refused to merge without a conflict.
+    pub failed: usize,
     pub skipped: usize,
-    /// 0 merged (and validated), 4 a conflict or a failed validation, 130 interrupted.
+    /// 0 merged (and validated), 4 a conflict, a branch git would not merge,
+    /// or a failed validation, 130 interrupted.
     pub exit_code: i32,
 }
 
@@ -186,6 +191,7 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
         merged: 0,
         already_merged: 0,
         conflicts: 0,
+        failed: 0,
         skipped: 0,
         exit_code: exit::SUCCESS,
     };
@@ -216,12 +222,12 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
     }
 
     let id = sanitize::id(&loaded.id)?;
+    let included = worktree::included_files(&repo, &runtime.root)?;
     let scratch = Scratch::create(
         &repo,
         &runtime.root.join("worktrees").join(&id),
         &report.start,
     )?;
-    let included = worktree::included_files(&repo, &runtime.root).unwrap_or_default();
     worktree::copy_included(&repo, &scratch.path, &included)?;
     let logs = runtime.logs_dir(&format!(
         "merge-{id}-{}",
@@ -278,6 +284,7 @@ fn finish(mut report: Report, cancelled: bool) -> Report {
     report.merged = report.count(Outcome::Merged);
     report.already_merged = report.count(Outcome::AlreadyMerged);
     report.conflicts = report.count(Outcome::Conflict);
+    report.failed = report.count(Outcome::Failed);
     report.skipped = report.count(Outcome::Skipped);
     let failed_validation = report
         .validations
@@ -286,7 +293,7 @@ fn finish(mut report: Report, cancelled: bool) -> Report {
     let predicted = report.dry_run && !report.predicted_conflicts.is_empty();
     report.exit_code = if cancelled {
         exit::INTERRUPTED
-    } else if report.conflicts > 0 || failed_validation || predicted {
+    } else if report.conflicts + report.failed > 0 || failed_validation || predicted {
         exit::VALIDATION
     } else {
         exit::SUCCESS
@@ -502,6 +509,11 @@ impl Merger<'_> {
                 s.commit = Some(commit);
             }
             MergeOutcome::AlreadyMerged => s.outcome = Outcome::AlreadyMerged,
+            MergeOutcome::Failed(why) => {
+                (self.opts.progress)(&format!("{label} ({branch}) not merged: {why}"));
+                s.outcome = Outcome::Failed;
+                s.reason = Some(why);
+            }
             MergeOutcome::Conflict(files) => {
                 (self.opts.progress)(&format!(
                     "{label} ({branch}) conflicts in {}; not merged",

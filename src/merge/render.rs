@@ -49,7 +49,7 @@ pub fn render(r: &Report) -> String {
             Outcome::Merged => ("✅", "merged"),
             Outcome::AlreadyMerged => ("✅", "already merged"),
             Outcome::WouldMerge => ("➕", "would merge"),
-            Outcome::Conflict => ("❌", "not merged"),
+            Outcome::Conflict | Outcome::Failed => ("❌", "not merged"),
             Outcome::NotReached => ("⏸", "not reached"),
             Outcome::Skipped => ("➖", "skipped"),
         };
@@ -126,6 +126,7 @@ fn outcome_line(r: &Report) -> String {
         (r.merged, "merged"),
         (r.already_merged, "already merged"),
         (r.conflicts, "conflicting"),
+        (r.failed, "refused by git"),
         (r.skipped, "skipped"),
     ] {
         if n > 0 {

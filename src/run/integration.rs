@@ -66,6 +66,9 @@ pub enum MergeOutcome {
     AlreadyMerged,
     /// The merge stopped on these paths and was aborted; nothing changed.
     Conflict(Vec<String>),
+    /// git refused the merge without a conflict (unrelated histories, an
+    /// untracked file in the way); its message. Nothing changed.
+    Failed(String),
 }
 
 /// Merge `branch` into what is checked out in `path` with `--no-ff`. A
@@ -87,10 +90,7 @@ pub fn merge_one(path: &Path, branch: &str, message: &str) -> Result<MergeOutcom
         .collect();
     let _ = git(path, &["merge", "--abort"]);
     if conflicted.is_empty() {
-        return Err(Error::validation(
-            format!("merge {branch}"),
-            format!("git merge failed without conflicting files: {failure}"),
-        ));
+        return Ok(MergeOutcome::Failed(failure.to_string()));
     }
     Ok(MergeOutcome::Conflict(conflicted))
 }
@@ -107,6 +107,12 @@ pub fn merge_all(path: &Path, into: &str, base: &str, merges: &[Merge]) -> Resul
                 continue;
             }
             MergeOutcome::Conflict(files) => files,
+            MergeOutcome::Failed(why) => {
+                return Err(Error::validation(
+                    format!("merge {}", m.branch),
+                    format!("git merge failed without conflicting files: {why}"),
+                ));
+            }
         };
         let others: Vec<String> = done
             .iter()
