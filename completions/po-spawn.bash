@@ -23,7 +23,7 @@ _po__spawn() {
 
     case "${cmd}" in
         po__spawn)
-            opts="-v -h -V --runtime-dir --verbose --id --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --max-budget-usd --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --log-dir --help --version"
+            opts="-v -j -q -h -V --runtime-dir --verbose --id --agents --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --max-budget-usd --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --validation-timeout --quiet --log-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,6 +38,14 @@ _po__spawn() {
                     return 0
                     ;;
                 --max-workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agents)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -98,6 +106,10 @@ _po__spawn() {
                     return 0
                     ;;
                 --success-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --validation-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 complete -c po-spawn -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c po-spawn -l id -d 'Run every task of orchestration ID' -r
-complete -c po-spawn -l max-workers -d 'Agents at once [env: PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS] [default: 5]' -r
+complete -c po-spawn -s j -l max-workers -l agents -d 'Agents at once [env: PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS] [default: 5]' -r
 complete -c po-spawn -l batch-size -d 'Run tasks in batches of N, each batch finishing before the next starts' -r
 complete -c po-spawn -l timeout -d 'Seconds an agent may run [env: PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT] [default: 1800]' -r
 complete -c po-spawn -l stall-timeout -d 'End an agent with no output and no status update for SECS' -r
@@ -17,11 +17,13 @@ complete -c po-spawn -l retries -d 'Retry retryable failures (rate limits) up to
 complete -c po-spawn -l retry-backoff -d 'First backoff before such a retry, doubled each time' -r
 complete -c po-spawn -l remote -d 'Remote to push branches to' -r
 complete -c po-spawn -l success-threshold -d 'Percent of tasks that must succeed for exit 1 rather than 2 (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
+complete -c po-spawn -l validation-timeout -d 'Seconds a wave\'s validation command may run before its whole process tree is ended and the wave fails' -r
 complete -c po-spawn -l log-dir -d 'Directory for the session log and agent logs [default: <runtime>/logs/<session>]' -r -F
 complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'
 complete -c po-spawn -l dry-run -d 'Print the plan (waves, order, worktrees, branches, commands); start nothing'
 complete -c po-spawn -l create-pr -d 'Push each completed branch and open a pull request [default: on for GitHub issues]'
 complete -c po-spawn -l no-pr -d 'Do not open pull requests'
+complete -c po-spawn -s q -l quiet -d 'Only warnings and errors on stderr (progress still goes to the session log)'
 complete -c po-spawn -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c po-spawn -s V -l version -d 'Print version'

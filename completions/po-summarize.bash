@@ -34,7 +34,7 @@ _po__summarize() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "markdown json junit" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "markdown json junit html" -- "${cur}"))
                     return 0
                     ;;
                 --threshold)

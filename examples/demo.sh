@@ -128,6 +128,7 @@ cat <<EOF
   worktrees:     $repo/.claude/runtime/worktrees/issue/
   summary:       $repo/.claude/runtime/parallel/issue/summary.md
   live view:     cd $repo && po-watch --follow issue   (during a run)
+  dashboard:     cd $repo && po-serve                  (http://127.0.0.1:8731/)
 po-spawn exited with $code.
 EOF
 exit "$code"

@@ -19,6 +19,31 @@ pub mod exit {
     /// `EX_USAGE` from sysexits(3).
     pub const USAGE: i32 = 64;
     pub const INTERRUPTED: i32 = 130;
+
+    /// The code for `successful` of `total` tasks at `threshold` percent:
+    /// 0 all succeeded, 1 at or above the threshold, 2 below it.
+    pub fn by_threshold(successful: usize, total: usize, threshold: u32) -> i32 {
+        if successful >= total {
+            SUCCESS
+        } else if (successful as u128) * 100 >= u128::from(threshold) * total as u128 {
+            PARTIAL
+        } else {
+            MAJORITY_FAILURE
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn thresholds_split_all_partial_and_majority() {
+            assert_eq!(super::by_threshold(5, 5, 80), 0);
+            assert_eq!(super::by_threshold(4, 5, 80), 1);
+            assert_eq!(super::by_threshold(3, 5, 80), 2);
+            assert_eq!(super::by_threshold(3, 5, 60), 1);
+            assert_eq!(super::by_threshold(0, 0, 80), 0);
+            assert_eq!(super::by_threshold(0, 3, 0), 1);
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,13 +62,14 @@ pub enum Error {
     #[error("run `gh {action}`: {detail}")]
     Gh { action: String, detail: String },
 
-    /// An operating-system error on a named path.
-    #[error("{action} {}: {source}", path.display())]
+    /// An operating-system error on a named path. The OS error is part of the
+    /// message, so it is not also the error's `source()`: a report that prints
+    /// the causes after the message would show it twice.
+    #[error("{action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A status or orchestration file that is not what it should be.
@@ -109,10 +135,27 @@ impl Error {
         path: impl AsRef<Path>,
     ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.as_ref().to_path_buf();
-        move |source| Error::Io {
+        move |cause| Error::Io {
             action,
             path,
-            source,
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_named_once() {
+        let e = Error::io("write", "/data/summary.json")(std::io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        ));
+        assert_eq!(
+            crate::cli::message("po-summarize", &e),
+            "po-summarize: failed to write /data/summary.json: No space left on device (os error 28)"
+        );
+        assert_eq!(e.exit_code(), exit::SYSTEM);
     }
 }

@@ -89,6 +89,58 @@ pub fn branch_exists(repo: &Path, branch: &str) -> bool {
     )
 }
 
+/// What merging two commits gives, computed without a worktree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeTree {
+    /// The merged tree (with conflict markers where there are conflicts).
+    pub tree: String,
+    /// Files that conflict; empty for a clean merge.
+    pub conflicts: Vec<String>,
+}
+
+/// `git merge-tree --write-tree` of `ours` and `theirs` (git ≥ 2.38): the
+/// merge's tree and its conflicting files, touching no worktree, index or
+/// ref.
+pub fn merge_tree(repo: &Path, ours: &str, theirs: &str) -> Result<MergeTree> {
+    let args = [
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        ours,
+        theirs,
+    ];
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::system(format!("run `git merge-tree`: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split('\0');
+    let tree = fields.next().unwrap_or_default().trim().to_string();
+    let is_oid = tree.len() >= 40 && tree.chars().all(|c| c.is_ascii_hexdigit());
+    // 0: clean; 1: conflicts (the tree, then the conflicted paths). Anything
+    // else, or no tree (git also exits 1 on some errors), is an error.
+    match out.status.code() {
+        Some(0 | 1) if is_oid => {
+            let mut conflicts: Vec<String> = fields
+                .take_while(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            conflicts.dedup();
+            Ok(MergeTree { tree, conflicts })
+        }
+        _ => Err(Error::system(format!(
+            "run `git merge-tree --write-tree {ours} {theirs}` in {}: {} (git 2.38 or later is \
+             needed)",
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
 /// Identity flags for commits po makes itself (merges), when the user has none.
 pub fn identity_args(repo: &Path) -> Vec<&'static str> {
     if git_ok(repo, &["var", "GIT_COMMITTER_IDENT"]) {
@@ -137,57 +189,6 @@ pub fn require_merge_tree() -> Result<()> {
          needs git {}.{} or newer; upgrade git",
         MERGE_TREE_MIN.0, MERGE_TREE_MIN.1
     )))
-}
-
-/// `git merge-tree --write-tree` of two commits: the paths that conflict,
-/// empty when they merge cleanly. Nothing is written but objects.
-pub fn merge_tree(repo: &Path, a: &str, b: &str) -> Result<Vec<String>> {
-    let args = [
-        "merge-tree",
-        "--write-tree",
-        "--name-only",
-        "--no-messages",
-        "-z",
-        a,
-        b,
-    ];
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(repo)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut fields = stdout.split('\0');
-    let tree = fields.next().unwrap_or("");
-    let is_oid = tree.len() >= 40 && tree.chars().all(|c| c.is_ascii_hexdigit());
-    // 0: clean; 1: conflicts (the tree, then the conflicted paths). Anything
-    // else, or no tree, is an error.
-    match out.status.code() {
-        Some(0) if is_oid => Ok(Vec::new()),
-        Some(1) if is_oid => {
-            let mut files: Vec<String> = fields
-                .take_while(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect();
-            files.dedup();
-            Ok(files)
-        }
-        _ => Err(Error::system(format!(
-            "run `git {}` in {}: {}",
-            args.join(" "),
-            repo.display(),
-            first_line(&String::from_utf8_lossy(&out.stderr))
-                .unwrap_or_else(|| format!("exit status {}", out.status))
-        ))),
-    }
-}
-
-fn first_line(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(str::to_string)
 }
 
 /// Every local branch and the commit it points at.
@@ -415,8 +416,8 @@ mod tests {
             run(&repo, &["commit", "-q", "-m", branch]);
         }
         run(&repo, &["checkout", "-q", "main"]);
-        assert_eq!(merge_tree(&repo, "a", "b").unwrap(), ["f"]);
-        assert!(merge_tree(&repo, "a", "c").unwrap().is_empty());
+        assert_eq!(merge_tree(&repo, "a", "b").unwrap().conflicts, ["f"]);
+        assert!(merge_tree(&repo, "a", "c").unwrap().conflicts.is_empty());
         assert!(merge_tree(&repo, "a", "no-such-branch").is_err());
         let tips = branch_tips(&repo).unwrap();
         assert_eq!(tips["a"], run(&repo, &["rev-parse", "a"]));

@@ -1,7 +1,16 @@
-//! Untrusted text made fit for one line of human output: tables, titles,
-//! error lines.
+//! Untrusted text made fit for human output: one line for tables, titles
+//! and error lines; escaped for XML, HTML and SVG.
 
 /// Runs of whitespace (newlines included) become one space; ends trimmed.
+/// Task text shown on a terminal or in a table: control characters (escape
+/// sequences among them) become spaces, so untrusted text cannot move the
+/// cursor or change colours.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn collapse_whitespace(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -65,6 +74,41 @@ pub fn shell_words<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String 
         .join(" ")
 }
 
+/// Escape text for an XML or HTML attribute or element (SVG included).
+/// Characters XML cannot carry at all (most control characters) are dropped.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if is_xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Element text: like [`xml_escape`] but keeps line breaks readable.
+pub fn xml_text(text: &str) -> String {
+    xml_escape(text)
+        .replace("&#10;", "\n")
+        .replace("&#9;", "\t")
+        .replace("&#13;", "")
+}
+
+/// XML 1.0 `Char`, minus the controls already handled.
+fn is_xml_char(c: char) -> bool {
+    matches!(c,
+        '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +137,14 @@ mod tests {
         assert_eq!(human_bytes(12_345_678), "12.3 MB");
         assert_eq!(human_bytes(999_999), "1.0 MB");
         assert_eq!(human_bytes(1000), "1.0 kB");
+    }
+
+    #[test]
+    fn markup_and_controls_are_escaped_or_dropped() {
+        assert_eq!(
+            xml_escape("a<b & \"c\" 'd'>\u{1b}[31m\u{0}x"),
+            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;[31mx"
+        );
+        assert_eq!(xml_text("l1\nl2 <x>"), "l1\nl2 &lt;x&gt;");
     }
 }

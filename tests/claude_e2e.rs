@@ -429,6 +429,7 @@ impl Orch {
                 number: 1,
                 agents: tasks.iter().map(|t| t.0.to_string()).collect(),
                 validation: None,
+                result: None,
             }],
             report: Value::Null,
             options: Default::default(),

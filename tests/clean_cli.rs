@@ -267,9 +267,9 @@ fn branches_go_when_merged_into_the_base_or_through_a_merged_pull_request() {
         &repo.path,
         &["merge", "-q", "--no-edit", "feat/issue-3-agent-1"],
     );
-    gh.serve_pr(201, "feat/issue-3-agent-2", &tips[1], "MERGED");
-    gh.serve_pr(202, "feat/issue-3-agent-3", &tips[2], "MERGED");
-    gh.serve_pr(203, "feat/issue-3-agent-4", &tips[3], "OPEN");
+    gh.add_pr(201, "feat/issue-3-agent-2", &tips[1], "MERGED");
+    gh.add_pr(202, "feat/issue-3-agent-3", &tips[2], "MERGED");
+    gh.add_pr(203, "feat/issue-3-agent-4", &tips[3], "OPEN");
     for (s, n) in [(&p[1], 201), (&p[2], 202), (&p[3], 203)] {
         store::update_status(s, |t| {
             t.pr_number = Some(n);

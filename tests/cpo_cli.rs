@@ -270,3 +270,27 @@ fn usage_errors_exit_64() {
         assert!(stdout(&out).contains(sub), "{}", stdout(&out));
     }
 }
+
+#[test]
+fn init_help_describes_dir_once() {
+    let repo = repo();
+    let out = cmd("cpo", repo.path())
+        .args(["init", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let dir: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("<DIR>"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        dir.join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        "<DIR> The directory to create (e.g. parallel/TS-0042-inventory)",
+        "{help}"
+    );
+}

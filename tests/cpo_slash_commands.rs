@@ -1,7 +1,9 @@
 //! The slash commands in `.claude/commands/` tell Claude to run commands that
 //! exist: every po tool, subcommand and `--flag` in their bash blocks is
-//! accepted by the real binary's `--help`, and the frontmatter has the seeds'
-//! fields.
+//! accepted by the real binary's `--help`, the read-only ones run for real,
+//! the options the command takes are po's, and the frontmatter has the seeds'
+//! fields. `/amplihack:parallel-orchestrate` (the seed's name) is
+//! `/parallel-orchestrate` under that name.
 
 use std::path::Path;
 use std::process::Command;
@@ -122,13 +124,185 @@ fn parallel_run_runs_real_cpo_commands() {
 fn parallel_orchestrate_runs_real_po_commands() {
     let doc = read("parallel-orchestrate.md");
     frontmatter(&doc, "parallel-orchestrate");
-    assert!(check_commands(&doc) >= 6);
+    assert!(check_commands(&doc) >= 8);
     assert!(doc.contains("po-summarize \"$ISSUE\" --post-comment --follow-up-issues"));
-    assert!(doc.contains("po-parse \"$ISSUE\" --create-sub-issues | po-spawn"));
     // Every value reaches the tools quoted.
     for line in bash_lines(&doc) {
         assert!(!line.contains(" $ISSUE"), "unquoted $ISSUE in {line:?}");
     }
+    check_argument_hint(&doc);
+    check_orchestrate_steps(&doc);
+    run_status_lines(&doc);
+}
+
+/// The seed's name, `/amplihack:parallel-orchestrate`, is the same command.
+#[test]
+fn the_seeds_name_is_the_same_command() {
+    let plain = read("parallel-orchestrate.md");
+    let seed = read("amplihack/parallel-orchestrate.md");
+    frontmatter(&seed, "amplihack:parallel-orchestrate");
+    let want = plain
+        .replacen(
+            "name: parallel-orchestrate",
+            "name: amplihack:parallel-orchestrate",
+            1,
+        )
+        .replacen(
+            "# parallel-orchestrate\n",
+            "# amplihack:parallel-orchestrate\n",
+            1,
+        )
+        .replace("/parallel-orchestrate", "/amplihack:parallel-orchestrate");
+    assert_eq!(
+        seed, want,
+        "the two files differ in more than the command's name"
+    );
+    assert!(seed.contains("/amplihack:parallel-orchestrate 1234 --agents 8"));
+}
+
+/// Every option of `argument-hint` is a flag of po-spawn or po-parse, or is
+/// passed on as one (`Pass `--agents N` on as `--max-workers "$N"``).
+fn check_argument_hint(doc: &str) {
+    let hint = doc
+        .lines()
+        .find_map(|l| l.strip_prefix("argument-hint: "))
+        .expect("argument-hint");
+    let known = format!("{}{}", help("po-spawn", None), help("po-parse", None));
+    let mut flags = 0;
+    for flag in hint
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == '|')
+        .filter(|w| w.starts_with("--"))
+    {
+        flags += 1;
+        if known.contains(&format!("{flag} ")) || known.contains(&format!("{flag}\n")) {
+            continue;
+        }
+        let passed_on = doc
+            .split(&format!("Pass `{flag} N` on as `"))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{flag} is neither a po flag nor passed on as one"));
+        assert!(
+            known.contains(passed_on),
+            "{flag} is passed on as {passed_on}, unknown"
+        );
+    }
+    assert!(flags >= 6, "{hint}");
+}
+
+/// Step by step: po-parse's exit status is its own, the retry covers what
+/// `po-spawn --retry` runs, and a started orchestration is not parsed again.
+fn check_orchestrate_steps(doc: &str) {
+    let lines = bash_lines(doc);
+    // Without pipefail a pipeline's status is its last command's.
+    let parse: Vec<&String> = lines.iter().filter(|l| l.contains("po-parse")).collect();
+    assert!(parse.len() >= 2, "{parse:?}");
+    for l in &parse {
+        assert!(!l.contains('|'), "po-parse's exit status is lost in {l:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "po-parse \"$ISSUE\" --create-sub-issues")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("po-spawn --id \"$ISSUE\" [--max-workers")),
+        "{lines:#?}"
+    );
+
+    // What --retry runs again, by po-spawn's own help.
+    let retry_help = help("po-spawn", None);
+    assert!(
+        retry_help.contains("Run failed, timed-out and cancelled tasks again"),
+        "{retry_help}"
+    );
+    let states = |l: &str| -> Vec<String> {
+        l.split("--state ")
+            .skip(1)
+            .map(|s| s.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let retry = lines
+        .iter()
+        .find(|l| l.starts_with("po-status ls") && l.contains("--state failed"))
+        .expect("the retry step's po-status ls");
+    assert_eq!(states(retry), ["failed", "timed_out", "cancelled"]);
+
+    // The started check names every state but pending.
+    let started = lines
+        .iter()
+        .find(|l| l.starts_with("po-status ls") && l.contains("--state in_progress"))
+        .expect("a check for an orchestration that already started");
+    let mut all: Vec<String> = states(started);
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            "cancelled",
+            "completed",
+            "failed",
+            "in_progress",
+            "timed_out"
+        ]
+    );
+    for tell in [
+        "--retry` runs the failed, timed-out and",
+        "po-spawn --id <issue>",
+    ] {
+        assert!(doc.contains(tell), "the user is not told {tell:?}");
+    }
+}
+
+/// The read-only lines (`po-status ls`, `po-watch`) run for real against an
+/// orchestration with a task in every state: their flags and values work.
+fn run_status_lines(doc: &str) {
+    use po::protocol::{AgentStatus, State, store};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("parallel/1234");
+    std::fs::create_dir_all(&dir).unwrap();
+    let states = [
+        State::Pending,
+        State::InProgress,
+        State::Completed,
+        State::Failed,
+        State::TimedOut,
+        State::Cancelled,
+    ];
+    for (i, st) in states.iter().enumerate() {
+        let mut s = AgentStatus::new(format!("agent-{}", i + 1), "1234");
+        s.status = *st;
+        store::write_status(&dir.join(format!("agent-{}.status.json", i + 1)), &s).unwrap();
+    }
+    let mut ran = 0;
+    for line in bash_lines(doc) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !(line.starts_with("po-status ls") || line.starts_with("po-watch")) {
+            continue;
+        }
+        let args: Vec<&str> = words[1..]
+            .iter()
+            .map(|w| if *w == "\"$ISSUE\"" { "1234" } else { *w })
+            .collect();
+        let out = Command::new(bin(words[0]))
+            .args(&args)
+            .env("PO_RUNTIME_DIR", tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if line.starts_with("po-status ls") {
+            let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+            let asked = line.matches("--state ").count();
+            assert_eq!(printed, asked, "{line}: one task per state asked for");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 3, "ran {ran}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
-//! The issue-driven flow of the seed, end to end, with the recording fake `gh`
-//! and a real bare repository as `origin`:
+//! The issue-driven flow of the seed, end to end, on a fresh repository of the
+//! GitHub double (no po labels yet; issues and pull requests share one number
+//! sequence) with a real bare repository as `origin`:
 //!
 //! `po-parse 1234 --create-sub-issues` → `po-spawn` (PRs on: the source is an
 //! issue; agent-2 fails) → `po-summarize --post-comment --follow-up-issues` →
-//! fix agent-2 → `po-spawn --id 1234 --retry` → `po-summarize` again.
+//! fix agent-2 → `po-spawn --id 1234 --retry` → `po-summarize` again, whose
+//! `--post-comment` edits the comment of the first run.
 
 #[path = "support_gh/mod.rs"]
 mod support_gh;
@@ -48,9 +50,7 @@ impl Flow {
         let tmp = tempfile::tempdir().unwrap();
         let (repo, origin) = repo_with_origin(tmp.path());
         let gh = FakeGh::new(tmp.path());
-        gh.serve_issue(1234, "Greetings", MASTER_BODY);
-        gh.set_next_issue(1235);
-        gh.set_next_pr(1240);
+        gh.add_issue(1234, "Greetings", MASTER_BODY);
         let marker = tmp.path().join("fixture-ready");
         // The agent: agent-2 fails until the marker exists; every other run
         // reports progress and commits one file in its worktree.
@@ -175,6 +175,19 @@ fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
 
+fn label_create(l: po::forge::labels::Label) -> Vec<String> {
+    argv(&[
+        "label",
+        "create",
+        l.name,
+        "--force",
+        "--color",
+        l.color,
+        "--description",
+        l.description,
+    ])
+}
+
 fn in_origin(origin: &Path, branch: &str) -> Option<String> {
     let out = Command::new("git")
         .args([
@@ -235,6 +248,12 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         "--json",
         "number,title,body,url",
     ])];
+    for l in [
+        po::forge::labels::ORCHESTRATION,
+        po::forge::labels::SUB_ISSUE,
+    ] {
+        want.push(label_create(l));
+    }
     for (i, t) in titles.iter().enumerate() {
         let task = f.status(i as u64 + 1);
         assert_eq!(task.title, *t);
@@ -282,7 +301,8 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     // One PR each, in whatever order they finished.
     let mut prs = [a1.pr_number.unwrap(), a3.pr_number.unwrap()];
     prs.sort();
-    assert_eq!(prs, [1240, 1241]);
+    assert_eq!(prs, [1238, 1239], "after the sub-issues, in one sequence");
+    assert_eq!(f.gh.pull_numbers(), [1238, 1239]);
     for a in [&a1, &a3] {
         assert_eq!(
             a.pr_url.clone().unwrap(),
@@ -324,9 +344,12 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         summary.stdout
     );
     let calls = f.gh.calls();
-    assert_eq!(calls.len(), seen + 2, "{:#?}", &calls[seen..]);
+    assert_eq!(calls.len(), seen + 4, "{:#?}", &calls[seen..]);
+    // The label again (`--force` makes it idempotent), once per run.
+    assert_eq!(calls[seen], label_create(po::forge::labels::ORCHESTRATION));
+    seen += 1;
     let a2 = f.status(2);
-    assert_eq!(a2.follow_up_issue, Some(1238));
+    assert_eq!(a2.follow_up_issue, Some(1240));
     let error = a2.error.clone().expect("the failure is recorded");
     let create = &calls[seen];
     assert_eq!(
@@ -357,7 +380,11 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     ] {
         assert!(body.contains(want), "{want:?} not in\n{body}");
     }
-    let comment = &calls[seen + 1];
+    assert_eq!(
+        calls[seen + 1],
+        argv(&["issue", "view", "1234", "--json", "comments"])
+    );
+    let comment = &calls[seen + 2];
     assert_eq!(
         &comment[..4],
         &argv(&["issue", "comment", "1234", "--body"])[..]
@@ -372,10 +399,10 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     );
     for want in [
         "**PRs Created**: ",
-        "- [ ] Review and merge PR #1240\n",
-        "- [ ] Review and merge PR #1241\n",
+        "- [ ] Review and merge PR #1238\n",
+        "- [ ] Review and merge PR #1239\n",
         &format!(
-            "- [ ] Investigate {} in issue #1238\n",
+            "- [ ] Investigate {} in issue #1240\n",
             po::report::markdown::cell(&po::report::summary::error_gist(&error), 80)
         ),
         "Orchestration ID: 1234\n",
@@ -391,7 +418,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     let a2 = f.status(2);
     assert_eq!(a2.status, State::Completed, "{a2:#?}");
     assert_eq!(a2.attempt, 2);
-    assert_eq!(a2.pr_number, Some(1242));
+    assert_eq!(a2.pr_number, Some(1241));
     let tip = git(&f.repo, &["rev-parse", b2]).trim().to_string();
     assert_eq!(in_origin(&f.origin, b2), Some(tip));
     let calls = f.gh.calls();
@@ -426,12 +453,12 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     assert_eq!(s["failed"], 0);
     let mut prs: Vec<u64> = serde_json::from_value(s["prs_created"].clone()).unwrap();
     prs.sort();
-    assert_eq!(prs, vec![1240, 1241, 1242]);
-    assert_eq!(s["follow_up_issues"], json!([1238]));
+    assert_eq!(prs, vec![1238, 1239, 1241]);
+    assert_eq!(s["follow_up_issues"], json!([1240]));
     assert_eq!(s["lines_of_code"], 3, "one line in each agent's file");
     let md = std::fs::read_to_string(f.dir().join("summary.md")).unwrap();
     assert!(
-        md.contains("Close diagnostic issue #1238: Agent-2 has since completed"),
+        md.contains("Close diagnostic issue #1240: Agent-2 has since completed"),
         "{md}"
     );
     assert!(
@@ -442,5 +469,32 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         f.gh.calls().len(),
         seen,
         "no GitHub calls without the flags"
+    );
+
+    // 6. The comment follows: the first run's comment is edited, not repeated.
+    let posted = f.run(
+        env!("CARGO_BIN_EXE_po-summarize"),
+        &["1234", "--post-comment"],
+    );
+    assert_eq!(posted.code, Some(0), "{}", posted.stderr);
+    assert!(
+        posted
+            .stderr
+            .contains("💬 Updated the summary comment on master issue #1234"),
+        "{}",
+        posted.stderr
+    );
+    let comments = f.gh.comments(1234);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    let body = comments[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("**Status**: 3/3 tasks completed successfully (100%)\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("<!-- po-summary:1234 -->\n"), "{body}");
+    assert_eq!(f.gh.issue_numbers(), [1234, 1235, 1236, 1237, 1240]);
+    assert_eq!(
+        f.gh.issue(1240)["labels"],
+        json!(["parallel-orchestration"])
     );
 }

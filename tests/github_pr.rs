@@ -1,6 +1,7 @@
 //! `forge::pr::open_pr`: a real push to a local bare `origin`, `gh pr create`
-//! through the recording fake, the PR recorded in the status file, idempotent
-//! retries, and failures that leave the status file as it was.
+//! through the GitHub double (which checks the branch is on `origin`), the PR
+//! recorded in the status file, idempotent retries, and failures that leave
+//! the status file as it was.
 
 #[path = "support_gh/mod.rs"]
 mod support_gh;
@@ -66,7 +67,7 @@ fn setup(master: Option<u64>, sub_issue: Option<u64>) -> Setup {
     let orch = orchestration("1234", master.map(|m| (m, "Add authentication system")));
     let dir = craft(&rt, &orch, &[a]);
     let fake = FakeGh::new(tmp.path());
-    fake.set_next_pr(1240);
+    fake.set_next_number(1240);
     Setup {
         status: dir.join("agent-1.status.json"),
         repo,
@@ -169,6 +170,54 @@ Orchestration ID: 1234
         Some("https://github.com/owner/repo/pull/1240")
     );
     assert_eq!(st.status, State::Completed, "nothing else changes");
+    let pr = s.fake.pull(1240);
+    assert_eq!(
+        (
+            pr["head"].as_str(),
+            pr["base"].as_str(),
+            pr["state"].as_str()
+        ),
+        (Some(BRANCH), Some("main"), Some("OPEN"))
+    );
+    assert_eq!(pr["body"], body);
+}
+
+#[test]
+fn a_pr_an_earlier_run_opened_but_did_not_record_is_adopted() {
+    let s = setup(Some(1234), Some(1235));
+    s.open("origin").unwrap();
+    // The run stopped between `gh pr create` and recording the number.
+    store::update_status(&s.status, |st| {
+        st.pr_number = None;
+        st.pr_url = None;
+        Ok(())
+    })
+    .unwrap();
+    let (n, url) = s.open("origin").unwrap();
+    assert_eq!(
+        (n, url.as_str()),
+        (1240, "https://github.com/owner/repo/pull/1240")
+    );
+    assert_eq!(s.fake.pull_numbers(), [1240], "GitHub refused a second one");
+    let calls = s.fake.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls[1][..2], argv(&["pr", "create"])[..]);
+    assert_eq!(
+        calls[2],
+        argv(&[
+            "pr",
+            "list",
+            "--head",
+            BRANCH,
+            "--base",
+            "main",
+            "--state",
+            "open",
+            "--json",
+            "number,url"
+        ])
+    );
+    assert_eq!(store::read_status(&s.status).unwrap().pr_number, Some(1240));
 }
 
 #[test]
@@ -224,7 +273,7 @@ fn a_failed_pr_create_is_a_gh_error_and_a_retry_picks_it_up() {
     assert_eq!(store::read_status(&s.status).unwrap().pr_number, None);
     assert!(ref_in(&s.origin, BRANCH).is_some(), "the push happened");
 
-    std::fs::remove_file(s.fake.state.join("fail-pr-create")).unwrap();
+    s.fake.unfail("pr create");
     let (n, _) = s.open("origin").unwrap();
     assert_eq!(n, 1240);
     assert_eq!(s.fake.calls().len(), 2);
@@ -252,4 +301,31 @@ fn a_branch_without_commits_is_neither_pushed_nor_proposed() {
     assert!(err.to_string().contains("no commits beyond"), "{err}");
     assert!(ref_in(&s.origin, BRANCH).is_none());
     assert!(s.fake.calls().is_empty());
+}
+
+#[test]
+fn a_branch_pushed_without_commits_beyond_the_base_is_refused_as_github_does() {
+    // The branch is on origin, but at the base: GitHub's own refusal reaches
+    // the caller as a gh error (exit 5).
+    let s = setup(Some(1234), Some(1235));
+    git(
+        &s.repo,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{}:refs/heads/{BRANCH}", s.base),
+        ],
+    );
+    let gh = s.gh().in_dir(&s.repo);
+    let err = gh.pr_create(BRANCH, "main", "t", "b").unwrap_err();
+    assert_eq!(err.exit_code(), 5);
+    assert!(
+        err.to_string().contains(&format!(
+            "pull request create failed: GraphQL: No commits between main and {BRANCH} \
+             (createPullRequest)"
+        )),
+        "{err}"
+    );
+    assert!(s.fake.pull_numbers().is_empty());
 }

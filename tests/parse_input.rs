@@ -146,7 +146,7 @@ fn titles_are_stored_verbatim_and_never_executed() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(branch, "feat/issue-evil-agent-1");
+    assert_eq!(branch, "feat/evil-agent-1");
 }
 
 #[test]

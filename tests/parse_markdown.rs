@@ -36,7 +36,7 @@ fn checklist_items_are_tasks_and_checked_ones_are_skipped_and_reported() {
     let s = repo.status("checklist", 1);
     assert_eq!(s["status"], "pending");
     assert_eq!(s["orchestration_id"], "checklist");
-    assert_eq!(s["branch"], "feat/issue-checklist-agent-1");
+    assert_eq!(s["branch"], "feat/checklist-agent-1");
     assert_eq!(s["wave"], 1);
     assert!(s["complexity"].is_string());
     let orch = repo.orchestration("checklist");
@@ -179,7 +179,9 @@ fn dry_run_prints_the_seeds_report_and_writes_nothing() {
         "⚠️  Task 2 depends on task 1 (\"depends on task 1\")\n",
         "⚠️  Tasks 1, 3 may share models/cart.py\n",
         "\nWaves: 4\n  Wave 1: task 1\n  Wave 2: tasks 2, 4\n",
-        "\nEstimated PRs: 5\n",
+        "\nEstimated duration: ",
+        " minutes (parallel, at most 5 agents at a time; ",
+        " minutes one after another)\nEstimated PRs: 5\n",
         "\nRecommendation: Proceed with caution",
         "To run: po-parse ",
         " | po-spawn\n",
@@ -225,6 +227,56 @@ fn json_with_and_without_dry_run() {
     assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
     assert_eq!(v["tasks"][1]["depends_on"], serde_json::json!(["agent-1"]));
     assert_eq!(v["estimated_prs"], 5);
+    // Waves run one after another; with 5 agents at a time a wave takes as
+    // long as its longest task (low 5-10, medium 10-15, high 15-20 minutes).
+    let minutes = |c: &serde_json::Value| match c.as_str().unwrap() {
+        "low" => (5, 10),
+        "medium" => (10, 15),
+        "high" => (15, 20),
+        other => panic!("complexity {other}"),
+    };
+    let mut want = (0, 0);
+    let mut seq = (0, 0);
+    for w in v["waves"].as_array().unwrap() {
+        let longest = w["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let t = v["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| &t["agent_id"] == a);
+                minutes(&t.unwrap()["complexity"])
+            })
+            .fold((0, 0), |m, t| (m.0.max(t.0), m.1.max(t.1)));
+        want = (want.0 + longest.0, want.1 + longest.1);
+    }
+    for t in v["tasks"].as_array().unwrap() {
+        let m = minutes(&t["complexity"]);
+        seq = (seq.0 + m.0, seq.1 + m.1);
+    }
+    assert_eq!(
+        v["estimated_minutes"],
+        serde_json::json!({"parallel": [want.0, want.1], "sequential": [seq.0, seq.1], "max_workers": 5})
+    );
+    let text = String::from_utf8(
+        repo.cmd()
+            .args(["--dry-run"])
+            .arg(fixture("deps.md"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.contains(&format!(
+            "Estimated duration: {}-{} minutes (parallel, at most 5 agents at a time; {}-{} minutes one after another)\n",
+            want.0, want.1, seq.0, seq.1
+        )),
+        "{text}"
+    );
     assert!(v["tasks"][0].get("status_file").is_none());
     assert!(!repo.path().join(".claude").exists());
 
@@ -266,4 +318,43 @@ fn stdin_is_a_source() {
         .success();
     assert_eq!(titles(&repo, "stdin"), ["one", "two"]);
     assert_eq!(repo.orchestration("stdin")["source"]["kind"], "stdin");
+}
+
+#[test]
+fn a_file_named_issue_md_gets_branches_without_a_doubled_word() {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("issue.md"), "- [ ] One\n- [ ] Two\n").unwrap();
+    repo.cmd().arg("issue.md").assert().success();
+    assert_eq!(repo.status("issue", 1)["branch"], "feat/issue-agent-1");
+    assert_eq!(repo.status("issue", 2)["branch"], "feat/issue-agent-2");
+    // An orchestration named by an issue number keeps the seed's form.
+    repo.cmd()
+        .args(["issue.md", "--id", "1234"])
+        .assert()
+        .success();
+    assert_eq!(repo.status("1234", 2)["branch"], "feat/issue-1234-agent-2");
+}
+
+#[test]
+fn a_real_run_says_what_it_parsed_and_warns_of_overlaps_on_stderr() {
+    let repo = Repo::new();
+    let out = repo.cmd().arg(fixture("deps.md")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.starts_with("🚀 Parsed 5 sub-tasks from "), "{err}");
+    assert!(
+        err.contains("\n⚠️  Tasks 1, 3 may share models/cart.py\n"),
+        "{err}"
+    );
+    // stdout stays data: the status paths only.
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines.iter().all(|l| l.ends_with(".status.json")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        repo.orchestration("deps")["report"]["warnings"],
+        serde_json::json!(["Tasks 1, 3 may share models/cart.py"])
+    );
 }

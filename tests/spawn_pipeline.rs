@@ -46,7 +46,7 @@ fn po_parse_piped_into_po_spawn_runs_every_task() {
         assert_eq!(s.status, State::Completed, "{s:?}");
         assert_eq!(s.metrics.commits, Some(1));
         let branch = s.branch.unwrap();
-        assert!(branch.starts_with("feat/issue-plan-agent-"), "{branch}");
+        assert!(branch.starts_with("feat/plan-agent-"), "{branch}");
         assert!(repo.branches().contains(&branch));
     }
     assert!(stderr.contains("Completed: 3/3"), "{stderr}");

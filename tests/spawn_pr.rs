@@ -1,7 +1,7 @@
 //! po-spawn opens pull requests for completed tasks: on by default for a
 //! GitHub-issue orchestration, `--no-pr` turns it off, a failure is the task's
-//! error and a later run picks it up. A recording fake `gh` first on PATH; a
-//! real local bare repository as `origin`.
+//! error and a later run picks it up. The GitHub double first on PATH; a real
+//! local bare repository as `origin`, where the double looks for the branch.
 
 #[path = "support_gh/mod.rs"]
 mod support_gh;
@@ -49,7 +49,7 @@ fn a_completed_task_of_an_issue_gets_a_pull_request() {
     let (repo, origin) = repo_with_origin(tmp.path());
     let dir = issue_orchestration(&repo);
     let fake = FakeGh::new(tmp.path());
-    fake.set_next_pr(1240);
+    fake.set_next_number(1240);
     let out = spawn(&repo, &fake, &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -80,6 +80,8 @@ fn a_completed_task_of_an_issue_gets_a_pull_request() {
         ]
     );
     assert!(calls[0][9].starts_with("Closes #501"), "{:?}", calls[0][9]);
+    assert_eq!(fake.pull_numbers(), [1240]);
+    assert_eq!(fake.pull(1240)["head"], "feat/issue-501-agent-1");
 }
 
 #[test]
@@ -114,13 +116,14 @@ fn no_pr_opens_none_and_a_failed_pr_is_picked_up_later() {
     );
 
     // gh works again: the next run opens it, without running the agent again.
-    std::fs::remove_file(fake.state.join("fail-pr-create")).unwrap();
-    fake.set_next_pr(77);
+    fake.unfail("pr create");
+    fake.set_next_number(77);
     let out = spawn(&repo, &fake, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = store::read_status(&status).unwrap();
     assert_eq!(s.pr_number, Some(77));
     assert_eq!(s.error, None);
+    assert_eq!(fake.pull_numbers(), [77]);
     assert_eq!(s.attempt, 1);
     assert_eq!(
         git(

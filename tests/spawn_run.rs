@@ -119,10 +119,10 @@ fn dry_run_starts_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains("DRY RUN"), "{stdout}");
     assert!(stdout.contains("Wave 1"), "{stdout}");
-    assert!(stdout.contains("feat/issue-dry-agent-2"), "{stdout}");
+    assert!(stdout.contains("feat/dry-agent-2"), "{stdout}");
     let wt = repo.runtime().join("worktrees/dry/agent-1");
     assert!(
-        stdout.contains(&format!("touch {}/x feat/issue-dry-agent-1", wt.display())),
+        stdout.contains(&format!("touch {}/x feat/dry-agent-1", wt.display())),
         "{stdout}"
     );
     assert_eq!(states(&paths), vec![State::Pending, State::Pending]);
@@ -207,7 +207,9 @@ fn a_failing_setup_fails_the_task_in_phase_setup() {
         "{err}"
     );
     assert!(
-        stderr.contains("❌ agent-1 failed: setup command"),
+        stderr
+            .lines()
+            .any(|l| l.starts_with("❌ agent-1 failed") && l.contains(": setup command")),
         "{stderr}"
     );
     let log = std::fs::read_to_string(s.log_file.unwrap()).unwrap();
@@ -301,7 +303,10 @@ fn status_paths_come_on_stdin_and_failures_set_the_exit_code() {
     );
     assert!(!err.contains('\n'));
     assert!(
-        stderr.contains("❌ agent-5 failed: agent exited with status 3"),
+        stderr
+            .lines()
+            .any(|l| l.starts_with("❌ agent-5 failed")
+                && l.contains(": agent exited with status 3")),
         "{stderr}"
     );
     assert!(stderr.contains("Completed: 4/5"), "{stderr}");

@@ -53,10 +53,16 @@ while :; do sleep 1; done
     assert_eq!(s.status, State::TimedOut, "{s:?}");
     let err = s.error.clone().unwrap();
     assert!(
-        err.contains("timed out") && err.contains("--timeout 2"),
+        err.contains("--timeout 2 reached") && err.contains("--retry"),
         "{err}"
     );
-    assert!(stderr.contains("❌ agent-1 timed out"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("⏱️ agent-1 timed out after ")
+                && l.contains(": --timeout 2 reached")),
+        "{stderr}"
+    );
     // Nothing of the tree is left: not the agent, not the setsid grandchild.
     assert!(processes_with_env(&marker(&paths[0])).is_empty());
     let gc: i32 = std::fs::read_to_string(repo.scratch().join("grandchild.pid"))
@@ -68,10 +74,7 @@ while :; do sleep 1; done
     assert!(!pid_alive(s.pid.unwrap()), "agent survived");
     // Its worktree and branch are kept.
     assert!(s.worktree.unwrap().join("README.md").exists());
-    assert!(
-        repo.branches()
-            .contains(&"feat/issue-to-agent-1".to_string())
-    );
+    assert!(repo.branches().contains(&"feat/to-agent-1".to_string()));
 }
 
 #[test]
@@ -288,12 +291,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         assert_eq!(
             git(
                 &repo.path,
-                &[
-                    "log",
-                    "-1",
-                    "--format=%s",
-                    &format!("feat/issue-crash-agent-{n}")
-                ]
+                &["log", "-1", "--format=%s", &format!("feat/crash-agent-{n}")]
             ),
             format!("agent-{n}")
         );

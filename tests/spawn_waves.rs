@@ -63,7 +63,7 @@ fn passing_validation_lets_the_next_wave_build_on_the_merged_branches() {
     assert!(stderr.contains("✅ task-001-a completed"), "{stderr}");
     // The integration branch holds both wave-1 branches; wave 2 branched from it.
     let integration = "po/w1/wave-1";
-    for b in ["feat/issue-w1-agent-1", "feat/issue-w1-agent-2"] {
+    for b in ["feat/w1-agent-1", "feat/w1-agent-2"] {
         assert!(git(&repo.path, &["merge-base", "--is-ancestor", b, integration]).is_empty());
     }
     let s3 = status(&paths[2]);
@@ -119,8 +119,8 @@ fn conflicting_branches_stop_later_waves_naming_branches_and_files() {
         .find(|l| l.contains("Wave 1 failed"))
         .unwrap();
     for needle in [
-        "feat/issue-w3-agent-1",
-        "feat/issue-w3-agent-2",
+        "feat/w3-agent-1",
+        "feat/w3-agent-2",
         "same.txt",
         "conflicts",
     ] {

@@ -1,5 +1,7 @@
-//! po-summarize and GitHub, through the recording fake `gh`: the master-issue
-//! comment, follow-up issues filed once, and `gh` failures (exit 5).
+//! po-summarize and GitHub, through the GitHub double: the master-issue
+//! comment (posted once, edited after), follow-up issues filed once with
+//! labels created first (a comment when a task fails again), and `gh`
+//! failures (exit 5).
 
 #[path = "support_gh/mod.rs"]
 mod support_gh;
@@ -64,6 +66,11 @@ fn run_with_failures() -> Run {
         &[a1, a2, a3, a4],
     );
     let gh = FakeGh::new(tmp.path());
+    gh.add_issue(
+        1234,
+        "Add authentication system",
+        "- [ ] JWT tokens\n- [ ] User API\n",
+    );
     Run {
         repo,
         dir,
@@ -112,26 +119,129 @@ Full summary: `.claude/runtime/parallel/1234/summary.md`
 - [ ] Investigate Agent-3 failure (Import resolution error: no module named `auth`), then `po-spawn --id 1234 --retry`
 - [ ] Investigate Agent-4 failure (timed out), then `po-spawn --id 1234 --retry`
 
+### Timeline
+
+```mermaid
+gantt
+    title Timeline (UTC)
+    dateFormat YYYY-MM-DD HH:mm:ss
+    axisFormat %H:%M
+    section Wave 1
+    agent-1 :done, a1, 2026-01-01 12:00:00, 2026-01-01 12:10:00
+    agent-2 :done, a2, 2026-01-01 12:00:00, 2026-01-01 12:15:00
+    agent-4 User API :crit, a3, 2026-01-01 12:00:00, 2026-01-01 12:30:00
+    agent-3 JWT tokens :crit, a4, 2026-01-01 12:01:00, 2026-01-01 12:20:00
+```
+
 ---
 Orchestration ID: 1234
+
+<!-- po-summary:1234 -->
 ";
+
+fn view_comments() -> Vec<String> {
+    argv(&["issue", "view", "1234", "--json", "comments"])
+}
 
 #[test]
 fn post_comment_posts_the_seed_comment_on_the_master_issue() {
     let run = run_with_failures();
     let out = run.summarize(&["1234", "--post-comment"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("💬 Posted the summary on master issue #1234"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         run.gh.calls(),
-        vec![argv(&[
-            "issue",
-            "comment",
-            "1234",
-            "--body",
-            COMMENT_WITHOUT_FOLLOW_UPS
-        ])]
+        vec![
+            view_comments(),
+            argv(&[
+                "issue",
+                "comment",
+                "1234",
+                "--body",
+                COMMENT_WITHOUT_FOLLOW_UPS
+            ])
+        ]
     );
+    let comments = run.gh.comments(1234);
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0]["body"], COMMENT_WITHOUT_FOLLOW_UPS);
     assert!(run.dir.join("summary.md").is_file());
+}
+
+#[test]
+fn a_second_run_edits_its_own_comment_instead_of_adding_one() {
+    let run = run_with_failures();
+    // Someone else quotes the marker: that comment is not po's to edit.
+    run.gh
+        .add_foreign_comment(1234, "Why does it say <!-- po-summary:1234 --> here?");
+    let first = run.summarize(&["1234", "--post-comment"]);
+    assert_eq!(first.status.code(), Some(2), "{}", stderr(&first));
+    let mine = run.gh.comments(1234)[1].clone();
+    let id = mine["id"].as_u64().unwrap();
+
+    // A retry completed agent-3; the summary comment follows.
+    store::update_status(&run.dir.join("agent-3.status.json"), |s| {
+        s.status = State::Completed;
+        s.error = None;
+        s.attempt = 2;
+        Ok(())
+    })
+    .unwrap();
+    let calls_before = run.gh.calls().len();
+    let second = run.summarize(&["1234", "--post-comment"]);
+    assert_eq!(
+        second.status.code(),
+        Some(2),
+        "75% is below 80%: {}",
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("💬 Updated the summary comment on master issue #1234"),
+        "{}",
+        stderr(&second)
+    );
+    let comments = run.gh.comments(1234);
+    assert_eq!(comments.len(), 2, "no new comment: {comments:#?}");
+    assert_eq!(comments[0]["author"], "someone");
+    assert!(
+        comments[0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Why does it say")
+    );
+    assert_eq!(comments[1]["id"], id);
+    let body = comments[1]["body"].as_str().unwrap();
+    assert!(
+        body.contains("**Status**: 3/4 tasks completed successfully (75%)\n"),
+        "{body}"
+    );
+    assert!(
+        body.ends_with("Orchestration ID: 1234\n\n<!-- po-summary:1234 -->\n"),
+        "{body}"
+    );
+    let calls = run.gh.calls();
+    assert_eq!(
+        calls.len(),
+        calls_before + 2,
+        "{:#?}",
+        &calls[calls_before..]
+    );
+    assert_eq!(calls[calls_before], view_comments());
+    assert_eq!(
+        calls[calls_before + 1],
+        argv(&[
+            "api",
+            "--method",
+            "PATCH",
+            &format!("repos/{{owner}}/{{repo}}/issues/comments/{id}"),
+            "-f",
+            &format!("body={body}"),
+        ])
+    );
 }
 
 fn expected_follow_up_body(run: &Run) -> String {
@@ -173,16 +283,46 @@ Orchestration ID: 1234
     )
 }
 
+fn label_create() -> Vec<String> {
+    argv(&[
+        "label",
+        "create",
+        "parallel-orchestration",
+        "--force",
+        "--color",
+        po::forge::labels::ORCHESTRATION.color,
+        "--description",
+        po::forge::labels::ORCHESTRATION.description,
+    ])
+}
+
 #[test]
 fn follow_up_issues_are_filed_once_and_the_comment_links_them() {
     let run = run_with_failures();
-    run.gh.set_next_issue(500);
+    run.gh.set_next_number(500);
+    assert!(
+        !run.gh
+            .labels()
+            .contains(&"parallel-orchestration".to_string())
+    );
     let out = run.summarize(&["1234", "--follow-up-issues", "--post-comment"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("Created follow-up issue #500 for Agent-3 failure"));
 
-    let calls = run.gh.calls();
-    assert_eq!(calls.len(), 3, "{calls:#?}");
+    let all = run.gh.calls();
+    // The label first, once: a fresh repository does not have it.
+    assert_eq!(all[0], label_create());
+    let calls = &all[1..];
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert!(
+        run.gh
+            .labels()
+            .contains(&"parallel-orchestration".to_string())
+    );
+    assert_eq!(
+        run.gh.issue(500)["labels"],
+        json!(["parallel-orchestration"])
+    );
     assert_eq!(
         calls[0],
         argv(&[
@@ -228,8 +368,9 @@ fn follow_up_issues_are_filed_once_and_the_comment_links_them() {
             "- [ ] Investigate Agent-4 failure (timed out), then `po-spawn --id 1234 --retry`",
             "- [ ] Investigate timed out in issue #501",
         );
+    assert_eq!(calls[2], view_comments());
     assert_eq!(
-        calls[2],
+        calls[3],
         argv(&["issue", "comment", "1234", "--body", &comment])
     );
 
@@ -248,8 +389,68 @@ fn follow_up_issues_are_filed_once_and_the_comment_links_them() {
     // A second run files nothing again.
     let again = run.summarize(&["1234", "--follow-up-issues"]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert_eq!(run.gh.calls().len(), 3, "{:#?}", run.gh.calls());
+    assert_eq!(run.gh.calls().len(), 5, "{:#?}", run.gh.calls());
     assert_eq!(run.status(3).follow_up_issue, Some(500));
+    assert_eq!(run.gh.issue_numbers(), [500, 501, 1234]);
+}
+
+#[test]
+fn a_task_that_fails_again_gets_a_comment_on_its_follow_up_issue() {
+    let run = run_with_failures();
+    run.gh.set_next_number(500);
+    let out = run.summarize(&["1234", "--follow-up-issues"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(run.status(3).follow_up_attempt, Some(1));
+
+    // Retried; agent-3 failed again, differently.
+    store::update_status(&run.dir.join("agent-3.status.json"), |s| {
+        s.attempt = 2;
+        s.error = Some("assertion failed: token.expiry > now".into());
+        s.phase = Some("Running the JWT tests".into());
+        Ok(())
+    })
+    .unwrap();
+    let seen = run.gh.calls().len();
+    let out = run.summarize(&["1234", "--follow-up-issues"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("📋 Commented on follow-up issue #500: Agent-3 failed again (attempt 2)"),
+        "{}",
+        stderr(&out)
+    );
+    let calls = run.gh.calls();
+    assert_eq!(
+        calls.len(),
+        seen + 1,
+        "one comment, no issue: {:#?}",
+        &calls[seen..]
+    );
+    assert_eq!(
+        &calls[seen][..4],
+        &argv(&["issue", "comment", "500", "--body"])[..]
+    );
+    assert_eq!(run.gh.issue_numbers(), [500, 501, 1234], "no second issue");
+    let comments = run.gh.comments(500);
+    assert_eq!(comments.len(), 1);
+    let body = comments[0]["body"].as_str().unwrap();
+    assert_eq!(body, calls[seen][4]);
+    for want in [
+        "**Agent-3 failed again** on attempt 2, exit status 1\n",
+        "**Failed in phase**: Running the JWT tests\n",
+        "assertion failed: token.expiry > now",
+        "The last 30 lines of `.claude/runtime/logs/orch-1234-20260101-1200/agent-3.log`",
+        "`po-spawn --id 1234 --retry`",
+    ] {
+        assert!(body.contains(want), "{want:?} not in\n{body}");
+    }
+    assert_eq!(run.status(3).follow_up_issue, Some(500));
+    assert_eq!(run.status(3).follow_up_attempt, Some(2));
+
+    // Nothing new: nothing more.
+    let out = run.summarize(&["1234", "--follow-up-issues"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(run.gh.calls().len(), seen + 1);
 }
 
 #[test]
@@ -261,7 +462,8 @@ fn concurrent_runs_file_each_follow_up_once() {
             cmd.args(["1234", "--follow-up-issues", "--format", "json"])
                 .current_dir(&run.repo)
                 .env_remove("PO_RUNTIME_DIR")
-                .stdout(std::process::Stdio::null());
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             run.gh.apply(&mut cmd);
             cmd.spawn().unwrap()
         })
@@ -276,6 +478,11 @@ fn concurrent_runs_file_each_follow_up_once() {
         .filter(|c| c[..2] == argv(&["issue", "create"])[..])
         .count();
     assert_eq!(creates, 2, "{:#?}", run.gh.calls());
+    assert_eq!(
+        run.gh.issue_numbers().len(),
+        3,
+        "the master and two follow-ups"
+    );
 }
 
 #[test]
@@ -318,20 +525,16 @@ fn gh_missing_exits_5_with_install_advice() {
 #[test]
 fn gh_unauthenticated_exits_5_with_auth_advice() {
     let run = run_with_failures();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_po-summarize"));
-    cmd.args(["1234", "--follow-up-issues", "--post-comment"])
-        .current_dir(&run.repo)
-        .env_remove("PO_RUNTIME_DIR")
-        .env("FAKE_GH_MODE", "unauthenticated");
-    run.gh.apply(&mut cmd);
-    let out = cmd.output().unwrap();
+    run.gh.log_out();
+    let out = run.summarize(&["1234", "--follow-up-issues", "--post-comment"]);
     assert_eq!(out.status.code(), Some(5));
     let err = stderr(&out);
     assert!(err.contains("gh auth login"), "{err}");
     assert!(err.contains("check `gh auth status`"), "{err}");
-    // One attempt, then it stops: no comment after the follow-up failed.
-    assert_eq!(run.gh.calls().len(), 1);
+    // One attempt (the labels), then it stops: no issue, no comment.
+    assert_eq!(run.gh.calls(), vec![label_create()]);
     assert_eq!(run.status(3).follow_up_issue, None, "nothing recorded");
+    assert!(run.gh.comments(1234).is_empty());
 }
 
 #[test]
@@ -347,7 +550,11 @@ fn rate_limits_are_retried_with_backoff() {
         "--body",
         COMMENT_WITHOUT_FOLLOW_UPS,
     ]);
-    assert_eq!(run.gh.calls(), vec![call.clone(), call.clone(), call]);
+    assert_eq!(
+        run.gh.calls(),
+        vec![view_comments(), view_comments(), view_comments(), call]
+    );
+    assert_eq!(run.gh.comments(1234).len(), 1);
 }
 
 #[test]
@@ -363,24 +570,30 @@ fn endless_rate_limits_exit_5_with_rate_advice() {
 }
 
 #[test]
-fn a_repository_without_the_label_gets_unlabelled_follow_ups() {
+fn where_labels_may_not_be_created_the_follow_ups_go_without_and_it_is_said_once() {
     let run = run_with_failures();
-    run.gh.without_labels();
-    run.gh.set_next_issue(700);
+    run.gh.forbid_labels();
+    run.gh.set_next_number(700);
     let out = run.summarize(&["1234", "--follow-up-issues"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let notice = "po-summarize: filing issues without the labels parallel-orchestration \
+                  (`gh label create parallel-orchestration` was refused: HTTP 403: Resource not \
+                  accessible by integration (https://api.github.com/repos/owner/repo/labels))\n";
+    assert_eq!(err.matches(notice).count(), 1, "{err}");
     let calls = run.gh.calls();
-    assert_eq!(calls.len(), 4, "{calls:#?}");
-    assert_eq!(
-        calls[0][6..],
-        argv(&["--label", "parallel-orchestration"])[..]
-    );
-    assert_eq!(
-        calls[1][..6],
-        calls[0][..6],
-        "the same issue, without the label"
-    );
-    assert_eq!(calls[1].len(), 6);
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls[0], label_create());
+    for c in &calls[1..] {
+        assert_eq!(c.len(), 6, "no --label: {c:#?}");
+        assert_eq!(c[..2], argv(&["issue", "create"])[..]);
+    }
     assert_eq!(run.status(3).follow_up_issue, Some(700));
     assert_eq!(run.status(4).follow_up_issue, Some(701));
+    assert_eq!(run.gh.issue(700)["labels"], json!([]));
+    assert!(
+        !run.gh
+            .labels()
+            .contains(&"parallel-orchestration".to_string())
+    );
 }

@@ -424,3 +424,67 @@ fn running_tasks_count_as_not_yet_successful() {
     );
     assert!(md.contains("`po-watch 9 --follow`"), "{md}");
 }
+
+#[test]
+fn summary_md_draws_the_run_as_a_mermaid_gantt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tmp.path().join("rt");
+    seed_run(&rt);
+    let md = stdout(&summarize(&rt, &["1234"], &[]));
+    let start = md.find("### Timeline\n\n```mermaid\ngantt\n").expect(&md);
+    let block = &md[start..];
+    let block = &block[..block.find("\n```\n").expect(&md)];
+    let tasks: Vec<&str> = block.lines().filter(|l| l.contains(", a")).collect();
+    assert_eq!(
+        tasks,
+        [
+            "    agent-1 Add login :done, a1, 2026-01-01 12:00:00, 2026-01-01 12:12:45",
+            "    agent-2 Add roles :done, a2, 2026-01-01 12:00:00, 2026-01-01 12:15:22",
+            "    agent-4 User API :crit, a3, 2026-01-01 12:00:00, 2026-01-01 12:30:00",
+            "    agent-3 JWT tokens :done, a4, 2026-01-01 12:01:00, 2026-01-01 12:19:03",
+            "    agent-5 Integration tests :done, a5, 2026-01-01 12:20:00, 2026-01-01 12:36:51",
+        ],
+        "{block}"
+    );
+    assert!(md.find("### Timeline").unwrap() < md.find("### Performance Metrics").unwrap());
+}
+
+#[test]
+fn html_report_is_one_self_contained_page_with_the_timeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tmp.path().join("rt");
+    let dir = seed_run(&rt);
+    // Untrusted task text and a PR URL that is not one.
+    let a3 = dir.join("agent-3.status.json");
+    po::protocol::store::update_status(&a3, |s| {
+        s.title = "<script>alert(1)</script>".into();
+        s.pr_url = Some("javascript:alert(2)".into());
+        Ok(())
+    })
+    .unwrap();
+    let out = summarize(&rt, &["1234", "--format", "html"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let html = stdout(&out);
+    assert!(html.starts_with("<!DOCTYPE html>\n<html"), "{html}");
+    assert!(html.trim_end().ends_with("</html>"));
+    // One SVG, one bar per agent, no script and nothing fetched.
+    assert_eq!(html.matches("<svg").count(), 1);
+    assert_eq!(html.matches("<rect ").count(), 5);
+    assert!(!html.to_lowercase().contains("<script"), "{html}");
+    assert!(!html.contains("src="));
+    assert!(!html.contains("<link"));
+    assert!(!html.contains("javascript:"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // Real PR links are links; the fake one is text.
+    assert!(html.contains("<a href=\"https://github.com/owner/repo/pull/1240\""));
+    assert!(html.contains("<td>#1242</td>"), "{html}");
+    // The numbers of the summary.
+    assert!(html.contains("4/5 (80%)"));
+    assert!(html.contains("<span class=\"chip failed\">1 failed</span>"));
+    // It does not replace summary.md.
+    assert!(
+        std::fs::read_to_string(dir.join("summary.md"))
+            .unwrap()
+            .starts_with("## Parallel")
+    );
+}

@@ -394,3 +394,35 @@ fn a_wide_terminal_gets_wider_columns() {
     assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
     assert!(!narrow.contains(shown), "{narrow}");
 }
+
+#[test]
+fn a_completed_task_without_a_reported_phase_does_not_show_running() {
+    let fx = Fixture::new();
+    let dir = fx.orch("77");
+    // What the runner leaves when the agent never called `po-status set`.
+    for (n, state) in [(1, State::Completed), (2, State::Failed)] {
+        task(&dir, n, |s| {
+            s.status = state;
+            s.phase = Some("running".into());
+            s.start_time = Some(ago(120));
+            s.completion_time = Some(ago(0));
+        });
+    }
+    let (code, out, err) = run(fx.watch().arg("77"));
+    assert_eq!(code, 0, "{err}");
+    let r1 = row(&out, "agent-1");
+    assert!(!r1.contains("running"), "{out}");
+    assert_eq!(r1.split_whitespace().nth(2), Some("-"), "{out}");
+    // A failure keeps where it happened: while the agent was running.
+    assert_eq!(
+        row(&out, "agent-2").split_whitespace().nth(2),
+        Some("running")
+    );
+
+    let (code, json, err) = run(fx.watch().args(["77", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tasks = v.to_string();
+    assert!(tasks.contains("\"phase\":null"), "{tasks}");
+    assert!(tasks.contains("\"phase\":\"running\""), "{tasks}");
+}

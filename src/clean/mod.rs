@@ -226,10 +226,10 @@ impl<'a> Cleaner<'a> {
             .orchestration
             .as_ref()
             .is_some_and(|o| o.source.kind == "issue");
-        let mut active = !loaded.unreadable.is_empty();
-        for (path, task) in &loaded.agents {
-            active |= !task.status.is_terminal() || store::is_live(path);
-            self.task(path, task, github)?;
+        let mut active = loaded.bad().next().is_some();
+        for t in loaded.tasks() {
+            active |= !t.state().is_terminal() || store::is_live(&t.file);
+            self.task(&t.file, &t.status, github)?;
         }
         let worktrees = self
             .runtime

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use super::Common;
 use crate::cpo::integrate::IntegrateOptions;
-use crate::cpo::{self, RunOptions};
+use crate::cpo::{self, RunOptions, Tools};
 use crate::error::Result;
 
 /// Claude Parallel Orchestrator: run waves of tasks from a manifest.json
@@ -35,7 +35,6 @@ pub enum Cmd {
     /// Create a parallel directory: manifest.json skeleton, prompts/, README.md
     Init {
         /// The directory to create (e.g. parallel/TS-0042-inventory)
-        /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Tech Spec id, for traceability (becomes the orchestration id)
@@ -139,7 +138,10 @@ pub struct IntegrateArgs {
 
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    let common = args.common;
+    let tools = Tools {
+        runtime_dir: args.common.runtime_dir,
+        verbose: args.common.verbose,
+    };
     match args.command {
         Cmd::Init {
             dir,
@@ -148,7 +150,7 @@ pub fn run(args: Args) -> Result<i32> {
         } => cpo::init::init(&dir, &tech_spec_id, &name),
         Cmd::Validate { dir } => cpo::validate::command(&dir),
         Cmd::Run(r) => cpo::run::run(
-            &common,
+            &tools,
             &r.dir,
             &RunOptions {
                 max_workers: r.max_workers,
@@ -162,7 +164,7 @@ pub fn run(args: Args) -> Result<i32> {
             },
         ),
         Cmd::Integrate(i) => cpo::integrate::command(
-            &common,
+            &tools,
             &i.dir,
             &IntegrateOptions {
                 id: i.id,
@@ -173,6 +175,6 @@ pub fn run(args: Args) -> Result<i32> {
                 json: i.json,
             },
         ),
-        Cmd::Status { dir, json, id } => cpo::board::command(&common, &dir, json, id.as_deref()),
+        Cmd::Status { dir, json, id } => cpo::board::command(&tools, &dir, json, id.as_deref()),
     }
 }

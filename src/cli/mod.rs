@@ -14,6 +14,7 @@ pub mod cpo;
 pub mod docs;
 pub mod merge;
 pub mod parse;
+pub mod serve;
 pub mod spawn;
 pub mod status;
 pub mod summarize;
@@ -78,14 +79,20 @@ pub fn main<P: Parser>(name: &str, run: fn(P) -> Result<i32>) -> ! {
 
 /// Print `name: failed to …` (with causes) and return the exit code.
 pub fn report(name: &str, e: &Error) -> i32 {
+    eprintln!("{}", message(name, e));
+    e.exit_code()
+}
+
+/// `name: failed to …`, then its causes (errors whose message holds the
+/// cause, as [`Error::Io`] does, do not also give it as `source()`).
+pub fn message(name: &str, e: &Error) -> String {
     let mut msg = format!("{name}: failed to {e}");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
         source = s.source();
     }
-    eprintln!("{msg}");
-    e.exit_code()
+    msg
 }
 
 /// Every tool's clap definition, by binary name (for man pages and completions).
@@ -96,6 +103,7 @@ pub fn commands() -> Vec<clap::Command> {
         watch::Args::command().name("po-watch"),
         summarize::Args::command().name("po-summarize"),
         status::Args::command().name("po-status"),
+        serve::Args::command().name("po-serve"),
         cpo::Args::command().name("cpo"),
         merge::Args::command().name("po-merge"),
         clean::Args::command().name("po-clean"),

@@ -17,6 +17,8 @@ use clap::Parser;
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::forge::Gh;
+use crate::forge::labels::{self, IssueFiler};
+use crate::out;
 use crate::plan::{Plan, PlannedTask, report};
 use crate::protocol::{
     AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
@@ -63,7 +65,7 @@ Examples:
   po-parse plan.md --dry-run
   po-parse parallel/TS-0042-inventory/ --json";
 
-const SUB_ISSUE_LABELS: [&str; 2] = ["parallel-orchestration", "sub-issue"];
+const SUB_ISSUE_LABELS: [labels::Label; 2] = [labels::ORCHESTRATION, labels::SUB_ISSUE];
 
 /// What a source gave: the plan and the orchestration's description.
 struct Loaded {
@@ -94,7 +96,7 @@ pub fn run(args: Args) -> Result<i32> {
     if args.dry_run {
         if args.json {
             let v = report::json(&loaded.plan, &id, &loaded.source, true, None);
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
         } else {
             let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
             if args.create_sub_issues {
@@ -115,10 +117,10 @@ pub fn run(args: Args) -> Result<i32> {
                 text.push_str(&format!(
                     "📝 Would create {missing} sub-issue{} (labels: {})\n",
                     if missing == 1 { "" } else { "s" },
-                    SUB_ISSUE_LABELS.join(", ")
+                    SUB_ISSUE_LABELS.map(|l| l.name).join(", ")
                 ));
             }
-            print!("{text}");
+            out::print(&text)?;
         }
         return Ok(exit::SUCCESS);
     }
@@ -130,6 +132,13 @@ pub fn run(args: Args) -> Result<i32> {
     std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let _guard = store::lock_exclusive(&store::lock_path(&dir.join(layout::ORCHESTRATION_FILE)))?;
     let paths = write(&runtime, &id, &loaded)?;
+    eprintln!(
+        "{}",
+        report::parsed_line(loaded.plan.tasks.len(), &loaded.from)
+    );
+    for w in &loaded.plan.warnings {
+        eprintln!("⚠️  {w}");
+    }
     if args.create_sub_issues {
         let master = loaded
             .master_issue
@@ -142,14 +151,14 @@ pub fn run(args: Args) -> Result<i32> {
         .collect::<Result<_>>()?;
     if args.json {
         let v = report::json(&loaded.plan, &id, &loaded.source, false, Some(&absolute));
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
-        let mut out = String::new();
+        let mut text = String::new();
         for p in &absolute {
-            out.push_str(&p.to_string_lossy());
-            out.push('\n');
+            text.push_str(&p.to_string_lossy());
+            text.push('\n');
         }
-        print!("{out}");
+        out::print(&text)?;
     }
     Ok(exit::SUCCESS)
 }
@@ -394,6 +403,7 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
                 number: w.number,
                 agents: w.tasks.iter().map(|&n| crate::plan::agent_id(n)).collect(),
                 validation: w.validation.clone(),
+                result: None,
             })
             .collect(),
         report: loaded.plan.report_json(),
@@ -507,30 +517,27 @@ pub fn sub_issue_body(master: u64, title: &str, body: &str) -> String {
 /// soon as it exists (so an interrupted run never files one twice).
 fn create_sub_issues(runtime: &Runtime, id: &str, master: u64, paths: &[PathBuf]) -> Result<()> {
     let gh = Gh::new(Some(&runtime.root));
-    let mut created = Vec::new();
+    let mut filer = IssueFiler::new(&gh, &SUB_ISSUE_LABELS, |m| eprintln!("po-parse: {m}"));
+    let mut created: Vec<u64> = Vec::new();
     for path in paths {
         let s = store::read_status(path)?;
         if s.sub_issue.is_some() {
             continue;
         }
         let title = format!("[Master #{master}] {}", s.title);
-        let number = gh.issue_create(
-            &title,
-            &sub_issue_body(master, &s.title, &s.body),
-            &SUB_ISSUE_LABELS,
-        )?;
+        let number = filer.create(&title, &sub_issue_body(master, &s.title, &s.body))?;
         let n = s.number();
         store::update_status(path, |s| {
             s.sub_issue = Some(number);
             s.branch = Some(sanitize::branch_name(id, Some(number), n));
             Ok(())
         })?;
-        created.push(format!("#{number}"));
+        created.push(number);
     }
     if created.is_empty() {
         eprintln!("📝 Every task already has a sub-issue; none created");
     } else {
-        eprintln!("📝 Created sub-issues: {}", created.join(", "));
+        eprintln!("📝 Created sub-issues: {}", report::issue_ranges(&created));
     }
     Ok(())
 }

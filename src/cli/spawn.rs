@@ -11,8 +11,7 @@ use clap::{Parser, ValueEnum};
 
 use super::Common;
 use crate::error::{Error, Result};
-use crate::run::console::Console;
-use crate::run::scheduler::{self, Config, Target};
+use crate::run::scheduler::{self, Config, Console, Target};
 use crate::run::supervisor::{self, AgentSpec};
 use crate::run::template;
 
@@ -68,7 +67,8 @@ pub struct Args {
     pub id: Option<String>,
 
     /// Agents at once [env: PO_MAX_WORKERS, AMPLIHACK_MAX_PARALLEL_AGENTS] [default: 5]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'j', long, visible_alias = "agents", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub max_workers: Option<u32>,
 
     /// Run tasks in batches of N, each batch finishing before the next starts
@@ -152,6 +152,15 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub success_threshold: Option<u32>,
 
+    /// Seconds a wave's validation command may run before its whole process
+    /// tree is ended and the wave fails
+    #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
+    pub validation_timeout: f64,
+
+    /// Only warnings and errors on stderr (progress still goes to the session log)
+    #[arg(short, long)]
+    pub quiet: bool,
+
     /// Directory for the session log and agent logs [default: <runtime>/logs/<session>]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -209,6 +218,11 @@ pub fn run(args: Args) -> Result<i32> {
     if timeout.is_nan() || timeout <= 0.0 {
         return Err(Error::usage(
             "use --timeout: it must be more than 0 seconds",
+        ));
+    }
+    if args.validation_timeout.is_nan() || args.validation_timeout <= 0.0 {
+        return Err(Error::usage(
+            "use --validation-timeout: it must be more than 0 seconds",
         ));
     }
     let threshold = crate::report::summary::resolve_threshold(args.success_threshold)?;
@@ -289,7 +303,8 @@ pub fn run(args: Args) -> Result<i32> {
         remote: args.remote.clone(),
         threshold,
         status_interval_secs: status_interval,
+        validation_timeout_secs: args.validation_timeout,
         log_dir: args.log_dir.clone(),
     };
-    scheduler::run(runtime, target, cfg, Console::new(verbose))
+    scheduler::run(runtime, target, cfg, Console::new(verbose, args.quiet))
 }

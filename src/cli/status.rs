@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::Common;
 use crate::error::{Error, Result, exit};
+use crate::out;
 use crate::protocol::{State, layout, store};
 
 /// Read and report one task's status, under its lock
@@ -110,10 +111,7 @@ fn set(
 fn get(file: PathBuf, field: Option<String>) -> Result<i32> {
     let value: Value = store::read_json(&file)?;
     let Some(field) = field else {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        out::println(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
         return Ok(exit::SUCCESS);
     };
     let found = field
@@ -126,9 +124,9 @@ fn get(file: PathBuf, field: Option<String>) -> Result<i32> {
             ))
         })?;
     match found {
-        Value::Null => println!(),
-        Value::String(s) => println!("{s}"),
-        other => println!("{other}"),
+        Value::Null => out::println("")?,
+        Value::String(s) => out::println(s)?,
+        other => out::println(&other.to_string())?,
     }
     Ok(exit::SUCCESS)
 }
@@ -139,7 +137,7 @@ fn ls(common: &Common, target: Option<String>, states: &[State]) -> Result<i32> 
         Some(t) => vec![runtime.resolve(&t)?],
         None => runtime.orchestrations()?,
     };
-    let mut out = String::new();
+    let mut text = String::new();
     for dir in dirs {
         for path in layout::status_files(&dir)? {
             if !states.is_empty() {
@@ -152,10 +150,10 @@ fn ls(common: &Common, target: Option<String>, states: &[State]) -> Result<i32> 
                     }
                 }
             }
-            out.push_str(&layout::absolute(&path)?.to_string_lossy());
-            out.push('\n');
+            text.push_str(&layout::absolute(&path)?.to_string_lossy());
+            text.push('\n');
         }
     }
-    print!("{out}");
+    out::print(&text)?;
     Ok(exit::SUCCESS)
 }

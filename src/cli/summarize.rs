@@ -13,9 +13,12 @@ use clap::{Parser, ValueEnum};
 use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
+use crate::forge::comment::{self, Posted};
 use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
+use crate::out;
 use crate::protocol::Runtime;
-use crate::report::{follow_up, junit, markdown, summary};
+use crate::protocol::view::OrchestrationView;
+use crate::report::{follow_up, html, junit, markdown, summary};
 
 /// Aggregate an orchestration's results into summary.json and summary.md
 ///
@@ -46,11 +49,13 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub threshold: Option<u32>,
 
-    /// Post the summary comment on the master issue (`gh issue comment`)
+    /// Post the summary comment on the master issue; a later run edits that
+    /// same comment (found by a hidden marker) instead of adding another
     #[arg(long)]
     pub post_comment: bool,
 
-    /// File one diagnostic issue per failed agent that has none yet
+    /// File one diagnostic issue per failed agent that has none yet; a task
+    /// that fails again after a retry gets a comment on its issue instead
     #[arg(long)]
     pub follow_up_issues: bool,
 }
@@ -63,6 +68,8 @@ pub enum Format {
     Json,
     /// JUnit XML, one testcase per agent
     Junit,
+    /// One self-contained HTML report with the run's timeline (no script, nothing fetched)
+    Html,
 }
 
 pub(crate) fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
@@ -80,9 +87,9 @@ pub(crate) fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<Path
 
 /// Conflicts between the completed branches, when the repository is at hand
 /// (the cache file is updated); none otherwise.
-fn conflicts(loaded: &summary::Loaded, repo: Option<&std::path::Path>) -> Vec<Conflict> {
-    let branches = Branch::of_completed(loaded.agents.iter().map(|(_, s)| s));
-    PerOrchestration::default().predict(&loaded.dir, repo, &branches, true)
+fn conflicts(view: &OrchestrationView, repo: Option<&std::path::Path>) -> Vec<Conflict> {
+    let branches = Branch::of_completed(view);
+    PerOrchestration::default().predict(&view.dir, repo, &branches, true)
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -98,8 +105,12 @@ pub fn run(args: Args) -> Result<i32> {
     };
 
     let mut loaded = summary::load(&dir)?;
-    for (_, e) in &loaded.unreadable {
-        eprintln!("po-summarize: failed to {e}; the task counts as not successful");
+    for b in loaded.bad() {
+        eprintln!(
+            "po-summarize: failed to read status file {}: {}; the task counts as not successful",
+            b.file.display(),
+            b.problem
+        );
     }
     let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
     if args.post_comment && master.is_none() {
@@ -118,14 +129,22 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let mut gh_error = None;
     if args.follow_up_issues {
-        match follow_up::file_all(&loaded, &gh, &paths) {
+        let tell = |m: &str| eprintln!("po-summarize: {m}");
+        match follow_up::file_all(&loaded, &gh, &paths, tell) {
             Ok(filed) => {
                 for f in &filed {
-                    eprintln!(
-                        "📋 Created follow-up issue #{} for {} failure",
-                        f.issue,
-                        summary::display_agent(&f.agent_id)
-                    );
+                    let agent = summary::display_agent(&f.agent_id);
+                    match f.kind {
+                        follow_up::Kind::Filed => eprintln!(
+                            "📋 Created follow-up issue #{} for {agent} failure",
+                            f.issue
+                        ),
+                        follow_up::Kind::Commented { attempt } => eprintln!(
+                            "📋 Commented on follow-up issue #{}: {agent} failed again \
+                             (attempt {attempt})",
+                            f.issue
+                        ),
+                    }
                 }
                 if !filed.is_empty() {
                     loaded = summary::load(&dir)?;
@@ -144,13 +163,13 @@ pub fn run(args: Args) -> Result<i32> {
     summary::write(&report, &md)?;
 
     match args.format {
-        Format::Markdown => print!("{md}"),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::system(format!("serialise the summary: {e}")))?
-        ),
-        Format::Junit => print!("{}", junit::render(&report)),
+        Format::Markdown => out::print(&md)?,
+        Format::Json => out::println(
+            &serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::system(format!("serialise the summary: {e}")))?,
+        )?,
+        Format::Junit => out::print(&junit::render(&report))?,
+        Format::Html => out::print(&html::render(&report, &paths))?,
     }
 
     if args.post_comment
@@ -158,8 +177,11 @@ pub fn run(args: Args) -> Result<i32> {
         && let Some(n) = master
     {
         let body = markdown::render_comment(&report, &paths);
-        match gh.issue_comment(n, &body) {
-            Ok(()) => eprintln!("💬 Posted the summary on master issue #{n}"),
+        match comment::upsert(&gh, n, &loaded.id, &body) {
+            Ok(Posted::Created(_)) => eprintln!("💬 Posted the summary on master issue #{n}"),
+            Ok(Posted::Updated(_)) => {
+                eprintln!("💬 Updated the summary comment on master issue #{n}")
+            }
             Err(e) => gh_error = Some(e),
         }
     }

@@ -8,25 +8,24 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
 
 use super::Common;
 use crate::error::{Error, Result, exit};
+use crate::merge::conflicts::Conflict;
+use crate::protocol::view::{OrchestrationView, Reader, Row};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
+use crate::watch;
+use crate::watch::Scope;
 use crate::watch::conflicts::Conflicts;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
 use crate::watch::table::{self, Style};
-use crate::watch::view::{OrchestrationView, Reader, Row};
-use crate::watch::{Scope, infer::Inferred};
-
-/// How often a running task's liveness lock is looked at again.
-const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// Show the tasks of an orchestration: a table, a live view or an event stream
 ///
@@ -124,7 +123,7 @@ pub fn run(args: Args) -> Result<i32> {
             }
         },
     };
-    let mut reader = Reader::new(Duration::from_secs(args.stall_after));
+    let mut reader = Reader::watching(Duration::from_secs(args.stall_after));
     let out = Output::new();
     let mut look = Look {
         scope: &scope,
@@ -139,7 +138,7 @@ pub fn run(args: Args) -> Result<i32> {
         snapshot(&args, &mut look, &out)
     };
     match result {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+        Err(Error::Io { cause, .. }) if cause.kind() == io::ErrorKind::BrokenPipe => {
             Ok(exit::SUCCESS)
         }
         other => other,
@@ -216,22 +215,24 @@ struct Look<'a> {
 }
 
 impl Look<'_> {
-    fn read(&mut self) -> Vec<OrchestrationView> {
-        let mut views = self.scope.read(self.reader);
-        if let Some(c) = &mut self.conflicts {
-            c.fill(&mut views);
-        }
-        views
+    /// The views, and for each the conflicts between its completed branches.
+    fn read(&mut self) -> (Vec<OrchestrationView>, Vec<Vec<Conflict>>) {
+        let views = self.scope.read(self.reader);
+        let conflicts = match &mut self.conflicts {
+            Some(c) => c.find(&views),
+            None => vec![Vec::new(); views.len()],
+        };
+        (views, conflicts)
     }
 }
 
 fn snapshot(args: &Args, look: &mut Look<'_>, out: &Output) -> Result<i32> {
     let scope = look.scope;
-    let views = look.read();
+    let (views, conflicts) = look.read();
     if args.json {
-        out.write(&format!("{}\n", snapshot_json(scope, &views)))?;
+        out.write(&format!("{}\n", snapshot_json(scope, &views, &conflicts)))?;
     } else {
-        out.write(&table::render(&views, out.style))?;
+        out.write(&table::render(&views, &conflicts, out.style))?;
     }
     let rows = views.iter().map(|v| v.rows.len()).sum::<usize>();
     let readable = views.iter().map(|v| v.tasks().count()).sum::<usize>();
@@ -250,12 +251,12 @@ fn follow(args: &Args, look: &mut Look<'_>, threshold: u32, out: &Output) -> Res
     let mut tracker = Tracker::default();
     let mut last = String::new();
     loop {
-        let views = look.read();
+        let (views, conflicts) = look.read();
         let changed = !tracker.changes(&views, scope.is_all()).is_empty();
         let text = if args.json {
-            format!("{}\n", snapshot_json(scope, &views))
+            format!("{}\n", snapshot_json(scope, &views, &conflicts))
         } else {
-            table::render(&views, out.style)
+            table::render(&views, &conflicts, out.style)
         };
         if out.tty && !args.json {
             if text != last {
@@ -273,12 +274,12 @@ fn follow(args: &Args, look: &mut Look<'_>, threshold: u32, out: &Output) -> Res
         if args.until_done && events::all_terminal(&views) {
             return Ok(events::outcome_code(&views, threshold));
         }
-        let mut deadline = next_deadline(&views, args.stall_after);
+        let mut deadline = watch::next_deadline(&views, args.stall_after);
         if out.tty
             && views
                 .iter()
                 .flat_map(|v| v.tasks())
-                .any(|t| t.state == State::InProgress)
+                .any(|t| t.state() == State::InProgress)
         {
             // Running durations tick on screen.
             let tick = Instant::now() + Duration::from_secs(1);
@@ -317,53 +318,28 @@ fn watch_events(
         if args.until_done && events::all_terminal(&views) {
             return Ok(events::outcome_code(&views, threshold));
         }
-        changes.wait(next_deadline(&views, args.stall_after));
+        changes.wait(watch::next_deadline(&views, args.stall_after));
         changes.watch(&scope.watch_dirs());
     }
 }
 
-/// When to look again without a file event: the earliest moment a running
-/// task would become stalled, and a periodic liveness check while any runs.
-fn next_deadline(views: &[OrchestrationView], stall_after: u64) -> Option<Instant> {
-    let now_sys = SystemTime::now();
-    let now = Instant::now();
-    let mut deadline: Option<Instant> = None;
-    let mut consider = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
-    for t in views.iter().flat_map(|v| v.tasks()) {
-        if t.state != State::InProgress || t.inferred.orphaned {
-            continue;
-        }
-        consider(now + LIVENESS_RECHECK);
-        if let Inferred {
-            stalled: false,
-            last_activity: Some(last),
-            ..
-        } = t.inferred
-        {
-            let due = last + Duration::from_secs(stall_after);
-            let wait = due.duration_since(now_sys).unwrap_or_default();
-            consider(now + wait + Duration::from_millis(5));
-        }
-    }
-    deadline
-}
-
 /// The snapshot as one JSON document (stable field names).
-fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
+fn snapshot_json(scope: &Scope, views: &[OrchestrationView], conflicts: &[Vec<Conflict>]) -> Value {
     let orchestrations: Vec<Value> = views
         .iter()
-        .map(|v| {
+        .zip(conflicts)
+        .map(|(v, conflicts)| {
             let tasks: Vec<_> = v.tasks().collect();
             let by_state: serde_json::Map<String, Value> = State::ALL
                 .iter()
                 .map(|s| {
                     (
                         s.as_str().to_string(),
-                        json!(tasks.iter().filter(|t| t.state == *s).count()),
+                        json!(tasks.iter().filter(|t| t.state() == *s).count()),
                     )
                 })
                 .collect();
-            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.cost_usd).collect();
+            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).collect();
             json!({
                 "id": v.id,
                 "dir": v.dir,
@@ -371,7 +347,7 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                 "problem": v.problem,
                 "tasks": tasks,
                 "unreadable": v.bad().collect::<Vec<_>>(),
-                "conflicts": v.conflicts,
+                "conflicts": conflicts,
                 "totals": {
                     "tasks": v.rows.len(),
                     "by_state": by_state,

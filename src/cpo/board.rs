@@ -5,19 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::ParallelDir;
 use super::plan::Plan;
 use super::report::{self, TaskResult};
-use crate::cli::Common;
+use super::{ParallelDir, Tools};
 use crate::error::{Result, exit};
 use crate::protocol::State;
 use crate::timefmt;
 
-pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Result<i32> {
+pub fn command(tools: &Tools, dir: &Path, json: bool, id: Option<&str>) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
     let plan = Plan::load(&pd.path)?;
     let id = plan.orchestration_id(id)?;
-    let runtime = common.runtime()?;
+    let runtime = tools.runtime()?;
     let mut orch = runtime.orchestration_dir(&id);
     if !orch.is_dir() {
         // Run from another directory or with --runtime-dir: the report knows.
@@ -33,13 +32,10 @@ pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Res
             "totals": report::totals(&tasks),
             "tasks": tasks,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        crate::out::println(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
         return Ok(exit::SUCCESS);
     }
-    print!("{}", render(&pd, &plan, &id, &orch, &tasks));
+    crate::out::print(&render(&pd, &plan, &id, &orch, &tasks))?;
     Ok(exit::SUCCESS)
 }
 

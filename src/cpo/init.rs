@@ -58,16 +58,14 @@ pub fn init(dir: &Path, tech_spec_id: &str, name: &str) -> Result<i32> {
         ]
     });
     store::write_json(&manifest, &skeleton)?;
-    println!("Created {}", dir.display());
-    println!("  {}", manifest.display());
-    println!("  {}", prompt.display());
-    println!("  {}", readme.display());
-    println!();
-    println!(
-        "Next: describe each task in prompts/, list the tasks in waves in manifest.json, then \
-         `cpo validate {0}` and `cpo run {0}`.",
-        dir.display()
-    );
+    crate::out::print(&format!(
+        "Created {}\n  {}\n  {}\n  {}\n\nNext: describe each task in prompts/, list the tasks in \
+         waves in manifest.json, then `cpo validate {0}` and `cpo run {0}`.\n",
+        dir.display(),
+        manifest.display(),
+        prompt.display(),
+        readme.display()
+    ))?;
     Ok(exit::SUCCESS)
 }
 

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::plan::Plan;
-use super::{ParallelDir, board, run, tools};
-use crate::cli::Common;
+use super::{ParallelDir, Tools, board, run, tools};
 use crate::error::{Error, Result};
 
 /// Options of `cpo integrate` that go on to `po-merge`.
@@ -21,7 +20,7 @@ pub struct IntegrateOptions {
     pub json: bool,
 }
 
-pub fn command(common: &Common, dir: &Path, opts: &IntegrateOptions) -> Result<i32> {
+pub fn command(common: &Tools, dir: &Path, opts: &IntegrateOptions) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
     let plan = Plan::load(&pd.path)?;
     let id = plan.orchestration_id(opts.id.as_deref())?;
@@ -50,7 +49,7 @@ pub fn command(common: &Common, dir: &Path, opts: &IntegrateOptions) -> Result<i
 
 /// The orchestration `cpo run` made for this directory: under the runtime
 /// root, else where `report.json` says it was.
-fn orchestration_dir(common: &Common, pd: &ParallelDir, id: &str) -> Result<PathBuf> {
+fn orchestration_dir(common: &Tools, pd: &ParallelDir, id: &str) -> Result<PathBuf> {
     let runtime = common.runtime()?;
     let dir = runtime.orchestration_dir(id);
     if dir.is_dir() {

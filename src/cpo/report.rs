@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use super::plan::Plan;
 use crate::error::Result;
-use crate::protocol::{AgentStatus, State, layout, store};
+use crate::protocol::view::{Reader, Row, TaskView};
+use crate::protocol::{State, store};
 use crate::timefmt::{self, Timestamp};
 
 /// One task as the status files know it.
@@ -46,14 +47,10 @@ pub struct TaskResult {
 }
 
 impl TaskResult {
-    fn from_status(s: &AgentStatus, path: &Path) -> TaskResult {
-        let duration = s.metrics.duration_seconds.or_else(|| {
-            let start = s.start_time?;
-            let end = s.completion_time?;
-            Some((end - start).num_milliseconds() as f64 / 1000.0)
-        });
+    fn from_view(t: &TaskView) -> TaskResult {
+        let s = &t.status;
         TaskResult {
-            id: s.task_id.clone().unwrap_or_else(|| s.agent_id.clone()),
+            id: t.label.clone(),
             agent_id: s.agent_id.clone(),
             wave: s.wave,
             status: s.status.as_str().to_string(),
@@ -65,7 +62,7 @@ impl TaskResult {
             log_file: s.log_file.clone(),
             start_time: s.start_time.as_ref().map(timefmt::format),
             completion_time: s.completion_time.as_ref().map(timefmt::format),
-            duration_seconds: duration,
+            duration_seconds: t.duration_seconds,
             exit_code: s.exit_code,
             error: s.error.clone(),
             commits: s.metrics.commits,
@@ -75,8 +72,8 @@ impl TaskResult {
             cost_usd: s.metrics.cost_usd,
             pr_number: s.pr_number,
             pr_url: s.pr_url.clone(),
-            status_file: Some(path.to_path_buf()),
-            orphaned: s.status == State::InProgress && !store::is_live(path),
+            status_file: Some(t.file.clone()),
+            orphaned: t.inferred.orphaned,
         }
     }
 
@@ -121,21 +118,28 @@ pub fn collect(plan: &Plan, orch: Option<&Path>) -> Result<Vec<TaskResult>> {
     let mut by_task: BTreeMap<String, TaskResult> = BTreeMap::new();
     let mut extra = Vec::new();
     if let Some(dir) = orch.filter(|d| d.is_dir()) {
-        for path in layout::status_files(dir)? {
-            match store::read_status(&path) {
-                Ok(s) => {
-                    let r = TaskResult::from_status(&s, &path);
-                    if plan.tasks().any(|(_, t)| t.id == r.id) {
+        let view = Reader::new().read(dir);
+        if let Some(p) = view.problem {
+            return Err(crate::error::Error::system(p));
+        }
+        for row in &view.rows {
+            match row {
+                Row::Task(t) => {
+                    let r = TaskResult::from_view(t);
+                    if plan.tasks().any(|(_, pt)| pt.id == r.id) {
                         by_task.insert(r.id.clone(), r);
                     } else {
                         extra.push(r);
                     }
                 }
-                Err(e) => {
-                    let mut r =
-                        TaskResult::placeholder(&layout::agent_id_of(&path), 0, "unreadable");
-                    r.error = Some(format!("failed to {e}"));
-                    r.status_file = Some(path);
+                Row::Bad(b) => {
+                    let mut r = TaskResult::placeholder(&row.label(), 0, "unreadable");
+                    r.error = Some(format!(
+                        "failed to read status file {}: {}",
+                        b.file.display(),
+                        b.problem
+                    ));
+                    r.status_file = Some(b.file.clone());
                     extra.push(r);
                 }
             }
@@ -275,6 +279,7 @@ pub fn write(path: &Path, report: &Report) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{AgentStatus, layout};
 
     #[test]
     fn totals_count_every_unfinished_ending_as_failed() {

@@ -59,7 +59,7 @@ impl Findings {
 pub fn command(dir: &Path) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
     let findings = check(&pd);
-    print!("{}", render(&pd, &findings));
+    crate::out::print(&render(&pd, &findings))?;
     Ok(findings.exit_code())
 }
 

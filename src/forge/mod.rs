@@ -2,6 +2,8 @@
 //! output where `gh` has it, one call at a time across processes (a `flock` on
 //! `<runtime>/gh.lock`), retried with backoff when GitHub rate-limits.
 
+pub mod comment;
+pub mod labels;
 pub mod pr;
 
 use std::ffi::OsString;
@@ -51,6 +53,26 @@ pub struct PrState {
     /// The commit the pull request's head branch had on GitHub.
     #[serde(default)]
     pub head_ref_oid: Option<String>,
+}
+
+/// A comment as `gh issue view N --json comments` gives it.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    /// `https://github.com/o/r/issues/7#issuecomment-123`
+    pub url: String,
+    #[serde(default)]
+    pub body: String,
+    /// Whether the logged-in user wrote it (and so may edit it).
+    #[serde(default)]
+    pub viewer_did_author: bool,
+}
+
+impl Comment {
+    /// The number the REST API knows the comment by, from its URL.
+    pub fn database_id(&self) -> Option<u64> {
+        self.url.rsplit_once("#issuecomment-")?.1.parse().ok()
+    }
 }
 
 impl Gh {
@@ -177,9 +199,37 @@ impl Gh {
         })
     }
 
-    pub fn issue_comment(&self, number: u64, body: &str) -> Result<()> {
+    /// `gh issue comment`; returns the new comment's URL.
+    pub fn issue_comment(&self, number: u64, body: &str) -> Result<String> {
         let n = number.to_string();
-        self.run(&["issue", "comment", &n, "--body", body])?;
+        let out = self.run(&["issue", "comment", &n, "--body", body])?;
+        Ok(out
+            .lines()
+            .rev()
+            .find(|l| l.contains("://"))
+            .unwrap_or("")
+            .trim()
+            .to_string())
+    }
+
+    /// Every comment of issue `number`, oldest first.
+    pub fn issue_comments(&self, number: u64) -> Result<Vec<Comment>> {
+        #[derive(Deserialize)]
+        struct Comments {
+            comments: Vec<Comment>,
+        }
+        let n = number.to_string();
+        let out = self.run(&["issue", "view", &n, "--json", "comments"])?;
+        serde_json::from_str::<Comments>(&out)
+            .map(|c| c.comments)
+            .map_err(|e| Error::gh(format!("issue view {n}"), format!("unexpected output: {e}")))
+    }
+
+    /// Replace the body of comment `id` (`gh api`, PATCH).
+    pub fn comment_edit(&self, id: u64, body: &str) -> Result<()> {
+        let endpoint = format!("repos/{{owner}}/{{repo}}/issues/comments/{id}");
+        let field = format!("body={body}");
+        self.run(&["api", "--method", "PATCH", &endpoint, "-f", &field])?;
         Ok(())
     }
 
@@ -202,6 +252,45 @@ impl Gh {
                 format!("unexpected output: {e}"),
             )
         })
+    }
+
+    /// `gh label create NAME --force`: create the label, or update it.
+    pub fn label_create(&self, label: &labels::Label) -> Result<()> {
+        self.run(&[
+            "label",
+            "create",
+            label.name,
+            "--force",
+            "--color",
+            label.color,
+            "--description",
+            label.description,
+        ])?;
+        Ok(())
+    }
+
+    /// The open pull request from `head` into `base`, if there is one.
+    pub fn pr_for_head(&self, head: &str, base: &str) -> Result<Option<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Pr {
+            number: u64,
+            url: String,
+        }
+        let out = self.run(&[
+            "pr",
+            "list",
+            "--head",
+            head,
+            "--base",
+            base,
+            "--state",
+            "open",
+            "--json",
+            "number,url",
+        ])?;
+        let prs: Vec<Pr> = serde_json::from_str(&out)
+            .map_err(|e| Error::gh("pr list", format!("unexpected output: {e}")))?;
+        Ok(prs.into_iter().next().map(|p| (p.number, p.url)))
     }
 
     /// `gh pr create`; returns the PR number and URL.

@@ -16,6 +16,44 @@ const MAX_LIST_LINES: usize = 60;
 /// GitHub refuses bodies over 65,536 characters; the task text is cut well before.
 const MAX_TASK_CHARS: usize = 20_000;
 
+/// The start of the error a failed pull request leaves on a completed task.
+pub const PR_ERROR: &str = "open a pull request";
+
+/// [`open_pr`] for a completed task, with `gh` from the runtime root: a
+/// failure is recorded as the task's `error` (with how to try again) and
+/// returned, never fatal; a success clears an earlier such error.
+pub fn open_and_record(
+    status_file: &Path,
+    repo: &Path,
+    remote: &str,
+    base: &str,
+    runtime_root: &Path,
+) -> std::result::Result<(u64, String), String> {
+    let gh = Gh::new(Some(runtime_root)).in_dir(repo);
+    match open_pr(status_file, repo, remote, base, &gh) {
+        Ok(done) => {
+            let _ = store::update_status(status_file, |s| {
+                if s.error.as_deref().is_some_and(|e| e.starts_with(PR_ERROR)) {
+                    s.error = None;
+                }
+                Ok(())
+            });
+            Ok(done)
+        }
+        Err(e) => {
+            let err = format!("{PR_ERROR}: failed to {e}");
+            let _ = store::update_status(status_file, |s| {
+                s.error = Some(crate::protocol::lifecycle::one_line(&format!(
+                    "{err}; `po-spawn --create-pr` tries again"
+                )));
+                s.phase = Some("pr".into());
+                Ok(())
+            });
+            Err(err)
+        }
+    }
+}
+
 /// Push the task's branch to `remote` and open a PR against `base`; record
 /// `pr_number` and `pr_url` in the status file under its lock.
 pub fn open_pr(
@@ -79,7 +117,18 @@ pub fn open_pr(
     let body = pr_body(&status, master, repo, since, &branch);
 
     let gh = gh.clone().in_dir(repo);
-    let (n, url) = gh.pr_create(&branch, base, &title, &body)?;
+    let (n, url) = match gh.pr_create(&branch, base, &title, &body) {
+        // Opened by an earlier run that stopped before recording it.
+        Err(Error::Gh { detail, .. }) if detail.contains("already exists") => {
+            gh.pr_for_head(&branch, base)?.ok_or_else(|| {
+                Error::gh(
+                    "pr create",
+                    format!("{detail}; yet `gh pr list --head {branch}` finds no open one"),
+                )
+            })?
+        }
+        other => other?,
+    };
     store::update_status(status_file, |s| {
         s.pr_number = Some(n);
         s.pr_url = Some(url.clone());

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::git;
-use crate::protocol::{AgentStatus, State, store};
+use crate::protocol::view::OrchestrationView;
+use crate::protocol::{State, store};
 
 /// The cache's file name inside an orchestration directory.
 pub const CACHE_FILE: &str = ".conflicts.json";
@@ -39,21 +40,16 @@ pub struct Branch {
 }
 
 impl Branch {
-    /// The completed tasks among `tasks` that have a branch, labelled by
-    /// their `task_id`, else their agent id.
-    pub fn of_completed<'a>(tasks: impl IntoIterator<Item = &'a AgentStatus>) -> Vec<Branch> {
-        tasks
-            .into_iter()
-            .filter(|t| t.status == State::Completed)
+    /// The completed tasks of `view` that have a branch, by the label they
+    /// are shown by.
+    pub fn of_completed(view: &OrchestrationView) -> Vec<Branch> {
+        view.tasks()
+            .filter(|t| t.state() == State::Completed)
             .filter_map(|t| {
                 Some(Branch {
-                    label: t
-                        .task_id
-                        .clone()
-                        .filter(|l| !l.is_empty())
-                        .unwrap_or_else(|| t.agent_id.clone()),
-                    branch: t.branch.clone()?,
-                    base: t.base_commit.clone(),
+                    label: t.label.clone(),
+                    branch: t.status.branch.clone()?,
+                    base: t.status.base_commit.clone(),
                 })
             })
             .collect()
@@ -254,7 +250,7 @@ impl Predictor {
         if let Some(files) = self.cache.pairs.get(&key) {
             return Ok(files.clone());
         }
-        let files = git::merge_tree(&self.repo, a, b)?;
+        let files = git::merge_tree(&self.repo, a, b)?.conflicts;
         self.cache.pairs.insert(key, files.clone());
         self.dirty = true;
         Ok(files)

@@ -26,9 +26,10 @@ use super::conflicts::{Branch, Conflict, Predictor};
 use super::order::merge_order;
 use crate::error::{Error, Result, exit};
 use crate::git::{self, git};
+use crate::protocol::view::OrchestrationView;
 use crate::protocol::{AgentStatus, Runtime, State, layout, sanitize};
-use crate::report::summary::{self, Loaded};
-use crate::run::integration::{self, Check, MergeOutcome, Verdict};
+use crate::report::summary;
+use crate::run::integration::{self, Limits, MergeOutcome, Verdict};
 use crate::run::worktree;
 
 /// What `po-merge` was asked to do.
@@ -181,11 +182,10 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
         steps: steps(&loaded, &tips),
         validations: Vec::new(),
         unreadable: loaded
-            .unreadable
-            .iter()
-            .map(|(path, error)| summary::Unreadable {
-                path: path.clone(),
-                error: error.clone(),
+            .bad()
+            .map(|b| summary::Unreadable {
+                path: b.file.clone(),
+                error: b.problem.clone(),
             })
             .collect(),
         merged: 0,
@@ -330,14 +330,13 @@ fn target_branch(repo: &Path, id: &str, into: Option<&str>) -> Result<String> {
 
 /// `--base`, else the base commit the earliest wave's tasks recorded, else
 /// the one po-spawn recorded for its last run, else HEAD.
-fn base_commit(repo: &Path, loaded: &Loaded, given: Option<&str>) -> Result<String> {
+fn base_commit(repo: &Path, loaded: &OrchestrationView, given: Option<&str>) -> Result<String> {
     if let Some(rev) = given {
         return git::resolve_commit(repo, rev);
     }
     let mut recorded: Vec<&AgentStatus> = loaded
-        .agents
-        .iter()
-        .map(|(_, s)| s)
+        .tasks()
+        .map(|t| &t.status)
         .filter(|s| s.base_commit.is_some())
         .collect();
     recorded.sort_by_key(|s| (s.wave, s.number()));
@@ -358,8 +357,9 @@ fn base_commit(repo: &Path, loaded: &Loaded, given: Option<&str>) -> Result<Stri
 
 /// Every readable task, in merge order, with candidates marked `WouldMerge`
 /// for now and the others `Skipped` with the reason.
-fn steps(loaded: &Loaded, tips: &HashMap<String, String>) -> Vec<Step> {
-    let tasks: Vec<&AgentStatus> = loaded.agents.iter().map(|(_, s)| s).collect();
+fn steps(loaded: &OrchestrationView, tips: &HashMap<String, String>) -> Vec<Step> {
+    let views: Vec<_> = loaded.tasks().collect();
+    let tasks: Vec<&AgentStatus> = views.iter().map(|t| &t.status).collect();
     merge_order(&tasks)
         .into_iter()
         .map(|i| {
@@ -377,11 +377,7 @@ fn steps(loaded: &Loaded, tips: &HashMap<String, String>) -> Vec<Step> {
             };
             Step {
                 agent_id: t.agent_id.clone(),
-                label: t
-                    .task_id
-                    .clone()
-                    .filter(|l| !l.is_empty())
-                    .unwrap_or_else(|| t.agent_id.clone()),
+                label: views[i].label.clone(),
                 wave: t.wave,
                 state: t.status,
                 branch: t.branch.clone(),
@@ -417,6 +413,9 @@ fn move_branch(repo: &Path, into: &str, start: Option<&str>, good: &str, id: &st
     })?;
     Ok(())
 }
+
+/// Between SIGTERM and SIGKILL when a validation's tree is ended.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// The merge loop's state.
 struct Merger<'a> {
@@ -577,18 +576,18 @@ impl Merger<'_> {
             wave.map_or("validation".to_string(), |w| format!("wave {w} validation"))
         ));
         let started = Instant::now();
-        let verdict = integration::run_check(&Check {
-            dir: self.wt,
-            command,
-            log: &log,
-            timeout: Some(self.opts.timeout),
-            cancel: self.opts.cancel,
-        })?;
+        let never = AtomicBool::new(false);
+        let limits = Limits {
+            timeout: self.opts.timeout,
+            grace: GRACE,
+            interrupt: self.opts.cancel.unwrap_or(&never),
+        };
+        let verdict = integration::run_check(self.wt, command, &log, &limits)?;
         let (outcome, exit_code) = match verdict {
             Verdict::Passed => (ValidationOutcome::Passed, Some(0)),
-            Verdict::Failed(code) => (ValidationOutcome::Failed, code),
+            Verdict::Failed { code, .. } => (ValidationOutcome::Failed, code),
             Verdict::TimedOut => (ValidationOutcome::TimedOut, None),
-            Verdict::Cancelled => {
+            Verdict::Interrupted => {
                 self.cancelled = true;
                 (ValidationOutcome::Interrupted, None)
             }

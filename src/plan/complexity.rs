@@ -13,6 +13,10 @@
 //! 0 or less is low, 1–2 medium, 3 or more high. It is an estimate from the
 //! text alone, meant for ordering and for the dry-run report; po measures real
 //! durations when tasks run.
+//!
+//! Each level stands for a range of an agent's minutes ([`Complexity::minutes`]):
+//! low 5–10, medium 10–15, high 15–20, the seed's own figures (a 5-task
+//! orchestration of medium work takes 15–20 minutes in parallel).
 
 use serde::Serialize;
 
@@ -30,6 +34,15 @@ impl Complexity {
             Complexity::Low => "low",
             Complexity::Medium => "medium",
             Complexity::High => "high",
+        }
+    }
+
+    /// The range of minutes an agent is expected to take on such a task.
+    pub fn minutes(self) -> (u32, u32) {
+        match self {
+            Complexity::Low => (5, 10),
+            Complexity::Medium => (10, 15),
+            Complexity::High => (15, 20),
         }
     }
 }

@@ -16,23 +16,110 @@ pub fn tasks_phrase(ns: &[usize]) -> String {
 
 /// Ascending numbers as compressed ranges: `1, 3-5`.
 pub fn ranges(ns: &[usize]) -> String {
+    let ns: Vec<u64> = ns.iter().map(|&n| n as u64).collect();
+    runs(&ns)
+        .into_iter()
+        .map(|(start, end)| {
+            if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Issue numbers as the seed prints them: `#1235, #1236, #1237`, and a run of
+/// more than [`ISSUE_RUN`] consecutive numbers as one range, `#1235-#1244`.
+pub fn issue_ranges(ns: &[u64]) -> String {
     let mut parts = Vec::new();
-    let mut i = 0;
-    while i < ns.len() {
-        let start = ns[i];
-        let mut end = start;
-        while i + 1 < ns.len() && ns[i + 1] == end + 1 {
-            i += 1;
-            end = ns[i];
-        }
-        parts.push(if start == end {
-            start.to_string()
+    for (start, end) in runs(ns) {
+        if end - start + 1 > ISSUE_RUN {
+            parts.push(format!("#{start}-#{end}"));
         } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
+            parts.extend((start..=end).map(|n| format!("#{n}")));
+        }
     }
     parts.join(", ")
+}
+
+/// Consecutive issue numbers up to this many are listed one by one (the
+/// seed lists five sub-issues, and shows ten as a range).
+pub const ISSUE_RUN: u64 = 5;
+
+/// Runs of consecutive numbers, in the order given: `[1, 3, 4, 5]` →
+/// `[(1, 1), (3, 5)]`.
+fn runs(ns: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &n in ns {
+        match out.last_mut() {
+            Some((_, end)) if n == *end + 1 => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
+}
+
+/// The line that opens the report: `🚀 Parsed 5 sub-tasks from issue #1234`.
+pub fn parsed_line(tasks: usize, from: &str) -> String {
+    format!(
+        "🚀 Parsed {tasks} sub-task{} from {from}",
+        if tasks == 1 { "" } else { "s" }
+    )
+}
+
+/// Agents at a time the duration estimate assumes: po-spawn's default
+/// `--max-workers`.
+pub const ESTIMATE_WORKERS: usize = 5;
+
+/// Estimated minutes, `(low, high)`: in parallel (each wave after the one
+/// before, its tasks on `workers` agents, longest first) and one after another.
+pub fn estimated_minutes(plan: &Plan, workers: usize) -> ((u32, u32), (u32, u32)) {
+    let workers = workers.max(1);
+    let makespan = |wave: &[usize], bound: fn((u32, u32)) -> u32| -> u32 {
+        let mut times: Vec<u32> = wave
+            .iter()
+            .filter_map(|&n| plan.tasks.iter().find(|t| t.n == n))
+            .map(|t| bound(t.complexity.minutes()))
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        let mut slots = vec![0u32; workers.min(times.len()).max(1)];
+        for t in times {
+            let least = slots.iter_mut().min().expect("at least one slot");
+            *least += t;
+        }
+        slots.into_iter().max().unwrap_or(0)
+    };
+    let parallel = plan.waves.iter().fold((0, 0), |(lo, hi), w| {
+        (
+            lo + makespan(&w.tasks, |m| m.0),
+            hi + makespan(&w.tasks, |m| m.1),
+        )
+    });
+    let sequential = plan.tasks.iter().fold((0, 0), |(lo, hi), t| {
+        let (l, h) = t.complexity.minutes();
+        (lo + l, hi + h)
+    });
+    (parallel, sequential)
+}
+
+fn estimate_json(plan: &Plan) -> Value {
+    let ((lo, hi), (seq_lo, seq_hi)) = estimated_minutes(plan, ESTIMATE_WORKERS);
+    json!({
+        "parallel": [lo, hi],
+        "sequential": [seq_lo, seq_hi],
+        "max_workers": ESTIMATE_WORKERS,
+    })
+}
+
+/// `Estimated duration: 15-20 minutes (parallel, …)`.
+pub fn duration_line(plan: &Plan) -> String {
+    let ((lo, hi), (seq_lo, seq_hi)) = estimated_minutes(plan, ESTIMATE_WORKERS);
+    format!(
+        "Estimated duration: {lo}-{hi} minutes (parallel, at most {ESTIMATE_WORKERS} agents at \
+         a time; {seq_lo}-{seq_hi} minutes one after another)"
+    )
 }
 
 /// One line of advice from what the plan found.
@@ -57,11 +144,7 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
     let mut s = String::new();
     let n = plan.tasks.len();
     let _ = writeln!(s, "🔍 DRY RUN MODE");
-    let _ = writeln!(
-        s,
-        "🚀 Parsed {n} sub-task{} from {from}",
-        if n == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(s, "{}", parsed_line(n, from));
     let _ = writeln!(s, "\nSub-tasks identified:");
     for t in &plan.tasks {
         let mut extra = Vec::new();
@@ -137,7 +220,8 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
         }
         s.push('\n');
     }
-    let _ = writeln!(s, "\nEstimated PRs: {n}");
+    let _ = writeln!(s, "\n{}", duration_line(plan));
+    let _ = writeln!(s, "Estimated PRs: {n}");
     let _ = writeln!(s, "\nRecommendation: {}", recommendation(plan));
     let _ = writeln!(s, "To run: {run}");
     s
@@ -190,6 +274,7 @@ pub fn json(
         })).collect::<Vec<_>>(),
         "report": plan.report_json(),
         "estimated_prs": plan.tasks.len(),
+        "estimated_minutes": estimate_json(plan),
         "recommendation": recommendation(plan),
     })
 }
@@ -203,5 +288,67 @@ mod tests {
         assert_eq!(tasks_phrase(&[3, 4]), "Tasks 3-4");
         assert_eq!(tasks_phrase(&[1, 3, 4, 5, 9]), "Tasks 1, 3-5, 9");
         assert_eq!(tasks_phrase(&[2]), "Task 2");
+    }
+
+    #[test]
+    fn issue_numbers_compress_only_long_runs() {
+        let ten: Vec<u64> = (1235..=1244).collect();
+        assert_eq!(issue_ranges(&ten), "#1235-#1244");
+        let five: Vec<u64> = (1235..=1239).collect();
+        assert_eq!(issue_ranges(&five), "#1235, #1236, #1237, #1238, #1239");
+        let mixed: Vec<u64> = (1..=6).chain([9, 20, 21]).collect();
+        assert_eq!(issue_ranges(&mixed), "#1-#6, #9, #20, #21");
+        assert_eq!(issue_ranges(&[]), "");
+    }
+
+    fn plan_of(complexities: &[crate::plan::Complexity], waves: &[&[usize]]) -> Plan {
+        let tasks = complexities
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| crate::plan::PlannedTask {
+                n: i + 1,
+                title: format!("Task {}", i + 1),
+                body: String::new(),
+                sub_issue: None,
+                files: Vec::new(),
+                depends_on: Vec::new(),
+                wave: 1,
+                complexity: c,
+                task_id: None,
+                agent: None,
+                prompt_file: None,
+            })
+            .collect();
+        Plan {
+            format: "checklist".into(),
+            tasks,
+            waves: waves
+                .iter()
+                .enumerate()
+                .map(|(i, w)| crate::plan::PlanWave {
+                    number: i as u32 + 1,
+                    tasks: w.to_vec(),
+                    validation: None,
+                })
+                .collect(),
+            skipped: Vec::new(),
+            overlaps: Vec::new(),
+            dependencies: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_the_longest_task_per_wave_when_workers_suffice() {
+        use crate::plan::Complexity::*;
+        // The seed's dry run: five tasks, one of them high: 15-20 minutes.
+        let seed = plan_of(&[Medium, Low, Medium, High, Medium], &[&[1, 2, 3, 4, 5]]);
+        assert_eq!(estimated_minutes(&seed, 5), ((15, 20), (50, 75)));
+        assert!(duration_line(&seed).starts_with("Estimated duration: 15-20 minutes (parallel"));
+        // Two at a time: longest first, each onto the least loaded agent.
+        assert_eq!(estimated_minutes(&seed, 2).0, (25, 40));
+        // Waves add up.
+        let waves = plan_of(&[Low, High], &[&[1], &[2]]);
+        assert_eq!(estimated_minutes(&waves, 5).0, (20, 30));
     }
 }

@@ -65,13 +65,24 @@ pub fn slug(raw: &str, max: usize) -> String {
     squeeze(&lower, |c| c.is_ascii_alphanumeric(), max)
 }
 
-/// The branch of agent `n` of orchestration `id` (or of its sub-issue).
+/// The branch of agent `n`: `feat/issue-<sub-issue>-agent-<n>` when the task
+/// has a sub-issue, else named after the orchestration ([`branch_prefix`]).
 pub fn branch_name(id: &str, sub_issue: Option<u64>, n: u64) -> String {
-    let head = match sub_issue {
-        Some(sub) => sub.to_string(),
-        None => branch_component(id),
-    };
-    format!("feat/issue-{head}-agent-{n}")
+    match sub_issue {
+        Some(sub) => format!("feat/issue-{sub}-agent-{n}"),
+        None => format!("{}-agent-{n}", branch_prefix(id)),
+    }
+}
+
+/// `feat/issue-1234` for an orchestration named by its issue number,
+/// `feat/<id>` for any other id (`feat/TS-0042`, `feat/plan`): a markdown
+/// file `issue.md` gives `feat/issue-agent-1`, not `feat/issue-issue-agent-1`.
+pub fn branch_prefix(id: &str) -> String {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        format!("feat/issue-{id}")
+    } else {
+        format!("feat/{}", branch_component(id))
+    }
 }
 
 #[cfg(test)]
@@ -104,10 +115,11 @@ mod tests {
             branch_name("1234", Some(1235), 1),
             "feat/issue-1235-agent-1"
         );
-        assert_eq!(
-            branch_name("TS.0042", None, 2),
-            "feat/issue-TS-0042-agent-2"
-        );
-        assert_eq!(branch_name("@{x}", None, 3), "feat/issue-x-agent-3");
+        assert_eq!(branch_name("1234", None, 2), "feat/issue-1234-agent-2");
+        assert_eq!(branch_name("TS.0042", None, 2), "feat/TS-0042-agent-2");
+        assert_eq!(branch_name("@{x}", None, 3), "feat/x-agent-3");
+        // A markdown file named issue.md: the word is not doubled.
+        assert_eq!(branch_name("issue", None, 1), "feat/issue-agent-1");
+        assert_eq!(branch_name("issue", Some(7), 1), "feat/issue-7-agent-1");
     }
 }

@@ -180,6 +180,9 @@ pub struct AgentStatus {
     pub retryable: Option<bool>,
     #[serde(default)]
     pub follow_up_issue: Option<u64>,
+    /// The attempt whose failure `follow_up_issue` last reported (none: the first).
+    #[serde(default)]
+    pub follow_up_attempt: Option<u32>,
     #[serde(default)]
     pub metrics: Metrics,
 
@@ -233,6 +236,7 @@ impl AgentStatus {
             pr_url: None,
             retryable: None,
             follow_up_issue: None,
+            follow_up_attempt: None,
             metrics: Metrics::default(),
             extra: Map::new(),
         }
@@ -241,25 +245,6 @@ impl AgentStatus {
     /// The number in `agent-<n>`, for ordering.
     pub fn number(&self) -> u64 {
         agent_number(&self.agent_id)
-    }
-
-    /// Move a retryable terminal state back to `pending` for another attempt.
-    /// Nothing else leaves a terminal state.
-    pub fn reset_for_retry(&mut self) -> bool {
-        if !self.status.is_retryable() {
-            return false;
-        }
-        self.status = State::Pending;
-        self.attempt += 1;
-        self.error = None;
-        self.exit_code = None;
-        self.completion_time = None;
-        self.pid = None;
-        self.pgid = None;
-        self.retryable = None;
-        self.phase = None;
-        self.progress_percentage = Some(0);
-        true
     }
 }
 
@@ -287,6 +272,33 @@ pub struct Wave {
     pub agents: Vec<String>,
     #[serde(default)]
     pub validation: Option<String>,
+    /// What the last run made of it (po-spawn records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<WaveResult>,
+}
+
+/// A wave's merge and validation, as the last run left them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WaveResult {
+    pub state: WaveState,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The validation command's output.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub time: Option<Timestamp>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveState {
+    /// Its branches are merged; its validation command runs.
+    Validating,
+    /// Merged, and validated when it has a command.
+    Passed,
+    /// Its branches conflict, or its validation failed: later waves do not run.
+    Failed,
 }
 
 /// `parallel/<id>/orchestration.json`.
@@ -333,16 +345,5 @@ mod tests {
                 .unwrap_err()
                 .contains("expected one of")
         );
-    }
-
-    #[test]
-    fn retry_only_leaves_retryable_terminal_states() {
-        let mut s = AgentStatus::new("agent-1", "7");
-        assert!(!s.reset_for_retry());
-        s.status = State::Completed;
-        assert!(!s.reset_for_retry());
-        s.status = State::TimedOut;
-        assert!(s.reset_for_retry());
-        assert_eq!((s.status, s.attempt), (State::Pending, 2));
     }
 }

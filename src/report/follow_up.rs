@@ -3,84 +3,109 @@
 //! The issue number is recorded as the status file's `follow_up_issue` inside
 //! the status file's lock, and the `gh issue create` call happens while that
 //! lock is held: two `po-summarize --follow-up-issues` runs never file the
-//! same failure twice.
+//! same failure twice. A task that fails again after a retry keeps its issue:
+//! the new failure becomes a comment there (`follow_up_attempt` records the
+//! attempt reported last), never a second issue.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::markdown::Paths;
-use super::summary::{Loaded, display_agent, error_gist, error_text};
-use crate::error::{Error, Result};
+use super::summary::{display_agent, error_gist, error_text};
+use crate::error::Result;
 use crate::forge::Gh;
+use crate::forge::labels::{self, IssueFiler};
+use crate::protocol::view::OrchestrationView;
 use crate::protocol::{AgentStatus, State, store};
 use crate::text::ellipsize;
 
 /// Labels of a diagnostic issue (the seed's orchestration label).
-pub const LABELS: &[&str] = &["parallel-orchestration"];
+pub const LABELS: &[labels::Label] = &[labels::ORCHESTRATION];
 /// How many lines of the agent's log go into the issue.
 pub const LOG_LINES: usize = 30;
 /// At most this much of the log's end is read.
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
 const LINE_MAX: usize = 400;
 
-/// One issue filed: the agent and the new issue's number.
+/// What was done for one failed agent, on which issue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Filed {
     pub agent_id: String,
     pub issue: u64,
+    pub kind: Kind,
 }
 
-fn needs_follow_up(s: &AgentStatus) -> bool {
-    matches!(s.status, State::Failed | State::TimedOut) && s.follow_up_issue.is_none()
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A new follow-up issue.
+    Filed,
+    /// A comment on the task's follow-up issue: attempt `attempt` failed too.
+    Commented { attempt: u32 },
 }
 
-/// File the missing follow-up issues of `loaded`; returns what was filed.
-/// Stops at the first `gh` failure; what was filed before it stays recorded.
-pub fn file_all(loaded: &Loaded, gh: &Gh, paths: &Paths) -> Result<Vec<Filed>> {
+/// What a task needs: nothing, an issue, or a comment on its issue.
+fn needed(s: &AgentStatus) -> Option<Kind> {
+    if !matches!(s.status, State::Failed | State::TimedOut) {
+        return None;
+    }
+    match s.follow_up_issue {
+        None => Some(Kind::Filed),
+        Some(_) if s.attempt > s.follow_up_attempt.unwrap_or(1) => {
+            Some(Kind::Commented { attempt: s.attempt })
+        }
+        Some(_) => None,
+    }
+}
+
+/// File the missing follow-up issues of `loaded`, and comment on the issues of
+/// tasks that failed again; returns what was done. Stops at the first `gh`
+/// failure; what was done before it stays recorded. `tell` gets one line if
+/// the issues have to go without labels.
+pub fn file_all(
+    loaded: &OrchestrationView,
+    gh: &Gh,
+    paths: &Paths,
+    tell: fn(&str),
+) -> Result<Vec<Filed>> {
     let master = loaded.orchestration.as_ref().and_then(|o| o.master_issue);
+    let mut filer = IssueFiler::new(gh, LABELS, tell);
     let mut filed = Vec::new();
-    for (path, seen) in &loaded.agents {
-        if !needs_follow_up(seen) {
+    for t in loaded.tasks() {
+        let (path, seen) = (&t.file, &t.status);
+        if needed(seen).is_none() {
             continue;
         }
-        let mut created = None;
+        let mut done = None;
         store::update_status(path, |s| {
-            if !needs_follow_up(s) {
-                return Ok(());
+            match needed(s) {
+                None => {}
+                Some(Kind::Filed) => {
+                    let (title, body) = issue_text(s, &loaded.id, master, paths);
+                    let n = filer.create(&title, &body)?;
+                    s.follow_up_issue = Some(n);
+                    s.follow_up_attempt = Some(s.attempt);
+                    done = Some((n, Kind::Filed));
+                }
+                Some(kind @ Kind::Commented { .. }) => {
+                    let n = s.follow_up_issue.expect("a comment goes on the issue");
+                    gh.issue_comment(n, &again_text(s, &loaded.id, paths))?;
+                    s.follow_up_attempt = Some(s.attempt);
+                    done = Some((n, kind));
+                }
             }
-            let (title, body) = issue_text(s, &loaded.id, master, paths);
-            let n = create_issue(gh, &title, &body)?;
-            s.follow_up_issue = Some(n);
-            created = Some(n);
             Ok(())
         })?;
-        if let Some(issue) = created {
-            tracing::info!(agent = %seen.agent_id, issue, "filed follow-up issue");
+        if let Some((issue, kind)) = done {
+            tracing::info!(agent = %seen.agent_id, issue, ?kind, "follow-up");
             filed.push(Filed {
                 agent_id: seen.agent_id.clone(),
                 issue,
+                kind,
             });
         }
     }
     Ok(filed)
-}
-
-/// `gh issue create` with [`LABELS`]; a repository without those labels gets
-/// the issue unlabelled rather than none at all.
-fn create_issue(gh: &Gh, title: &str, body: &str) -> Result<u64> {
-    match gh.issue_create(title, body, LABELS) {
-        Err(Error::Gh { detail, .. })
-            if detail.contains("label") && detail.contains("not found") =>
-        {
-            tracing::warn!(
-                "the repository has no label {}; filing the issue without it ({detail})",
-                LABELS.join(", ")
-            );
-            gh.issue_create(title, body, &[])
-        }
-        other => other,
-    }
 }
 
 /// A code fence longer than any run of backticks in `text`.
@@ -146,26 +171,8 @@ pub fn issue_text(
         b.push_str(&format!("**Branch**: `{br}`\n"));
     }
 
-    b.push_str("\n## Error\n\n");
-    b.push_str(&fenced(&ellipsize(&error, 4000)));
-    b.push('\n');
-
+    error_and_log(&mut b, s, &error, paths);
     let log = s.log_file.as_deref();
-    b.push_str("\n## Log excerpt\n\n");
-    match log.map(|l| (l, log_tail(l, LOG_LINES))) {
-        Some((l, Ok(tail))) if !tail.trim().is_empty() => {
-            b.push_str(&format!(
-                "The last {} lines of `{}`:\n\n",
-                tail.lines().count(),
-                paths.show(l)
-            ));
-            b.push_str(&fenced(&tail));
-            b.push('\n');
-        }
-        Some((l, Ok(_))) => b.push_str(&format!("`{}` is empty.\n", paths.show(l))),
-        Some((l, Err(e))) => b.push_str(&format!("`{}` could not be read: {e}\n", paths.show(l))),
-        None => b.push_str("No log file was recorded for this task.\n"),
-    }
 
     b.push_str("\n## Suggested next steps\n\n");
     let mut n = 0;
@@ -198,6 +205,57 @@ pub fn issue_text(
 
     b.push_str(&format!("\n---\nOrchestration ID: {orchestration_id}\n"));
     (title, b)
+}
+
+/// The `## Error` and `## Log excerpt` sections.
+fn error_and_log(b: &mut String, s: &AgentStatus, error: &str, paths: &Paths) {
+    b.push_str("\n## Error\n\n");
+    b.push_str(&fenced(&ellipsize(error, 4000)));
+    b.push('\n');
+
+    b.push_str("\n## Log excerpt\n\n");
+    match s.log_file.as_deref().map(|l| (l, log_tail(l, LOG_LINES))) {
+        Some((l, Ok(tail))) if !tail.trim().is_empty() => {
+            b.push_str(&format!(
+                "The last {} lines of `{}`:\n\n",
+                tail.lines().count(),
+                paths.show(l)
+            ));
+            b.push_str(&fenced(&tail));
+            b.push('\n');
+        }
+        Some((l, Ok(_))) => b.push_str(&format!("`{}` is empty.\n", paths.show(l))),
+        Some((l, Err(e))) => b.push_str(&format!("`{}` could not be read: {e}\n", paths.show(l))),
+        None => b.push_str("No log file was recorded for this task.\n"),
+    }
+}
+
+/// The comment on a follow-up issue when its task failed again after a retry.
+pub fn again_text(s: &AgentStatus, orchestration_id: &str, paths: &Paths) -> String {
+    let error = error_text(s.error.as_deref(), s.status, s.exit_code);
+    let verb = if s.status == State::TimedOut {
+        "timed out"
+    } else {
+        "failed"
+    };
+    let mut b = format!(
+        "**{} {verb} again** on attempt {}",
+        display_agent(&s.agent_id),
+        s.attempt
+    );
+    if let Some(code) = s.exit_code {
+        b.push_str(&format!(", exit status {code}"));
+    }
+    b.push('\n');
+    b.push_str(&format!(
+        "**Failed in phase**: {}\n",
+        s.phase.as_deref().unwrap_or("unknown (no phase reported)")
+    ));
+    error_and_log(&mut b, s, &error, paths);
+    b.push_str(&format!(
+        "\nRetry again: `po-spawn --id {orchestration_id} --retry`\n\n---\nOrchestration ID: {orchestration_id}\n"
+    ));
+    b
 }
 
 /// The last `lines` lines of a log, ANSI escapes and other controls removed.

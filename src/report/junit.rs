@@ -10,40 +10,7 @@ use std::fmt::Write as _;
 
 use super::summary::{AgentSummary, Summary};
 use crate::protocol::State;
-
-/// Escape text for an XML attribute or element.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Element text: like [`escape`] but keeps line breaks readable.
-fn escape_text(text: &str) -> String {
-    escape(text)
-        .replace("&#10;", "\n")
-        .replace("&#9;", "\t")
-        .replace("&#13;", "")
-}
-
-/// XML 1.0 `Char`, minus the controls already handled.
-fn is_xml_char(c: char) -> bool {
-    matches!(c,
-        '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
-}
+use crate::text::{xml_escape as escape, xml_text as escape_text};
 
 fn secs(x: Option<f64>) -> String {
     format!("{:.3}", x.unwrap_or(0.0))
@@ -148,18 +115,4 @@ pub fn render(s: &Summary) -> String {
     }
     let _ = writeln!(o, "  </testsuite>\n</testsuites>");
     o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markup_and_controls_are_escaped_or_dropped() {
-        assert_eq!(
-            escape("a<b & \"c\" 'd'>\u{1b}[31m\u{0}x"),
-            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;[31mx"
-        );
-        assert_eq!(escape_text("l1\nl2 <x>"), "l1\nl2 &lt;x&gt;");
-    }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::summary::{AgentSummary, Summary, error_gist};
+use super::timeline::{self, Bar};
 use crate::protocol::State;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
@@ -226,6 +227,11 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         let _ = writeln!(o, "{}. {step}", i + 1);
     }
 
+    let (bars, now) = Bar::of_summary(s);
+    if let Some(gantt) = timeline::mermaid(&bars, now) {
+        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
+    }
+
     let _ = writeln!(o, "\n### Performance Metrics\n");
     let wall = s.duration_seconds as f64;
     match s.speedup {
@@ -434,6 +440,10 @@ pub fn render_comment(s: &Summary, paths: &Paths) -> String {
         for a in actions {
             let _ = writeln!(o, "- [ ] {a}");
         }
+    }
+    let (bars, now) = Bar::of_summary(s);
+    if let Some(gantt) = timeline::mermaid(&bars, now) {
+        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
     }
     let _ = writeln!(o, "\n---\nOrchestration ID: {}", s.orchestration_id);
     out

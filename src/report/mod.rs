@@ -6,10 +6,14 @@
 //!   the master issue.
 //! * [`junit`] renders JUnit XML, one testcase per agent.
 //! * [`follow_up`] files one diagnostic issue per failed agent, once.
+//! * [`timeline`] draws the run: an SVG, and a Mermaid gantt block.
+//! * [`html`] renders one self-contained HTML report with the timeline.
 
 pub mod follow_up;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod summary;
+pub mod timeline;
 
-pub use summary::{AgentSummary, Loaded, Summary, load, summarize};
+pub use summary::{AgentSummary, Summary, load, summarize};

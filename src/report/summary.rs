@@ -21,59 +21,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
 use crate::merge::conflicts::Conflict;
-use crate::protocol::{AgentStatus, Orchestration, Source, State, layout, store};
+use crate::protocol::view::{OrchestrationView, Reader};
+use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};
 
-/// One orchestration as read from disk.
-#[derive(Debug)]
-pub struct Loaded {
-    pub dir: PathBuf,
-    /// The orchestration id (from `orchestration.json`, else the directory name).
-    pub id: String,
-    pub orchestration: Option<Orchestration>,
-    /// Readable status files, by agent number.
-    pub agents: Vec<(PathBuf, AgentStatus)>,
-    /// Status files that could not be read, with the reason.
-    pub unreadable: Vec<(PathBuf, String)>,
-}
-
-/// Read an orchestration directory. A bad status file is reported, not fatal.
-pub fn load(dir: &Path) -> Result<Loaded> {
-    let orch_path = dir.join(layout::ORCHESTRATION_FILE);
-    let orchestration = if orch_path.exists() {
-        match store::read_json::<Orchestration>(&orch_path) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                tracing::warn!("failed to {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let id = orchestration
-        .as_ref()
-        .map(|o| o.id.clone())
-        .unwrap_or_else(|| {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-    let mut agents = Vec::new();
-    let mut unreadable = Vec::new();
-    for path in layout::status_files(dir)? {
-        match store::read_status(&path) {
-            Ok(s) => agents.push((path, s)),
-            Err(e) => unreadable.push((path, e.to_string())),
-        }
+/// Read an orchestration directory with the one reader
+/// ([`crate::protocol::view`]). A bad status file is reported in the view,
+/// not fatal; a directory that cannot be listed is.
+pub fn load(dir: &Path) -> Result<OrchestrationView> {
+    let view = Reader::plain().read(dir);
+    match &view.problem {
+        Some(p) => Err(Error::system(p.clone())),
+        None => Ok(view),
     }
-    Ok(Loaded {
-        dir: dir.to_path_buf(),
-        id,
-        orchestration,
-        agents,
-        unreadable,
-    })
 }
 
 /// One agent's line in the summary.
@@ -239,26 +199,6 @@ impl Summary {
     }
 }
 
-/// The exit code for `successful` of `total` at `threshold` percent.
-pub fn exit_code_for(successful: usize, total: usize, threshold: u32) -> i32 {
-    if successful >= total {
-        exit::SUCCESS
-    } else if (successful as u128) * 100 >= u128::from(threshold) * total as u128 {
-        exit::PARTIAL
-    } else {
-        exit::MAJORITY_FAILURE
-    }
-}
-
-fn agent_duration(s: &AgentStatus) -> Option<f64> {
-    s.metrics
-        .duration_seconds
-        .or_else(|| match (s.start_time, s.completion_time) {
-            (Some(a), Some(b)) => Some((b - a).num_milliseconds().max(0) as f64 / 1000.0),
-            _ => None,
-        })
-}
-
 /// The most intervals `[start, end)` that overlap at one instant.
 pub fn peak_concurrency(intervals: &[(Timestamp, Timestamp)]) -> usize {
     let mut events: Vec<(Timestamp, i32)> = Vec::with_capacity(intervals.len() * 2);
@@ -281,15 +221,16 @@ fn round2(x: f64) -> f64 {
 }
 
 /// Aggregate what `load` read, at `now`, against `threshold` percent.
-pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
-    let orch = loaded.orchestration.as_ref();
+pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
+    let orch = view.orchestration.as_deref();
     let mut agents = Vec::new();
     let mut intervals = Vec::new();
     let mut logs: Vec<PathBuf> = Vec::new();
     let (mut earliest, mut latest): (Option<Timestamp>, Option<Timestamp>) = (None, None);
     let mut running = false;
 
-    for (path, s) in &loaded.agents {
+    for t in view.tasks() {
+        let s = &t.status;
         if let Some(start) = s.start_time {
             earliest = Some(earliest.map_or(start, |e| e.min(start)));
             match (s.status, s.completion_time) {
@@ -325,7 +266,7 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
             branch: s.branch.clone(),
             start_time: s.start_time.as_ref().map(timefmt::format),
             completion_time: s.completion_time.as_ref().map(timefmt::format),
-            duration_seconds: agent_duration(s).map(round2),
+            duration_seconds: t.duration_seconds.map(round2),
             lines_added: m.lines_added,
             lines_removed: m.lines_removed,
             files_changed: m.files_changed,
@@ -342,7 +283,7 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
             follow_up_issue: s.follow_up_issue,
             log_file: s.log_file.clone(),
             worktree: s.worktree.clone(),
-            status_file: path.clone(),
+            status_file: t.file.clone(),
         });
     }
 
@@ -350,7 +291,14 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
     let successful = count(State::Completed);
     let timed_out = count(State::TimedOut);
     let failed = count(State::Failed) + timed_out;
-    let total = agents.len() + loaded.unreadable.len();
+    let unreadable: Vec<Unreadable> = view
+        .bad()
+        .map(|b| Unreadable {
+            path: b.file.clone(),
+            error: format!("read status file {}: {}", b.file.display(), b.problem),
+        })
+        .collect();
+    let total = agents.len() + unreadable.len();
 
     let end = if running {
         Some(latest.map_or(now, |l| l.max(now)))
@@ -382,21 +330,21 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
             .filter(|a| a.state == State::Completed)
             .filter_map(|a| a.lines_added)
             .sum(),
-        orchestration_id: loaded.id.clone(),
+        orchestration_id: view.id.clone(),
         title: orch.and_then(|o| o.title.clone()),
         source: orch.map(|o| o.source.clone()),
         timed_out,
         cancelled: count(State::Cancelled),
         pending: count(State::Pending),
         in_progress: count(State::InProgress),
-        unreadable: loaded.unreadable.len(),
+        unreadable: unreadable.len(),
         success_rate: if total == 0 {
             100.0
         } else {
             round2(successful as f64 * 100.0 / total as f64)
         },
         threshold,
-        exit_code: exit_code_for(successful, total, threshold),
+        exit_code: exit::by_threshold(successful, total, threshold),
         started_at: earliest.as_ref().map(timefmt::format),
         finished_at: if running {
             None
@@ -417,17 +365,10 @@ pub fn summarize(loaded: &Loaded, threshold: u32, now: Timestamp) -> Summary {
         total_output_tokens: agents.iter().filter_map(|a| a.output_tokens).sum(),
         total_tokens: agents.iter().filter_map(|a| a.tokens).sum(),
         logs,
-        orchestration_dir: loaded.dir.clone(),
+        orchestration_dir: view.dir.clone(),
         generated_at: timefmt::format(&now),
         agents,
-        unreadable_files: loaded
-            .unreadable
-            .iter()
-            .map(|(path, error)| Unreadable {
-                path: path.clone(),
-                error: error.clone(),
-            })
-            .collect(),
+        unreadable_files: unreadable,
         conflicts: Vec::new(),
     }
 }
@@ -479,16 +420,6 @@ mod tests {
 
     fn t(min: i64) -> Timestamp {
         chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + chrono::Duration::minutes(min)
-    }
-
-    #[test]
-    fn thresholds_split_all_partial_and_majority() {
-        assert_eq!(exit_code_for(5, 5, 80), 0);
-        assert_eq!(exit_code_for(4, 5, 80), 1);
-        assert_eq!(exit_code_for(3, 5, 80), 2);
-        assert_eq!(exit_code_for(3, 5, 60), 1);
-        assert_eq!(exit_code_for(0, 0, 80), 0);
-        assert_eq!(exit_code_for(0, 3, 0), 1);
     }
 
     #[test]

@@ -324,6 +324,91 @@ impl StreamParser {
     }
 }
 
+/// What the stream said that decides the run's final state.
+#[derive(Default, Debug)]
+pub struct StreamOutcome {
+    /// The last API error: its message, and whether trying again may pass.
+    pub api_error: Option<(String, bool)>,
+    /// The `result` event: whether it is an error, and its message.
+    pub finished: Option<(bool, Option<String>)>,
+}
+
+/// Read the agent's stdout line by line until it closes: append each line to
+/// `log`, feed the parser, and apply what it learns to the status file (at
+/// most every 250 ms, and once at the end). `on_line` is called for every
+/// line (activity, for stall detection).
+pub fn read_stream(
+    out: impl std::io::Read,
+    mut log: Option<std::fs::File>,
+    status_file: &Path,
+    mut on_line: impl FnMut(),
+) -> StreamOutcome {
+    use std::io::{BufRead, Write};
+    use std::time::{Duration, Instant};
+
+    let mut reader = std::io::BufReader::new(out);
+    let mut parser = StreamParser::new();
+    let mut outcome = StreamOutcome::default();
+    let mut pending: Vec<StreamUpdate> = Vec::new();
+    let mut last_flush = Instant::now();
+    let mut buf = Vec::new();
+    let flush = |pending: &mut Vec<StreamUpdate>| {
+        if pending.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(pending);
+        let _ = crate::protocol::store::update_status(status_file, |s| {
+            for u in &updates {
+                apply(s, u);
+            }
+            Ok(())
+        });
+    };
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        on_line();
+        if let Some(f) = log.as_mut() {
+            let _ = f.write_all(&buf);
+        }
+        let line = String::from_utf8_lossy(&buf);
+        for u in parser.feed_line(line.trim_end_matches(['\n', '\r'])) {
+            match &u {
+                StreamUpdate::ApiError { message, retryable } => {
+                    outcome.api_error = Some((message.clone(), *retryable));
+                }
+                StreamUpdate::Finished { is_error, message } => {
+                    outcome.finished = Some((*is_error, message.clone()));
+                }
+                _ => {}
+            }
+            pending.push(u);
+        }
+        if last_flush.elapsed() >= Duration::from_millis(250) {
+            flush(&mut pending);
+            last_flush = Instant::now();
+        }
+    }
+    flush(&mut pending);
+    outcome
+}
+
+/// Start a new session in place of one the CLI does not have: the attempt
+/// goes on, without the failure the unknown session left.
+pub fn restart_session(status_file: &Path, fresh: &str) -> crate::Result<()> {
+    crate::protocol::store::update_status(status_file, |s| {
+        s.error = None;
+        s.retryable = None;
+        s.exit_code = None;
+        s.metrics.session_id = Some(fresh.to_string());
+        Ok(())
+    })
+    .map(|_| ())
+}
+
 /// Whether a `Finished` message says `--resume` named a session this machine
 /// does not have (then start afresh with `--session-id`).
 pub fn is_unknown_session(message: &str) -> bool {

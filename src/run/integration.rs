@@ -1,18 +1,155 @@
-//! Between waves: merge a wave's completed branches into `po/<id>/wave-<n>`
-//! in a scratch worktree, run the wave's validation command there, and hand
-//! the result on as the next wave's base.
+//! Bringing branches together without touching the user's checkout.
+//!
+//! * Between waves: merge a wave's completed branches into
+//!   `po/<id>/wave-<n>` in a scratch worktree, run the wave's validation
+//!   command there (with a time limit), and hand the result on as the next
+//!   wave's base.
+//! * In a dependency graph: the base of a task with dependencies is its
+//!   dependency's branch, or a merge of its dependencies' branches made with
+//!   `git merge-tree` (no worktree at all).
+//!
+//! The scheduler calls these through [`Integrate`], so its logic can be
+//! tested without git.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::git::{self, git};
-use super::proctree;
+use super::proctree::Tree;
 use crate::error::{Error, Result};
+
+/// What the scheduler asks of integration.
+pub trait Integrate {
+    /// Merge wave `wave`'s completed branches (`merges`, in order) onto
+    /// `base`, run `validation` on the result; the next wave's base commit.
+    fn wave(
+        &mut self,
+        wave: u32,
+        base: &str,
+        merges: &[Merge],
+        validation: Option<&str>,
+    ) -> Result<String>;
+
+    /// The commit a task that depends on `deps` starts from: the one
+    /// dependency's branch, or a merge of all their branches. A conflict is
+    /// an error naming the branches and files.
+    fn deps_base(&mut self, base: &str, deps: &[Merge]) -> Result<String>;
+}
+
+/// Integration with git, in the repository of a run.
+pub struct GitIntegration {
+    pub repo: PathBuf,
+    /// The scratch worktree waves are merged in.
+    pub scratch: PathBuf,
+    pub id: String,
+    pub logs: PathBuf,
+    /// Worktree runs: without them there are no branches, only validation.
+    pub isolated: bool,
+    pub validation_timeout: Duration,
+    pub grace: Duration,
+    /// Set when po-spawn is interrupted: a running validation is ended.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+impl Integrate for GitIntegration {
+    fn wave(
+        &mut self,
+        wave: u32,
+        base: &str,
+        merges: &[Merge],
+        validation: Option<&str>,
+    ) -> Result<String> {
+        let log = self.logs.join(format!("wave-{wave}-validation.log"));
+        if !self.isolated {
+            if let Some(cmd) = validation {
+                self.validate(&self.repo, wave, cmd, &log)?;
+            }
+            return Ok(base.to_string());
+        }
+        let into = branch(&self.id, wave);
+        let merges: Vec<Merge> = merges
+            .iter()
+            .filter(|m| git::branch_exists(&self.repo, &m.branch))
+            .cloned()
+            .collect();
+        prepare(&self.repo, &self.scratch, &into, base)?;
+        merge_all(&self.scratch, &into, base, &merges)?;
+        if let Some(cmd) = validation {
+            self.validate(&self.scratch, wave, cmd, &log)?;
+        }
+        git(&self.scratch, &["rev-parse", "HEAD"])
+    }
+
+    fn deps_base(&mut self, base: &str, deps: &[Merge]) -> Result<String> {
+        if !self.isolated || deps.is_empty() {
+            return Ok(base.to_string());
+        }
+        let head = |m: &Merge| {
+            git::resolve_commit(&self.repo, &m.branch).map_err(|_| {
+                Error::validation(
+                    format!("start from {} ({})", m.branch, m.label),
+                    "the dependency's branch does not exist; run it again with `po-spawn --retry`",
+                )
+            })
+        };
+        let mut commit = head(&deps[0])?;
+        for (i, m) in deps.iter().enumerate().skip(1) {
+            let theirs = head(m)?;
+            let merged = git::merge_tree(&self.repo, &commit, &theirs)?;
+            if !merged.conflicts.is_empty() {
+                let names: Vec<String> = deps[..=i]
+                    .iter()
+                    .map(|d| format!("{} ({})", d.branch, d.label))
+                    .collect();
+                return Err(Error::validation(
+                    "merge the branches of its dependencies",
+                    format!(
+                        "{} conflict in {}; merge them by hand (po-merge shows them) or make it \
+                         depend on one of them",
+                        names.join(" and "),
+                        merged.conflicts.join(", ")
+                    ),
+                ));
+            }
+            let msg = format!("Merge {} ({}) for a dependent task", m.branch, m.label);
+            let mut args: Vec<&str> = git::identity_args(&self.repo);
+            args.extend([
+                "commit-tree",
+                &merged.tree,
+                "-p",
+                &commit,
+                "-p",
+                &theirs,
+                "-m",
+                &msg,
+            ]);
+            commit = git(&self.repo, &args)?;
+        }
+        Ok(commit)
+    }
+}
+
+impl GitIntegration {
+    fn validate(&self, dir: &Path, wave: u32, command: &str, log: &Path) -> Result<()> {
+        validate(
+            dir,
+            wave,
+            command,
+            log,
+            &Limits {
+                timeout: self.validation_timeout,
+                grace: self.grace,
+                interrupt: &self.interrupt,
+            },
+        )
+    }
+}
 
 /// The integration branch of wave `n`.
 pub fn branch(id: &str, wave: u32) -> String {
@@ -143,43 +280,39 @@ pub fn merge_all(path: &Path, into: &str, base: &str, merges: &[Merge]) -> Resul
     Ok(())
 }
 
+/// How long a validation may run, and what ends it early.
+pub struct Limits<'a> {
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub interrupt: &'a AtomicBool,
+}
+
 /// How a validation command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Passed,
-    /// Its exit status, or `None` when a signal ended it.
-    Failed(Option<i32>),
+    /// Its exit status, or the signal that ended it.
+    Failed {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
     /// It ran past its timeout; its whole process tree was ended.
     TimedOut,
-    /// `cancel` was set while it ran; its whole process tree was ended.
-    Cancelled,
+    /// The interrupt was set while it ran; its whole process tree was ended.
+    Interrupted,
 }
 
-/// A validation command to run.
-#[derive(Clone, Copy, Debug)]
-pub struct Check<'a> {
-    /// Where it runs.
-    pub dir: &'a Path,
-    /// Run by `sh -c`: the user's own command line (a manifest's
-    /// `validation`, `--validate`).
-    pub command: &'a str,
-    /// Its stdout and stderr are appended here.
-    pub log: &'a Path,
-    pub timeout: Option<Duration>,
-    /// Set from elsewhere (a signal) to end it early.
-    pub cancel: Option<&'a AtomicBool>,
-}
+/// The environment variable every process of a validation inherits.
+pub const MARKER_ENV: &str = "PO_VALIDATION";
 
-/// Grace between SIGTERM and SIGKILL when a validation is ended.
-const GRACE: Duration = Duration::from_secs(2);
-
-/// Run `check.command` in its own process group, output to its log. On the
-/// timeout (or `cancel`) its whole process tree is ended, descendants that
-/// left the group included (they carry a marker in their environment); so
-/// are processes it left behind when it exits.
-pub fn run_check(check: &Check<'_>) -> Result<Verdict> {
+/// Run `command` (the user's own command line: a manifest's `validation`,
+/// `--validate`) through `sh -c` in `dir`, in its own process group, output
+/// appended to `log`. On the timeout or the interrupt its whole process tree
+/// is ended (SIGTERM, grace, SIGKILL), descendants that left the group
+/// included (they carry a marker in their environment); so are processes it
+/// leaves behind when it exits.
+pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Result<Verdict> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let log = check.log;
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
@@ -199,52 +332,52 @@ pub fn run_check(check: &Check<'_>) -> Result<Verdict> {
             .unwrap_or(0)
     );
     let mut child = Command::new("sh")
-        .args(["-c", check.command])
-        .current_dir(check.dir)
+        .args(["-c", command])
+        .current_dir(dir)
         .env(MARKER_ENV, &marker)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::system(format!("start validation {:?}: {e}", check.command)))?;
+        .map_err(|e| Error::system(format!("start validation {command:?}: {e}")))?;
     let marker = Some(format!("{MARKER_ENV}={marker}").into_bytes());
-    let deadline = check.timeout.map(|t| Instant::now() + t);
+    let deadline = Instant::now() + limits.timeout;
     let mut nap = Duration::from_millis(1);
     loop {
         if let Some(status) = child
             .try_wait()
-            .map_err(|e| Error::system(format!("wait for validation: {e}")))?
+            .map_err(|e| Error::system(format!("wait for validation {command:?}: {e}")))?
         {
-            // Whatever it left running: found by the marker alone, since
-            // its group id may be reused once the leader is reaped.
-            let leftovers = proctree::Tree {
+            // Whatever it left running: found by the marker alone, since its
+            // group id may be reused once the leader is reaped.
+            let leftovers = Tree {
                 root: None,
                 pgid: None,
                 marker: marker.clone(),
             };
-            leftovers.kill(GRACE, &AtomicBool::new(false));
+            leftovers.kill(limits.grace, &AtomicBool::new(false));
             return Ok(if status.success() {
                 Verdict::Passed
             } else {
-                Verdict::Failed(status.code())
+                Verdict::Failed {
+                    code: status.code(),
+                    signal: status.signal(),
+                }
             });
         }
-        let cancelled = check.cancel.is_some_and(|c| c.load(Ordering::SeqCst));
-        let late = deadline.is_some_and(|d| Instant::now() >= d);
-        if cancelled || late {
-            let tree = proctree::Tree {
+        let interrupted = limits.interrupt.load(Ordering::SeqCst);
+        let late = Instant::now() >= deadline;
+        if interrupted || late {
+            let tree = Tree {
                 root: None,
                 pgid: Some(child.id() as i32),
                 marker,
             };
-            tree.kill(GRACE, &AtomicBool::new(false));
+            tree.kill(limits.grace, &AtomicBool::new(false));
             let _ = child.wait();
             let what = if late {
-                format!(
-                    "timed out after {}",
-                    crate::timefmt::human_duration(check.timeout.unwrap_or_default().as_secs_f64())
-                )
+                format!("timed out after {}s", limits.timeout.as_secs_f64())
             } else {
                 "was interrupted".to_string()
             };
@@ -254,38 +387,42 @@ pub fn run_check(check: &Check<'_>) -> Result<Verdict> {
             return Ok(if late {
                 Verdict::TimedOut
             } else {
-                Verdict::Cancelled
+                Verdict::Interrupted
             });
         }
         std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(50));
+        nap = (nap * 2).min(Duration::from_millis(20));
     }
 }
 
-/// The environment variable every process of a validation inherits.
-pub const MARKER_ENV: &str = "PO_VALIDATION";
-
-/// Run a wave's validation command through `sh -c` in `dir`, output to `log`.
-pub fn validate(dir: &Path, wave: u32, command: &str, log: &PathBuf) -> Result<()> {
-    let verdict = run_check(&Check {
-        dir,
-        command,
-        log,
-        timeout: None,
-        cancel: None,
-    })?;
-    let how = match verdict {
+/// Run a wave's validation command (see [`run_check`]); a validation error
+/// naming the wave unless it passed.
+pub fn validate(dir: &Path, wave: u32, command: &str, log: &Path, limits: &Limits) -> Result<()> {
+    let why = match run_check(dir, command, log, limits)? {
         Verdict::Passed => return Ok(()),
-        Verdict::Failed(Some(c)) => format!("status {c}"),
-        Verdict::Failed(None) => "a signal".into(),
-        Verdict::TimedOut | Verdict::Cancelled => "an interruption".into(),
+        Verdict::Failed { code, signal } => format!(
+            "exited with {}; its output is in {}",
+            match (code, signal) {
+                (Some(c), _) => format!("status {c}"),
+                (None, Some(s)) => format!("signal {s}"),
+                _ => "an unknown status".into(),
+            },
+            log.display()
+        ),
+        Verdict::Interrupted => format!(
+            "was interrupted; its whole process tree was ended; its output is in {}",
+            log.display()
+        ),
+        Verdict::TimedOut => format!(
+            "ran past --validation-timeout {}s; its whole process tree was ended; its output is \
+             in {}",
+            limits.timeout.as_secs_f64(),
+            log.display()
+        ),
     };
     Err(Error::validation(
         format!("wave {wave}"),
-        format!(
-            "validation {command:?} exited with {how}; its output is in {}",
-            log.display()
-        ),
+        format!("validation {command:?} {why}"),
     ))
 }
 
@@ -321,14 +458,12 @@ mod tests {
         let cmd = "trap '' TERM; sleep 60 & echo $! > pids; setsid sh -c 'trap \"\" TERM; \
                    echo $$ >> pids; exec sleep 60' & sleep 60; wait";
         let started = Instant::now();
-        let verdict = run_check(&Check {
-            dir: tmp.path(),
-            command: cmd,
-            log: &log,
-            timeout: Some(Duration::from_secs(3)),
-            cancel: None,
-        })
-        .unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(3),
+            grace: Duration::from_millis(200),
+            interrupt: &AtomicBool::new(false),
+        };
+        let verdict = run_check(tmp.path(), cmd, &log, &limits).unwrap();
         assert_eq!(verdict, Verdict::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(30));
         let pids = pids(&tmp.path().join("pids"));
@@ -344,18 +479,20 @@ mod tests {
     fn a_validation_passes_fails_and_leaves_nothing_running() {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("v.log");
-        let check = |command| {
-            run_check(&Check {
-                dir: tmp.path(),
-                command,
-                log: &log,
-                timeout: Some(Duration::from_secs(60)),
-                cancel: None,
-            })
-            .unwrap()
+        let limits = Limits {
+            timeout: Duration::from_secs(60),
+            grace: Duration::from_millis(200),
+            interrupt: &AtomicBool::new(false),
         };
+        let check = |command| run_check(tmp.path(), command, &log, &limits).unwrap();
         assert_eq!(check("echo fine"), Verdict::Passed);
-        assert_eq!(check("echo bad >&2; exit 3"), Verdict::Failed(Some(3)));
+        assert_eq!(
+            check("echo bad >&2; exit 3"),
+            Verdict::Failed {
+                code: Some(3),
+                signal: None
+            }
+        );
         assert_eq!(
             check("setsid sleep 60 & echo $! > pids; exit 0"),
             Verdict::Passed
@@ -365,7 +502,7 @@ mod tests {
         }
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("fine") && text.contains("bad"), "{text}");
-        let err = validate(tmp.path(), 2, "exit 5", &log).unwrap_err();
+        let err = validate(tmp.path(), 2, "exit 5", &log, &limits).unwrap_err();
         assert_eq!(err.exit_code(), crate::exit::VALIDATION);
         assert!(err.to_string().contains("status 5"), "{err}");
     }

@@ -1,10 +1,10 @@
-//! Running agents: worktrees, agent adapters, supervision, scheduling.
+//! Running agents: worktrees, agent adapters, supervision, launchers and
+//! scheduling.
 
 pub mod claude;
-pub mod console;
 pub use crate::git;
 pub mod integration;
-pub mod pool;
+pub mod launcher;
 pub mod proctree;
 pub mod prompt;
 pub mod scheduler;

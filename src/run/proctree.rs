@@ -65,6 +65,12 @@ pub fn environ_has(pid: i32, marker: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
+/// The environment entry every process of the task in `status_file`
+/// inherits (`PO_STATUS_FILE=…`).
+pub fn task_marker(status_file: &std::path::Path) -> Vec<u8> {
+    format!("PO_STATUS_FILE={}", status_file.display()).into_bytes()
+}
+
 /// What belongs to one task's tree.
 #[derive(Clone, Debug, Default)]
 pub struct Tree {
@@ -77,6 +83,16 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Every process that carries the task's marker, wherever it runs from:
+    /// what is left of a task whose supervisor is gone.
+    pub fn of_task(status_file: &std::path::Path) -> Tree {
+        Tree {
+            root: None,
+            pgid: None,
+            marker: Some(task_marker(status_file)),
+        }
+    }
+
     /// Live (non-zombie) members of the tree right now.
     pub fn members(&self) -> Vec<i32> {
         let me = std::process::id() as i32;

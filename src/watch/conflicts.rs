@@ -7,9 +7,8 @@
 
 use std::path::PathBuf;
 
-use super::view::OrchestrationView;
-use crate::merge::conflicts::{Branch, PerOrchestration};
-use crate::protocol::State;
+use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
+use crate::protocol::view::OrchestrationView;
 
 #[derive(Debug, Default)]
 pub struct Conflicts {
@@ -27,24 +26,16 @@ impl Conflicts {
         }
     }
 
-    /// Fill in each view's `conflicts`.
-    pub fn fill(&mut self, views: &mut [OrchestrationView]) {
+    /// For each view, the conflicts between its completed branches.
+    pub fn find(&mut self, views: &[OrchestrationView]) -> Vec<Vec<Conflict>> {
         self.per.new_round();
-        for v in views.iter_mut() {
-            let branches: Vec<Branch> = v
-                .tasks()
-                .filter(|t| t.state == State::Completed)
-                .filter_map(|t| {
-                    Some(Branch {
-                        label: t.label.clone(),
-                        branch: t.branch.clone()?,
-                        base: t.base_commit.clone(),
-                    })
-                })
-                .collect();
-            v.conflicts = self
-                .per
-                .predict(&v.dir, self.repo.as_deref(), &branches, true);
-        }
+        views
+            .iter()
+            .map(|v| {
+                let branches = Branch::of_completed(v);
+                self.per
+                    .predict(&v.dir, self.repo.as_deref(), &branches, true)
+            })
+            .collect()
     }
 }

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use chrono::Local;
 use serde_json::{Value, json};
 
-use super::table::clean;
-use super::view::{OrchestrationView, Row, TaskView};
 use crate::protocol::State;
 use crate::protocol::layout;
+use crate::protocol::view::{OrchestrationView, Row, TaskView};
+use crate::text::printable;
 use crate::timefmt::{self, Timestamp, human_duration};
 
 /// One change of one task.
@@ -45,7 +45,11 @@ impl Event {
         } else {
             self.time.with_timezone(&Local).format("%H:%M").to_string()
         };
-        format!("[{hm}] {}: {}", clean(&self.label), clean(&self.text))
+        format!(
+            "[{hm}] {}: {}",
+            printable(&self.label),
+            printable(&self.text)
+        )
     }
 
     /// The event as one JSON object (one line of `--events --json`).
@@ -54,20 +58,20 @@ impl Event {
         json!({
             "time": timefmt::format(&self.time),
             "orchestration": self.orchestration,
-            "agent_id": t.map(|t| t.agent_id.clone()).unwrap_or_else(|| layout::agent_id_of(&self.file)),
+            "agent_id": t.map(|t| t.status.agent_id.clone()).unwrap_or_else(|| layout::agent_id_of(&self.file)),
             "label": self.label,
             "event": self.kind,
             "text": self.text,
-            "state": t.map(|t| t.state.as_str()),
+            "state": t.map(|t| t.state().as_str()),
             "stalled": t.is_some_and(|t| t.inferred.stalled),
             "orphaned": t.is_some_and(|t| t.inferred.orphaned),
-            "phase": t.and_then(|t| t.phase.clone()),
-            "progress": t.and_then(|t| t.progress),
-            "pr_number": t.and_then(|t| t.pr_number),
-            "pr_url": t.and_then(|t| t.pr_url.clone()),
-            "error": t.and_then(|t| t.error.clone()),
+            "phase": t.and_then(|t| t.phase().map(str::to_string)),
+            "progress": t.and_then(|t| t.status.progress_percentage),
+            "pr_number": t.and_then(|t| t.status.pr_number),
+            "pr_url": t.and_then(|t| t.status.pr_url.clone()),
+            "error": t.and_then(|t| t.status.error.clone()),
             "duration_seconds": t.and_then(|t| t.duration_seconds),
-            "log_file": t.and_then(|t| t.log_file.clone()),
+            "log_file": t.and_then(|t| t.status.log_file.clone()),
             "file": self.file,
             "problem": self.problem,
         })
@@ -91,13 +95,13 @@ impl Sig {
     fn of(row: &Row) -> Sig {
         match row {
             Row::Task(t) => Sig {
-                state: Some(t.state),
+                state: Some(t.state()),
                 inferred: t.inferred.name(),
-                phase: t.phase.clone(),
-                progress: t.progress,
-                pr_number: t.pr_number,
-                error: t.error.clone(),
-                attempt: t.attempt,
+                phase: t.phase().map(str::to_string),
+                progress: t.status.progress_percentage,
+                pr_number: t.status.pr_number,
+                error: t.status.error.clone(),
+                attempt: t.status.attempt,
                 problem: None,
             },
             Row::Bad(b) => Sig {
@@ -150,7 +154,7 @@ impl Tracker {
                         let time = if inferred {
                             now
                         } else {
-                            t.last_update.unwrap_or(now)
+                            t.status.last_update.unwrap_or(now)
                         };
                         (kind, text, time)
                     }
@@ -242,59 +246,43 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
         }
         _ => {}
     }
-    let dur = t.duration_seconds.map(human_duration);
-    match t.state {
-        State::Pending if t.attempt > 1 => {
-            ("pending", format!("pending (attempt {})", t.attempt), false)
+    match t.state() {
+        State::Pending => {
+            let mut text = "pending".to_string();
+            if t.status.attempt > 1 {
+                text.push_str(&format!(" (attempt {})", t.status.attempt));
+            }
+            if let Some(d) = doing(t) {
+                text.push_str(&format!(": {d}"));
+            }
+            ("pending", text, false)
         }
-        State::Pending => ("pending", "pending".into(), false),
         State::InProgress => {
             let now_running = match prev.and_then(|p| p.state) {
                 Some(s) => s != State::InProgress,
                 None => !initial,
             };
-            let doing = match (t.phase.as_deref(), t.progress) {
-                (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
-                (Some(p), None) => Some(p.to_string()),
-                (None, Some(n)) if n > 0 => Some(format!("{n}%")),
-                _ => None,
-            };
-            match (now_running, doing) {
+            match (now_running, doing(t)) {
                 (true, Some(d)) => ("started", format!("started: {d}"), false),
                 (true, None) => ("started", "started".into(), false),
                 (false, Some(d)) => ("progress", d, false),
                 (false, None) => ("progress", "in progress".into(), false),
             }
         }
-        State::Completed => {
-            let text = match (t.pr_number, dur) {
-                (Some(n), _) => format!("✅ completed → PR #{n}"),
-                (None, Some(d)) => format!("✅ completed ({d})"),
-                (None, None) => "✅ completed".into(),
-            };
-            ("completed", text, false)
+        State::Completed | State::Failed | State::TimedOut | State::Cancelled => {
+            let (mark, phrase) = t.told().unwrap_or(("", t.state().to_string()));
+            (t.state().as_str(), format!("{mark} {phrase}"), false)
         }
-        State::Failed => {
-            let text = match t.error.as_deref().and_then(|e| e.lines().next()) {
-                Some(e) => format!("❌ failed: {e}"),
-                None => "❌ failed".into(),
-            };
-            ("failed", text, false)
-        }
-        State::TimedOut => {
-            let text = match dur {
-                Some(d) => format!("⏱️ timed out after {d}"),
-                None => "⏱️ timed out".into(),
-            };
-            ("timed_out", text, false)
-        }
-        State::Cancelled => {
-            let text = match t.error.as_deref().and_then(|e| e.lines().next()) {
-                Some(e) => format!("🚫 cancelled: {e}"),
-                None => "🚫 cancelled".into(),
-            };
-            ("cancelled", text, false)
-        }
+    }
+}
+
+/// What the task reports doing: `Implementing feature (45%)`, `Setup`, `20%`.
+fn doing(t: &TaskView) -> Option<String> {
+    match (t.phase(), t.status.progress_percentage) {
+        (Some(p), Some(n)) => Some(format!("{p} ({n}%)")),
+        (Some(p), None) => Some(p.to_string()),
+        (None, Some(n)) if n > 0 => Some(format!("{n}%")),
+        _ => None,
     }
 }
 
@@ -302,8 +290,11 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
 /// po-summarize): 0 all completed, 1 at or above `threshold` percent, 2 below.
 pub fn outcome_code(views: &[OrchestrationView], threshold: u32) -> i32 {
     let tasks: Vec<&TaskView> = views.iter().flat_map(|v| v.tasks()).collect();
-    let done = tasks.iter().filter(|t| t.state == State::Completed).count();
-    crate::report::summary::exit_code_for(done, tasks.len(), threshold)
+    let done = tasks
+        .iter()
+        .filter(|t| t.state() == State::Completed)
+        .count();
+    crate::exit::by_threshold(done, tasks.len(), threshold)
 }
 
 /// Whether `--until-done` may stop: at least one task, every one terminal,
@@ -313,5 +304,5 @@ pub fn all_terminal(views: &[OrchestrationView]) -> bool {
     !rows.is_empty()
         && rows
             .iter()
-            .all(|r| matches!(r, Row::Task(t) if t.state.is_terminal()))
+            .all(|r| matches!(r, Row::Task(t) if t.state().is_terminal()))
 }

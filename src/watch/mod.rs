@@ -1,8 +1,8 @@
 //! Watching orchestrations: read status files (never write them), infer what
 //! is stalled or orphaned, and show a table, a live view or a stream of events.
 //!
-//! * [`view`]: one reading of an orchestration directory, bad files included.
-//! * [`infer`]: `stalled` and `orphaned`, which readers infer and never store.
+//! Reading is [`crate::protocol::view`]'s (with its inode cache); here:
+//!
 //! * [`table`]: the snapshot table.
 //! * [`events`]: changes between readings as one-line events.
 //! * [`source`]: inotify on directories, or polling, to know when to read again.
@@ -10,15 +10,18 @@
 
 pub mod conflicts;
 pub mod events;
-pub mod infer;
 pub mod source;
 pub mod table;
-pub mod view;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::protocol::Runtime;
-use view::{OrchestrationView, Reader};
+use crate::protocol::infer::Inferred;
+use crate::protocol::view::{OrchestrationView, Reader};
+use crate::protocol::{Runtime, State};
+
+/// How often a running task's liveness lock is looked at again.
+const LIVENESS_RECHECK: Duration = Duration::from_secs(2);
 
 /// What to watch: one orchestration directory (which may not exist yet), or
 /// every orchestration under a runtime root.
@@ -63,7 +66,7 @@ impl Scope {
 }
 
 /// `dir` if it exists, else its closest ancestor that does.
-fn nearest_existing(dir: &Path) -> PathBuf {
+pub fn nearest_existing(dir: &Path) -> PathBuf {
     let mut d = dir;
     loop {
         if d.is_dir() {
@@ -74,4 +77,30 @@ fn nearest_existing(dir: &Path) -> PathBuf {
             _ => return PathBuf::from("/"),
         }
     }
+}
+
+/// When to look again without a file event: the earliest moment a running
+/// task would become stalled, and a periodic liveness check while any runs.
+pub fn next_deadline(views: &[OrchestrationView], stall_after: u64) -> Option<Instant> {
+    let now_sys = SystemTime::now();
+    let now = Instant::now();
+    let mut deadline: Option<Instant> = None;
+    let mut consider = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+    for t in views.iter().flat_map(|v| v.tasks()) {
+        if t.state() != State::InProgress || t.inferred.orphaned {
+            continue;
+        }
+        consider(now + LIVENESS_RECHECK);
+        if let Inferred {
+            stalled: false,
+            last_activity: Some(last),
+            ..
+        } = t.inferred
+        {
+            let due = last + Duration::from_secs(stall_after);
+            let wait = due.duration_since(now_sys).unwrap_or_default();
+            consider(now + wait + Duration::from_millis(5));
+        }
+    }
+    deadline
 }

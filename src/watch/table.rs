@@ -6,9 +6,10 @@
 
 use std::fmt::Write as _;
 
-use super::view::{OrchestrationView, Row, TaskView};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::State;
-use crate::text::ellipsize;
+use crate::protocol::view::{OrchestrationView, Row, TaskView};
+use crate::text::{ellipsize, printable};
 use crate::timefmt::human_duration;
 
 #[derive(Clone, Copy, Debug)]
@@ -28,7 +29,9 @@ const PHASE: usize = 2;
 const BRANCH: usize = 5;
 
 /// Every orchestration in `views`, newest first as given, separated by a blank line.
-pub fn render(views: &[OrchestrationView], style: Style) -> String {
+/// `conflicts` holds, for each view, the conflicts between its completed
+/// branches (shown among the notes).
+pub fn render(views: &[OrchestrationView], conflicts: &[Vec<Conflict>], style: Style) -> String {
     if views.is_empty() {
         return "No orchestrations yet.\n".to_string();
     }
@@ -37,15 +40,16 @@ pub fn render(views: &[OrchestrationView], style: Style) -> String {
         if i > 0 {
             out.push('\n');
         }
-        render_one(&mut out, v, style);
+        let none = Vec::new();
+        render_one(&mut out, v, conflicts.get(i).unwrap_or(&none), style);
     }
     out
 }
 
-fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
+fn render_one(out: &mut String, v: &OrchestrationView, conflicts: &[Conflict], style: Style) {
     let title = match &v.title {
-        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", clean(&v.id), clean(t)),
-        _ => format!("Orchestration {}", clean(&v.id)),
+        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", printable(&v.id), printable(t)),
+        _ => format!("Orchestration {}", printable(&v.id)),
     };
     let _ = writeln!(
         out,
@@ -53,7 +57,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
         paint(&ellipsize(&title, style.width), "1", style.color)
     );
     if let Some(p) = &v.problem {
-        let _ = writeln!(out, "! {}", clean(p));
+        let _ = writeln!(out, "! {}", printable(p));
         return;
     }
     if v.rows.is_empty() {
@@ -112,6 +116,9 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
     }
 
     notes(out, v, style.width);
+    for c in conflicts {
+        let _ = writeln!(out, "! {}", printable(&c.line()));
+    }
     totals(out, v, style.width);
 }
 
@@ -124,16 +131,16 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} unreadable: {}",
-                    clean(&row.label()),
+                    printable(&row.label()),
                     b.file.display()
                 );
-                wrap(out, &clean(&b.problem), width);
+                wrap(out, &printable(&b.problem), width);
             }
             Row::Task(t) if t.inferred.orphaned => {
                 let _ = writeln!(
                     out,
                     "! {} orphaned: in_progress, but no process holds its liveness lock",
-                    clean(&t.label)
+                    printable(&t.label)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
             }
@@ -142,16 +149,13 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} stalled: no output or status update for {}",
-                    clean(&t.label),
+                    printable(&t.label),
                     human_duration(idle)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
             }
             Row::Task(_) => {}
         }
-    }
-    for c in &v.conflicts {
-        let _ = writeln!(out, "! {}", clean(&c.line()));
     }
 }
 
@@ -176,7 +180,7 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
     let mut counts: Vec<String> = State::ALL
         .iter()
         .filter_map(|s| {
-            let n = tasks.iter().filter(|t| t.state == *s).count();
+            let n = tasks.iter().filter(|t| t.state() == *s).count();
             (n > 0).then(|| format!("{n} {s}"))
         })
         .collect();
@@ -205,8 +209,8 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
             more.push(format!("{n} {name}"));
         }
     }
-    let cost: f64 = tasks.iter().filter_map(|t| t.cost_usd).sum();
-    if tasks.iter().any(|t| t.cost_usd.is_some()) {
+    let cost: f64 = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).sum();
+    if tasks.iter().any(|t| t.status.metrics.cost_usd.is_some()) {
         more.push(format!("cost ${cost:.2}"));
     }
     if let Some(e) = elapsed(&tasks) {
@@ -234,14 +238,14 @@ fn join_wrapped(out: &mut String, parts: &[String], width: usize) {
 
 /// From the first start to the last finish (or now, while anything runs).
 pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
-    let start = tasks.iter().filter_map(|t| t.start_time).min()?;
-    let running = tasks.iter().any(|t| t.state == State::InProgress);
+    let start = tasks.iter().filter_map(|t| t.status.start_time).min()?;
+    let running = tasks.iter().any(|t| t.state() == State::InProgress);
     let end = if running {
         crate::timefmt::now()
     } else {
         tasks
             .iter()
-            .filter_map(|t| t.completion_time.or(t.last_update))
+            .filter_map(|t| t.status.completion_time.or(t.status.last_update))
             .max()?
     };
     Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
@@ -250,27 +254,35 @@ pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
 fn cells_of(row: &Row) -> [String; 8] {
     match row {
         Row::Task(t) => [
-            clean(&t.label),
+            printable(&t.label),
             t.shown_state().to_string(),
-            t.phase.as_deref().map(clean).unwrap_or_else(|| "-".into()),
-            t.progress
+            t.phase().map(printable).unwrap_or_else(|| "-".into()),
+            t.status
+                .progress_percentage
                 .map(|p| format!("{p}%"))
                 .unwrap_or_else(|| "-".into()),
             t.duration_seconds
                 .map(human_duration)
                 .unwrap_or_else(|| "-".into()),
-            t.branch.as_deref().map(clean).unwrap_or_else(|| "-".into()),
-            t.pr_number
+            t.status
+                .branch
+                .as_deref()
+                .map(printable)
+                .unwrap_or_else(|| "-".into()),
+            t.status
+                .pr_number
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),
-            t.cost_usd
+            t.status
+                .metrics
+                .cost_usd
                 .map(|c| format!("${c:.2}"))
                 .unwrap_or_else(|| "-".into()),
         ],
         Row::Bad(b) => [
-            clean(&row.label()),
+            printable(&row.label()),
             "unreadable".into(),
-            clean(&format!("{}: {}", b.name(), b.problem)),
+            printable(&format!("{}: {}", b.name(), b.problem)),
             String::new(),
             String::new(),
             String::new(),
@@ -319,12 +331,6 @@ fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
 }
 
 /// Control characters (escapes, newlines, tabs) become spaces.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn pad(s: &str, w: usize, right: bool) -> String {
     let n = s.chars().count();
     let fill = " ".repeat(w.saturating_sub(n));
@@ -347,7 +353,7 @@ fn state_color(t: &TaskView) -> &'static str {
     if t.inferred.name().is_some() {
         return "1;33";
     }
-    match t.state {
+    match t.state() {
         State::Completed => "32",
         State::Failed | State::TimedOut => "31",
         State::Cancelled => "2",
@@ -368,7 +374,7 @@ mod tests {
 
     #[test]
     fn escapes_in_task_text_do_not_reach_the_terminal() {
-        assert_eq!(clean("a\x1b[2Jb\nc"), "a [2Jb c");
+        assert_eq!(printable("a\x1b[2Jb\nc"), "a [2Jb c");
     }
 
     #[test]

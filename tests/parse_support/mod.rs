@@ -1,8 +1,7 @@
 //! Shared by the `parse_*` tests: a temporary git repository to run
-//! `po-parse` in, fixtures, and a recording fake `gh`.
+//! `po-parse` in, and fixtures.
 #![allow(dead_code)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -56,62 +55,6 @@ impl Repo {
     pub fn orchestration(&self, id: &str) -> Value {
         read_json(&self.orchestration_dir(id).join("orchestration.json"))
     }
-
-    /// A fake `gh` first on PATH: appends its argv (each arg NUL-terminated,
-    /// then `--END--`) to `gh.log` and runs `script` (sh) for its answer.
-    pub fn fake_gh(&self, script: &str) -> FakeGh {
-        let bin = self.path().join("fake-bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let log = self.path().join("gh.log");
-        let gh = bin.join("gh");
-        std::fs::write(
-            &gh,
-            format!(
-                "#!/bin/sh\nprintf '%s\\0' \"$@\" >> '{log}'\nprintf -- '--END--\\0' >> '{log}'\n{script}\n",
-                log = log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
-        FakeGh { bin, log }
-    }
-}
-
-pub struct FakeGh {
-    pub bin: PathBuf,
-    pub log: PathBuf,
-}
-
-impl FakeGh {
-    /// PATH with the fake first.
-    pub fn path_env(&self) -> String {
-        format!(
-            "{}:{}",
-            self.bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
-    }
-
-    /// Each recorded call as its argv.
-    pub fn calls(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut calls = Vec::new();
-        let mut cur = Vec::new();
-        for line in text.split('\0') {
-            if line == "--END--" {
-                calls.push(std::mem::take(&mut cur));
-            } else {
-                cur.push(line.to_string());
-            }
-        }
-        calls
-    }
-}
-
-/// A command configured to use the fake gh (PATH first, no PO_GH).
-pub fn with_gh(mut c: assert_cmd::Command, gh: &FakeGh) -> assert_cmd::Command {
-    c.env_remove("PO_GH").env("PATH", gh.path_env());
-    c
 }
 
 pub fn fixture(name: &str) -> PathBuf {

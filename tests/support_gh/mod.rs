@@ -1,10 +1,13 @@
-//! Test support: a recording fake `gh` (the `gh` script beside this file),
-//! temp git repositories, and crafted orchestrations.
+//! Test support: the GitHub double (the `gh` program beside this file, which
+//! keeps issues, labels, comments and pull requests in `state/state.json` and
+//! refuses what GitHub refuses), temp git repositories, and crafted
+//! orchestrations.
 //!
 //! Use from a test file with `#[path = "support_gh/mod.rs"] mod support_gh;`.
 #![allow(dead_code)]
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +15,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use po::protocol::{AgentStatus, Orchestration, Source, State, store};
 use serde_json::{Value, json};
 
-/// The fake `gh`: first on `PATH` through its own bin directory.
+/// The GitHub double: first on `PATH` through its own bin directory.
 pub struct FakeGh {
     pub bin: PathBuf,
     pub state: PathBuf,
@@ -20,7 +23,8 @@ pub struct FakeGh {
 }
 
 impl FakeGh {
-    /// A fresh fake under `dir` (its bin, state directory and call log).
+    /// A fresh repository `owner/repo` under `dir` (its bin, state directory
+    /// and call log), with GitHub's default labels and nothing else.
     pub fn new(dir: &Path) -> FakeGh {
         let root = dir.join("fake-gh");
         let bin = root.join("bin");
@@ -29,14 +33,28 @@ impl FakeGh {
         std::fs::create_dir_all(&state).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support_gh/gh");
         std::os::unix::fs::symlink(&script, bin.join("gh")).unwrap();
-        FakeGh {
+        let gh = FakeGh {
             bin,
             state,
             log: root.join("calls.jsonl"),
-        }
+        };
+        // The double writes its fresh state on the first call: make one that
+        // changes nothing, so the state file exists from the start.
+        let out = Command::new(gh.program())
+            .args(["auth", "status"])
+            .env("FAKE_GH_STATE", &gh.state)
+            .env("FAKE_GH_LOG", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        gh
     }
 
-    /// `PATH` with the fake first.
+    /// `PATH` with the double first.
     pub fn path_env(&self) -> OsString {
         let mut p = OsString::from(&self.bin);
         if let Some(old) = std::env::var_os("PATH") {
@@ -46,7 +64,7 @@ impl FakeGh {
         p
     }
 
-    /// Point `cmd` at the fake: `PATH`, its state and log; fast backoff.
+    /// Point `cmd` at the double: `PATH`, its state and log; fast backoff.
     pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         cmd.env("PATH", self.path_env())
             .env_remove("PO_GH")
@@ -55,65 +73,143 @@ impl FakeGh {
             .env("PO_GH_BACKOFF_MS", "10")
     }
 
-    /// The program path, for `Gh::with_program` in library tests (the env
-    /// variables for state and log are then read from this process).
+    /// The program path, for `Gh::with_program` in library tests (the double
+    /// then finds its state and log beside itself).
     pub fn program(&self) -> PathBuf {
         self.bin.join("gh")
     }
 
-    /// Serve `gh issue view N`.
-    pub fn serve_issue(&self, number: u64, title: &str, body: &str) {
-        let issue = json!({
-            "number": number,
-            "title": title,
-            "body": body,
-            "url": format!("https://github.com/owner/repo/issues/{number}"),
+    /// Read-modify-write the state under the double's own lock.
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let lock = File::options()
+            .create(true)
+            .append(true)
+            .open(self.state.join(".lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        let path = self.state.join("state.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut v);
+        let tmp = self.state.join("state.json.edit");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    /// The whole state, as the double keeps it.
+    pub fn snapshot(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state.join("state.json")).unwrap())
+            .unwrap()
+    }
+
+    /// An open issue `number` (the next number GitHub hands out moves past it).
+    pub fn add_issue(&self, number: u64, title: &str, body: &str) {
+        self.edit(|s| {
+            s["issues"][number.to_string()] = json!({
+                "title": title,
+                "body": body,
+                "url": format!("https://github.com/owner/repo/issues/{number}"),
+                "state": "OPEN",
+                "labels": [],
+                "author": "someone",
+                "created_at": "2026-01-01T00:00:00Z",
+                "comments": [],
+            });
+            let next = s["next_number"].as_u64().unwrap();
+            s["next_number"] = json!(next.max(number + 1));
         });
-        std::fs::write(
-            self.state.join(format!("issue-{number}.json")),
-            issue.to_string(),
-        )
-        .unwrap();
     }
 
-    pub fn set_next_issue(&self, n: u64) {
-        std::fs::write(self.state.join("next-issue"), n.to_string()).unwrap();
-    }
-
-    pub fn set_next_pr(&self, n: u64) {
-        std::fs::write(self.state.join("next-pr"), n.to_string()).unwrap();
-    }
-
-    /// Serve `gh pr view N` (and `gh pr view HEAD`): a pull request from
-    /// `head` at commit `head_oid` in `state` (`OPEN`, `CLOSED`, `MERGED`).
-    pub fn serve_pr(&self, number: u64, head: &str, head_oid: &str, state: &str) {
-        let pr = json!({
-            "number": number,
-            "state": state,
-            "headRefName": head,
-            "headRefOid": head_oid,
-            "url": format!("https://github.com/owner/repo/pull/{number}"),
+    /// A comment by someone else on issue `number`.
+    pub fn add_foreign_comment(&self, number: u64, body: &str) {
+        self.edit(|s| {
+            let id = s["next_comment_id"].as_u64().unwrap();
+            s["next_comment_id"] = json!(id + 1);
+            s["issues"][number.to_string()]["comments"]
+                .as_array_mut()
+                .expect("the issue exists")
+                .push(json!({
+                    "id": id,
+                    "author": "someone",
+                    "body": body,
+                    "created_at": "2026-01-01T00:00:00Z",
+                }));
         });
-        std::fs::write(self.state.join(format!("pr-{number}.json")), pr.to_string()).unwrap();
+    }
+
+    /// The number the next issue or pull request gets (they share one
+    /// sequence, as on GitHub).
+    pub fn set_next_number(&self, n: u64) {
+        self.edit(|s| s["next_number"] = json!(n));
+    }
+
+    /// Where pushed branches are looked up for `pr create` (a bare repository).
+    pub fn use_remote(&self, bare: &Path) {
+        self.edit(|s| s["remote"] = json!(bare));
+    }
+
+    /// A pull request `number` from `head` (whose commit on GitHub is
+    /// `head_oid`) into main, in `state` (`OPEN`, `CLOSED`, `MERGED`).
+    pub fn add_pr(&self, number: u64, head: &str, head_oid: &str, state: &str) {
+        self.edit(|s| {
+            s["pulls"][number.to_string()] = json!({
+                "title": format!("Work on {head}"),
+                "body": "",
+                "url": format!("https://github.com/owner/repo/pull/{number}"),
+                "state": state,
+                "head": head,
+                "base": "main",
+                "head_oid": head_oid,
+                "draft": false,
+                "labels": [],
+                "author": "tester",
+                "created_at": "2026-01-01T00:00:00Z",
+                "comments": [],
+            });
+            let next = s["next_number"].as_u64().unwrap();
+            s["next_number"] = json!(next.max(number + 1));
+        });
     }
 
     /// Fail the next `n` calls with a rate-limit error.
     pub fn rate_limit(&self, n: u32) {
-        std::fs::write(self.state.join("rate-limited"), n.to_string()).unwrap();
+        self.edit(|s| s["rate_limited_calls"] = json!(n));
     }
 
-    /// Fail every call that sets a label, as a repository without them does.
-    pub fn without_labels(&self) {
-        std::fs::write(self.state.join("missing-labels"), "").unwrap();
+    /// What `gh api rate_limit` says is left; every call spends one.
+    pub fn set_remaining(&self, core: u64, graphql: u64) {
+        self.edit(|s| s["remaining"] = json!({"core": core, "graphql": graphql}));
+    }
+
+    /// No login: every call fails as `gh` does before `gh auth login`.
+    pub fn log_out(&self) {
+        self.edit(|s| s["auth"] = json!("none"));
+    }
+
+    /// An invalid token: every call fails with HTTP 401.
+    pub fn bad_token(&self) {
+        self.edit(|s| s["auth"] = json!("bad-token"));
+    }
+
+    /// `gh label create` is refused, as for a token that may not write labels.
+    pub fn forbid_labels(&self) {
+        self.edit(|s| {
+            s["labels_forbidden"] = json!(
+                "HTTP 403: Resource not accessible by integration \
+                 (https://api.github.com/repos/owner/repo/labels)"
+            )
+        });
     }
 
     /// Make every `gh VERB1 VERB2` call fail with `message`.
     pub fn fail(&self, verb: &str, message: &str) {
-        std::fs::write(
-            self.state.join(format!("fail-{}", verb.replace(' ', "-"))),
-            message,
-        )
-        .unwrap();
+        self.edit(|s| s["fail"][verb] = json!(message));
+    }
+
+    /// Stop failing `gh VERB1 VERB2`.
+    pub fn unfail(&self, verb: &str) {
+        self.edit(|s| {
+            s["fail"].as_object_mut().unwrap().remove(verb);
+        });
     }
 
     /// Every call so far: argv without the program name.
@@ -127,10 +223,57 @@ impl FakeGh {
         }
     }
 
-    /// The issue the fake saved for `gh issue create` number `n`.
-    pub fn created_issue(&self, n: u64) -> Value {
-        let text = std::fs::read_to_string(self.state.join(format!("issue-{n}.json"))).unwrap();
-        serde_json::from_str(&text).unwrap()
+    /// Issue `n` as kept: title, body, labels, comments.
+    pub fn issue(&self, n: u64) -> Value {
+        let v = self.snapshot()["issues"][n.to_string()].clone();
+        assert!(!v.is_null(), "no issue #{n}");
+        v
+    }
+
+    /// The comments of issue `n`, oldest first.
+    pub fn comments(&self, n: u64) -> Vec<Value> {
+        self.issue(n)["comments"].as_array().unwrap().clone()
+    }
+
+    /// The numbers of the issues, ascending.
+    pub fn issue_numbers(&self) -> Vec<u64> {
+        let mut ns: Vec<u64> = self.snapshot()["issues"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        ns.sort();
+        ns
+    }
+
+    /// Pull request `n` as kept: title, body, head, base, state.
+    pub fn pull(&self, n: u64) -> Value {
+        let v = self.snapshot()["pulls"][n.to_string()].clone();
+        assert!(!v.is_null(), "no pull request #{n}");
+        v
+    }
+
+    /// The numbers of the pull requests, ascending.
+    pub fn pull_numbers(&self) -> Vec<u64> {
+        let mut ns: Vec<u64> = self.snapshot()["pulls"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        ns.sort();
+        ns
+    }
+
+    /// The repository's label names.
+    pub fn labels(&self) -> Vec<String> {
+        self.snapshot()["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 

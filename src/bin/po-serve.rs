@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-serve", po::cli::serve::run)
+}

@@ -1,0 +1,513 @@
+//! The task lifecycle: the only code that changes a task's state.
+//!
+//! ```text
+//! pending ──start──▶ in_progress ──finish──▶ completed | failed | timed_out | cancelled
+//! pending ──cancel / fail──▶ cancelled | failed          (it never started)
+//! in_progress ──abandon──▶ failed | cancelled            (its runner died first)
+//! failed | timed_out | cancelled ──retry──▶ pending      (attempt + 1)
+//! ```
+//!
+//! Every change is a read-modify-write under the status file's lock
+//! ([`store::update_status`]). Nothing but [`retry`] leaves a terminal state,
+//! so a late writer (a supervisor that outlived the scheduler that gave up on
+//! it) can never overwrite a recorded result: the change is refused and the
+//! file is left as it is. The duration of a run and the label a task is shown
+//! by are computed here too, once for every tool.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::schema::{AgentStatus, State};
+use super::store;
+use crate::error::{Error, Result};
+use crate::git::DiffStats;
+use crate::timefmt::{self, Timestamp};
+
+/// Errors are stored as one line of at most this many characters.
+pub const ERROR_MAX: usize = 300;
+
+/// What a runner records when it takes a pending task.
+#[derive(Clone, Debug, Default)]
+pub struct Start {
+    /// The first phase (`worktree`, `starting`).
+    pub phase: String,
+    pub log_file: PathBuf,
+    /// Where the agent runs: its worktree, or the repository.
+    pub workdir: PathBuf,
+    /// The task's branch (worktree runs only).
+    pub branch: Option<String>,
+    /// Fields naming the runner (`supervisor_pid`, `launcher`), set as given.
+    pub runner: Map<String, Value>,
+}
+
+/// How a run ended, as its supervisor saw it.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub state: State,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    /// A failure that may pass when tried again unchanged (a rate limit).
+    pub retryable: bool,
+    /// The commit the task's branch started from (worktree runs).
+    pub base_commit: Option<String>,
+    /// What the task changed against that commit.
+    pub diff: Option<DiffStats>,
+}
+
+impl Outcome {
+    /// An outcome with nothing but a state and an error.
+    pub fn of(state: State, error: Option<String>) -> Outcome {
+        Outcome {
+            state,
+            error,
+            exit_code: None,
+            retryable: false,
+            base_commit: None,
+            diff: None,
+        }
+    }
+}
+
+/// `pending → in_progress`: the runner holds the task's liveness lock and
+/// starts preparing it. Refused for a task that is not pending.
+pub fn start(path: &Path, start: &Start) -> Result<AgentStatus> {
+    store::update_status(path, |s| {
+        if s.status != State::Pending {
+            return Err(not_pending(path, s));
+        }
+        begin(s, start);
+        Ok(())
+    })
+}
+
+/// The agent runs with `pid` (its own process group): record it, and the
+/// session it resumes or starts. With `start`, the task is taken in the same
+/// write (nothing was prepared before the agent).
+pub fn agent_started(
+    path: &Path,
+    pid: i32,
+    session_id: Option<&str>,
+    start: Option<&Start>,
+) -> Result<AgentStatus> {
+    store::update_status(path, |s| {
+        if let Some(st) = start {
+            if s.status != State::Pending {
+                return Err(not_pending(path, s));
+            }
+            begin(s, st);
+        }
+        if s.status != State::InProgress {
+            return Err(not_running(path, s));
+        }
+        if let Some(id) = session_id {
+            s.metrics.session_id = Some(id.to_string());
+        }
+        s.pid = Some(pid);
+        s.pgid = Some(pid);
+        if s.phase
+            .as_deref()
+            .is_none_or(|p| matches!(p, "worktree" | "setup" | "starting"))
+        {
+            s.phase = Some("running".into());
+        }
+        Ok(())
+    })
+}
+
+/// A running task's phase, as its runner moves through preparing it.
+pub fn phase(path: &Path, phase: &str) -> Result<AgentStatus> {
+    store::update_status(path, |s| {
+        if s.status.is_terminal() {
+            return Err(finished(path, s));
+        }
+        s.phase = Some(phase.to_string());
+        Ok(())
+    })
+}
+
+/// `in_progress → terminal` (or `pending → terminal` for a task that failed
+/// before it could start): record the outcome, the time, the duration and the
+/// changes. A task already terminal is left as it is and returned.
+pub fn finish(path: &Path, outcome: Outcome) -> Result<AgentStatus> {
+    if !outcome.state.is_terminal() {
+        return Err(Error::system(format!(
+            "record {}: {} is not a final state",
+            path.display(),
+            outcome.state
+        )));
+    }
+    store::update_status(path, |s| {
+        if s.status.is_terminal() {
+            return Ok(());
+        }
+        let now = timefmt::now();
+        s.status = outcome.state;
+        s.error = outcome.error.as_deref().map(one_line);
+        s.exit_code = outcome.exit_code;
+        s.retryable = outcome.retryable.then_some(true);
+        s.completion_time = Some(now);
+        s.metrics.duration_seconds = s.start_time.map(|start| seconds_between(start, now));
+        if outcome.base_commit.is_some() {
+            s.base_commit = outcome.base_commit.clone();
+        }
+        if let Some(d) = outcome.diff {
+            s.metrics.commits = Some(d.commits);
+            s.metrics.files_changed = Some(d.files_changed);
+            s.metrics.lines_added = Some(d.lines_added);
+            s.metrics.lines_removed = Some(d.lines_removed);
+        }
+        if s.status == State::Completed {
+            s.progress_percentage = Some(100);
+        }
+        Ok(())
+    })
+}
+
+/// A task that failed while it was being prepared, in `phase`.
+pub fn fail(path: &Path, phase: &str, error: &str) -> Result<AgentStatus> {
+    store::update_status(path, |s| {
+        if !s.status.is_terminal() {
+            s.phase = Some(phase.to_string());
+        }
+        Ok(())
+    })?;
+    finish(path, Outcome::of(State::Failed, Some(error.to_string())))
+}
+
+/// `pending → cancelled`: a task that will not start (a stop, a dependency
+/// that failed, a budget). A task that is running or finished is left alone.
+pub fn cancel(path: &Path, reason: &str) -> Result<AgentStatus> {
+    let s = store::read_status(path)?;
+    if s.status != State::Pending {
+        return Ok(s);
+    }
+    store::update_status(path, |s| {
+        if s.status == State::Pending {
+            s.status = State::Cancelled;
+            s.error = Some(one_line(reason));
+            s.completion_time = Some(timefmt::now());
+            s.retryable = None;
+        }
+        Ok(())
+    })
+}
+
+/// A task whose runner is gone without recording a result: `failed`, or
+/// `cancelled` when it was being stopped anyway. Finished tasks are kept.
+pub fn abandon(path: &Path, reason: &str, cancelled: bool) -> Result<AgentStatus> {
+    let state = if cancelled {
+        State::Cancelled
+    } else {
+        State::Failed
+    };
+    finish(path, Outcome::of(state, Some(reason.to_string())))
+}
+
+/// `failed | timed_out | cancelled → pending`, attempt + 1. `None` when the
+/// task is not in a state a retry leaves.
+pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
+    let mut moved = false;
+    let s = store::update_status(path, |s| {
+        if !s.status.is_retryable() {
+            return Ok(());
+        }
+        moved = true;
+        s.status = State::Pending;
+        s.attempt += 1;
+        s.error = None;
+        s.exit_code = None;
+        s.completion_time = None;
+        s.pid = None;
+        s.pgid = None;
+        s.retryable = None;
+        s.phase = None;
+        s.progress_percentage = Some(0);
+        s.metrics.duration_seconds = None;
+        Ok(())
+    })?;
+    Ok(moved.then_some(s))
+}
+
+/// The name a task is shown by: its manifest id when it has one, else its
+/// agent id.
+pub fn label(s: &AgentStatus) -> String {
+    s.task_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&s.agent_id)
+        .to_string()
+}
+
+/// How long the task's current attempt ran, in seconds: the recorded
+/// duration, else from its start to its end (to `now` while it runs).
+pub fn duration(s: &AgentStatus, now: Timestamp) -> Option<f64> {
+    if let Some(d) = s.metrics.duration_seconds {
+        return Some(d.max(0.0));
+    }
+    let start = s.start_time?;
+    let end = match s.status {
+        State::InProgress => now,
+        st if st.is_terminal() => s.completion_time.or(s.last_update)?,
+        _ => return None,
+    };
+    Some(seconds_between(start, end))
+}
+
+/// How a finished task is told, the same way by every tool: a mark and a
+/// phrase, e.g. (`✅`, `completed → PR #12 (3m 05s)`) or
+/// (`❌`, `failed after 28m: tests did not pass`). `None` while it runs.
+pub fn told(s: &AgentStatus, duration: Option<f64>) -> Option<(&'static str, String)> {
+    let after = duration
+        .filter(|d| *d >= 1.0)
+        .map(|d| format!(" after {}", timefmt::human_duration(d)))
+        .unwrap_or_default();
+    let error = s
+        .error
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let with = |detail: Option<&str>| match detail {
+        Some(d) => format!(": {d}"),
+        None => String::new(),
+    };
+    Some(match s.status {
+        State::Pending | State::InProgress => return None,
+        State::Completed => {
+            let dur = duration
+                .map(|d| format!(" ({})", timefmt::human_duration(d)))
+                .unwrap_or_default();
+            match s.pr_number {
+                Some(pr) => ("✅", format!("completed → PR #{pr}{dur}")),
+                None => ("✅", format!("completed{dur}")),
+            }
+        }
+        State::Failed => ("❌", format!("failed{after}{}", with(error))),
+        State::TimedOut => ("⏱️", format!("timed out{after}{}", with(error))),
+        State::Cancelled => {
+            let reason = error.map(|e| e.strip_prefix("cancelled:").unwrap_or(e).trim());
+            (
+                "🚫",
+                format!("cancelled{}", with(reason.filter(|r| !r.is_empty()))),
+            )
+        }
+    })
+}
+
+/// An error as it is stored: one line, at most [`ERROR_MAX`] characters.
+pub fn one_line(s: &str) -> String {
+    crate::text::ellipsize(&crate::text::collapse_whitespace(s), ERROR_MAX)
+}
+
+fn seconds_between(a: Timestamp, b: Timestamp) -> f64 {
+    (b - a).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+fn begin(s: &mut AgentStatus, start: &Start) {
+    s.status = State::InProgress;
+    s.start_time = Some(timefmt::now());
+    s.completion_time = None;
+    s.error = None;
+    s.exit_code = None;
+    s.retryable = None;
+    s.pid = None;
+    s.pgid = None;
+    s.metrics.duration_seconds = None;
+    s.phase = Some(start.phase.clone());
+    s.log_file = Some(start.log_file.clone());
+    s.worktree = Some(start.workdir.clone());
+    if start.branch.is_some() {
+        s.branch = start.branch.clone();
+    }
+    for (k, v) in &start.runner {
+        s.extra.insert(k.clone(), v.clone());
+    }
+}
+
+fn not_pending(path: &Path, s: &AgentStatus) -> Error {
+    Error::validation(
+        path.display().to_string(),
+        format!(
+            "{} is {}, not pending: nothing to start",
+            s.agent_id, s.status
+        ),
+    )
+}
+
+fn not_running(path: &Path, s: &AgentStatus) -> Error {
+    Error::validation(
+        path.display().to_string(),
+        format!("{} is {}, not in progress", s.agent_id, s.status),
+    )
+}
+
+fn finished(path: &Path, s: &AgentStatus) -> Error {
+    Error::validation(
+        path.display().to_string(),
+        format!(
+            "{} is {}; a finished task does not change (po-spawn --retry starts it again)",
+            s.agent_id, s.status
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(dir: &Path) -> PathBuf {
+        let p = dir.join("agent-1.status.json");
+        store::write_status(&p, &AgentStatus::new("agent-1", "7")).unwrap();
+        p
+    }
+
+    fn started(dir: &Path) -> PathBuf {
+        let p = task(dir);
+        start(
+            &p,
+            &Start {
+                phase: "worktree".into(),
+                log_file: dir.join("agent-1.log"),
+                workdir: dir.to_path_buf(),
+                branch: Some("feat/x".into()),
+                runner: [("supervisor_pid".to_string(), Value::from(42))]
+                    .into_iter()
+                    .collect(),
+            },
+        )
+        .unwrap();
+        p
+    }
+
+    #[test]
+    fn a_run_goes_pending_running_finished_with_its_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = started(dir.path());
+        let s = store::read_status(&p).unwrap();
+        assert_eq!(s.status, State::InProgress);
+        assert_eq!(s.branch.as_deref(), Some("feat/x"));
+        assert_eq!(s.extra["supervisor_pid"], 42);
+        let s = agent_started(&p, 1234, Some("sess"), None).unwrap();
+        assert_eq!((s.pid, s.phase.as_deref()), (Some(1234), Some("running")));
+        assert_eq!(s.metrics.session_id.as_deref(), Some("sess"));
+        let s = finish(&p, Outcome::of(State::Completed, None)).unwrap();
+        assert_eq!(s.status, State::Completed);
+        assert_eq!(s.progress_percentage, Some(100));
+        assert!(s.completion_time.is_some());
+        assert!(s.metrics.duration_seconds.unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn a_terminal_state_is_never_overwritten_except_by_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = started(dir.path());
+        finish(&p, Outcome::of(State::TimedOut, Some("slow".into()))).unwrap();
+        // A late writer: refused silently, the result stays.
+        let s = finish(&p, Outcome::of(State::Completed, None)).unwrap();
+        assert_eq!(
+            (s.status, s.error.as_deref()),
+            (State::TimedOut, Some("slow"))
+        );
+        let s = abandon(&p, "supervisor died", false).unwrap();
+        assert_eq!(s.status, State::TimedOut);
+        let s = cancel(&p, "stop").unwrap();
+        assert_eq!(s.status, State::TimedOut);
+        assert!(phase(&p, "testing").is_err());
+        assert!(start(&p, &Start::default()).is_err());
+        let s = retry(&p).unwrap().expect("timed out is retryable");
+        assert_eq!((s.status, s.attempt, s.error), (State::Pending, 2, None));
+    }
+
+    #[test]
+    fn completed_tasks_are_not_retried_and_cancel_takes_only_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = started(dir.path());
+        assert_eq!(cancel(&p, "stop").unwrap().status, State::InProgress);
+        finish(&p, Outcome::of(State::Completed, None)).unwrap();
+        assert!(retry(&p).unwrap().is_none());
+        assert_eq!(store::read_status(&p).unwrap().status, State::Completed);
+
+        let other = tempfile::tempdir().unwrap();
+        let q = task(other.path());
+        let s = cancel(&q, "cancelled: dependency agent-0 failed").unwrap();
+        assert_eq!(s.status, State::Cancelled);
+        assert!(agent_started(&q, 1, None, None).is_err());
+    }
+
+    #[test]
+    fn errors_are_stored_as_one_bounded_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = task(dir.path());
+        let long = format!("line one\nline two {}", "x".repeat(1000));
+        let s = fail(&p, "setup", &long).unwrap();
+        let e = s.error.unwrap();
+        assert!(!e.contains('\n'));
+        assert!(e.chars().count() <= ERROR_MAX, "{}", e.len());
+        assert_eq!(
+            (s.status, s.phase.as_deref()),
+            (State::Failed, Some("setup"))
+        );
+    }
+
+    #[test]
+    fn every_finish_is_told_in_one_vocabulary() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        assert_eq!(told(&s, None), None);
+        s.status = State::Completed;
+        s.pr_number = Some(1240);
+        assert_eq!(
+            told(&s, Some(765.0)).unwrap(),
+            ("✅", "completed → PR #1240 (12m 45s)".to_string())
+        );
+        s.status = State::Failed;
+        s.error = Some("Test timeout".into());
+        assert_eq!(
+            told(&s, Some(1680.0)).unwrap(),
+            ("❌", "failed after 28m 00s: Test timeout".to_string())
+        );
+        s.status = State::TimedOut;
+        s.error = Some("--timeout 2 reached; worktree kept".into());
+        assert_eq!(
+            told(&s, Some(2.0)).unwrap().1,
+            "timed out after 2s: --timeout 2 reached; worktree kept"
+        );
+        s.error = Some("stalled: no output for 5s".into());
+        assert_eq!(
+            told(&s, Some(9.0)).unwrap().1,
+            "timed out after 9s: stalled: no output for 5s"
+        );
+        s.status = State::Cancelled;
+        s.error = Some("cancelled: dependency agent-2 failed".into());
+        assert_eq!(
+            told(&s, None).unwrap(),
+            ("🚫", "cancelled: dependency agent-2 failed".to_string())
+        );
+    }
+
+    #[test]
+    fn labels_and_durations_are_computed_one_way() {
+        let mut s = AgentStatus::new("agent-3", "7");
+        assert_eq!(label(&s), "agent-3");
+        s.task_id = Some("  ".into());
+        assert_eq!(label(&s), "agent-3");
+        s.task_id = Some("task-001-users".into());
+        assert_eq!(label(&s), "task-001-users");
+
+        let t0 = timefmt::now();
+        assert_eq!(duration(&s, t0), None);
+        s.status = State::InProgress;
+        s.start_time = Some(t0);
+        assert_eq!(duration(&s, t0 + chrono::Duration::seconds(5)), Some(5.0));
+        s.status = State::Failed;
+        s.completion_time = Some(t0 - chrono::Duration::seconds(1));
+        assert_eq!(
+            duration(&s, t0),
+            Some(0.0),
+            "a clock step is never negative"
+        );
+        s.metrics.duration_seconds = Some(12.5);
+        assert_eq!(duration(&s, t0), Some(12.5));
+    }
+}

@@ -1,0 +1,524 @@
+//! The one reader of an orchestration directory, and the one view of a task
+//! that every tool works from: po-watch, po-summarize, cpo, po-serve and the
+//! scheduler.
+//!
+//! A row per status file, bad files included (invariant 5): a file that
+//! cannot be read is named with its problem and the others still show.
+//! Reading only: files are stat'ed and parsed, never locked for writing.
+//!
+//! What a reader derives is derived here, once: the label a task is shown
+//! by, how long it ran ([`lifecycle`]), and the states readers infer and
+//! never store (`stalled`, `orphaned`; see [`super::infer`]). A reader that
+//! reads again and again (po-watch, po-serve) keeps a cache keyed by (device,
+//! inode, mtime, size), so a rescan after a change re-parses only the files
+//! that changed (writers replace files by rename, which always gives a new
+//! inode).
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::infer::{Inferred, Liveness};
+use super::layout::{self, ORCHESTRATION_FILE};
+use super::lifecycle;
+use super::{AgentStatus, Orchestration, State, store};
+use crate::error::Error;
+use crate::timefmt::{Timestamp, opt_rfc3339};
+
+/// One task as a reader sees it: the status file as stored, and what is
+/// derived from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskView {
+    pub file: PathBuf,
+    pub status: AgentStatus,
+    /// `task_id` when the task has one, else `agent_id`.
+    pub label: String,
+    /// How long the current attempt ran (so far).
+    pub duration_seconds: Option<f64>,
+    /// What the reader infers on top of the stored state.
+    pub inferred: Inferred,
+}
+
+impl TaskView {
+    /// Derive the view of `status`, read from `file`, at `now`.
+    pub fn of(status: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) -> TaskView {
+        TaskView {
+            label: lifecycle::label(&status),
+            duration_seconds: lifecycle::duration(&status, now),
+            inferred,
+            status,
+            file,
+        }
+    }
+
+    /// The stored state.
+    pub fn state(&self) -> State {
+        self.status.status
+    }
+
+    /// The state to show: the inferred one when there is one.
+    pub fn shown_state(&self) -> &'static str {
+        self.inferred.name().unwrap_or(self.status.status.as_str())
+    }
+
+    /// Where to look when something is wrong: the log, else the status file.
+    pub fn look_at(&self) -> &Path {
+        self.status.log_file.as_deref().unwrap_or(&self.file)
+    }
+
+    /// How its finish is told ([`lifecycle::told`]); `None` while it runs.
+    pub fn told(&self) -> Option<(&'static str, String)> {
+        lifecycle::told(&self.status, self.duration_seconds)
+    }
+
+    /// The phase to show. A completed task whose agent never reported a
+    /// phase still holds one its runner recorded (`running`), which would read
+    /// as unfinished: it shows none.
+    pub fn phase(&self) -> Option<&str> {
+        const RUNNER_PHASES: [&str; 4] = ["worktree", "setup", "starting", "running"];
+        let p = self.status.phase.as_deref()?;
+        (self.status.status != State::Completed || !RUNNER_PHASES.contains(&p)).then_some(p)
+    }
+}
+
+/// A task as `po-watch --json` and po-serve give it: stable field names.
+impl Serialize for TaskView {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            agent_id: &'a str,
+            label: &'a str,
+            title: &'a str,
+            state: State,
+            #[serde(flatten)]
+            inferred: &'a Inferred,
+            wave: u32,
+            phase: Option<&'a str>,
+            progress: Option<u8>,
+            duration_seconds: Option<f64>,
+            branch: Option<&'a str>,
+            pr_number: Option<u64>,
+            pr_url: Option<&'a str>,
+            cost_usd: Option<f64>,
+            turns: Option<u64>,
+            input_tokens: Option<u64>,
+            output_tokens: Option<u64>,
+            error: Option<&'a str>,
+            attempt: u32,
+            log_file: Option<&'a Path>,
+            #[serde(with = "opt_rfc3339")]
+            start_time: Option<Timestamp>,
+            #[serde(with = "opt_rfc3339")]
+            last_update: Option<Timestamp>,
+            #[serde(with = "opt_rfc3339")]
+            completion_time: Option<Timestamp>,
+            file: &'a Path,
+        }
+        let s = &self.status;
+        Json {
+            agent_id: &s.agent_id,
+            label: &self.label,
+            title: &s.title,
+            state: s.status,
+            inferred: &self.inferred,
+            wave: s.wave,
+            phase: self.phase(),
+            progress: s.progress_percentage,
+            duration_seconds: self.duration_seconds,
+            branch: s.branch.as_deref(),
+            pr_number: s.pr_number,
+            pr_url: s.pr_url.as_deref(),
+            cost_usd: s.metrics.cost_usd,
+            turns: s.metrics.turns,
+            input_tokens: s.metrics.input_tokens,
+            output_tokens: s.metrics.output_tokens,
+            error: s.error.as_deref(),
+            attempt: s.attempt,
+            log_file: s.log_file.as_deref(),
+            start_time: s.start_time,
+            last_update: s.last_update,
+            completion_time: s.completion_time,
+            file: &self.file,
+        }
+        .serialize(ser)
+    }
+}
+
+/// A status file that could not be read, by name, and why.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BadFile {
+    pub file: PathBuf,
+    pub problem: String,
+}
+
+impl BadFile {
+    /// The file's name, `agent-3.status.json`.
+    pub fn name(&self) -> String {
+        self.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Row {
+    Task(Box<TaskView>),
+    Bad(BadFile),
+}
+
+impl Row {
+    pub fn file(&self) -> &Path {
+        match self {
+            Row::Task(t) => &t.file,
+            Row::Bad(b) => &b.file,
+        }
+    }
+
+    /// `agent-3` for `…/agent-3.status.json`, readable or not.
+    pub fn label(&self) -> String {
+        match self {
+            Row::Task(t) => t.label.clone(),
+            Row::Bad(b) => layout::agent_id_of(&b.file),
+        }
+    }
+}
+
+/// One orchestration directory as read at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrchestrationView {
+    /// From `orchestration.json`, else the directory's name.
+    pub id: String,
+    pub dir: PathBuf,
+    pub title: Option<String>,
+    /// `orchestration.json`, when it exists and parses.
+    pub orchestration: Option<Arc<Orchestration>>,
+    /// In agent order.
+    pub rows: Vec<Row>,
+    /// The directory itself could not be listed.
+    pub problem: Option<String>,
+}
+
+impl OrchestrationView {
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskView> {
+        self.rows.iter().filter_map(|r| match r {
+            Row::Task(t) => Some(t.as_ref()),
+            Row::Bad(_) => None,
+        })
+    }
+
+    pub fn bad(&self) -> impl Iterator<Item = &BadFile> {
+        self.rows.iter().filter_map(|r| match r {
+            Row::Bad(b) => Some(b),
+            Row::Task(_) => None,
+        })
+    }
+
+    /// The task with this agent id.
+    pub fn task(&self, agent_id: &str) -> Option<&TaskView> {
+        self.tasks().find(|t| t.status.agent_id == agent_id)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    size: u64,
+}
+
+impl FileKey {
+    fn of(m: &fs::Metadata) -> FileKey {
+        FileKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            size: m.size(),
+        }
+    }
+}
+
+type Parsed = Result<AgentStatus, String>;
+
+/// Reads orchestration directories.
+///
+/// [`Reader::new`] reads everything afresh each time and probes the liveness
+/// lock of running tasks (`orphaned`); [`Reader::watching`] also infers
+/// `stalled` and keeps the inode cache, for readers that read again and again.
+pub struct Reader {
+    stall_after: Option<Duration>,
+    liveness: Option<Liveness>,
+    cache: Option<Cache>,
+    /// Widens the window between reading a file and probing its lock (tests).
+    #[cfg(test)]
+    probe_delay: Option<Duration>,
+}
+
+/// Parsed files by version, so an unchanged file is not parsed again.
+#[derive(Default)]
+struct Cache {
+    status: HashMap<PathBuf, (FileKey, Parsed)>,
+    orchestration: HashMap<PathBuf, (FileKey, Option<Arc<Orchestration>>)>,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader::new()
+    }
+}
+
+impl Reader {
+    /// A one-off reader: parses every file, infers `orphaned`.
+    pub fn new() -> Reader {
+        Reader {
+            stall_after: None,
+            liveness: Some(Liveness::default()),
+            cache: None,
+            #[cfg(test)]
+            probe_delay: None,
+        }
+    }
+
+    /// A reader that reads repeatedly: it infers `stalled` after
+    /// `stall_after` too, and re-parses only files that changed.
+    pub fn watching(stall_after: Duration) -> Reader {
+        Reader {
+            stall_after: Some(stall_after),
+            cache: Some(Cache::default()),
+            ..Reader::new()
+        }
+    }
+
+    /// A reader that infers nothing (the scheduler knows its runners).
+    pub fn plain() -> Reader {
+        Reader {
+            liveness: None,
+            ..Reader::new()
+        }
+    }
+
+    /// Read every status file of `dir`.
+    pub fn read(&mut self, dir: &Path) -> OrchestrationView {
+        let mut view = self.header(dir);
+        match layout::status_files(dir) {
+            Ok(files) => self.fill(&mut view, files),
+            Err(e) => view.problem = Some(e.to_string()),
+        }
+        view
+    }
+
+    /// Read the status files `files` of `dir` only.
+    pub fn read_files(&mut self, dir: &Path, files: &[PathBuf]) -> OrchestrationView {
+        let mut view = self.header(dir);
+        self.fill(&mut view, files.to_vec());
+        view
+    }
+
+    /// Read one status file.
+    pub fn read_one(&mut self, file: &Path) -> Row {
+        self.row(file.to_path_buf(), SystemTime::now(), crate::timefmt::now())
+    }
+
+    fn header(&mut self, dir: &Path) -> OrchestrationView {
+        let orchestration = self.orchestration(dir);
+        OrchestrationView {
+            id: orchestration
+                .as_ref()
+                .map(|o| o.id.clone())
+                .unwrap_or_else(|| dir_name(dir)),
+            title: orchestration.as_ref().and_then(|o| o.title.clone()),
+            orchestration,
+            dir: dir.to_path_buf(),
+            rows: Vec::new(),
+            problem: None,
+        }
+    }
+
+    fn fill(&mut self, view: &mut OrchestrationView, files: Vec<PathBuf>) {
+        let now_sys = SystemTime::now();
+        let now = crate::timefmt::now();
+        for file in files {
+            let row = self.row(file, now_sys, now);
+            view.rows.push(row);
+        }
+        if let Some(cache) = &mut self.cache {
+            let present: std::collections::HashSet<&Path> =
+                view.rows.iter().map(Row::file).collect();
+            let dir = view.dir.as_path();
+            cache
+                .status
+                .retain(|p, _| p.parent() != Some(dir) || present.contains(p.as_path()));
+        }
+    }
+
+    /// One status file as a row. A running task whose liveness lock is free
+    /// is orphaned only if its file did not change meanwhile: a runner writes
+    /// its final state before it lets go of the lock, so a file read just
+    /// before that write must not make a finished task look orphaned.
+    fn row(&mut self, file: PathBuf, now_sys: SystemTime, now: Timestamp) -> Row {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (parsed, key) = self.parse(&file);
+            let status = match parsed {
+                Ok(s) => s,
+                Err(problem) => return Row::Bad(BadFile { file, problem }),
+            };
+            #[cfg(test)]
+            if let Some(d) = self.probe_delay {
+                std::thread::sleep(d);
+            }
+            let orphaned = status.status == State::InProgress
+                && self.liveness.as_mut().is_some_and(|l| {
+                    l.is_orphaned(&file, key.map(|k| (k.ino, k.mtime, k.mtime_nsec)))
+                });
+            let inferred = if orphaned {
+                let still = fs::metadata(&file).ok().map(|m| FileKey::of(&m));
+                if still != key && tries < 5 {
+                    continue;
+                }
+                Inferred::orphaned()
+            } else {
+                match self.stall_after {
+                    Some(window) if status.status == State::InProgress => {
+                        super::infer::stall(&status, &file, window, now_sys)
+                    }
+                    _ => Inferred::none(),
+                }
+            };
+            return Row::Task(Box::new(TaskView::of(status, file, inferred, now)));
+        }
+    }
+
+    /// `orchestration.json` of `dir` (parsed again only when it changed: it
+    /// holds the master issue's whole text).
+    fn orchestration(&mut self, dir: &Path) -> Option<Arc<Orchestration>> {
+        let file = dir.join(ORCHESTRATION_FILE);
+        let meta = fs::metadata(&file).ok()?;
+        let key = FileKey::of(&meta);
+        if let Some(cache) = &self.cache
+            && let Some((k, o)) = cache.orchestration.get(&file)
+            && *k == key
+        {
+            return o.clone();
+        }
+        let parsed = match store::read_json::<Orchestration>(&file) {
+            Ok(o) => Some(Arc::new(o)),
+            Err(e) => {
+                tracing::warn!("failed to {e}");
+                None
+            }
+        };
+        if let Some(cache) = &mut self.cache {
+            cache.orchestration.insert(file, (key, parsed.clone()));
+        }
+        parsed
+    }
+
+    /// Parse `file` (or reuse the last parse of the same version) and say
+    /// which version was read.
+    fn parse(&mut self, file: &Path) -> (Parsed, Option<FileKey>) {
+        let meta = match fs::metadata(file) {
+            Ok(m) => m,
+            Err(e) => return (Err(Error::io("read", file)(e).to_string()), None),
+        };
+        let key = FileKey::of(&meta);
+        if let Some(cache) = &self.cache
+            && let Some((k, parsed)) = cache.status.get(file)
+            && *k == key
+        {
+            return (parsed.clone(), Some(key));
+        }
+        let parsed = match store::read_status(file) {
+            Ok(s) => Ok(s),
+            Err(Error::BadStatus { detail, .. }) => Err(detail),
+            Err(e) => Err(e.to_string()),
+        };
+        // A file replaced between the stat and the read: say nothing about
+        // which version this is, so it is neither cached nor trusted.
+        let after = fs::metadata(file).ok().map(|m| FileKey::of(&m));
+        if after != Some(key) {
+            return (parsed, None);
+        }
+        if let Some(cache) = &mut self.cache {
+            cache
+                .status
+                .insert(file.to_path_buf(), (key, parsed.clone()));
+        }
+        (parsed, Some(key))
+    }
+}
+
+/// The directory's name, the id when `orchestration.json` cannot say.
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A runner that writes its final state and then lets go of the lock, over
+    /// and over, while a reader scans: the reader never sees an orphan.
+    #[test]
+    fn a_task_finishing_while_it_is_read_is_never_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent-1.status.json");
+        store::write_status(&file, &AgentStatus::new("agent-1", "1")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let runner = {
+            let (file, stop) = (file.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut cycles = 0;
+                while !stop.load(Ordering::SeqCst) && cycles < 300 {
+                    // A reader's probe may hold the free lock for an instant.
+                    let lock = loop {
+                        match store::hold_liveness(&file).unwrap() {
+                            Some(l) => break l,
+                            None => std::thread::sleep(std::time::Duration::from_millis(1)),
+                        }
+                    };
+                    for state in [State::InProgress, State::Completed] {
+                        store::update_status(&file, |s| {
+                            s.status = state;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                    drop(lock);
+                    store::update_status(&file, |s| {
+                        s.status = State::Pending;
+                        Ok(())
+                    })
+                    .unwrap();
+                    cycles += 1;
+                }
+            })
+        };
+        let mut reader = Reader::watching(std::time::Duration::from_secs(3600));
+        reader.probe_delay = Some(std::time::Duration::from_millis(2));
+        let mut running_seen = 0;
+        while !runner.is_finished() {
+            let view = reader.read(dir.path());
+            for t in view.tasks() {
+                assert!(!t.inferred.orphaned, "a finishing task was shown orphaned");
+                running_seen += usize::from(t.state() == State::InProgress);
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        runner.join().unwrap();
+        assert!(running_seen > 0, "the reader never saw the task running");
+    }
+}

@@ -1,0 +1,74 @@
+//! Launchers: where each task's supervisor runs. The scheduler decides which
+//! task runs when; a launcher starts its supervisor (on this machine, or as
+//! a cluster job), ends it, and says whether it still runs. The scheduler
+//! never learns how a task ended from a launcher: that is in the status
+//! file, which the supervisor writes. A launcher only wakes the scheduler
+//! when something may have changed, and says whether a task's runner is
+//! still at work.
+//!
+//! * [`local`]: a pool of supervisor processes on this machine, at most one
+//!   per worker slot, each running task after task.
+
+pub mod local;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::protocol::AgentStatus;
+use crate::run::supervisor::Spec;
+
+/// Called by a launcher when a runner may have changed (it finished a task,
+/// died, or left the queue): the scheduler looks again.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// One task's runner, as a launcher knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runner {
+    /// The launcher's own key.
+    pub key: u64,
+    /// How people find it: `supervisor pid 1234`, `job 56`.
+    pub shown: String,
+}
+
+/// Where a runner is with its task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunnerState {
+    /// Waiting for resources before it starts (a queued job), and why.
+    Queued(String),
+    /// At work on the task: preparing, running the agent, or recording.
+    Running,
+    /// Done with the task, or gone.
+    Ended(Ended),
+}
+
+/// How a runner ended, in words for the task's error should it have
+/// recorded nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// `its supervisor exited with status 9`, `job 56 was cancelled`.
+    pub how: String,
+    /// Ended by an interrupt (a Ctrl-C that reached it, a cancel).
+    pub interrupted: bool,
+}
+
+/// Starts, ends and watches supervisors. The scheduler owns one and calls it
+/// from one thread.
+pub trait Launcher {
+    /// Start a supervisor for the task `spec` describes.
+    fn start(&mut self, spec: &Spec) -> Result<Runner>;
+
+    /// The runner of a task an earlier po-spawn started, if it still runs it.
+    fn adopt(&mut self, status_file: &Path, status: &AgentStatus) -> Option<Runner>;
+
+    /// End a runner's task: cancel it (its whole process tree, its worktree
+    /// kept), or with `force`, at once.
+    fn end(&mut self, runner: &Runner, force: bool);
+
+    /// Whether `runner` is still at work on its task.
+    fn state(&mut self, runner: &Runner) -> RunnerState;
+
+    /// End whatever is left of a task whose runner is gone without recording
+    /// a result; how many processes (or jobs) that was.
+    fn clean_up(&mut self, status_file: &Path, status: &AgentStatus) -> usize;
+}

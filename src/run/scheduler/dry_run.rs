@@ -1,0 +1,139 @@
+//! `po-spawn --dry-run`: the plan — scheduling, waves, order, worktrees,
+//! branches and the exact commands — printed on stdout; nothing starts.
+
+use std::io::Write;
+
+use super::Config;
+use super::plan::Mode;
+use super::setup::{Setup, branch_of};
+use crate::protocol::{State, layout, sanitize};
+use crate::run::claude::{self, ClaudeOptions};
+use crate::run::supervisor::AgentSpec;
+use crate::run::template;
+
+pub fn print(cfg: &Config, setup: &Setup) {
+    let tasks: Vec<_> = setup.view.tasks().collect();
+    let mut out = String::new();
+    out.push_str("🔍 DRY RUN MODE (nothing is started)\n");
+    out.push_str(&format!(
+        "Orchestration {}: {} task(s) in {}\n",
+        setup.id,
+        tasks.len(),
+        setup.dir.display()
+    ));
+    out.push_str(&format!(
+        "max_workers={} batch_size={} timeout={}s isolation={} base={}\n",
+        cfg.max_workers,
+        cfg.batch_size
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "unlimited".into()),
+        cfg.timeout_secs,
+        if cfg.isolated { "worktree" } else { "none" },
+        cfg.base.as_deref().unwrap_or("HEAD")
+    ));
+    out.push_str(&match setup.mode {
+        Mode::Waves => {
+            "Scheduling: waves (each wave starts when the one before it is over)\n".to_string()
+        }
+        Mode::Graph => "Scheduling: dependency graph (a task starts as soon as its dependencies \
+                        have completed, from their branches)\n"
+            .to_string(),
+    });
+    let base = cfg.base.clone().unwrap_or_else(|| "HEAD".into());
+    let first_wave = tasks.first().map(|t| t.status.wave);
+    let mut wave = None;
+    for t in &tasks {
+        let s = &t.status;
+        if setup.mode == Mode::Waves && wave != Some(s.wave) {
+            wave = Some(s.wave);
+            let from = if Some(s.wave) == first_wave {
+                base.clone()
+            } else {
+                "the previous wave's integration branch".into()
+            };
+            out.push_str(&format!("\nWave {} (from {from}):\n", s.wave));
+        } else if setup.mode == Mode::Graph && wave.is_none() {
+            wave = Some(0);
+            out.push('\n');
+        }
+        let would = match s.status {
+            State::Pending => "run",
+            State::InProgress => "adopt or recover",
+            st if st.is_retryable() && (cfg.retry || setup.explicit) => "retry",
+            _ => "skip",
+        };
+        let agent_id = sanitize::id(&s.agent_id).unwrap_or_else(|_| "agent".into());
+        let branch = branch_of(&setup.id, s);
+        let wt = setup.runtime.worktree_dir(&setup.id, &agent_id);
+        let prompt = layout::prompt_path(&setup.dir, &agent_id);
+        out.push_str(&format!(
+            "  {} [{}, {would}]: {}\n",
+            crate::text::printable(&t.label),
+            s.status,
+            crate::text::printable(&s.title)
+        ));
+        if !s.depends_on.is_empty() {
+            let from = match setup.mode {
+                Mode::Graph if s.depends_on.len() == 1 => " (starts from its branch)",
+                Mode::Graph => " (starts from a merge of their branches)",
+                Mode::Waves => "",
+            };
+            out.push_str(&format!(
+                "    depends on: {}{from}\n",
+                s.depends_on.join(", ")
+            ));
+        }
+        if cfg.isolated {
+            out.push_str(&format!("    branch:   {branch}\n"));
+            out.push_str(&format!("    worktree: {}\n", wt.display()));
+        }
+        out.push_str(&format!("    prompt:   {}\n", prompt.display()));
+        let workdir = if cfg.isolated {
+            wt.to_string_lossy().into_owned()
+        } else {
+            "<repository>".into()
+        };
+        let argv = match &cfg.agent {
+            AgentSpec::Command { words } => template::fill(
+                words,
+                &template::Values {
+                    prompt_file: &prompt.to_string_lossy(),
+                    worktree: &workdir,
+                    agent_id: &s.agent_id,
+                    branch: &branch,
+                    id: &setup.id,
+                },
+            ),
+            AgentSpec::Claude {
+                program,
+                model,
+                max_budget_usd,
+            } => claude::argv(&ClaudeOptions {
+                program: program.clone(),
+                model: model.clone(),
+                max_budget_usd: *max_budget_usd,
+                agent: s.agent.clone(),
+                session_id: s
+                    .metrics
+                    .session_id
+                    .clone()
+                    .unwrap_or_else(|| "<new session id>".into()),
+                resume: s.metrics.session_id.is_some(),
+            }),
+        };
+        out.push_str(&format!(
+            "    command:  {}\n",
+            crate::text::shell_words(&argv)
+        ));
+    }
+    let mut validations: Vec<_> = setup.validations.iter().collect();
+    validations.sort();
+    for (w, v) in validations {
+        out.push_str(&format!("\nWave {w} validation: {v}\n"));
+    }
+    if let Some(setup_cmd) = &cfg.setup {
+        out.push_str(&format!("\nSetup in each worktree: {setup_cmd}\n"));
+    }
+    out.push_str("\nTo run: drop --dry-run\n");
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}

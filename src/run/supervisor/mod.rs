@@ -1,0 +1,500 @@
+//! The supervisor: a detached process, the only writer of a task's run state
+//! while it runs.
+//!
+//! A launcher starts it (see [`super::launcher`]): the local pool re-executes
+//! `po-spawn` with [`POOL_ENV`] set and hands it task specs one at a time on
+//! its stdin. The process starts in its own session with its output in the
+//! running task's agent log, so it outlives the scheduler. It holds each
+//! task's liveness lock while it runs it (a second supervisor for the same
+//! task gives up with [`EXIT_BUSY`]) and marks itself a child subreaper.
+//!
+//! One task is three steps:
+//! 1. [`prepare`]: the worktree, the ignored files it needs, the prompt, the
+//!    setup command;
+//! 2. [`agent`]: start the agent in its own process group and read its
+//!    stream;
+//! 3. [`watch`]: wait for it, ending the whole tree on timeout, stall or
+//!    cancel (SIGTERM; a second SIGTERM forces).
+//!
+//! Then the outcome is recorded ([`crate::protocol::lifecycle::finish`]) and
+//! the pull request opened when asked.
+
+mod agent;
+mod prepare;
+mod watch;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::proctree;
+use super::signals;
+use crate::error::{Result, exit};
+use crate::protocol::lifecycle::{self, Outcome};
+use crate::protocol::{AgentStatus, State, store};
+use crate::timefmt;
+use prepare::Prepared;
+use watch::Ending;
+
+/// The environment variable that makes `po-spawn` a pool supervisor: it runs
+/// the tasks the scheduler writes to its stdin, one at a time.
+pub const POOL_ENV: &str = "PO_SPAWN_POOL";
+/// A supervisor found the task's liveness lock taken: someone else runs it.
+pub const EXIT_BUSY: i32 = 75;
+/// The extra status field holding the supervisor's pid.
+pub const SUPERVISOR_PID_FIELD: &str = "supervisor_pid";
+/// The fd a pool supervisor reports finished tasks on.
+pub const RESULT_FD: i32 = 3;
+
+/// Which agent to run.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentSpec {
+    Claude {
+        program: String,
+        model: Option<String>,
+        max_budget_usd: Option<f64>,
+    },
+    Command {
+        /// The template, already split into words.
+        words: Vec<String>,
+    },
+}
+
+/// Where a finished task's pull request goes.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PrSpec {
+    pub remote: String,
+    pub base: String,
+    pub runtime_root: PathBuf,
+}
+
+impl PrSpec {
+    /// Push and open the pull request of the completed task in `status_file`;
+    /// a failure becomes the task's `error`, never a crash.
+    pub fn open(
+        &self,
+        status_file: &Path,
+        repo: &Path,
+    ) -> std::result::Result<(u64, String), String> {
+        crate::forge::pr::open_and_record(
+            status_file,
+            repo,
+            &self.remote,
+            &self.base,
+            &self.runtime_root,
+        )
+    }
+}
+
+/// Everything a supervisor needs to run one task.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Spec {
+    pub status_file: PathBuf,
+    pub orchestration_id: String,
+    pub orchestration_file: PathBuf,
+    /// Directories a relative manifest `prompt_file` is looked up in.
+    pub prompt_dirs: Vec<PathBuf>,
+    pub prompt_file: PathBuf,
+    /// The main repository (where `--isolation none` agents run).
+    pub repo: PathBuf,
+    /// `None` for `--isolation none`.
+    pub worktree: Option<PathBuf>,
+    pub branch: String,
+    /// The commit a new worktree branches from.
+    pub base: String,
+    /// Ignored files to copy into a new worktree (relative to `repo`).
+    pub include_files: Vec<PathBuf>,
+    pub setup: Option<String>,
+    pub agent: AgentSpec,
+    pub timeout_secs: f64,
+    pub stall_secs: Option<f64>,
+    pub grace_secs: f64,
+    pub log_file: PathBuf,
+    pub port: u32,
+    pub port_count: u32,
+    /// Prepended to `PATH` so `po-status` is found inside agents.
+    pub bin_dir: Option<PathBuf>,
+    pub pr: Option<PrSpec>,
+    /// The run's session log, for the supervisor's notes worth a decision line.
+    #[serde(default)]
+    pub session_log: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The environment entry every process of this task inherits.
+    pub fn marker(&self) -> Vec<u8> {
+        proctree::task_marker(&self.status_file)
+    }
+}
+
+/// Run as a pool supervisor if [`POOL_ENV`] is set; the process's exit code.
+pub fn from_env() -> Option<i32> {
+    std::env::var_os(POOL_ENV)?;
+    // Leave po-spawn's session (and its terminal) first of all. A new
+    // process is not a group leader yet, so setsid succeeds.
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
+    // SAFETY: nothing else runs yet; the variable must not reach the agent.
+    unsafe { std::env::remove_var(POOL_ENV) };
+    Some(pool())
+}
+
+/// Signals that reach the supervisor, for the task running now.
+enum Ev {
+    /// The agent exited (or was killed by `signal`).
+    Exited { code: i32, signal: Option<i32> },
+    /// SIGINT, SIGTERM or SIGHUP: cancel (a second one forces).
+    Signal,
+    /// Every child has been reaped.
+    Reaped,
+}
+
+/// Appends `po-spawn:` notes to the agent log.
+struct Log {
+    file: Option<File>,
+}
+
+impl Log {
+    fn open(path: &Path) -> Log {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        Log {
+            file: OpenOptions::new().create(true).append(true).open(path).ok(),
+        }
+    }
+
+    fn note(&self, msg: &str) {
+        if let Some(mut f) = self.file.as_ref() {
+            let _ = writeln!(f, "po-spawn: {msg}");
+        }
+    }
+
+    /// Another handle on the log, for a child's output.
+    fn stdio(&self) -> std::process::Stdio {
+        self.file
+            .as_ref()
+            .and_then(|f| f.try_clone().ok())
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(std::process::Stdio::null)
+    }
+
+    fn handle(&self) -> Option<File> {
+        self.file.as_ref().and_then(|f| f.try_clone().ok())
+    }
+}
+
+/// What the signal thread shares with the task running now.
+struct Control {
+    cancel: Arc<AtomicBool>,
+    force: Arc<AtomicBool>,
+    /// The running task's event channel; `None` between tasks.
+    events: Arc<Mutex<Option<mpsc::Sender<Ev>>>>,
+}
+
+impl Control {
+    /// Take SIGINT, SIGTERM and SIGHUP: the first cancels the running task,
+    /// the second forces. A signal between tasks (a pool supervisor waiting
+    /// for its next task) ends the process at once: it runs nothing.
+    fn install() -> Control {
+        let c = Control {
+            cancel: Arc::new(AtomicBool::new(false)),
+            force: Arc::new(AtomicBool::new(false)),
+            events: Arc::new(Mutex::new(None)),
+        };
+        let (cancel, force, events) = (c.cancel.clone(), c.force.clone(), c.events.clone());
+        signals::forward(move |_sig| {
+            if cancel.swap(true, Ordering::SeqCst) {
+                force.store(true, Ordering::SeqCst);
+            }
+            let guard = events.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_ref() {
+                Some(tx) => {
+                    let _ = tx.send(Ev::Signal);
+                }
+                None => std::process::exit(0),
+            }
+        });
+        proctree::become_subreaper();
+        c
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether a reaper thread still waits for children of this process. It reaps
+/// any child, so a pool supervisor whose last agent left unkillable processes
+/// behind must not start another task (its commands' exit statuses could be
+/// taken): it stops, and the scheduler starts a fresh supervisor.
+static REAPING: AtomicBool = AtomicBool::new(false);
+
+/// A pool supervisor: run the tasks whose specs arrive on stdin (one JSON line
+/// each), one after another, and report each on [`RESULT_FD`] as
+/// `<exit code> <status file>`. It stops at end of input, when its scheduler
+/// is gone (it never starts a task after that), and after a task it was told
+/// to cancel.
+fn pool() -> i32 {
+    use std::os::fd::FromRawFd;
+    // SAFETY: getppid has no memory effects.
+    let scheduler = unsafe { libc::getppid() };
+    // Specs are read from a private copy of stdin; what the supervisor
+    // starts gets /dev/null, never the scheduler's pipe or the result fd.
+    // SAFETY: plain descriptor calls on fds this process owns.
+    let (input, results) = unsafe {
+        let input = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 10);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
+        }
+        libc::fcntl(RESULT_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        if input < 0 {
+            return exit::SYSTEM;
+        }
+        (File::from_raw_fd(input), File::from_raw_fd(RESULT_FD))
+    };
+    let control = Control::install();
+    let mut input = BufReader::new(input);
+    let mut results = results;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+        // SAFETY: getppid has no memory effects.
+        if unsafe { libc::getppid() } != scheduler || control.cancelled() {
+            return 0;
+        }
+        // A lost scheduler makes these writes fail (EPIPE; SIGPIPE is
+        // ignored): the result is in the status file all the same.
+        match serde_json::from_str::<Spec>(line.trim_end()) {
+            Ok(spec) => {
+                redirect_output(Some(&spec.log_file));
+                let code = run_task(&spec, &control);
+                redirect_output(None);
+                let _ = writeln!(results, "{code} {}", spec.status_file.display());
+            }
+            Err(_) => {
+                let _ = writeln!(results, "{} -", exit::USAGE);
+            }
+        }
+        if control.cancelled() || REAPING.load(Ordering::SeqCst) {
+            return 0;
+        }
+    }
+}
+
+/// Point stdout and stderr at `path` (appending), or at `/dev/null`.
+fn redirect_output(path: Option<&Path>) {
+    let file = match path {
+        Some(p) => {
+            if let Some(parent) = p.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            OpenOptions::new().create(true).append(true).open(p)
+        }
+        None => OpenOptions::new().write(true).open("/dev/null"),
+    };
+    if let Ok(f) = file {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors; `f` stays open meanwhile.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// Run one task under `control`; the supervisor's exit code. The task's
+/// liveness lock is held from the start until its result is recorded.
+fn run_task(spec: &Spec, control: &Control) -> i32 {
+    let (tx, rx) = mpsc::channel::<Ev>();
+    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
+    let code = run_held(spec, control, tx, rx);
+    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    code
+}
+
+fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Receiver<Ev>) -> i32 {
+    let _live = match store::hold_liveness(&spec.status_file) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return EXIT_BUSY,
+        Err(e) => {
+            eprintln!("po-spawn: failed to {e}");
+            return exit::SYSTEM;
+        }
+    };
+    let log = Log::open(&spec.log_file);
+    match supervise(spec, &log, control, tx, rx) {
+        Ok(()) => 0,
+        Err(e) => {
+            log.note(&format!("failed to {e}"));
+            let _ = lifecycle::abandon(&spec.status_file, &format!("failed to {e}"), false);
+            exit::SYSTEM
+        }
+    }
+}
+
+/// The three steps of one task, then its outcome.
+fn supervise(
+    spec: &Spec,
+    log: &Log,
+    control: &Control,
+    tx: mpsc::Sender<Ev>,
+    rx: mpsc::Receiver<Ev>,
+) -> Result<()> {
+    let task = store::read_status(&spec.status_file)?;
+    if task.status != State::Pending {
+        log.note(&format!(
+            "{} is {}, not pending: nothing to run",
+            task.agent_id, task.status
+        ));
+        return Ok(());
+    }
+    let prepared = match prepare::prepare(spec, &task, log)? {
+        Some(p) => p,
+        // Failed while preparing: recorded.
+        None => return Ok(()),
+    };
+    if control.cancelled() {
+        // Cancelled while preparing: the agent never starts.
+        return record(spec, &prepared, watch::Ran::ended(Ending::Cancelled));
+    }
+    match agent::run(spec, &task, &prepared, log, control, tx, rx)? {
+        Some(ran) => record(spec, &prepared, ran),
+        // It could not start: recorded.
+        None => Ok(()),
+    }
+}
+
+/// Record the final state, the changes and the metrics; open the pull
+/// request when asked.
+fn record(spec: &Spec, prepared: &Prepared, ran: watch::Ran) -> Result<()> {
+    let (state, error) = judge(spec, &ran);
+    let diff = spec
+        .worktree
+        .as_deref()
+        .and_then(|wt| super::git::diff_stats(wt, &prepared.base).ok());
+    let retryable =
+        state == State::Failed && ran.stream.api_error.as_ref().is_some_and(|(_, r)| *r);
+    let done = lifecycle::finish(
+        &spec.status_file,
+        Outcome {
+            state,
+            error,
+            exit_code: ran.code,
+            retryable,
+            base_commit: spec.worktree.is_some().then(|| prepared.base.clone()),
+            diff,
+        },
+    )?;
+    if done.status == State::Completed
+        && done.pr_number.is_none()
+        && let Some(pr) = &spec.pr
+    {
+        let _ = pr.open(&spec.status_file, &spec.repo);
+    }
+    Ok(())
+}
+
+/// The state and error a run ends in.
+fn judge(spec: &Spec, ran: &watch::Ran) -> (State, Option<String>) {
+    let log_path = spec.log_file.display();
+    match &ran.ending {
+        Some(Ending::Cancelled) => (
+            State::Cancelled,
+            Some("cancelled: po-spawn was interrupted; `po-spawn --retry` runs it again".into()),
+        ),
+        Some(Ending::TimedOut) => (
+            State::TimedOut,
+            Some(format!(
+                "--timeout {} reached; worktree and commits kept; raise --timeout and run \
+                 `po-spawn --retry`; log: {log_path}",
+                spec.timeout_secs
+            )),
+        ),
+        Some(Ending::Stalled) => (
+            State::TimedOut,
+            Some(format!(
+                "stalled: no output and no status update for {}s (--stall-timeout); see \
+                 {log_path}",
+                spec.stall_secs.unwrap_or_default()
+            )),
+        ),
+        None => {
+            let claude_error = ran.stream.finished.as_ref().filter(|f| f.0);
+            if ran.code == Some(0) && claude_error.is_none() {
+                return (State::Completed, None);
+            }
+            let what = describe_exit(ran.code, ran.signal);
+            let detail = ran
+                .stream
+                .api_error
+                .as_ref()
+                .map(|(m, _)| format!("API error: {m}"))
+                .or_else(|| claude_error.and_then(|f| f.1.clone()))
+                .or_else(|| last_log_line(&spec.log_file));
+            let error = match detail {
+                Some(d) => format!("agent {what}: {d}; log: {log_path}"),
+                None => format!("agent {what}; log: {log_path}"),
+            };
+            (State::Failed, Some(error))
+        }
+    }
+}
+
+/// "exited with status 3", "was killed by SIGKILL".
+pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(sig)) => format!(
+            "was killed by {}",
+            nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {sig}"))
+        ),
+        (Some(c), None) => format!("exited with status {c}"),
+        (None, None) => "ended".into(),
+    }
+}
+
+/// The last non-empty line the agent wrote, for error messages.
+fn last_log_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek};
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(std::io::SeekFrom::Start(len.saturating_sub(4096)))
+        .ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("po-spawn:"))
+        .map(|l| lifecycle::one_line(l).chars().take(160).collect())
+}
+
+/// Append a line to the run's session log, in the scheduler's format.
+fn session_note(spec: &Spec, task: &AgentStatus, note: &str) {
+    let Some(path) = &spec.session_log else {
+        return;
+    };
+    if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
+        let _ = writeln!(
+            f,
+            "{} {}: {note}",
+            timefmt::format(&timefmt::now()),
+            task.agent_id
+        );
+    }
+}

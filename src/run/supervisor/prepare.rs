@@ -1,0 +1,195 @@
+//! Step 1 of a task: take it, and make everything its agent needs — the
+//! worktree on the task's branch, the ignored files `.worktreeinclude` asks
+//! for, the prompt, and the `--setup` command's work.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::{Log, SUPERVISOR_PID_FIELD, Spec, describe_exit};
+use crate::error::{Error, Result};
+use crate::protocol::lifecycle::{self, Start};
+use crate::protocol::{AgentStatus, Orchestration, store};
+use crate::run::{prompt, worktree};
+
+/// A task ready for its agent.
+pub struct Prepared {
+    /// Where the agent runs: the worktree, or the repository.
+    pub workdir: PathBuf,
+    /// The commit the task's branch started from.
+    pub base: String,
+    /// The environment the agent (and the setup command) get.
+    pub env: Vec<(String, String)>,
+    /// The start not recorded yet: it is recorded with the agent's pid, one
+    /// write fewer when there is nothing to prepare.
+    pub deferred_start: Option<Start>,
+}
+
+/// Take the task and prepare it. `None` when preparing failed: the failure
+/// is recorded in the status file.
+pub fn prepare(spec: &Spec, task: &AgentStatus, log: &Log) -> Result<Option<Prepared>> {
+    let isolated = spec.worktree.is_some();
+    let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
+    let start = Start {
+        phase: if isolated { "worktree" } else { "starting" }.into(),
+        log_file: spec.log_file.clone(),
+        workdir: workdir.clone(),
+        branch: isolated.then(|| spec.branch.clone()),
+        runner: [(
+            SUPERVISOR_PID_FIELD.to_string(),
+            Value::from(std::process::id()),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let defer = !isolated && spec.setup.is_none();
+    let task = if defer {
+        task.clone()
+    } else {
+        lifecycle::start(&spec.status_file, &start)?
+    };
+    log.note(&format!(
+        "{} attempt {} in {} (supervisor pid {})",
+        task.agent_id,
+        task.attempt,
+        workdir.display(),
+        std::process::id()
+    ));
+    let failed = |phase: &str, error: String| -> Result<Option<Prepared>> {
+        lifecycle::fail(&spec.status_file, phase, &error)?;
+        Ok(None)
+    };
+
+    let mut base = spec.base.clone();
+    if let Some(wt) = &spec.worktree {
+        match worktree::ensure(&spec.repo, wt, &spec.branch, &spec.base) {
+            Ok(worktree::Prepared::Reused) => {
+                log.note(&format!(
+                    "reusing worktree {} on {}",
+                    wt.display(),
+                    spec.branch
+                ));
+                if let Some(b) = task.base_commit.clone() {
+                    base = b;
+                }
+            }
+            Ok(worktree::Prepared::Created) => {
+                log.note(&format!(
+                    "created worktree {} on {}",
+                    wt.display(),
+                    spec.branch
+                ));
+            }
+            Ok(worktree::Prepared::Pooled) => {
+                log.note(&format!(
+                    "worktree {} on {}, from the pool",
+                    wt.display(),
+                    spec.branch
+                ));
+            }
+            Err(e) => return failed("worktree", format!("failed to {e}")),
+        }
+        if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {
+            return failed("worktree", format!("failed to {e} (.worktreeinclude)"));
+        }
+    }
+
+    if let Err(e) = write_prompt(spec, &task, &workdir) {
+        return failed("prompt", format!("failed to {e}"));
+    }
+
+    let env = agent_env(spec, &workdir, &task);
+    if let Some(setup) = &spec.setup {
+        lifecycle::phase(&spec.status_file, "setup")?;
+        if let Err(e) = run_setup(spec, setup, &workdir, &env, log) {
+            return failed("setup", e);
+        }
+    }
+    Ok(Some(Prepared {
+        workdir,
+        base,
+        env,
+        deferred_start: defer.then_some(start),
+    }))
+}
+
+/// The exact prompt the agent gets: the manifest's own prompt file, or one
+/// made from the task and its orchestration.
+fn write_prompt(spec: &Spec, task: &AgentStatus, workdir: &std::path::Path) -> Result<()> {
+    let isolated = spec.worktree.is_some();
+    let text = match &task.prompt_file {
+        Some(own) => prompt::own_prompt(own, &spec.prompt_dirs)?,
+        None => {
+            let orch: Option<Orchestration> = store::read_json(&spec.orchestration_file).ok();
+            prompt::render(
+                task,
+                orch.as_ref(),
+                &prompt::Place {
+                    worktree: workdir,
+                    branch: Some(spec.branch.as_str()).filter(|_| isolated),
+                    isolated,
+                },
+            )
+        }
+    };
+    if let Some(parent) = spec.prompt_file.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    std::fs::write(&spec.prompt_file, text).map_err(Error::io("write", &spec.prompt_file))
+}
+
+/// `sh -c SETUP` in the worktree, its output in the agent log.
+fn run_setup(
+    spec: &Spec,
+    setup: &str,
+    workdir: &std::path::Path,
+    env: &[(String, String)],
+    log: &Log,
+) -> std::result::Result<(), String> {
+    log.note(&format!("setup: sh -c {setup:?}"));
+    let status = Command::new("sh")
+        .args(["-c", setup])
+        .current_dir(workdir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.stdio())
+        .stderr(log.stdio())
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!(
+            "setup command {setup:?} {}; its output is in {}",
+            describe_exit(s.code(), s.signal()),
+            spec.log_file.display()
+        )),
+        Err(e) => Err(format!("start setup command {setup:?}: {e}")),
+    }
+}
+
+/// The environment every agent (and `--setup`) gets.
+fn agent_env(spec: &Spec, workdir: &std::path::Path, task: &AgentStatus) -> Vec<(String, String)> {
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(bin) = &spec.bin_dir {
+        let mut joined = bin.as_os_str().to_owned();
+        if !path.is_empty() {
+            joined.push(":");
+            joined.push(&path);
+        }
+        path = joined;
+    }
+    vec![
+        (
+            "PO_STATUS_FILE".into(),
+            spec.status_file.to_string_lossy().into_owned(),
+        ),
+        ("PO_AGENT_ID".into(), task.agent_id.clone()),
+        ("PO_ORCHESTRATION_ID".into(), spec.orchestration_id.clone()),
+        ("PO_WORKTREE".into(), workdir.to_string_lossy().into_owned()),
+        ("PO_BRANCH".into(), spec.branch.clone()),
+        ("PO_PORT".into(), spec.port.to_string()),
+        ("PO_PORT_COUNT".into(), spec.port_count.to_string()),
+        ("PATH".into(), path.to_string_lossy().into_owned()),
+    ]
+}
