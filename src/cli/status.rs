@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::out;
+use crate::protocol::view::{Reader, Row};
 use crate::protocol::{State, layout, store};
 
 /// Read and report one task's status, under its lock
@@ -139,18 +140,26 @@ fn ls(common: &Common, target: Option<String>, states: &[State]) -> Result<i32> 
     };
     let mut text = String::new();
     for dir in dirs {
-        for path in layout::status_files(&dir)? {
+        let view = Reader::plain().read(&dir);
+        if let Some(p) = view.problem {
+            return Err(Error::system(p));
+        }
+        for row in &view.rows {
             if !states.is_empty() {
-                match store::read_status(&path) {
-                    Ok(s) if states.contains(&s.status) => {}
-                    Ok(_) => continue,
-                    Err(e) => {
-                        eprintln!("po-status: failed to {e}");
+                match row {
+                    Row::Task(t) if states.contains(&t.state()) => {}
+                    Row::Task(_) => continue,
+                    Row::Bad(b) => {
+                        eprintln!(
+                            "po-status: failed to read status file {}: {}",
+                            b.file.display(),
+                            b.problem
+                        );
                         continue;
                     }
                 }
             }
-            text.push_str(&layout::absolute(&path)?.to_string_lossy());
+            text.push_str(&layout::absolute(row.file())?.to_string_lossy());
             text.push('\n');
         }
     }

@@ -27,8 +27,8 @@ use super::progress::Progress;
 use super::report::{self, RunFacts, TaskResult};
 use super::{ParallelDir, RunOptions, Tools, tools, validate};
 use crate::error::{Error, Result, exit};
-use crate::protocol::view::Reader;
-use crate::protocol::{State, layout, store};
+use crate::protocol::view::{Reader, Row};
+use crate::protocol::{State, store};
 use crate::timefmt;
 use crate::watch::source::Changes;
 
@@ -145,13 +145,16 @@ fn has_started(orch: &Path) -> Result<bool> {
     if !orch.is_dir() {
         return Ok(false);
     }
-    for path in layout::status_files(orch)? {
-        match store::read_status(&path) {
-            Ok(s) if s.status == State::Pending && s.attempt <= 1 && !store::is_live(&path) => {}
-            _ => return Ok(true),
-        }
+    let view = Reader::plain().read(orch);
+    if let Some(p) = view.problem {
+        return Err(Error::system(p));
     }
-    Ok(false)
+    Ok(view.rows.iter().any(|row| match row {
+        Row::Task(t) => {
+            t.state() != State::Pending || t.status.attempt > 1 || store::is_live(&t.file)
+        }
+        Row::Bad(_) => true,
+    }))
 }
 
 /// `po-parse DIR --id ID`; the orchestration directory its output names.

@@ -98,6 +98,27 @@ impl Gh {
     }
 
     /// Run calls in `dir` (so `gh` finds the repository there).
+    /// Fail at once instead of backing off when rate limited (a check, not a
+    /// task, is asking).
+    pub fn no_retries(mut self) -> Gh {
+        self.retries = 0;
+        self
+    }
+
+    /// GitHub API calls left this hour (`gh api rate_limit`, core resource).
+    pub fn rate_remaining(&self) -> Result<u64> {
+        let out = self.run(&["api", "rate_limit"])?;
+        serde_json::from_str::<serde_json::Value>(&out)
+            .ok()
+            .and_then(|v| v.pointer("/resources/core/remaining")?.as_u64())
+            .ok_or_else(|| {
+                Error::gh(
+                    "api rate_limit",
+                    "the answer has no resources.core.remaining",
+                )
+            })
+    }
+
     pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Gh {
         self.cwd = Some(dir.into());
         self

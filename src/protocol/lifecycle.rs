@@ -296,6 +296,16 @@ pub fn told(s: &AgentStatus, duration: Option<f64>) -> Option<(&'static str, Str
     })
 }
 
+/// The gist of an error for titles, tables and checklists: its first line,
+/// without a trailing `; log: PATH` (shown elsewhere).
+pub fn error_gist(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("").trim();
+    match first.rfind("; log: ") {
+        Some(i) if i > 0 => first[..i].trim_end().to_string(),
+        _ => first.to_string(),
+    }
+}
+
 /// An error as it is stored: one line, at most [`ERROR_MAX`] characters.
 pub fn one_line(s: &str) -> String {
     crate::text::ellipsize(&crate::text::collapse_whitespace(s), ERROR_MAX)
@@ -484,6 +494,15 @@ mod tests {
             told(&s, None).unwrap(),
             ("🚫", "cancelled: dependency agent-2 failed".to_string())
         );
+    }
+
+    #[test]
+    fn error_gists_drop_the_log_path() {
+        assert_eq!(
+            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
+            "agent exited with status 3: boom"
+        );
+        assert_eq!(error_gist("; log: x"), "; log: x");
     }
 
     #[test]

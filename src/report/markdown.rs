@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::summary::{AgentSummary, Summary, error_gist};
+use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
+use crate::protocol::lifecycle::error_gist;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 

@@ -99,16 +99,6 @@ pub fn error_text(error: Option<&str>, state: State, exit_code: Option<i32>) -> 
     }
 }
 
-/// The gist of an error for titles, tables and checklists: its first line,
-/// without a trailing `; log: PATH` (the report names the logs elsewhere).
-pub fn error_gist(error: &str) -> String {
-    let first = error.lines().next().unwrap_or("").trim();
-    match first.rfind("; log: ") {
-        Some(i) if i > 0 => first[..i].trim_end().to_string(),
-        _ => first.to_string(),
-    }
-}
-
 /// `agent-3` → `Agent-3`.
 pub fn display_agent(agent_id: &str) -> String {
     let mut c = agent_id.chars();
@@ -383,22 +373,19 @@ pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((json, md))
 }
 
-/// Parse a threshold percentage from the environment or a flag.
-/// The success threshold when none is configured.
-pub const DEFAULT_THRESHOLD: u32 = 80;
-
 /// `--threshold` (clap reads `PO_SUCCESS_THRESHOLD` into it), else
-/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`DEFAULT_THRESHOLD`].
+/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`exit::DEFAULT_THRESHOLD`].
 pub fn resolve_threshold(flag: Option<u32>) -> Result<u32> {
     if let Some(t) = flag {
         return Ok(t);
     }
     match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
         Ok(raw) if !raw.trim().is_empty() => parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw),
-        _ => Ok(DEFAULT_THRESHOLD),
+        _ => Ok(exit::DEFAULT_THRESHOLD),
     }
 }
 
+/// Parse a threshold percentage (`80`, `80%`) read from `name`.
 pub fn parse_threshold(name: &str, raw: &str) -> Result<u32> {
     raw.trim()
         .trim_end_matches('%')
@@ -437,15 +424,6 @@ mod tests {
         assert_eq!(parse_threshold("X", "75%").unwrap(), 75);
         assert!(parse_threshold("X", "101").is_err());
         assert!(parse_threshold("X", "most").is_err());
-    }
-
-    #[test]
-    fn error_gists_drop_the_log_path() {
-        assert_eq!(
-            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
-            "agent exited with status 3: boom"
-        );
-        assert_eq!(error_gist("; log: x"), "; log: x");
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 
 use super::hub::{Snapshot, dir_key};
 use crate::protocol::State;
+use crate::protocol::lifecycle::error_gist;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::report::html::link;
 use crate::report::markdown::thousands;
-use crate::report::summary::error_gist;
 use crate::report::timeline::{self, Bar};
 use crate::text::{ellipsize, one_line, xml_escape as esc};
 use crate::timefmt::{Timestamp, human_duration};

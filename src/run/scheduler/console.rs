@@ -141,6 +141,63 @@ impl Console {
         self.say("");
     }
 
+    /// The seed's retry block: what the earlier run left, and what runs again.
+    pub fn retry_mode(
+        &self,
+        found: &str,
+        completed: usize,
+        total: usize,
+        retried: &[(String, String)],
+    ) {
+        self.say("🔄 Retry mode: Loading previous orchestration state");
+        self.say(&format!("📂 Found orchestration: {found}"));
+        self.say(&format!(
+            "📋 Previous results: {completed}/{total} succeeded, {} failed",
+            total - completed
+        ));
+        self.say("");
+        self.say("Retrying failed tasks:");
+        for (label, error) in retried {
+            self.say(&format!("- {label}: {}", printable(error)));
+        }
+        self.say("");
+    }
+
+    /// `🤖 Deployed 5 agents (max_workers=5)`, and how progress is shown.
+    pub fn deployed(&self, n: usize, retry: bool, max_workers: usize, batch: Option<usize>) {
+        let agents = if n == 1 { "agent" } else { "agents" };
+        self.say(&match (retry, batch) {
+            (true, _) => format!("🤖 Deployed {n} {agents} for retry"),
+            (false, Some(size)) => {
+                format!("🤖 Deployed {n} {agents} in batches (batch_size={size})")
+            }
+            (false, None) => format!("🤖 Deployed {n} {agents} (max_workers={max_workers})"),
+        });
+    }
+
+    pub fn monitoring(&self, every: std::time::Duration) {
+        self.say(&format!(
+            "⏱️  Monitoring progress (updates every {})...",
+            timefmt::human_duration(every.as_secs_f64())
+        ));
+    }
+
+    /// Nothing left to run: every task has finished.
+    pub fn nothing_to_run(&self, finished: usize) {
+        self.say(&format!(
+            "Nothing to run: {finished} task(s) already finished (--retry runs the failed ones \
+             again)"
+        ));
+    }
+
+    pub fn continuing(&self) {
+        self.say("⏱️  Continuing with remaining agents...");
+    }
+
+    pub fn retry_successful(&self) {
+        self.say("🎉 Retry successful! Original orchestration now complete.");
+    }
+
     pub fn wave(&self, wave: u32, blank_before: bool) {
         if blank_before {
             self.say("");
@@ -150,6 +207,7 @@ impl Console {
 
     pub fn batch(&self, n: usize, members: &[&AgentStatus]) {
         self.say(&format!("[Batch {n}: {}]", agents_range(members)));
+        self.say(&format!("⏱️  Monitoring batch {n}..."));
     }
 
     pub fn running(&self, label: &str, s: &AgentStatus, runner: &Runner, spec: &Spec) {

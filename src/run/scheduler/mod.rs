@@ -30,6 +30,7 @@
 mod console;
 mod dry_run;
 mod plan;
+mod preflight;
 pub mod setup;
 #[cfg(test)]
 mod tests;
@@ -102,7 +103,7 @@ impl Default for Config {
             dry_run: false,
             create_pr: None,
             remote: "origin".into(),
-            threshold: crate::report::summary::DEFAULT_THRESHOLD,
+            threshold: exit::DEFAULT_THRESHOLD,
             status_interval_secs: 30,
             validation_timeout_secs: 1800.0,
             log_dir: None,
@@ -197,6 +198,8 @@ pub struct Parts {
     pub explicit: bool,
     /// The first wave's base commit (`--base`).
     pub base: String,
+    /// The session of the run before this one, if there was one.
+    pub previous_session: Option<String>,
     pub launcher: Box<dyn Launcher>,
     pub integration: Box<dyn Integrate>,
     pub console: Console,
@@ -213,6 +216,9 @@ pub struct Scheduler {
     launcher: Box<dyn Launcher>,
     integration: Box<dyn Integrate>,
     out: Console,
+    previous_session: Option<String>,
+    /// Tasks this run runs again (retries of an earlier run's failures).
+    retried: usize,
     waves: plan::Waves,
     stop: Option<Stop>,
     signals: u32,
@@ -251,6 +257,8 @@ impl Scheduler {
             launcher: parts.launcher,
             integration: parts.integration,
             out: parts.console,
+            previous_session: parts.previous_session,
+            retried: 0,
             waves,
             stop: None,
             signals: 0,
@@ -264,6 +272,11 @@ impl Scheduler {
     /// then start what may start.
     pub fn begin(&mut self) -> Result<()> {
         self.out.started();
+        let before: Vec<(State, Option<String>)> = self
+            .tasks
+            .iter()
+            .map(|t| (t.status.status, t.status.error.clone()))
+            .collect();
         for idx in 0..self.tasks.len() {
             self.classify(idx)?;
         }
@@ -272,8 +285,52 @@ impl Scheduler {
                 self.already_done(idx);
             }
         }
+        self.announce(&before);
         self.rebuild_earlier_waves()?;
         self.advance()
+    }
+
+    /// The seed's opening lines: what a retry runs again, how many agents
+    /// are deployed, how progress is shown.
+    fn announce(&mut self, before: &[(State, Option<String>)]) {
+        let retried: Vec<(String, String)> = self
+            .tasks
+            .iter()
+            .zip(before)
+            .filter(|(t, (state, _))| state.is_terminal() && t.slot == Slot::Waiting)
+            .map(|(t, (state, error))| {
+                let why = error
+                    .as_deref()
+                    .map(lifecycle::error_gist)
+                    .unwrap_or_else(|| state.to_string());
+                (t.label.clone(), why)
+            })
+            .collect();
+        self.retried = retried.len();
+        if !retried.is_empty() {
+            let completed = before
+                .iter()
+                .filter(|(s, _)| *s == State::Completed)
+                .count();
+            let found = self.previous_session.as_deref().unwrap_or(&self.ctx.id);
+            self.out
+                .retry_mode(found, completed, before.len() + self.unreadable, &retried);
+        }
+        let deploy = self
+            .tasks
+            .iter()
+            .filter(|t| t.slot == Slot::Waiting)
+            .count();
+        if deploy == 0 && !self.tasks.iter().any(|t| t.running().is_some()) {
+            self.out.nothing_to_run(self.tasks.len());
+            return;
+        }
+        let cfg = &self.ctx.cfg;
+        self.out
+            .deployed(deploy, !retried.is_empty(), cfg.max_workers, cfg.batch_size);
+        if cfg.batch_size.is_none() {
+            self.out.monitoring(self.interval());
+        }
     }
 
     /// Move the run on after `event`.
@@ -324,6 +381,9 @@ impl Scheduler {
             took: self.started.elapsed().as_secs_f64(),
             logs: &self.ctx.logs,
         });
+        if self.retried > 0 && completed == total && self.orchestration_complete() {
+            self.out.retry_successful();
+        }
         let code = match &self.stop {
             Some(Stop::Interrupted(_)) => exit::INTERRUPTED,
             _ if self.leave => exit::INTERRUPTED,
@@ -339,6 +399,13 @@ impl Scheduler {
         if sig != Signal::SIGHUP && !matches!(self.stop, Some(Stop::Interrupted(_))) {
             self.stop = Some(Stop::Interrupted(sig));
         }
+    }
+
+    /// Whether every task of the orchestration (not only this run's) has
+    /// completed.
+    fn orchestration_complete(&self) -> bool {
+        let view = crate::protocol::view::Reader::plain().read(&self.ctx.dir);
+        view.bad().next().is_none() && view.tasks().all(|t| t.state() == State::Completed)
     }
 
     fn interval(&self) -> Duration {
@@ -526,6 +593,10 @@ impl Scheduler {
         }
         self.out.finished(&t.label, &t.status);
         self.out.path(&t.path);
+        let failed = matches!(t.status.status, State::Failed | State::TimedOut);
+        if failed && !self.stopping() && self.tasks.iter().any(|t| t.slot != Slot::Done) {
+            self.out.continuing();
+        }
         Ok(())
     }
 
@@ -605,9 +676,11 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     let setup = Setup::new(cwd_runtime, &target, &cfg)?;
     if cfg.dry_run {
         dry_run::print(&cfg, &setup);
+        preflight::check(&cfg, &setup, |w| console.warn(w))?;
         return Ok(exit::SUCCESS);
     }
     let _spawn_lock = setup.take_spawn_lock()?;
+    preflight::check(&cfg, &setup, |w| console.warn(w))?;
     let now = chrono::Utc::now();
     let session = format!("orch-{}-{}", setup.id, now.format("%Y%m%d-%H%M"));
     let logs = setup.log_dir(&cfg, &session);
@@ -675,6 +748,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         rows: setup.view.rows,
         explicit: setup.explicit,
         base: setup.base_commit.unwrap_or_default(),
+        previous_session: setup.previous_session,
         launcher: Box::new(Local::new(exe, waker, grace)),
         integration: Box::new(integration),
         console,

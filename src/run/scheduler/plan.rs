@@ -20,6 +20,7 @@ use std::time::Instant;
 use super::setup::branch_of;
 use super::{Scheduler, Slot, Stop, Task};
 use crate::error::Result;
+use crate::protocol::view::Reader;
 use crate::protocol::{
     AgentStatus, Orchestration, State, WaveResult, WaveState, layout, lifecycle, store,
 };
@@ -291,9 +292,10 @@ impl Scheduler {
         {
             return Ok(());
         }
-        let earlier: Vec<AgentStatus> = layout::status_files(&self.ctx.dir)?
-            .iter()
-            .filter_map(|p| store::read_status(p).ok())
+        let earlier: Vec<AgentStatus> = Reader::plain()
+            .read(&self.ctx.dir)
+            .tasks()
+            .map(|t| t.status.clone())
             .filter(|s| s.wave < first)
             .collect();
         let waves: BTreeSet<u32> = earlier.iter().map(|s| s.wave).collect();

@@ -252,6 +252,7 @@ impl Harness {
             rows: view.rows,
             explicit: false,
             base: "base".into(),
+            previous_session: Some("orch-7-20261130-1200".into()),
             launcher: Box::new(FakeLauncher(self.launches.clone())),
             integration: Box::new(FakeIntegration(self.integrations.clone())),
             console: Console::capture(),
@@ -407,6 +408,59 @@ fn a_batch_finishes_before_the_next_starts_and_workers_are_capped() {
     h.finish(1, State::Completed);
     s.handle(Event::Wake).unwrap();
     assert_eq!(h.started(), ["agent-1", "agent-2"]);
+}
+
+#[test]
+fn the_seeds_lines_tell_a_deployment_a_retry_and_its_success() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    let mut s = h.scheduler(cfg());
+    s.begin().unwrap();
+    let out = lines(&s);
+    assert!(
+        out.contains(&"🤖 Deployed 2 agents (max_workers=5)".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"⏱️  Monitoring progress (updates every 30s)...".to_string()),
+        "{out:?}"
+    );
+
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    h.set(1, |s| s.status = State::Completed);
+    h.set(2, |s| {
+        s.status = State::Failed;
+        s.error = Some("Import resolution error; log: /tmp/agent-2.log".into());
+    });
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..cfg()
+    });
+    s.begin().unwrap();
+    let out = lines(&s);
+    let block = [
+        "🔄 Retry mode: Loading previous orchestration state",
+        "📂 Found orchestration: orch-7-20261130-1200",
+        "📋 Previous results: 1/2 succeeded, 1 failed",
+        "",
+        "Retrying failed tasks:",
+        "- agent-2: Import resolution error",
+        "",
+        "🤖 Deployed 1 agent for retry",
+    ];
+    let at = out
+        .iter()
+        .position(|l| l == block[0])
+        .expect("the retry block");
+    assert_eq!(&out[at..at + block.len()], block, "{out:?}");
+    h.finish(2, State::Completed);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(s.close(), exit::SUCCESS);
+    assert!(
+        lines(&s)
+            .contains(&"🎉 Retry successful! Original orchestration now complete.".to_string()),
+        "{:?}",
+        lines(&s)
+    );
 }
 
 #[test]
