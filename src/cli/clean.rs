@@ -1,7 +1,6 @@
 //! `po-clean`: remove (or pool) the worktrees finished runs leave behind,
 //! never a live or dirty one. The work lives in [`crate::clean`].
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -118,13 +117,7 @@ pub fn run(args: Args) -> Result<i32> {
         };
         render(&report, &paths)
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::io("write", "standard output")(e));
-        }
-        _ => {}
-    }
+    crate::out::print(&text)?;
     for e in &report.gh_errors {
         eprintln!("po-clean: failed to {e}");
     }

@@ -2,7 +2,6 @@
 //! branch, predicting conflicts first and validating the result. The work
 //! lives in [`crate::merge`].
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -112,12 +111,6 @@ pub fn run(args: Args) -> Result<i32> {
     } else {
         merge::render::render(&report)
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::io("write", "standard output")(e));
-        }
-        _ => {}
-    }
+    crate::out::print(&text)?;
     Ok(report.exit_code)
 }

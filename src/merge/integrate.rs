@@ -632,16 +632,7 @@ impl Scratch {
     }
 
     fn remove(&self) {
-        let p = self.path.to_string_lossy();
-        if git::git(
-            &self.repo,
-            &["worktree", "remove", "--force", "--force", &p],
-        )
-        .is_err()
-        {
-            let _ = std::fs::remove_dir_all(&self.path);
-            let _ = git::git(&self.repo, &["worktree", "prune"]);
-        }
+        worktree::discard(&self.repo, &self.path);
     }
 }
 

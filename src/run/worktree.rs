@@ -116,6 +116,16 @@ fn is_registration_race(e: &Error) -> bool {
     m.contains("failed to read") && m.contains("worktrees")
 }
 
+/// Remove a worktree of po's own that holds nothing of anyone (a scratch or
+/// pooled one), whatever is in it; its directory at least, if git will not.
+pub fn discard(repo: &Path, worktree: &Path) {
+    let p = worktree.to_string_lossy();
+    if git(repo, &["worktree", "remove", "--force", "--force", &p]).is_err() {
+        let _ = fs::remove_dir_all(worktree);
+        let _ = git(repo, &["worktree", "prune"]);
+    }
+}
+
 /// Ignored files of `repo` that `.worktreeinclude` (gitignore syntax) selects,
 /// relative to the repository root. Empty when there is no such file.
 pub fn included_files(repo: &Path, skip: &Path) -> Result<Vec<PathBuf>> {

@@ -148,7 +148,7 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
                 "pooled worktree {}: failed to {e}; removing it",
                 entry.display()
             );
-            discard(repo, &entry);
+            super::worktree::discard(repo, &entry);
             continue;
         }
         match switch(path, branch, base) {
@@ -156,7 +156,7 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
             Err(e) => {
                 // Its files were the pool's, nothing of a task: start afresh.
                 tracing::warn!("pooled worktree at {}: failed to {e}", path.display());
-                discard(repo, path);
+                super::worktree::discard(repo, path);
                 return Ok(false);
             }
         }
@@ -212,15 +212,6 @@ fn forget(worktree: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Remove a worktree that holds nothing of anyone.
-fn discard(repo: &Path, worktree: &Path) {
-    let p = worktree.to_string_lossy();
-    if git(repo, &["worktree", "remove", "--force", "--force", &p]).is_err() {
-        let _ = fs::remove_dir_all(worktree);
-        let _ = git(repo, &["worktree", "prune"]);
-    }
 }
 
 /// Whether the worktree at `entry` is one of the repository whose common git
