@@ -169,3 +169,40 @@ pub fn copy_included(repo: &Path, worktree: &Path, files: &[PathBuf]) -> Result<
     }
     Ok(copied)
 }
+
+/// Remove git's lock files that a killed attempt left in the worktree at
+/// `path` (`index.lock` after an agent was killed inside `git commit`), so
+/// the retry's git works. Only when no process works in the worktree: the
+/// task's own tree was ended before its retry starts, so a process there is
+/// someone else's git, whose lock stays. Returns the files removed.
+pub fn clear_stale_locks(path: &Path) -> Vec<PathBuf> {
+    let Some(gitdir) = fs::read_to_string(path.join(".git"))
+        .ok()
+        .and_then(|d| Some(PathBuf::from(d.strip_prefix("gitdir:")?.trim())))
+    else {
+        return Vec::new();
+    };
+    let locks: Vec<PathBuf> = ["index.lock", "HEAD.lock"]
+        .iter()
+        .map(|l| gitdir.join(l))
+        .filter(|l| l.exists())
+        .collect();
+    if locks.is_empty() || anyone_in(path) {
+        return Vec::new();
+    }
+    locks
+        .into_iter()
+        .filter(|l| fs::remove_file(l).is_ok())
+        .collect()
+}
+
+/// Whether a live process has its working directory inside `dir`.
+fn anyone_in(dir: &Path) -> bool {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.filter_map(|e| e.ok()).any(|e| {
+        e.file_name().to_string_lossy().parse::<u32>().is_ok()
+            && fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+    })
+}

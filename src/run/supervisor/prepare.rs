@@ -74,6 +74,12 @@ pub fn prepare(spec: &Spec, task: &AgentStatus, log: &Log) -> Result<Option<Prep
                 if let Some(b) = task.base_commit.clone() {
                     base = b;
                 }
+                for lock in worktree::clear_stale_locks(wt) {
+                    log.note(&format!(
+                        "removed {} that a killed attempt left",
+                        lock.display()
+                    ));
+                }
             }
             Ok(worktree::Prepared::Created) => {
                 log.note(&format!(
