@@ -37,6 +37,21 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// `12.3 MB`, `512 B`: a size for humans (powers of 1000, like `du --si`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A word as a POSIX shell would need it written, for commands shown to people.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
@@ -114,6 +129,14 @@ mod tests {
             shell_words(["prog", "--flag", "{prompt_file}", "a b", "it's", ""]),
             r"prog --flag {prompt_file} 'a b' 'it'\''s' ''"
         );
+    }
+
+    #[test]
+    fn sizes_read_like_du_si() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+        assert_eq!(human_bytes(999_999), "1.0 MB");
+        assert_eq!(human_bytes(1000), "1.0 kB");
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn command(tools: &Tools, dir: &Path, json: bool, id: Option<&str>) -> Resul
     Ok(exit::SUCCESS)
 }
 
-fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
+pub(crate) fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
     let text = std::fs::read_to_string(pd.report()).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     let dir = std::path::PathBuf::from(value.get("orchestration_dir")?.as_str()?);

@@ -6,6 +6,7 @@
 
 pub mod board;
 pub mod init;
+pub mod integrate;
 pub mod plan;
 pub mod progress;
 pub mod report;

@@ -367,7 +367,7 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> 
     out
 }
 
-fn code_of(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn code_of(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
@@ -375,7 +375,7 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(exit::SYSTEM)
 }
 
-fn not_found_or(tool: &str, e: std::io::Error) -> Error {
+pub(crate) fn not_found_or(tool: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::system(format!(
             "run {tool}: not found next to cpo or on PATH; install po with `cargo install --path \

@@ -97,6 +97,7 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     successful(o, s);
     failed(o, s);
     not_finished(o, s, paths);
+    conflicts(o, s);
     let _ = writeln!(o, "\n### Next Steps\n");
     for (i, step) in next_steps(s, paths).iter().enumerate() {
         let _ = writeln!(o, "{}. {step}", i + 1);
@@ -243,6 +244,21 @@ fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
     }
 }
 
+/// Completed branches that conflict with each other.
+fn conflicts(o: &mut String, s: &Summary) {
+    if s.conflicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Conflicts\n");
+    let _ = writeln!(
+        o,
+        "Completed branches that do not merge cleanly (`git merge-tree`):\n"
+    );
+    for c in &s.conflicts {
+        let _ = writeln!(o, "- {}", cell(&c.line(), 200));
+    }
+}
+
 /// The seed's performance metrics, spend and tokens.
 fn metrics(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "\n### Performance Metrics\n");
@@ -375,6 +391,13 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
                 branches.join(", ")
             ));
         }
+    }
+    if !s.conflicts.is_empty() {
+        steps.push(format!(
+            "Resolve the conflicts above: `po-merge {}` merges the other branches and names each \
+             conflicting file",
+            s.orchestration_id
+        ));
     }
     for a in s.failed_agents() {
         let what = cell(&error_gist(&a.error_text()), 80);

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, TaskView};
 use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};
@@ -197,6 +198,10 @@ pub struct Summary {
     pub generated_at: String,
     pub agents: Vec<AgentSummary>,
     pub unreadable_files: Vec<Unreadable>,
+    /// Completed branches that do not merge cleanly (`git merge-tree`),
+    /// filled in by po-summarize when the repository is at hand.
+    #[serde(default)]
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Summary {
@@ -453,6 +458,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         generated_at: timefmt::format(&now),
         agents,
         unreadable_files: unreadable,
+        conflicts: Vec::new(),
     }
 }
 

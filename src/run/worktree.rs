@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 pub enum Prepared {
     Created,
     Reused,
+    /// Taken from the warm pool (see [`super::worktree_pool`]).
+    Pooled,
 }
 
 /// Make sure `path` is a worktree of `repo` with `branch` checked out: reuse
-/// it if it is, create it (and the branch from `base` if the branch is new)
-/// if nothing is there, refuse if something else is.
+/// it if it is, take one from the warm pool or create it (and the branch
+/// from `base` if the branch is new) if nothing is there, refuse if
+/// something else is.
 pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prepared> {
     if path.join(".git").exists() {
         let head = git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
@@ -45,6 +48,9 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    if super::worktree_pool::take(repo, path, branch, base)? {
+        return Ok(Prepared::Pooled);
     }
     let p = path.to_string_lossy();
     // A new branch is the common case: try that first and fall back to
@@ -108,6 +114,16 @@ pub fn worktree_add(repo: &Path, args: &[&str]) -> Result<()> {
 fn is_registration_race(e: &Error) -> bool {
     let m = e.to_string();
     m.contains("failed to read") && m.contains("worktrees")
+}
+
+/// Remove a worktree of po's own that holds nothing of anyone (a scratch or
+/// pooled one), whatever is in it; its directory at least, if git will not.
+pub fn discard(repo: &Path, worktree: &Path) {
+    let p = worktree.to_string_lossy();
+    if git(repo, &["worktree", "remove", "--force", "--force", &p]).is_err() {
+        let _ = fs::remove_dir_all(worktree);
+        let _ = git(repo, &["worktree", "prune"]);
+    }
 }
 
 /// Ignored files of `repo` that `.worktreeinclude` (gitignore syntax) selects,

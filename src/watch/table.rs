@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::cost::{self, Total};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::text::{ellipsize, printable};
@@ -33,7 +34,9 @@ const PHASE: usize = 2;
 const BRANCH: usize = 5;
 
 /// Every orchestration in `views`, newest first as given, separated by a blank line.
-pub fn render(views: &[OrchestrationView], style: Style) -> String {
+/// `conflicts` holds, for each view, the conflicts between its completed
+/// branches (shown among the notes).
+pub fn render(views: &[OrchestrationView], conflicts: &[Vec<Conflict>], style: Style) -> String {
     if views.is_empty() {
         return "No orchestrations yet.\n".to_string();
     }
@@ -42,12 +45,13 @@ pub fn render(views: &[OrchestrationView], style: Style) -> String {
         if i > 0 {
             out.push('\n');
         }
-        render_one(&mut out, v, style);
+        let none = Vec::new();
+        render_one(&mut out, v, conflicts.get(i).unwrap_or(&none), style);
     }
     out
 }
 
-fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
+fn render_one(out: &mut String, v: &OrchestrationView, conflicts: &[Conflict], style: Style) {
     let title = match &v.title {
         Some(t) if !t.is_empty() => format!("Orchestration {}: {}", printable(&v.id), printable(t)),
         _ => format!("Orchestration {}", printable(&v.id)),
@@ -117,6 +121,9 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
     }
 
     notes(out, v, style.width);
+    for c in conflicts {
+        let _ = writeln!(out, "! {}", printable(&c.line()));
+    }
     totals(out, v, style.width);
 }
 

@@ -88,6 +88,13 @@ pub fn prepare(spec: &Spec, task: &AgentStatus, log: &Log) -> Result<Option<Prep
                     spec.branch
                 ));
             }
+            Ok(worktree::Prepared::Pooled) => {
+                log.note(&format!(
+                    "worktree {} on {}, from the pool",
+                    wt.display(),
+                    spec.branch
+                ));
+            }
             Err(e) => return failed("worktree", format!("failed to {e}")),
         }
         if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {
