@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::git::{self, git};
-use crate::protocol::{AgentStatus, Runtime, layout, sanitize, store};
+use crate::protocol::{AgentStatus, Runtime, sanitize, store};
 use crate::report::summary;
 use crate::run::worktree_pool;
 use crate::timefmt;
@@ -109,15 +109,7 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
     };
     let mut repos: BTreeSet<PathBuf> = BTreeSet::new();
     for dir in dirs {
-        let repo = layout::repo_top(dir)
-            .or_else(|| runtime.repo.clone())
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "find the repository of {}: it is not inside one; run po-clean inside the \
-                     repository the tasks ran in",
-                    dir.display()
-                ))
-            })?;
+        let repo = runtime.repo_of(dir, "po-clean")?;
         let mut cleaner = Cleaner::new(&repo, runtime, opts, &mut report)?;
         cleaner.orchestration(dir)?;
         repos.insert(repo);

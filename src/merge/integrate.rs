@@ -27,7 +27,7 @@ use super::order::merge_order;
 use crate::error::{Error, Result, exit};
 use crate::git::{self, git};
 use crate::protocol::view::OrchestrationView;
-use crate::protocol::{AgentStatus, Runtime, State, layout, sanitize};
+use crate::protocol::{AgentStatus, Runtime, State, sanitize};
 use crate::report::summary;
 use crate::run::integration::{self, Limits, MergeOutcome, Verdict};
 use crate::run::worktree;
@@ -154,15 +154,7 @@ impl Report {
 /// Run `po-merge` on the orchestration in `dir`.
 pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> {
     let loaded = summary::load(dir)?;
-    let repo = layout::repo_top(dir)
-        .or_else(|| runtime.repo.clone())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "find the repository of {}: it is not inside one; run po-merge inside the \
-                 repository the tasks ran in",
-                dir.display()
-            ))
-        })?;
+    let repo = runtime.repo_of(dir, "po-merge")?;
     git::require_merge_tree()?;
     let into = target_branch(&repo, &loaded.id, opts.into.as_deref())?;
     let tips = git::branch_tips(&repo)?;

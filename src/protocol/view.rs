@@ -153,6 +153,25 @@ impl Serialize for TaskView {
     }
 }
 
+/// What readers flag besides the stored states, counted: `stalled` (and not
+/// orphaned), `orphaned`, and `unreadable` files.
+pub fn flagged(tasks: &[&TaskView], unreadable: usize) -> [(&'static str, usize); 3] {
+    [
+        (
+            "stalled",
+            tasks
+                .iter()
+                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
+                .count(),
+        ),
+        (
+            "orphaned",
+            tasks.iter().filter(|t| t.inferred.orphaned).count(),
+        ),
+        ("unreadable", unreadable),
+    ]
+}
+
 /// A status file that could not be read, by name, and why.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct BadFile {

@@ -86,20 +86,7 @@ fn chips(tasks: &[&TaskView], bad: usize) -> String {
             let _ = write!(o, "<span class=\"chip {st}\">{n} {}</span>", state_word(st));
         }
     }
-    for (name, n) in [
-        (
-            "stalled",
-            tasks
-                .iter()
-                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
-                .count(),
-        ),
-        (
-            "orphaned",
-            tasks.iter().filter(|t| t.inferred.orphaned).count(),
-        ),
-        ("unreadable", bad),
-    ] {
+    for (name, n) in crate::protocol::view::flagged(tasks, bad) {
         if n > 0 {
             let _ = write!(o, "<span class=\"chip {name}\">{n} {name}</span>");
         }

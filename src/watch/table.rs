@@ -196,20 +196,7 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
     join_wrapped(out, &counts, width);
 
     let mut more = Vec::new();
-    for (name, n) in [
-        (
-            "stalled",
-            tasks
-                .iter()
-                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
-                .count(),
-        ),
-        (
-            "orphaned",
-            tasks.iter().filter(|t| t.inferred.orphaned).count(),
-        ),
-        ("unreadable", v.bad().count()),
-    ] {
+    for (name, n) in crate::protocol::view::flagged(&tasks, v.bad().count()) {
         if n > 0 {
             more.push(format!("{n} {name}"));
         }

@@ -8,8 +8,6 @@ use super::plan::Mode;
 use super::setup::{Setup, branch_of};
 use crate::protocol::view::TaskView;
 use crate::protocol::{State, layout, sanitize};
-use crate::run::claude::{self, ClaudeOptions};
-use crate::run::supervisor::AgentSpec;
 use crate::run::template;
 
 pub fn print(cfg: &Config, setup: &Setup) {
@@ -124,36 +122,21 @@ fn task(out: &mut String, cfg: &Config, setup: &Setup, t: &TaskView) {
     } else {
         "<repository>".into()
     };
-    let argv = match &cfg.agent {
-        AgentSpec::Command { words } => template::fill(
-            words,
-            &template::Values {
-                prompt_file: &prompt.to_string_lossy(),
-                worktree: &workdir,
-                agent_id: &s.agent_id,
-                branch: &branch,
-                id: &setup.id,
-            },
-        ),
-        AgentSpec::Claude {
-            program,
-            model,
-            max_budget_usd,
-            max_turns,
-        } => claude::argv(&ClaudeOptions {
-            program: program.clone(),
-            model: model.clone(),
-            max_budget_usd: *max_budget_usd,
-            max_turns: *max_turns,
-            agent: s.agent.clone(),
-            session_id: s
-                .metrics
-                .session_id
-                .clone()
-                .unwrap_or_else(|| "<new session id>".into()),
-            resume: s.metrics.session_id.is_some(),
-        }),
+    let prompt_file = prompt.to_string_lossy();
+    let values = template::Values {
+        prompt_file: &prompt_file,
+        worktree: &workdir,
+        agent_id: &s.agent_id,
+        branch: &branch,
+        id: &setup.id,
     };
+    let session = s.metrics.session_id.as_deref();
+    let argv = cfg.agent.argv(
+        s,
+        &values,
+        session.unwrap_or("<new session id>"),
+        session.is_some(),
+    );
     out.push_str(&format!(
         "    command:  {}\n",
         crate::text::shell_words(&argv)

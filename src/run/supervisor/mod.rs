@@ -69,6 +69,36 @@ pub enum AgentSpec {
     },
 }
 
+impl AgentSpec {
+    /// The agent's argv for `task`: Claude Code's (resuming `session` when
+    /// `resume`), or the `--agent-cmd` template filled in with `values`.
+    pub fn argv(
+        &self,
+        task: &AgentStatus,
+        values: &super::template::Values,
+        session: &str,
+        resume: bool,
+    ) -> Vec<String> {
+        match self {
+            AgentSpec::Claude {
+                program,
+                model,
+                max_budget_usd,
+                max_turns,
+            } => super::claude::argv(&super::claude::ClaudeOptions {
+                program: program.clone(),
+                model: model.clone(),
+                max_budget_usd: *max_budget_usd,
+                max_turns: *max_turns,
+                agent: task.agent.clone(),
+                session_id: session.to_string(),
+                resume,
+            }),
+            AgentSpec::Command { words } => super::template::fill(words, values),
+        }
+    }
+}
+
 /// Where a finished task's pull request goes.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct PrSpec {
