@@ -452,3 +452,29 @@ fn two_worker_slots_run_eight_tasks_on_at_most_two_supervisors() {
         })
     });
 }
+
+/// Many tasks that end at once: a supervisor can be done with a task before
+/// the scheduler has finished handing it over, and the run must still end.
+#[test]
+fn a_thousand_instant_tasks_all_finish_and_po_spawn_ends() {
+    let repo = Repo::new();
+    let tasks: Vec<TaskDef> = (1..=1000).map(|i| task(&format!("Instant {i}"))).collect();
+    orchestrate(&repo, "instant", &tasks, &[]);
+    let out = output_within(
+        repo.spawn().args([
+            "--id",
+            "instant",
+            "-j",
+            "8",
+            "--isolation",
+            "none",
+            "--agent-cmd",
+            "true",
+        ]),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Completed: 1000/1000"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 1000);
+}

@@ -212,18 +212,21 @@ impl Launcher for Local {
                 Some(pid) => pid,
                 None => self.spawn_worker()?,
             };
-            let Some(input) = self.inputs.get_mut(&pid) else {
+            if !self.inputs.contains_key(&pid) {
                 continue;
-            };
+            }
+            // The task is the supervisor's before it can read the spec: its
+            // report (which may come before the write returns) finds it.
+            let key = self.key();
+            if let Some(w) = self.workers().get_mut(&pid) {
+                w.task = Some(key);
+            }
+            let input = self.inputs.get_mut(&pid).expect("checked above");
             match input
                 .write_all(line.as_bytes())
                 .and_then(|()| input.flush())
             {
                 Ok(()) => {
-                    let key = self.key();
-                    if let Some(w) = self.workers().get_mut(&pid) {
-                        w.task = Some(key);
-                    }
                     self.runs.insert(key, Run::Pool { pid });
                     return Ok(Runner {
                         key,
@@ -232,6 +235,11 @@ impl Launcher for Local {
                 }
                 Err(e) => {
                     // It is gone or going; its reader thread records how.
+                    if let Some(w) = self.workers().get_mut(&pid)
+                        && w.task == Some(key)
+                    {
+                        w.task = None;
+                    }
                     self.inputs.remove(&pid);
                     last_error = Some(e.to_string());
                 }
@@ -341,5 +349,75 @@ impl Launcher for Local {
     fn clean_up(&mut self, status_file: &Path, _status: &AgentStatus) -> usize {
         let stop = std::sync::atomic::AtomicBool::new(false);
         Tree::of_task(status_file).kill(self.grace, &stop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in pool supervisor: done with each task the moment it reads it.
+    fn instant_worker(dir: &Path) -> PathBuf {
+        let exe = dir.join("worker");
+        std::fs::write(
+            &exe,
+            "#!/bin/sh\nwhile read -r line; do echo \"0 -\" >&3; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        exe
+    }
+
+    fn spec(dir: &Path, n: usize) -> Spec {
+        Spec {
+            status_file: dir.join(format!("agent-{n}.status.json")),
+            orchestration_id: "7".into(),
+            orchestration_file: dir.join("orchestration.json"),
+            prompt_dirs: Vec::new(),
+            prompt_file: dir.join("prompt.md"),
+            repo: dir.to_path_buf(),
+            worktree: None,
+            branch: "b".into(),
+            base: "HEAD".into(),
+            include_files: Vec::new(),
+            setup: None,
+            agent: crate::run::supervisor::AgentSpec::Command {
+                words: vec!["true".into()],
+            },
+            timeout_secs: 10.0,
+            stall_secs: None,
+            grace_secs: 1.0,
+            log_file: dir.join("log"),
+            port: 20000,
+            port_count: 100,
+            bin_dir: None,
+            pr: None,
+            session_log: None,
+        }
+    }
+
+    /// A supervisor done with a task before `start` has returned still ends
+    /// the task's runner: its report is never lost.
+    #[test]
+    fn a_task_done_before_its_hand_over_finished_still_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let tx = Mutex::new(tx);
+        let waker: Waker = Arc::new(move || {
+            let _ = tx.lock().unwrap().send(());
+        });
+        let mut pool = Local::new(instant_worker(dir.path()), waker, Duration::from_secs(1));
+        for n in 0..300 {
+            let runner = pool.start(&spec(dir.path(), n)).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pool.state(&runner) == RunnerState::Running {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "task {n}: its runner never ended"
+                );
+                let _ = rx.recv_timeout(Duration::from_millis(50));
+            }
+        }
     }
 }
