@@ -85,7 +85,7 @@ impl Scheduler {
         total
     }
 
-    fn budget(&self) -> Option<f64> {
+    pub(super) fn budget(&self) -> Option<f64> {
         self.ctx.cfg.limits.budget_usd
     }
 

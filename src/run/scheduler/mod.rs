@@ -345,19 +345,22 @@ impl Scheduler {
 
     /// Move the run on after `event`.
     pub fn handle(&mut self, event: Event) -> Result<()> {
+        // A running task's file is read on a timer (progress, a budget's
+        // running spend); on a wake-up only the tasks whose runner ended.
+        let all = matches!(event, Event::Tick) || self.budget().is_some();
         match event {
             Event::Signal(sig) => self.signal(sig),
             Event::Wake => {}
             Event::Tick => {
                 if self.last_tick.elapsed() >= self.interval() {
-                    self.poll()?;
+                    self.poll(true)?;
                     self.progress();
                     self.spend_progress();
                     self.last_tick = Instant::now();
                 }
             }
         }
-        self.poll()?;
+        self.poll(all)?;
         self.budget_enforce();
         self.advance()
     }
@@ -507,11 +510,18 @@ impl Scheduler {
     }
 
     /// Look at every running task: its status file and its runner.
-    fn poll(&mut self) -> Result<()> {
+    /// Look at the running tasks whose runner ended (and with `all`, at
+    /// every running task's file too).
+    fn poll(&mut self, all: bool) -> Result<()> {
         for idx in 0..self.tasks.len() {
             let Some(runner) = self.tasks[idx].running().cloned() else {
                 continue;
             };
+            let state = self.launcher.state(&runner);
+            let running = matches!(state, RunnerState::Running | RunnerState::Queued(_));
+            if running && !all {
+                continue;
+            }
             let status = match store::read_status(&self.tasks[idx].path) {
                 Ok(s) => s,
                 Err(e) => {
@@ -520,7 +530,7 @@ impl Scheduler {
                     continue;
                 }
             };
-            match self.launcher.state(&runner) {
+            match state {
                 RunnerState::Running | RunnerState::Queued(_) => self.tasks[idx].status = status,
                 RunnerState::Ended(_) if status.status.is_terminal() => self.done(idx, status)?,
                 RunnerState::Ended(ended) => self.runner_lost(idx, &ended)?,
