@@ -452,7 +452,11 @@ fn on_a_cluster(fx: &Fixture) -> std::path::PathBuf {
         // A reason left from the queue does not make a finished task queued.
         s.extra.insert("queued".into(), "Priority".into());
     });
-    std::mem::forget(po::protocol::store::hold_liveness(&running).unwrap().unwrap());
+    std::mem::forget(
+        po::protocol::store::hold_liveness(&running)
+            .unwrap()
+            .unwrap(),
+    );
     dir
 }
 

@@ -212,6 +212,8 @@ struct Control {
     /// Fields naming this supervisor's runner, recorded when a task starts
     /// (its Slurm job and node).
     runner: serde_json::Map<String, serde_json::Value>,
+    /// The supervisor of one task, in a Slurm job.
+    one_task: bool,
 }
 
 impl Control {
@@ -235,6 +237,7 @@ impl Control {
             } else {
                 serde_json::Map::new()
             },
+            one_task,
         };
         let (cancel, force, events) = (c.cancel.clone(), c.force.clone(), c.events.clone());
         let outside = c.outside.clone();
@@ -266,6 +269,15 @@ impl Control {
 
     fn ended_outside(&self) -> bool {
         self.outside.load(Ordering::SeqCst)
+    }
+
+    /// Whether a signal arrives within `wait` (or came already).
+    fn settle(&self, wait: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        while !self.cancelled() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.cancelled()
     }
 }
 
@@ -471,6 +483,15 @@ fn supervise(
             None => return Ok(()),
         }
     };
+    let mut ran = ran;
+    if control.one_task && ran.ending.is_none() && ran.code != Some(0) {
+        // Slurm signals every process of a job at once: the agent may have
+        // died of the job's signal before this supervisor's signal thread
+        // ran. A failed agent waits a moment for a signal of its own.
+        if control.settle(std::time::Duration::from_millis(250)) {
+            ran.ending = Some(Ending::Cancelled);
+        }
+    }
     if ran.ending == Some(Ending::Cancelled) && control.ended_outside() {
         log.note(
             "the job was ended from outside po-spawn (SIGTERM: scancel, Slurm's time limit, or \
