@@ -44,8 +44,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::integration::{GitIntegration, Integrate};
-use super::launcher::local::Local;
-use super::launcher::{Ended, Launcher, Runner, RunnerState};
+use super::launcher::{self as launchers, Ended, Launcher, Runner, RunnerState};
 use super::signals;
 use super::supervisor::{AgentSpec, SUPERVISOR_PID_FIELD};
 use crate::error::{Result, exit};
@@ -77,6 +76,8 @@ pub struct Config {
     pub status_interval_secs: u64,
     pub validation_timeout_secs: f64,
     pub log_dir: Option<PathBuf>,
+    /// Where supervisors run: the local pool, or Slurm jobs.
+    pub launcher: launchers::Choice,
 }
 
 impl Default for Config {
@@ -106,6 +107,7 @@ impl Default for Config {
             status_interval_secs: 30,
             validation_timeout_secs: 1800.0,
             log_dir: None,
+            launcher: launchers::Choice::Local,
         }
     }
 }
@@ -668,6 +670,17 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         grace,
         interrupt,
     };
+    let launcher = launchers::make(
+        &cfg.launcher,
+        launchers::Site {
+            exe,
+            waker,
+            grace,
+            dir: setup.dir.clone(),
+            id: setup.id.clone(),
+            timeout_secs: cfg.timeout_secs,
+        },
+    )?;
     let scheduler = Scheduler::new(Parts {
         ctx,
         mode: setup.mode,
@@ -675,7 +688,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         rows: setup.view.rows,
         explicit: setup.explicit,
         base: setup.base_commit.unwrap_or_default(),
-        launcher: Box::new(Local::new(exe, waker, grace)),
+        launcher,
         integration: Box::new(integration),
         console,
     });
