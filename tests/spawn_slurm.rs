@@ -667,6 +667,23 @@ fn slurm_options_need_the_slurm_launcher_and_what_sbatch_refuses_stops_the_run()
         assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // A dry run says what each job would be submitted with.
+    let out = output_within(
+        repo.spawn()
+            .args(["--launcher", "slurm", "--partition", "gpu", "--mem", "8G"])
+            .args(["--slurm-arg=--qos=high", "--timeout", "600", "--grace", "5"])
+            .args(["--id", "sl-flags", "--dry-run", "--agent-cmd", "true"]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "Launcher: slurm, one job per task (sbatch --job-name po-<id>-agent-<n> --time 16 \
+             --partition gpu --mem 8G --qos=high)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
     // sbatch refuses the options: nothing runs, the task stays pending.
     let bin = repo.scratch().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

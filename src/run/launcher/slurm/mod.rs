@@ -109,6 +109,28 @@ impl Options {
     }
 }
 
+impl Options {
+    /// The dry run's line: what every job is submitted with.
+    pub fn describe(&self, timeout_secs: f64, grace_secs: f64) -> String {
+        let mut words = vec![format!("--time {}", minutes(timeout_secs, grace_secs))];
+        for (flag, value) in [
+            ("--partition", self.partition.clone()),
+            ("--account", self.account.clone()),
+            ("--cpus-per-task", self.cpus_per_task.map(|n| n.to_string())),
+            ("--mem", self.mem.clone()),
+        ] {
+            if let Some(v) = value {
+                words.push(format!("{flag} {v}"));
+            }
+        }
+        words.extend(self.extra.iter().cloned());
+        format!(
+            "Launcher: slurm, one job per task (sbatch --job-name po-<id>-agent-<n> {})\n",
+            words.join(" ")
+        )
+    }
+}
+
 /// Whole minutes of Slurm time for a task that may run `secs`.
 pub fn minutes(timeout_secs: f64, grace_secs: f64) -> u64 {
     let total = timeout_secs.max(0.0) + grace_secs.max(0.0) + TIME_MARGIN_SECS;
