@@ -88,6 +88,8 @@ SwitchType=switch/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# Schedule batch jobs as they come rather than in batches every few seconds.
+SchedulerParameters=batch_sched_delay=0
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
@@ -109,12 +111,16 @@ EOF
   if ! cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
     mv "$CONF.new" "$CONF"
     say "wrote $CONF (node $host, $cpus CPUs)"
+    changed=1
   else
     rm -f "$CONF.new"
   fi
 fi
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if [ -n "${changed:-}" ] && running /run/slurmctld.pid; then
+  scontrol reconfigure && say "running daemons reread $CONF"
+fi
 if ! running /run/slurmctld.pid; then
   /usr/sbin/slurmctld
   say "started slurmctld"

@@ -74,10 +74,15 @@ impl Job {
     /// Why it waits, as the task's `queued` field says it: Slurm's reason,
     /// else its state.
     pub fn waiting_for(&self) -> String {
-        match self.reason.as_str() {
-            "" | "None" | "(null)" => self.state.clone(),
-            r => r.to_string(),
+        match self.has_reason() {
+            true => self.reason.clone(),
+            false => self.state.clone(),
         }
+    }
+
+    /// Slurm gave a reason (`Resources`, `TimeLimit`), not `None`.
+    pub fn has_reason(&self) -> bool {
+        !matches!(self.reason.as_str(), "" | "None" | "(null)")
     }
 
     /// How an ended job ended, in words for the task's error:
@@ -269,10 +274,15 @@ fn watch(shared: &Shared) {
     let mut last_squeue: Option<Instant> = None;
     let mut failing = false;
     while !shared.stop.load(Ordering::SeqCst) {
-        let (active, _) = counts(shared);
+        let (active, ending) = counts(shared);
         // 0.1 s for a few jobs, up to 1 s for hundreds: a stat per running
-        // task and tick.
-        let tick = Duration::from_millis((100 + 2 * active as u64).min(1000));
+        // task and tick. While a job is about to end, a squeue a tick, 25 ms
+        // for a few jobs, up to 0.25 s.
+        let active = active as u64;
+        let tick = match ending {
+            0 => Duration::from_millis((100 + 2 * active).min(1000)),
+            _ => Duration::from_millis((25 + active / 10).min(250)),
+        };
         std::thread::sleep(tick);
         look_at_tasks(shared);
         let (active, ending) = counts(shared);
@@ -383,7 +393,12 @@ fn ask_slurm(shared: &Shared) -> Result<bool> {
                         w.seen = Some(job.clone());
                         changed = true;
                     }
-                    let want = (job.phase() == Phase::Queued).then(|| job.waiting_for());
+                    // A job Slurm has not considered yet (PENDING, reason
+                    // None) is not written down: most start at the next
+                    // scheduling pass, and that would be a write per task.
+                    let want = (job.phase() == Phase::Queued
+                        && (job.state != "PENDING" || job.has_reason()))
+                    .then(|| job.waiting_for());
                     if want != w.noted {
                         w.noted = want.clone();
                         notes.push((w.status_file.clone(), want));
