@@ -708,3 +708,86 @@ fn slurm_options_need_the_slurm_launcher_and_what_sbatch_refuses_stops_the_run()
     );
     assert_eq!(status(&paths[0]).status, State::Pending);
 }
+
+#[test]
+fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_slurms_word() {
+    if !slurm("a_job_that_ended_or_vanished_while_no_po_spawn_watched") {
+        return;
+    }
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "sl-gone", &[task("A"), task("B")], &[]);
+    let agent = repo.script(
+        "agent.sh",
+        r#"echo up > "$SCRATCH/up-$PO_AGENT_ID"; sleep 120"#,
+    );
+    // agent-1 runs; its po-spawn is killed, then its job is cancelled.
+    let mut first = repo.spawn();
+    first
+        .args(["--launcher", "slurm", "--isolation", "none", "--grace", "1"])
+        .arg("--agent-cmd")
+        .arg(&agent)
+        .arg(&paths[0]);
+    let mut first = first
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(LIMIT, "agent-1 running", || {
+        repo.scratch().join("up-agent-1").exists()
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let job = runner::job_id(&status(&paths[0])).unwrap();
+    assert!(
+        Command::new("scancel")
+            .arg(job.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(LIMIT, "the job to end", || {
+        jobs_named("po-sl-gone-")
+            .iter()
+            .any(|(id, _, state)| *id == job && state == "CANCELLED")
+    });
+    // agent-2 was left in progress by a job Slurm never had.
+    po::protocol::store::update_status(&paths[1], |s| {
+        s.status = State::InProgress;
+        s.start_time = Some(po::timefmt::now());
+        s.extra.insert("launcher".into(), "slurm".into());
+        s.extra.insert("job_id".into(), 999_999_999u64.into());
+        Ok(())
+    })
+    .unwrap();
+    let out = output_within(
+        repo.spawn()
+            .args(["--launcher", "slurm", "--isolation", "none"])
+            .args(["--id", "sl-gone", "--agent-cmd"])
+            .arg(&agent),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Failed);
+    let err = s.error.unwrap();
+    assert!(
+        err.contains(&format!("Slurm job {job} on ")) && err.contains("(CANCELLED)"),
+        "{err}"
+    );
+    let s = status(&paths[1]);
+    assert_eq!(s.status, State::Failed);
+    let err = s.error.unwrap();
+    assert!(
+        err.contains("Slurm job 999999999 is no longer known to Slurm"),
+        "{err}"
+    );
+    // Neither ran again.
+    assert_eq!(
+        jobs_named("po-sl-gone-")
+            .iter()
+            .filter(|(id, _, _)| *id > job)
+            .count(),
+        0
+    );
+}

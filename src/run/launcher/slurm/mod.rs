@@ -167,6 +167,7 @@ pub struct Slurm {
     signalled: HashSet<u64>,
     /// When [`Launcher::end`] last asked Slurm about the jobs.
     refreshed: Option<std::time::Instant>,
+    waker: super::Waker,
 }
 
 impl Slurm {
@@ -179,7 +180,8 @@ impl Slurm {
         store::write_atomic(&script, SCRIPT.as_bytes())?;
         let slurm = Slurm {
             local: Local::new(site.exe.clone(), site.waker.clone(), site.grace),
-            queue: Queue::start(site.waker),
+            queue: Queue::start(site.waker.clone()),
+            waker: site.waker,
             opts,
             exe: site.exe,
             script,
@@ -449,8 +451,16 @@ impl Launcher for Slurm {
                 .local
                 .adopt(status_file, status)
                 .map(|r| self.runner(Run::Local(r))),
-            Some(j) => Some(self.runner(Run::Gone(j.how()))),
-            None => Some(self.runner(Run::Gone(queue::vanished(id)))),
+            // Over before this po-spawn looked: the scheduler records how as
+            // soon as it looks again.
+            Some(j) => {
+                (self.waker)();
+                Some(self.runner(Run::Gone(j.how())))
+            }
+            None => {
+                (self.waker)();
+                Some(self.runner(Run::Gone(queue::vanished(id))))
+            }
         }
     }
 
