@@ -178,7 +178,7 @@ impl Slurm {
         std::fs::create_dir_all(&specs).map_err(Error::io("create", &specs))?;
         let script = specs.join("job.sh");
         store::write_atomic(&script, SCRIPT.as_bytes())?;
-        let slurm = Slurm {
+        let mut slurm = Slurm {
             local: Local::new(site.exe.clone(), site.waker.clone(), site.grace),
             queue: Queue::start(site.waker.clone()),
             waker: site.waker,
@@ -198,7 +198,6 @@ impl Slurm {
             minutes(site.timeout_secs, site.grace.as_secs_f64()),
             &site.dir,
         )?;
-        let mut slurm = slurm;
         slurm.inventory()?;
         Ok(slurm)
     }
@@ -294,10 +293,12 @@ impl Slurm {
         Runner { key, shown }
     }
 
-    /// Follow job `id`, which runs the task of `status_file`.
+    /// Follow job `id`, which runs the task of `status_file`. What Slurm
+    /// said of it at the start is the queue's from now on (a later attempt
+    /// of the task never takes it for a live job again).
     fn follow(&mut self, id: u64, status_file: &Path) -> Runner {
-        self.queue
-            .watch(id, status_file, self.at_start.get(&id).cloned());
+        self.live_at_start.retain(|_, j| *j != id);
+        self.queue.watch(id, status_file, self.at_start.remove(&id));
         self.runner(Run::Job(id))
     }
 
@@ -443,7 +444,25 @@ impl Launcher for Slurm {
                 .adopt(status_file, status)
                 .map(|r| self.runner(Run::Local(r)));
         };
-        match self.at_start.get(&id).cloned() {
+        // What Slurm said of it when the run began, or since.
+        let known = match self.at_start.get(&id).cloned() {
+            Some(j) => Known::Live(j),
+            None => self.queue.known(id),
+        };
+        let known = match known {
+            Known::Live(j) | Known::Ended(j) => Some(j),
+            // Submitted by this run and not asked about yet: live.
+            Known::Unknown
+                if self
+                    .runs
+                    .values()
+                    .any(|r| matches!(r, Run::Job(j) if *j == id)) =>
+            {
+                return Some(self.follow(id, status_file));
+            }
+            Known::Unknown | Known::Vanished => None,
+        };
+        match known {
             Some(j) if j.phase() != Phase::Ended => Some(self.follow(id, status_file)),
             // Slurm says the job is over, yet someone holds the task: follow
             // the lock, never run it twice.
