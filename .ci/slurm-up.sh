@@ -76,7 +76,8 @@ else
   cat >"$CONF.new" <<EOF
 $MARK
 ClusterName=po
-SlurmctldHost=$host
+# Loopback addresses: the node's name need not resolve.
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -105,7 +106,7 @@ SlurmdTimeout=30
 KillWait=10
 InactiveLimit=0
 MinJobAge=300
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=po Nodes=$host Default=YES MaxTime=INFINITE OverSubscribe=FORCE:8 State=UP
 EOF
   if ! cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
@@ -118,8 +119,15 @@ EOF
 fi
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if [ -n "${changed:-}" ] && running /run/slurmctld.pid; then
-  scontrol reconfigure && say "running daemons reread $CONF"
+# A new slurm.conf: restart what runs (jobs and the controller's state survive).
+if [ -n "${changed:-}" ]; then
+  for pidfile in /run/slurmd.pid /run/slurmctld.pid; do
+    if running "$pidfile"; then
+      kill "$(cat "$pidfile")"
+      for _ in $(seq 1 50); do running "$pidfile" || break; sleep 0.2; done
+      say "stopped $(basename "$pidfile" .pid) to reread $CONF"
+    fi
+  done
 fi
 if ! running /run/slurmctld.pid; then
   /usr/sbin/slurmctld
