@@ -399,14 +399,18 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         );
         assert_eq!(runner::job_id(&s), Some(*job));
     }
+    // Job ids only grow: this test's jobs are those from the first run's
+    // first one on (earlier runs of the test left lower ones).
+    let first = *before.values().min().unwrap();
     let jobs = jobs_named("po-sl-crash-");
     for n in 1..=4 {
         let name = format!("po-sl-crash-agent-{n}");
         let mine: Vec<&(u64, String, String)> = jobs
             .iter()
-            .filter(|(id, j, _)| *j == name && ran.iter().any(|r| r.ends_with(&format!(" {id}"))))
+            .filter(|(id, j, _)| *j == name && *id >= first)
             .collect();
         assert_eq!(mine.len(), 1, "one job for agent-{n}: {jobs:?}");
+        assert!(ran.contains(&format!("agent-{n} {}", mine[0].0)), "{ran:?}");
     }
 }
 
