@@ -22,6 +22,9 @@ _cpo() {
             cpo,init)
                 cmd="cpo__subcmd__init"
                 ;;
+            cpo,integrate)
+                cmd="cpo__subcmd__integrate"
+                ;;
             cpo,run)
                 cmd="cpo__subcmd__run"
                 ;;
@@ -36,6 +39,9 @@ _cpo() {
                 ;;
             cpo__subcmd__help,init)
                 cmd="cpo__subcmd__help__subcmd__init"
+                ;;
+            cpo__subcmd__help,integrate)
+                cmd="cpo__subcmd__help__subcmd__integrate"
                 ;;
             cpo__subcmd__help,run)
                 cmd="cpo__subcmd__help__subcmd__run"
@@ -53,7 +59,7 @@ _cpo() {
 
     case "${cmd}" in
         cpo)
-            opts="-v -h -V --runtime-dir --verbose --help --version init validate run status help"
+            opts="-v -h -V --runtime-dir --verbose --help --version init validate run integrate status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -71,7 +77,7 @@ _cpo() {
             return 0
             ;;
         cpo__subcmd__help)
-            opts="init validate run status help"
+            opts="init validate run integrate status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,6 +105,20 @@ _cpo() {
             return 0
             ;;
         cpo__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cpo__subcmd__help__subcmd__integrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -174,6 +194,40 @@ _cpo() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cpo__subcmd__integrate)
+            opts="-v -h --into --validate --timeout --dry-run --json --id --runtime-dir --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --into)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --validate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ complete -c cpo -n "__fish_cpo_needs_command" -s V -l version -d 'Print version'
 complete -c cpo -n "__fish_cpo_needs_command" -f -a "init" -d 'Create a parallel directory: manifest.json skeleton, prompts/, README.md'
 complete -c cpo -n "__fish_cpo_needs_command" -f -a "validate" -d 'Check manifest.json, the prompts and the git prerequisites; run nothing'
 complete -c cpo -n "__fish_cpo_needs_command" -f -a "run" -d 'Validate, then run every wave\'s agents in parallel git worktrees'
+complete -c cpo -n "__fish_cpo_needs_command" -f -a "integrate" -d 'Merge the completed tasks\' branches into one integration branch and validate it'
 complete -c cpo -n "__fish_cpo_needs_command" -f -a "status" -d 'Show each wave\'s tasks and their states'
 complete -c cpo -n "__fish_cpo_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cpo -n "__fish_cpo_using_subcommand init" -s t -l tech-spec -d 'Tech Spec id, for traceability (becomes the orchestration id)' -r
@@ -51,13 +52,23 @@ complete -c cpo -n "__fish_cpo_using_subcommand run" -l retry -d 'Re-run failed,
 complete -c cpo -n "__fish_cpo_using_subcommand run" -l dry-run -d 'Print the plan (waves, worktrees, branches, agent command) and start nothing'
 complete -c cpo -n "__fish_cpo_using_subcommand run" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c cpo -n "__fish_cpo_using_subcommand run" -s h -l help -d 'Print help'
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l into -d 'The branch to merge into (po-merge --into) [default: po/<id>/integration]' -r
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l validate -d 'Also run this command on the merged result (po-merge --validate)' -r
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l timeout -d 'Time limit of each validation in seconds (po-merge --timeout)' -r
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l id -d 'Orchestration id, if `cpo run` was given one [default: the manifest\'s tech_spec_id]' -r
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l dry-run -d 'Predict conflicts and show the plan; merge nothing'
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -l json -d 'Print po-merge\'s report as JSON'
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
+complete -c cpo -n "__fish_cpo_using_subcommand integrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cpo -n "__fish_cpo_using_subcommand status" -l id -d 'Orchestration id, if `cpo run` was given one [default: the manifest\'s tech_spec_id]' -r
 complete -c cpo -n "__fish_cpo_using_subcommand status" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c cpo -n "__fish_cpo_using_subcommand status" -l json -d 'Print the tasks as JSON instead'
 complete -c cpo -n "__fish_cpo_using_subcommand status" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c cpo -n "__fish_cpo_using_subcommand status" -s h -l help -d 'Print help'
-complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run status help" -f -a "init" -d 'Create a parallel directory: manifest.json skeleton, prompts/, README.md'
-complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run status help" -f -a "validate" -d 'Check manifest.json, the prompts and the git prerequisites; run nothing'
-complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run status help" -f -a "run" -d 'Validate, then run every wave\'s agents in parallel git worktrees'
-complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run status help" -f -a "status" -d 'Show each wave\'s tasks and their states'
-complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "init" -d 'Create a parallel directory: manifest.json skeleton, prompts/, README.md'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "validate" -d 'Check manifest.json, the prompts and the git prerequisites; run nothing'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "run" -d 'Validate, then run every wave\'s agents in parallel git worktrees'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "integrate" -d 'Merge the completed tasks\' branches into one integration branch and validate it'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "status" -d 'Show each wave\'s tasks and their states'
+complete -c cpo -n "__fish_cpo_using_subcommand help; and not __fish_seen_subcommand_from init validate run integrate status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -9,6 +9,9 @@ complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'The Claud
 complete -c po-spawn -l agent-cmd -d 'Run any program instead: \'prog --flag {prompt_file}\'. Split into words (quotes and backslashes as in sh, no expansion), {prompt_file} {worktree} {agent_id} {branch} {id} filled in; never run by a shell. The prompt is also on its stdin' -r
 complete -c po-spawn -l model -d 'Model for Claude Code (--model)' -r
 complete -c po-spawn -l max-budget-usd -d 'Spending cap per agent for Claude Code (--max-budget-usd)' -r
+complete -c po-spawn -l budget-usd -d 'Budget for the whole orchestration: launch nothing more once spent plus running reaches it [env: PO_BUDGET_USD]' -r
+complete -c po-spawn -l max-turns -d 'Model turns each Claude Code agent may take (its --max-turns)' -r
+complete -c po-spawn -l max-total-retries -d 'Retries of retryable failures (--retries) in the whole run, all tasks together' -r
 complete -c po-spawn -l setup -d 'Command run by `sh -c` in each new worktree before its agent' -r
 complete -c po-spawn -l isolation -d 'Where agents run' -r -f -a "worktree\t'One git worktree and branch per task'
 none\t'Run agents in the repository itself (read-only work, benchmarks)'"
@@ -27,6 +30,7 @@ complete -c po-spawn -l cpus-per-task -d 'CPUs for each job (sbatch --cpus-per-t
 complete -c po-spawn -l mem -d 'Memory for each job, e.g. 4G (sbatch --mem)' -r
 complete -c po-spawn -l slurm-arg -d 'Another sbatch option for every job, as one word: --slurm-arg=--qos=high (repeatable; given after po\'s own options, so it wins)' -r
 complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
+complete -c po-spawn -l budget-hard -d 'Also end running agents once the budget is reached (worktrees kept)'
 complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'
 complete -c po-spawn -l dry-run -d 'Print the plan (waves, order, worktrees, branches, commands); start nothing'
 complete -c po-spawn -l create-pr -d 'Push each completed branch and open a pull request [default: on for GitHub issues]'

@@ -35,6 +35,10 @@ complete -c po-status -n "__fish_po_status_needs_command" -f -a "help" -d 'Print
 complete -c po-status -n "__fish_po_status_using_subcommand set" -l progress -d 'Percent done, 0–100' -r
 complete -c po-status -n "__fish_po_status_using_subcommand set" -l phase -d 'What the agent is doing now ("Running tests")' -r
 complete -c po-status -n "__fish_po_status_using_subcommand set" -l message -d 'A free-form note' -r
+complete -c po-status -n "__fish_po_status_using_subcommand set" -l cost-usd -d 'Its cost so far in US dollars (what po-spawn\'s --budget-usd counts)' -r
+complete -c po-status -n "__fish_po_status_using_subcommand set" -l input-tokens -d 'Input tokens so far' -r
+complete -c po-status -n "__fish_po_status_using_subcommand set" -l output-tokens -d 'Output tokens so far' -r
+complete -c po-status -n "__fish_po_status_using_subcommand set" -l model -d 'The model it runs (priced from its tokens when it reports no cost)' -r
 complete -c po-status -n "__fish_po_status_using_subcommand set" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c po-status -n "__fish_po_status_using_subcommand set" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-status -n "__fish_po_status_using_subcommand set" -s h -l help -d 'Print help'

@@ -23,7 +23,7 @@ _po__watch() {
 
     case "${cmd}" in
         po__watch)
-            opts="-v -h -V --runtime-dir --verbose --follow --events --until-done --json --stall-after --threshold --poll --poll-interval --utc --help --version"
+            opts="-v -h -V --runtime-dir --verbose --follow --events --until-done --json --stall-after --threshold --poll --poll-interval --utc --no-conflicts --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

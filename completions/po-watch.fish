@@ -9,5 +9,6 @@ complete -c po-watch -l until-done -d 'With --follow or --events: exit once ever
 complete -c po-watch -l json -d 'JSON: the snapshot as one document, or events as JSON lines'
 complete -c po-watch -l poll -d 'Poll instead of using inotify'
 complete -c po-watch -l utc -d 'Event times in UTC instead of local time'
+complete -c po-watch -l no-conflicts -d 'Do not check completed branches for merge conflicts (git merge-tree)'
 complete -c po-watch -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c po-watch -s V -l version -d 'Print version'

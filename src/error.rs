@@ -20,6 +20,9 @@ pub mod exit {
     pub const USAGE: i32 = 64;
     pub const INTERRUPTED: i32 = 130;
 
+    /// The success threshold, in percent, when none is configured.
+    pub const DEFAULT_THRESHOLD: u32 = 80;
+
     /// The code for `successful` of `total` tasks at `threshold` percent:
     /// 0 all succeeded, 1 at or above the threshold, 2 below it.
     pub fn by_threshold(successful: usize, total: usize, threshold: u32) -> i32 {

@@ -117,15 +117,20 @@ pub fn merge_tree(repo: &Path, ours: &str, theirs: &str) -> Result<MergeTree> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::system(format!("run `git merge-tree`: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split('\0');
+    let tree = fields.next().unwrap_or_default().trim().to_string();
+    let is_oid = tree.len() >= 40 && tree.chars().all(|c| c.is_ascii_hexdigit());
+    // 0: clean; 1: conflicts (the tree, then the conflicted paths). Anything
+    // else, or no tree (git also exits 1 on some errors), is an error.
     match out.status.code() {
-        Some(0) | Some(1) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let mut fields = text.split('\0').filter(|f| !f.is_empty());
-            let tree = fields.next().unwrap_or_default().trim().to_string();
-            Ok(MergeTree {
-                tree,
-                conflicts: fields.map(str::to_string).collect(),
-            })
+        Some(0 | 1) if is_oid => {
+            let mut conflicts: Vec<String> = fields
+                .take_while(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            conflicts.dedup();
+            Ok(MergeTree { tree, conflicts })
         }
         _ => Err(Error::system(format!(
             "run `git merge-tree --write-tree {ours} {theirs}` in {}: {} (git 2.38 or later is \
@@ -143,6 +148,128 @@ pub fn identity_args(repo: &Path) -> Vec<&'static str> {
     } else {
         vec!["-c", "user.name=po", "-c", "user.email=po@localhost"]
     }
+}
+
+/// The oldest git whose `merge-tree --write-tree` po can use.
+pub const MERGE_TREE_MIN: (u32, u32) = (2, 38);
+
+/// `git --version` as (major, minor), e.g. (2, 47).
+pub fn version() -> Result<(u32, u32)> {
+    let text = git(Path::new("/"), &["--version"])?;
+    parse_version(&text).ok_or_else(|| {
+        Error::system(format!(
+            "read the git version: cannot understand {text:?} from `git --version`"
+        ))
+    })
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = v.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    });
+    Some((parts.next()??, parts.next()??))
+}
+
+/// Fail with a clear message unless git can predict merges (`merge-tree
+/// --write-tree`, git ≥ 2.38).
+pub fn require_merge_tree() -> Result<()> {
+    let (major, minor) = version()?;
+    if (major, minor) >= MERGE_TREE_MIN {
+        return Ok(());
+    }
+    Err(Error::system(format!(
+        "predict merge conflicts: git {major}.{minor} is too old; `git merge-tree --write-tree` \
+         needs git {}.{} or newer; upgrade git",
+        MERGE_TREE_MIN.0, MERGE_TREE_MIN.1
+    )))
+}
+
+/// Every local branch and the commit it points at.
+pub fn branch_tips(repo: &Path) -> Result<std::collections::HashMap<String, String>> {
+    let out = git_raw(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/heads/",
+        ],
+    )?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (oid, name) = l.split_once(' ')?;
+            Some((
+                name.strip_prefix("refs/heads/")?.to_string(),
+                oid.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Whether commit `a` is an ancestor of (or equal to) commit `b`.
+pub fn is_ancestor(repo: &Path, a: &str, b: &str) -> bool {
+    git_ok(repo, &["merge-base", "--is-ancestor", a, b])
+}
+
+/// One entry of `git worktree list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub head: Option<String>,
+    /// `feat/x` for `refs/heads/feat/x`; `None` when detached.
+    pub branch: Option<String>,
+    /// `git worktree lock`, with its reason (possibly empty).
+    pub locked: Option<String>,
+    /// Git's record of a worktree whose directory is gone.
+    pub prunable: bool,
+    pub bare: bool,
+}
+
+/// The worktrees of the repository `repo` belongs to; the main one first.
+pub fn worktrees(repo: &Path) -> Result<Vec<Worktree>> {
+    let out = git_raw(repo, &["worktree", "list", "--porcelain", "-z"])?;
+    let mut list = Vec::new();
+    let mut cur: Option<Worktree> = None;
+    for field in out.split('\0') {
+        if field.is_empty() {
+            list.extend(cur.take());
+            continue;
+        }
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        if key == "worktree" {
+            list.extend(cur.take());
+            cur = Some(Worktree {
+                path: PathBuf::from(value),
+                ..Worktree::default()
+            });
+            continue;
+        }
+        let Some(w) = cur.as_mut() else { continue };
+        match key {
+            "HEAD" => w.head = Some(value.to_string()),
+            "branch" => {
+                w.branch = Some(
+                    value
+                        .strip_prefix("refs/heads/")
+                        .unwrap_or(value)
+                        .to_string(),
+                )
+            }
+            "locked" => w.locked = Some(value.to_string()),
+            "prunable" => w.prunable = true,
+            "bare" => w.bare = true,
+            _ => {}
+        }
+    }
+    list.extend(cur);
+    Ok(list)
 }
 
 /// What a task changed against its base.
@@ -258,5 +385,66 @@ mod tests {
         );
         // The main checkout is not a linked worktree: no shortcut.
         assert_eq!(loose_head(&repo), None);
+    }
+
+    #[test]
+    fn versions_parse_from_git_and_distributions() {
+        assert_eq!(parse_version("git version 2.47.3"), Some((2, 47)));
+        assert_eq!(
+            parse_version("git version 2.39.5 (Apple Git-154)"),
+            Some((2, 39))
+        );
+        assert_eq!(parse_version("git version 2.38.0.windows.1"), Some((2, 38)));
+        assert_eq!(parse_version("nonsense"), None);
+        assert!(version().unwrap() >= (2, 0));
+    }
+
+    #[test]
+    fn merge_tree_names_conflicting_paths_and_worktrees_are_listed() {
+        require_merge_tree().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r");
+        std::fs::create_dir(&repo).unwrap();
+        run(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("f"), "base\n").unwrap();
+        run(&repo, &["add", "f"]);
+        run(&repo, &["commit", "-q", "-m", "base"]);
+        for (branch, file, text) in [("a", "f", "a\n"), ("b", "f", "b\n"), ("c", "g", "c\n")] {
+            run(&repo, &["checkout", "-q", "-b", branch, "main"]);
+            std::fs::write(repo.join(file), text).unwrap();
+            run(&repo, &["add", file]);
+            run(&repo, &["commit", "-q", "-m", branch]);
+        }
+        run(&repo, &["checkout", "-q", "main"]);
+        assert_eq!(merge_tree(&repo, "a", "b").unwrap().conflicts, ["f"]);
+        assert!(merge_tree(&repo, "a", "c").unwrap().conflicts.is_empty());
+        assert!(merge_tree(&repo, "a", "no-such-branch").is_err());
+        let tips = branch_tips(&repo).unwrap();
+        assert_eq!(tips["a"], run(&repo, &["rev-parse", "a"]));
+        assert!(is_ancestor(&repo, "main", "a") && !is_ancestor(&repo, "a", "b"));
+
+        let wt = tmp.path().join("wt");
+        run(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                wt.to_str().unwrap(),
+                "c",
+            ],
+        );
+        run(
+            &repo,
+            &["worktree", "lock", "--reason", "kept", wt.to_str().unwrap()],
+        );
+        let list = worktrees(&repo).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].branch.as_deref(), Some("main"));
+        assert_eq!(list[1].path, wt);
+        assert_eq!(list[1].branch, None);
+        assert_eq!(list[1].locked.as_deref(), Some("kept"));
+        assert_eq!(list[1].head.as_deref(), Some(tips["c"].as_str()));
     }
 }

@@ -4,11 +4,14 @@
 //! written atomically under `flock(2)` locks (see [`protocol`]). Each binary in
 //! `src/bin` is a thin shell around a module of [`cli`].
 
+pub mod clean;
 pub mod cli;
+pub mod cost;
 pub mod cpo;
 pub mod error;
 pub mod forge;
 pub mod git;
+pub mod merge;
 pub mod out;
 pub mod plan;
 pub mod protocol;

@@ -2,6 +2,15 @@
 //! and error lines; escaped for XML, HTML and SVG.
 
 /// Runs of whitespace (newlines included) become one space; ends trimmed.
+/// Task text shown on a terminal or in a table: control characters (escape
+/// sequences among them) become spaces, so untrusted text cannot move the
+/// cursor or change colours.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn collapse_whitespace(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -26,6 +35,21 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     let mut out = cut.trim_end().to_string();
     out.push('…');
     out
+}
+
+/// `12.3 MB`, `512 B`: a size for humans (powers of 1000, like `du --si`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// A word as a POSIX shell would need it written, for commands shown to people.
@@ -105,6 +129,14 @@ mod tests {
             shell_words(["prog", "--flag", "{prompt_file}", "a b", "it's", ""]),
             r"prog --flag {prompt_file} 'a b' 'it'\''s' ''"
         );
+    }
+
+    #[test]
+    fn sizes_read_like_du_si() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+        assert_eq!(human_bytes(999_999), "1.0 MB");
+        assert_eq!(human_bytes(1000), "1.0 kB");
     }
 
     #[test]

@@ -25,6 +25,30 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
+/// `7d`, `12h`, `30m`, `90s`, `2w` (or a plain number of seconds) as seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 7d, 12h, 30m or 90s"))?;
+    let factor = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => {
+            return Err(format!(
+                "{text:?} has an unknown unit {other:?}; use s, m, h, d or w (e.g. 7d)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too long a duration"))
+}
+
 /// serde adapter for `Option<Timestamp>` fields, written as RFC 3339 strings.
 pub mod opt_rfc3339 {
     use super::*;
@@ -59,5 +83,18 @@ mod tests {
         assert_eq!(human_duration(765.0), "12m 45s");
         assert_eq!(human_duration(8.2), "8s");
         assert_eq!(human_duration(3720.0), "1h 02m");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
+        assert!(
+            parse_duration("7 days")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("d").unwrap_err().contains("not a duration"));
     }
 }

@@ -429,6 +429,7 @@ impl Orch {
                 number: 1,
                 agents: tasks.iter().map(|t| t.0.to_string()).collect(),
                 validation: None,
+                result: None,
             }],
             report: Value::Null,
             options: Default::default(),
@@ -896,4 +897,225 @@ fn po_spawn_passes_the_task_agent_and_reports_an_unknown_one() {
         mock.requests().is_empty(),
         "the CLI stops before any request"
     );
+}
+
+/// What one agent of [`Orch::conversations`] costs with `--model
+/// claude-sonnet-4-5`: two model calls of the mock's usage (3,500 input
+/// tokens of which 300 cache writes and 2,000 cache reads, 85 output) at
+/// that model's list price, which is Claude Code's own figure too.
+fn agent_cost() -> f64 {
+    let two_calls = po::cost::Tokens {
+        input: 7000,
+        cache_write: 600,
+        cache_read: 4000,
+        output: 170,
+    };
+    po::cost::Price::of("claude-sonnet-4-5")
+        .unwrap()
+        .cost(&two_calls)
+}
+
+/// The requests the mock answered for `marker`'s conversation.
+fn turns_of(mock: &Mock, marker: &str) -> usize {
+    mock.requests()
+        .iter()
+        .filter_map(|r| r["why"].as_str())
+        .filter(|w| w.starts_with(&format!("conversation {marker} ")))
+        .count()
+}
+
+/// With one worker and a budget of two and a half agents' cost, exactly three
+/// Claude Code agents run and the other two are cancelled for the budget
+/// without a model call; `--retry` after raising it runs those two.
+#[test]
+fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() {
+    if !claude_available(
+        "po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest",
+    ) {
+        return;
+    }
+    let tasks: [Task; 5] = [
+        ("agent-1", "marker-b1", "b1.txt", "one"),
+        ("agent-2", "marker-b2", "b2.txt", "two"),
+        ("agent-3", "marker-b3", "b3.txt", "three"),
+        ("agent-4", "marker-b4", "b4.txt", "four"),
+        ("agent-5", "marker-b5", "b5.txt", "five"),
+    ];
+    let orch = Orch::new(&tasks);
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&tasks) }),
+    );
+    let cost = agent_cost();
+    let budget = format!("{}", 2.5 * cost);
+    let (out, stderr) = orch.spawn(
+        &mock,
+        &[
+            "--max-workers",
+            "1",
+            "--model",
+            "claude-sonnet-4-5",
+            "--budget-usd",
+            &budget,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "3/5 completed:\n{stderr}");
+    for task in &tasks[..3] {
+        let s = orch.assert_completed(*task, &stderr);
+        let recorded = s.metrics.cost_usd.unwrap();
+        assert!((recorded - cost).abs() < 1e-9, "{recorded} != {cost}");
+        assert_eq!(s.metrics.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(turns_of(&mock, task.1), 2);
+    }
+    for (agent, marker, _, _) in &tasks[3..] {
+        let s = store::read_status(&layout::status_path(&orch.dir, agent)).unwrap();
+        assert_eq!(s.status, State::Cancelled, "{agent}: {s:#?}\n{stderr}");
+        assert!(
+            s.error
+                .as_deref()
+                .unwrap()
+                .starts_with("cancelled: the budget was reached before it started"),
+            "{s:#?}"
+        );
+        assert_eq!(turns_of(&mock, marker), 0, "{agent} never called the model");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "💰 Budget reached: spent {} of {} budget — reached; launching nothing more",
+            po::cost::usd(3.0 * cost),
+            po::cost::usd(2.5 * cost)
+        )),
+        "{stderr}"
+    );
+
+    // Raised: `--retry` runs the two cancelled tasks; the rest stay as they are.
+    let raised = format!("{}", 6.0 * cost);
+    let (out, stderr) = orch.spawn(
+        &mock,
+        &[
+            "--max-workers",
+            "1",
+            "--model",
+            "claude-sonnet-4-5",
+            "--retry",
+            "--budget-usd",
+            &raised,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for task in &tasks {
+        orch.assert_completed(*task, &stderr);
+        assert_eq!(turns_of(&mock, task.1), 2, "each agent ran once");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "💰 Spend: spent {} of {} budget",
+            po::cost::usd(5.0 * cost),
+            po::cost::usd(6.0 * cost)
+        )),
+        "{stderr}"
+    );
+}
+
+/// `--budget-hard`: an agent whose first model call already spent the budget
+/// is ended while its Bash tool runs (its whole tree: the `sleep` too), and
+/// its task ends cancelled for the budget with its worktree kept.
+#[test]
+fn po_spawn_budget_hard_ends_a_claude_agent_mid_run() {
+    if !claude_available("po_spawn_budget_hard_ends_a_claude_agent_mid_run") {
+        return;
+    }
+    let task: Task = ("agent-1", "marker-hard", "hard.txt", "hard");
+    let orch = Orch::new(&[task]);
+    let script = json!({"conversations": [{"marker": task.1, "turns": [
+        // Claude Code refuses a bare `sleep`; this runs until it is ended.
+        {"bash": "python3 -c 'import time; time.sleep(200)'", "description": "Work for a long time"},
+        {"text": "Finished."}
+    ]}]});
+    let mock = Mock::start(orch.tmp.path(), &script);
+    let (out, stderr) = orch.spawn(
+        &mock,
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--budget-usd",
+            "0.001",
+            "--budget-hard",
+            "--grace",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let path = layout::status_path(&orch.dir, task.0);
+    let s = store::read_status(&path).unwrap();
+    assert_eq!(s.status, State::Cancelled, "{s:#?}\n{stderr}");
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap()
+            .starts_with("cancelled: the budget was spent while it ran"),
+        "{s:#?}"
+    );
+    assert_eq!(turns_of(&mock, task.1), 1, "ended before its second turn");
+    let worktree = s.worktree.clone().unwrap();
+    assert!(
+        git(&orch.repo, &["worktree", "list", "--porcelain"])
+            .contains(&worktree.display().to_string())
+            && worktree.join("README.md").exists(),
+        "the worktree is kept: {}",
+        worktree.display()
+    );
+    // What it spent is its tokens at the model's price: it never reported a
+    // cost, and it counts.
+    assert_eq!(s.metrics.cost_usd, None);
+    let spent = po::cost::estimate(&s.metrics).unwrap();
+    assert!(spent > 0.001 && spent < agent_cost(), "{spent}");
+    assert!(stderr.contains("💰 agent-1: ending it"), "{stderr}");
+    let marker = format!("PO_STATUS_FILE={}", path.display());
+    let left: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+        .map(|env| String::from_utf8_lossy(&env).into_owned())
+        .collect();
+    assert!(left.is_empty(), "processes of the task are left: {left:?}");
+}
+
+/// `--max-turns` is Claude Code's own cap: an agent that needs two turns and
+/// may take one fails with the CLI's reason, not as retryable, its cost kept.
+#[test]
+fn po_spawn_max_turns_caps_a_claude_agent() {
+    if !claude_available("po_spawn_max_turns_caps_a_claude_agent") {
+        return;
+    }
+    let task: Task = ("agent-1", "marker-turns", "turns.txt", "turns");
+    let orch = Orch::new(&[task]);
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let (out, stderr) = orch.spawn(
+        &mock,
+        &["--model", "claude-sonnet-4-5", "--max-turns", "1"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = store::read_status(&layout::status_path(&orch.dir, task.0)).unwrap();
+    assert_eq!(s.status, State::Failed, "{s:#?}");
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap()
+            .contains("Reached maximum number of turns (1)"),
+        "{s:#?}"
+    );
+    assert_ne!(s.retryable, Some(true));
+    assert!(s.metrics.cost_usd.is_some_and(|c| c > 0.0), "{s:#?}");
+    let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
+    assert!(log.contains("\"--max-turns\", \"1\""), "{log}");
 }

@@ -256,3 +256,44 @@ fn resuming_an_unknown_session_fails_with_a_recognisable_message() {
     assert_eq!(s.retryable, Some(false));
     assert_eq!(s.metrics.turns, Some(0));
 }
+
+/// The stream names the model and splits the cache tokens out: priced at the
+/// model's list price, the tokens give Claude Code's own figure, which is how
+/// a running agent's spend is estimated before its `result` arrives.
+#[test]
+fn tokens_at_the_models_price_give_the_clis_own_cost() {
+    let s = status_after(&updates("bash_commit.jsonl"));
+    let m = &s.metrics;
+    assert_eq!(m.model.as_deref(), Some("claude-opus-5-5"));
+    assert_eq!(
+        (m.cache_creation_input_tokens, m.cache_read_input_tokens),
+        (Some(600), Some(4000))
+    );
+    let estimate = po::cost::estimate(m).unwrap();
+    assert!((estimate - m.cost_usd.unwrap()).abs() < 1e-9, "{m:?}");
+
+    // Before the result: the assistant messages' tokens so far.
+    let u = updates("bash_commit.jsonl");
+    let before_result: Vec<StreamUpdate> = u
+        .iter()
+        .take_while(|x| !matches!(x, StreamUpdate::CostUsd(_)))
+        .cloned()
+        .collect();
+    let running = status_after(&before_result);
+    assert_eq!(running.metrics.cost_usd, None);
+    assert!(po::cost::estimate(&running.metrics).unwrap() > 0.0);
+}
+
+/// A retry resumes the session, and Claude Code's total then counts the first
+/// run too (its 0.033 of the 0.0396): the attempt cost what it added, one
+/// model call.
+#[test]
+fn a_resumed_attempt_costs_what_it_added_to_the_session() {
+    let mut s = AgentStatus::new("agent-1", "42");
+    s.metrics.session_cost_usd = Some(0.033);
+    for u in updates("resume.jsonl") {
+        apply(&mut s, &u);
+    }
+    assert_eq!(s.metrics.cost_usd, Some(0.0066));
+    assert_eq!(s.metrics.session_cost_usd, Some(0.0396));
+}

@@ -186,3 +186,40 @@ fn a_full_disk_on_stdout_is_one_clear_error() {
         "po-summarize: failed to write stdout: No space left on device (os error 28)"
     );
 }
+
+#[test]
+fn po_merge_and_po_clean_end_quietly_and_do_their_work() {
+    let repo = Repo::new();
+    let plan = repo.scratch().join("plan.md");
+    std::fs::write(&plan, "# Plan\n\n- [ ] One\n- [ ] Two\n- [ ] Three\n").unwrap();
+    let out = run_closed(tool(&repo, env!("CARGO_BIN_EXE_po-parse")).arg(&plan));
+    assert_quiet(&out, 0, "po-parse");
+    let agent = repo.script(
+        "commit.sh",
+        "echo \"$PO_AGENT_ID\" > \"$PO_AGENT_ID.txt\" && git add -A && git commit -qm \"$PO_AGENT_ID\"\n",
+    );
+    let out = run_closed(
+        repo.spawn()
+            .args(["--id", "plan", "--agent-cmd"])
+            .arg(&agent),
+    );
+    assert_quiet(&out, 0, "po-spawn");
+
+    for args in [&["plan", "--dry-run"][..], &["plan", "--json"], &["plan"]] {
+        let out = run_closed(tool(&repo, env!("CARGO_BIN_EXE_po-merge")).args(args));
+        assert_quiet(&out, 0, &format!("po-merge {args:?}"));
+    }
+    let files = git(
+        &repo.path,
+        &["ls-tree", "--name-only", "po/plan/integration"],
+    );
+    assert_eq!(
+        files.lines().filter(|f| f.starts_with("agent-")).count(),
+        3,
+        "{files}"
+    );
+
+    let out = run_closed(tool(&repo, env!("CARGO_BIN_EXE_po-clean")).args(["plan", "--json"]));
+    assert_quiet(&out, 0, "po-clean");
+    assert_eq!(repo.worktrees().len(), 1, "{:?}", repo.worktrees());
+}

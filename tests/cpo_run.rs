@@ -103,6 +103,8 @@ fn init_validate_run_status_on_two_waves() {
         "Wave 1:",
         "  task-001-users: RUNNING",
         "  task-002-products: RUNNING",
+        "🔎 Wave 1 validation: test -f users.txt && test -f products.txt",
+        "✅ Wave 1 validation passed",
         "Wave 2:",
         "  task-003-orders: RUNNING",
         "=== Execution Complete ===",
@@ -123,9 +125,19 @@ fn init_validate_run_status_on_two_waves() {
         "{text}"
     );
     let started = text.find("=== Parallel Execution Started ===").unwrap();
+    let validated = text.find("✅ Wave 1 validation passed").unwrap();
     let wave2 = text.find("Wave 2:").unwrap();
     let complete = text.find("=== Execution Complete ===").unwrap();
-    assert!(started < wave2 && wave2 < complete, "{text}");
+    assert!(
+        started < validated && validated < wave2 && wave2 < complete,
+        "{text}"
+    );
+    // Progress comes from the status files, not from po-spawn's console:
+    // po-spawn runs quiet, and nothing of its progress reaches stderr.
+    assert!(
+        !err.contains("RUNNING") && !err.contains("Execution"),
+        "{err}"
+    );
 
     // DIR/logs/ holds the agents' output.
     let logs = files_under(&pdir.join("logs"));

@@ -304,3 +304,21 @@ fn run_status_lines(doc: &str) {
     }
     assert!(ran >= 3, "ran {ran}");
 }
+
+#[test]
+fn parallel_integrate_runs_real_cpo_commands() {
+    let doc = read("parallel-integrate.md");
+    frontmatter(&doc, "parallel-integrate");
+    assert!(check_commands(&doc) >= 3);
+    for line in [
+        "cpo integrate \"$PARALLEL_DIR\" --dry-run",
+        "cpo integrate \"$PARALLEL_DIR\" --json",
+        "/parallel-integrate --parallel-dir <parallel-dir> [--dry-run]",
+    ] {
+        assert!(doc.lines().any(|l| l == line), "missing {line:?}");
+    }
+    // cpo's closing line points here, with the flag this command takes.
+    let run = read("parallel-run.md");
+    assert!(run.contains("Next step: /parallel-integrate --parallel-dir $PARALLEL_DIR"));
+    assert!(doc.contains("argument-hint: --parallel-dir <parallel-dir>"));
+}

@@ -64,12 +64,15 @@ fn every_tool_and_subcommand_has_a_page_with_exit_status_and_environment() {
         "po-summarize",
         "po-status",
         "cpo",
+        "po-merge",
+        "po-clean",
     ];
     pages.extend([
         "cpo-init",
         "cpo-validate",
         "cpo-run",
         "cpo-status",
+        "cpo-integrate",
         "po-status-set",
         "po-status-get",
         "po-status-ls",

@@ -231,4 +231,28 @@ fn the_makefile_drives_spawn_retry_and_summarize() {
         stderr(&out)
     );
     assert!(orch.join("summary.json").is_file());
+
+    let out = make("merge", None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    git(root, &["rev-parse", "--verify", "po/issue/integration"]);
+    let out = make("clean", None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("pooled"), "{}", stdout(&out));
+    let pool = root.join(".claude/runtime/worktrees/.pool");
+    assert_eq!(
+        std::fs::read_dir(pool).unwrap().count(),
+        statuses(&orch).len()
+    );
 }

@@ -313,7 +313,9 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         );
     }
     let calls = f.gh.calls();
-    let pr_calls: Vec<&Vec<String>> = calls[seen..].iter().collect();
+    // po-spawn's pre-flight looks at the rate limit first, then one PR each.
+    assert_eq!(calls[seen], ["api", "rate_limit"], "{:#?}", &calls[seen..]);
+    let pr_calls: Vec<&Vec<String>> = calls[seen + 1..].iter().collect();
     assert_eq!(pr_calls.len(), 2, "{pr_calls:#?}");
     for (a, title, sub) in [(&a1, titles[0], 1235), (&a3, titles[2], 1237)] {
         let branch = a.branch.as_deref().unwrap();
@@ -361,7 +363,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         create[3],
         format!(
             "Agent-2 failed: {}",
-            po::text::ellipsize(&po::report::summary::error_gist(&error), 72)
+            po::text::ellipsize(&po::protocol::lifecycle::error_gist(&error), 72)
         )
     );
     assert_eq!(create[4], "--body");
@@ -403,7 +405,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         "- [ ] Review and merge PR #1239\n",
         &format!(
             "- [ ] Investigate {} in issue #1240\n",
-            po::report::markdown::cell(&po::report::summary::error_gist(&error), 80)
+            po::report::markdown::cell(&po::protocol::lifecycle::error_gist(&error), 80)
         ),
         "Orchestration ID: 1234\n",
     ] {
@@ -424,12 +426,13 @@ fn issue_to_prs_summary_follow_up_and_retry() {
     let calls = f.gh.calls();
     assert_eq!(
         calls.len(),
-        seen + 1,
-        "one new PR only: {:#?}",
+        seen + 2,
+        "the pre-flight's rate limit, then one new PR only: {:#?}",
         &calls[seen..]
     );
+    assert_eq!(calls[seen], ["api", "rate_limit"]);
     check_pr_call(
-        &calls[seen],
+        &calls[seen + 1],
         b2,
         &format!("[Master #1234] {}", titles[1]),
         1236,

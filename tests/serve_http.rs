@@ -465,3 +465,36 @@ fn paths_cannot_leave_the_runtime_root() {
         assert!(!e.data.contains("TOP-SECRET"));
     }
 }
+
+/// The board shows the spend against the budget, and a tile whose agent
+/// reported tokens but no cost shows `—` for its cost, never `$0.00`.
+#[test]
+fn the_board_shows_spend_against_the_budget_and_no_made_up_cost() {
+    let fx = Fixture::new();
+    let (dir, _) = spending(&fx, "31");
+    set_budget(&dir, 0.05);
+    let srv = Server::start(&fx.root, &[], &[]);
+    let index = srv.get("/").body;
+    assert!(index.contains("<td>$0.0268 / $0.0500</td>"), "{index}");
+    let page = srv.get("/o/31").body;
+    assert!(
+        page.contains(
+            "spent $0.0168 + $0.0100 running of $0.0500 budget (1 task reported no cost)"
+        ),
+        "{page}"
+    );
+    let tile = |n: u32| {
+        let start = page.find(&format!("id=\"t-agent-{n}\"")).unwrap();
+        let end = page[start..].find("</article>").unwrap();
+        page[start..start + end].to_string()
+    };
+    assert!(
+        tile(1).contains("<dt>cost</dt><dd>$0.0168</dd>"),
+        "{}",
+        tile(1)
+    );
+    let t3 = tile(3);
+    assert!(t3.contains("<dt>cost</dt><dd>—</dd>"), "{t3}");
+    assert!(t3.contains("<dt>tokens</dt><dd>7,000</dd>"), "{t3}");
+    assert!(!page.contains("$0.00<"), "{page}");
+}

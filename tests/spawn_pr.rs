@@ -64,7 +64,10 @@ fn a_completed_task_of_an_issue_gets_a_pull_request() {
     // The branch reached origin and exactly one PR was asked for.
     let tip = git(&repo, &["rev-parse", "feat/issue-501-agent-1"]);
     assert_eq!(git(&origin, &["rev-parse", "feat/issue-501-agent-1"]), tip);
-    let calls = fake.calls();
+    // The pre-flight looks at the rate limit first; then one PR.
+    let mut calls = fake.calls();
+    assert_eq!(calls[0], ["api", "rate_limit"], "{calls:?}");
+    calls.remove(0);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(
         calls[0][..8],

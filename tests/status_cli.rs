@@ -162,3 +162,42 @@ fn ls_of_an_unknown_id_is_a_usage_error() {
         .code(64)
         .stderr(predicate::str::contains("po-parse"));
 }
+
+/// Agents other than Claude Code report their spend; each value replaces the
+/// last, and the budget counts it.
+#[test]
+fn set_reports_an_agents_spend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = orchestration(tmp.path(), "7", &[State::InProgress]);
+    cargo_bin_cmd!("po-status")
+        .args(["set", "--input-tokens", "6900", "--output-tokens", "100"])
+        .args(["--model", "claude-sonnet-4-5"])
+        .env("PO_STATUS_FILE", &files[0])
+        .assert()
+        .success();
+    let m = store::read_status(&files[0]).unwrap().metrics;
+    assert_eq!((m.input_tokens, m.output_tokens), (Some(6900), Some(100)));
+    assert_eq!(m.model.as_deref(), Some("claude-sonnet-4-5"));
+    assert_eq!(m.cost_usd, None, "no cost reported: none made up");
+    cargo_bin_cmd!("po-status")
+        .args(["set", "--cost-usd", "0.42"])
+        .env("PO_STATUS_FILE", &files[0])
+        .assert()
+        .success();
+    let m = store::read_status(&files[0]).unwrap().metrics;
+    assert_eq!(m.cost_usd, Some(0.42));
+    assert_eq!(m.input_tokens, Some(6900), "what is not given stays");
+
+    for bad in ["-1", "NaN", "lots"] {
+        cargo_bin_cmd!("po-status")
+            .args(["set", &format!("--cost-usd={bad}")])
+            .arg(&files[0])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains("--cost-usd"));
+    }
+    assert_eq!(
+        store::read_status(&files[0]).unwrap().metrics.cost_usd,
+        Some(0.42)
+    );
+}

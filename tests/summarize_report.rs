@@ -526,3 +526,63 @@ fn html_report_is_one_self_contained_page_with_the_timeline() {
             .starts_with("## Parallel")
     );
 }
+
+/// Costs over every attempt, by model and per completed task, against the
+/// budget; an agent that reported tokens but no cost is `—`, never `$0.00`.
+#[test]
+fn the_summary_gives_cost_per_model_per_completed_task_and_against_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tmp.path().join("rt");
+    let mut a1 = agent(1, State::Completed, 0, 60);
+    a1.metrics.model = Some("claude-opus-5-5".into());
+    a1.metrics.cost_usd = Some(0.0168);
+    // agent-2 completed on its second attempt; the first cost $0.01.
+    let mut a2 = agent(2, State::Completed, 0, 60);
+    a2.attempt = 2;
+    a2.metrics.model = Some("claude-opus-5-5".into());
+    a2.metrics.previous_cost_usd = Some(0.01);
+    a2.metrics.cost_usd = Some(0.0168);
+    let mut a3 = agent(3, State::Failed, 0, 60);
+    a3.metrics.model = Some("claude-haiku-4-5".into());
+    a3.metrics.cost_usd = Some(0.0044);
+    // agent-4: a subscription agent, tokens only.
+    let mut a4 = agent(4, State::Completed, 0, 60);
+    a4.metrics.input_tokens = Some(6900);
+    a4.metrics.output_tokens = Some(100);
+    let mut orch = orchestration("77", None);
+    orch.options
+        .insert("last_run".into(), json!({"budget_usd": 0.05}));
+    let dir = craft(&rt, &orch, &[a1, a2, a3, a4]);
+
+    let out = summarize(&rt, &["77", "--format", "json"], &[]);
+    let s = json_of(&out.stdout);
+    assert_eq!(s["total_cost_usd"], 0.048);
+    assert_eq!(
+        s["cost_by_model"],
+        json!({"claude-haiku-4-5": 0.0044, "claude-opus-5-5": 0.0436})
+    );
+    assert_eq!(s["cost_per_completed_task"], 0.016);
+    assert_eq!(s["tokens_without_cost"], 1);
+    assert_eq!(s["spent_usd"], 0.048);
+    assert_eq!(s["budget_usd"], 0.05);
+    let agents = s["agents"].as_array().unwrap();
+    assert_eq!(agents[1]["cost_usd"], 0.0168);
+    assert_eq!(agents[1]["total_cost_usd"], 0.0268);
+    assert_eq!(agents[3]["total_cost_usd"], Value::Null);
+
+    let md = stdout(&summarize(&rt, &["77"], &[]));
+    for line in [
+        "- **Total Cost**: $0.0480",
+        "- **Without a Cost**: 1 agent reported tokens but no cost (—)",
+        "- **Budget**: spent $0.0480 of $0.0500 budget (1 task reported no cost)",
+        "- **Cost per Model**: `claude-haiku-4-5` $0.0044, `claude-opus-5-5` $0.0436",
+        "- **Cost per Completed Task**: $0.0160",
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing {line:?} in:\n{md}");
+    }
+    assert!(!md.contains("$0.00\n") && !md.contains("$0.00 "), "{md}");
+    assert!(dir.join("summary.md").exists());
+
+    let html = stdout(&summarize(&rt, &["77", "--format", "html"], &[]));
+    assert!(html.contains("$0.0268"), "agent-2's two attempts together");
+}

@@ -603,3 +603,55 @@ fn follows_a_real_po_spawn_run_to_the_same_exit_code() {
         assert!(mine.iter().all(|l| !l.contains("orphaned")), "{mine:#?}");
     }
 }
+
+/// With a budget, `--events` says when the spend moves, as a line and as JSON.
+#[test]
+fn events_tell_the_spend_against_the_budget() {
+    let fx = Fixture::new();
+    let (dir, files) = spending(&fx, "22");
+    set_budget(&dir, 0.05);
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["22", "--events", "--until-done", "--utc"]);
+        c
+    });
+    let first = live.expect("💰");
+    assert!(
+        first.ends_with(
+            "] 22: 💰 spent $0.0168 + $0.0100 running of $0.0500 budget (1 task reported no cost)"
+        ),
+        "{first}"
+    );
+    // The running agent reports more: no line of its own for that.
+    po_status_set(&files[1], &["--cost-usd", "0.02", "--phase", "Testing"]);
+    live.expect("Testing");
+    set_state(&files[1], State::Completed, |s| {
+        s.metrics.cost_usd = Some(0.04)
+    });
+    let reached = live.expect("💰");
+    assert!(
+        reached.contains("spent $0.0568 of $0.0500 budget — reached"),
+        "{reached}"
+    );
+    assert_eq!(live.wait(), 0);
+    let spend_lines = live.seen.iter().filter(|l| l.contains("💰")).count();
+    assert_eq!(spend_lines, 2, "{:#?}", live.seen);
+
+    let (json, _) = {
+        let out = fx
+            .watch()
+            .args(["22", "--events", "--json", "--until-done"])
+            .output()
+            .unwrap();
+        (String::from_utf8(out.stdout).unwrap(), out.status)
+    };
+    let spend: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "spend")
+        .collect();
+    assert_eq!(spend.len(), 1, "{json}");
+    assert_eq!(spend[0]["agent_id"], serde_json::Value::Null);
+    assert_eq!(spend[0]["spent_usd"], 0.0568);
+    assert_eq!(spend[0]["budget_usd"], 0.05);
+}

@@ -427,6 +427,43 @@ fn a_completed_task_without_a_reported_phase_does_not_show_running() {
     assert!(tasks.contains("\"phase\":\"running\""), "{tasks}");
 }
 
+/// With a budget, the totals say what is spent (finished attempts) and
+/// running against it; a task with tokens but no cost shows `—`, never
+/// `$0.00`, and is named as not counted.
+#[test]
+fn a_budget_shows_spent_and_running_against_it_and_unknown_costs_as_a_dash() {
+    let fx = Fixture::new();
+    let (dir, _) = spending(&fx, "21");
+    let (code, out, err) = run(fx.watch().arg("21"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("budget"), "no budget yet: {out}");
+    assert!(out.contains("cost $0.0268"), "{out}");
+    let r3 = row(&out, "agent-3");
+    assert!(r3.contains("— 7.0k tok") && !r3.contains('$'), "{r3}");
+    assert!(row(&out, "agent-1").contains("$0.0168"));
+
+    set_budget(&dir, 0.05);
+    let (_, out, _) = run(fx.watch().arg("21"));
+    assert!(
+        out.contains("spent $0.0168 + $0.0100 running of $0.0500 budget (1 task reported no cost)"),
+        "{out}"
+    );
+    for l in out.lines() {
+        assert!(l.chars().count() <= 80, "wider than 80 columns: {l:?}");
+    }
+
+    let (_, json, _) = run(fx.watch().args(["21", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let totals = &v["orchestrations"][0]["totals"];
+    assert_eq!(totals["spent_usd"], 0.0168);
+    assert_eq!(totals["committed_usd"], 0.01);
+    assert_eq!(totals["budget_usd"], 0.05);
+    assert_eq!(totals["budget_reached"], false);
+    let tasks = v["orchestrations"][0]["tasks"].as_array().unwrap();
+    assert_eq!(tasks[0]["model"], "claude-opus-5-5");
+    assert_eq!(tasks[2]["cost_usd"], serde_json::Value::Null);
+}
+
 /// Tasks a Slurm launcher runs: one whose job waits in the queue, one
 /// running on a node, one finished there.
 fn on_a_cluster(fx: &Fixture) -> std::path::PathBuf {

@@ -236,3 +236,39 @@ pub fn fingerprint(dir: &Path) -> String {
     entries.sort();
     entries.join("\n")
 }
+
+/// Record a po-spawn run's `--budget-usd` in `orchestration.json`, as
+/// po-spawn does (`options.last_run.budget_usd`).
+pub fn set_budget(dir: &Path, usd: f64) {
+    store::update_json(&dir.join("orchestration.json"), |v| {
+        v["options"] = serde_json::json!({"last_run": {"budget_usd": usd}});
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Three tasks with spend: one that reported its cost, one running that
+/// reported its cost so far, and one that reported tokens but no cost.
+pub fn spending(fx: &Fixture, id: &str) -> (PathBuf, Vec<PathBuf>) {
+    let dir = fx.orch(id);
+    let a1 = task(&dir, 1, |s| {
+        s.status = State::Completed;
+        s.start_time = Some(ago(120));
+        s.completion_time = Some(ago(60));
+        s.metrics.cost_usd = Some(0.0168);
+        s.metrics.model = Some("claude-opus-5-5".into());
+    });
+    let a2 = task(&dir, 2, |s| {
+        s.status = State::InProgress;
+        s.start_time = Some(ago(30));
+        s.metrics.cost_usd = Some(0.01);
+    });
+    let a3 = task(&dir, 3, |s| {
+        s.status = State::Completed;
+        s.start_time = Some(ago(90));
+        s.completion_time = Some(ago(80));
+        s.metrics.input_tokens = Some(6900);
+        s.metrics.output_tokens = Some(100);
+    });
+    (dir, vec![a1, a2, a3])
+}

@@ -1,5 +1,5 @@
 //! `cpo`: Claude Parallel Orchestrator, the front end of the `/parallel-run`
-//! document: `init`, `validate`, `run` and `status` of a parallel directory
+//! document: `init`, `validate`, `run`, `status` and `integrate` of a parallel directory
 //! (`manifest.json` + `prompts/`), built on `po-parse`, `po-spawn` and the
 //! status files. The work lives in [`crate::cpo`].
 
@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::Common;
-use crate::cpo::{self, RunOptions};
+use crate::cpo::integrate::IntegrateOptions;
+use crate::cpo::{self, RunOptions, Tools};
 use crate::error::Result;
 
 /// Claude Parallel Orchestrator: run waves of tasks from a manifest.json
@@ -57,6 +58,14 @@ pub enum Cmd {
     },
     /// Validate, then run every wave's agents in parallel git worktrees
     Run(RunArgs),
+    /// Merge the completed tasks' branches into one integration branch and validate it
+    ///
+    /// Runs po-merge on the directory's orchestration: conflicts are predicted
+    /// first (git merge-tree), then the branches are merged in wave order into
+    /// po/<id>/integration in a temporary worktree (your checkout is not
+    /// touched), and each wave's `validation` runs on the merged result. Exit 0
+    /// merged and validated, 4 a conflict or a failed validation.
+    Integrate(IntegrateArgs),
     /// Show each wave's tasks and their states
     Status {
         /// The parallel directory (manifest.json and prompts/), or its manifest.json
@@ -102,9 +111,37 @@ pub struct RunArgs {
     pub spawn_args: Vec<String>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct IntegrateArgs {
+    /// The parallel directory (manifest.json and prompts/), or its manifest.json
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The branch to merge into (po-merge --into) [default: po/<id>/integration]
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+    /// Also run this command on the merged result (po-merge --validate)
+    #[arg(long, value_name = "CMD")]
+    pub validate: Option<String>,
+    /// Time limit of each validation in seconds (po-merge --timeout)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Predict conflicts and show the plan; merge nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print po-merge's report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Orchestration id, if `cpo run` was given one [default: the manifest's tech_spec_id]
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+}
+
 pub fn run(args: Args) -> Result<i32> {
     super::init_tracing(args.common.verbose);
-    let common = args.common;
+    let tools = Tools {
+        runtime_dir: args.common.runtime_dir,
+        verbose: args.common.verbose,
+    };
     match args.command {
         Cmd::Init {
             dir,
@@ -113,7 +150,7 @@ pub fn run(args: Args) -> Result<i32> {
         } => cpo::init::init(&dir, &tech_spec_id, &name),
         Cmd::Validate { dir } => cpo::validate::command(&dir),
         Cmd::Run(r) => cpo::run::run(
-            &common,
+            &tools,
             &r.dir,
             &RunOptions {
                 max_workers: r.max_workers,
@@ -126,6 +163,18 @@ pub fn run(args: Args) -> Result<i32> {
                 spawn_args: r.spawn_args,
             },
         ),
-        Cmd::Status { dir, json, id } => cpo::board::command(&common, &dir, json, id.as_deref()),
+        Cmd::Integrate(i) => cpo::integrate::command(
+            &tools,
+            &i.dir,
+            &IntegrateOptions {
+                id: i.id,
+                into: i.into,
+                validate: i.validate,
+                timeout: i.timeout,
+                dry_run: i.dry_run,
+                json: i.json,
+            },
+        ),
+        Cmd::Status { dir, json, id } => cpo::board::command(&tools, &dir, json, id.as_deref()),
     }
 }

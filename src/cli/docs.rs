@@ -175,6 +175,17 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
     ),
     ("cpo-status", exit::SUCCESS, "The status was shown."),
     (
+        "po-merge cpo-integrate",
+        exit::SUCCESS,
+        "Every completed branch is merged and every validation passed (with --dry-run: no \
+         conflict is predicted).",
+    ),
+    (
+        "po-clean",
+        exit::SUCCESS,
+        "Done, also when worktrees or branches were kept (each is named with the reason).",
+    ),
+    (
         "po-spawn cpo cpo-run po-summarize",
         exit::PARTIAL,
         "Partial success: at or above the success threshold (default 80 %).",
@@ -204,6 +215,7 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
         exit::PARSE,
         "An invalid manifest.json or prompt file (the validation report says which).",
     ),
+    ("cpo-integrate", exit::PARSE, "The manifest is invalid."),
     (
         "cpo-validate",
         exit::PARSE,
@@ -222,6 +234,13 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
          validation; later waves did not run.",
     ),
     (
+        "po-merge cpo-integrate",
+        exit::VALIDATION,
+        "A conflict, a branch git would not merge, or a failed or timed-out validation; the \
+         integration branch is left at the last good merge (with --dry-run: a conflict is \
+         predicted).",
+    ),
+    (
         "cpo-validate",
         exit::VALIDATION,
         "A run is impossible: not a git repository, or no commit yet.",
@@ -232,12 +251,19 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
         "gh failed: not installed, not logged in, rate limited, or GitHub refused the call.",
     ),
     (
+        "po-clean",
+        exit::GITHUB,
+        "gh failed while asking whether a pull request is merged (--branches); those branches \
+         were kept.",
+    ),
+    (
         "po-summarize",
         exit::GITHUB,
         "gh failed (--post-comment, --follow-up-issues); the summary is still written.",
     ),
     (
-        "po-parse po-spawn po-watch po-summarize cpo cpo-init cpo-validate cpo-run cpo-status",
+        "po-parse po-spawn po-watch po-summarize po-merge po-clean cpo cpo-init cpo-validate \
+         cpo-run cpo-status cpo-integrate",
         exit::SYSTEM,
         "A system error: a file that cannot be read or written, git or a process that cannot \
          be run. The message names the file and the fix.",
@@ -248,7 +274,8 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
         "The status file cannot be read, parsed or written.",
     ),
     (
-        "po-parse po-spawn po-watch po-summarize cpo cpo-validate cpo-run cpo-status",
+        "po-parse po-spawn po-watch po-summarize po-merge po-clean cpo cpo-validate cpo-run \
+         cpo-status cpo-integrate",
         exit::USAGE,
         "A usage error: a bad option or value.",
     ),
@@ -281,7 +308,7 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
          a token under 16 characters).",
     ),
     (
-        "po-spawn po-watch cpo cpo-run",
+        "po-spawn po-watch po-merge cpo cpo-run cpo-integrate",
         exit::INTERRUPTED,
         "Interrupted (Ctrl-C or SIGTERM); running again continues where it stopped.",
     ),
@@ -341,6 +368,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
     ),
     (
         "po-spawn",
+        "PO_BUDGET_USD",
+        "The whole orchestration's budget in US dollars, as --budget-usd.",
+    ),
+    (
+        "po-spawn",
         "PO_LAUNCHER",
         "Where supervisors run, as --launcher: local (default) or slurm.",
     ),
@@ -360,12 +392,12 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "The same, under the seed's name; PO_SUCCESS_THRESHOLD beats it.",
     ),
     (
-        "po-parse po-spawn po-summarize",
+        "po-parse po-spawn po-summarize po-clean",
         "PO_GH",
         "The gh program to run (default: gh from PATH).",
     ),
     (
-        "po-parse po-spawn po-summarize",
+        "po-parse po-spawn po-summarize po-clean",
         "PO_GH_BACKOFF_MS",
         "The first wait before retrying a rate-limited gh call, in milliseconds (default \
          2000).",
@@ -401,7 +433,7 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
     (
         "cpo",
         "PO_BIN_DIR",
-        "Where po-parse and po-spawn are (default: beside cpo, then PATH).",
+        "Where po-parse, po-spawn and po-merge are (default: beside cpo, then PATH).",
     ),
 ];
 

@@ -9,8 +9,10 @@ use clap::{Args, CommandFactory, Parser};
 use crate::error::{Error, Result, exit};
 use crate::protocol::Runtime;
 
+pub mod clean;
 pub mod cpo;
 pub mod docs;
+pub mod merge;
 pub mod parse;
 pub mod serve;
 pub mod spawn;
@@ -103,5 +105,7 @@ pub fn commands() -> Vec<clap::Command> {
         status::Args::command().name("po-status"),
         serve::Args::command().name("po-serve"),
         cpo::Args::command().name("cpo"),
+        merge::Args::command().name("po-merge"),
+        clean::Args::command().name("po-clean"),
     ]
 }

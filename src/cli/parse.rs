@@ -20,6 +20,7 @@ use crate::forge::Gh;
 use crate::forge::labels::{self, IssueFiler};
 use crate::out;
 use crate::plan::{Plan, PlannedTask, report};
+use crate::protocol::view::{Reader, Row};
 use crate::protocol::{
     AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
     store,
@@ -312,11 +313,12 @@ type Carried = HashMap<String, VecDeque<u64>>;
 /// Sub-issues the readable tasks of an orchestration already have, by title.
 fn carried_sub_issues(dir: &Path) -> Carried {
     let mut carried: Carried = HashMap::new();
-    for path in layout::status_files(dir).unwrap_or_default() {
-        if let Ok(s) = store::read_status(&path)
-            && let Some(sub) = s.sub_issue
-        {
-            carried.entry(s.title).or_default().push_back(sub);
+    for t in Reader::plain().read(dir).tasks() {
+        if let Some(sub) = t.status.sub_issue {
+            carried
+                .entry(t.status.title.clone())
+                .or_default()
+                .push_back(sub);
         }
     }
     carried
@@ -330,17 +332,26 @@ fn check_replaceable(dir: &Path, id: &str) -> Result<Carried> {
         return Ok(carried);
     }
     let mut blocked = Vec::new();
-    for path in layout::status_files(dir)? {
-        let agent = layout::agent_id_of(&path);
-        match store::read_status(&path) {
-            Ok(s) if s.status != State::Pending => blocked.push(format!("{agent} {}", s.status)),
-            Ok(_) if store::is_live(&path) => blocked.push(format!("{agent} starting")),
-            Ok(s) => {
-                if let Some(sub) = s.sub_issue {
-                    carried.entry(s.title).or_default().push_back(sub);
+    let view = Reader::plain().read(dir);
+    if let Some(p) = view.problem {
+        return Err(Error::system(p));
+    }
+    for row in &view.rows {
+        let agent = row.label();
+        match row {
+            Row::Task(t) if t.state() != State::Pending => {
+                blocked.push(format!("{agent} {}", t.state()))
+            }
+            Row::Task(t) if store::is_live(&t.file) => blocked.push(format!("{agent} starting")),
+            Row::Task(t) => {
+                if let Some(sub) = t.status.sub_issue {
+                    carried
+                        .entry(t.status.title.clone())
+                        .or_default()
+                        .push_back(sub);
                 }
             }
-            Err(e) => blocked.push(format!("{agent} unreadable ({e})")),
+            Row::Bad(b) => blocked.push(format!("{agent} unreadable ({})", b.problem)),
         }
     }
     if blocked.is_empty() {
@@ -403,6 +414,7 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
                 number: w.number,
                 agents: w.tasks.iter().map(|&n| crate::plan::agent_id(n)).collect(),
                 validation: w.validation.clone(),
+                result: None,
             })
             .collect(),
         report: loaded.plan.report_json(),

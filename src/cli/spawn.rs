@@ -13,6 +13,7 @@ use super::Common;
 use crate::error::{Error, Result};
 use crate::run::launcher::Choice;
 use crate::run::launcher::slurm::Options as SlurmOptions;
+use crate::run::scheduler::budget::{DEFAULT_MAX_TOTAL_RETRIES, Limits};
 use crate::run::scheduler::{self, Config, Console, Target};
 use crate::run::supervisor::{self, AgentSpec};
 use crate::run::template;
@@ -58,6 +59,15 @@ pub enum Isolation {
 /// the result. Ctrl-C or SIGTERM cancels the running agents (their whole
 /// process trees) and the waiting tasks; a second Ctrl-C kills the trees at
 /// once. SIGHUP leaves the agents running for the next po-spawn to adopt.
+///
+/// Spend guardrails: --budget-usd caps what the whole orchestration spends
+/// (finished attempts, retries included, plus what running agents have spent
+/// so far); once that is reached nothing more starts, the tasks that never
+/// started are cancelled (`--retry` after raising the budget runs them), and
+/// with --budget-hard running agents are ended too. --max-turns caps each
+/// Claude Code agent's turns; --max-total-retries caps the retries of a run.
+/// Claude Code reports its spend; other agents report theirs with `po-status
+/// set --cost-usd` (the budget counts only what is reported).
 ///
 /// With --launcher slurm each supervisor is one Slurm job (sbatch), on
 /// whichever node Slurm picks: the repository, the runtime directory and
@@ -125,6 +135,23 @@ pub struct Args {
     /// Spending cap per agent for Claude Code (--max-budget-usd)
     #[arg(long, value_name = "USD")]
     pub max_budget_usd: Option<f64>,
+
+    /// Budget for the whole orchestration: launch nothing more once spent
+    /// plus running reaches it [env: PO_BUDGET_USD]
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+
+    /// Also end running agents once the budget is reached (worktrees kept)
+    #[arg(long)]
+    pub budget_hard: bool,
+
+    /// Model turns each Claude Code agent may take (its --max-turns)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_turns: Option<u32>,
+
+    /// Retries of retryable failures (--retries) in the whole run, all tasks together
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOTAL_RETRIES)]
+    pub max_total_retries: u32,
 
     /// Command run by `sh -c` in each new worktree before its agent
     #[arg(long, value_name = "CMD")]
@@ -330,8 +357,24 @@ pub fn run(args: Args) -> Result<i32> {
             program: std::env::var("PO_CLAUDE").unwrap_or_else(|_| "claude".into()),
             model: args.model.clone(),
             max_budget_usd: args.max_budget_usd,
+            max_turns: args.max_turns,
         },
     };
+    let budget_usd = match args.budget_usd {
+        Some(b) => Some(b),
+        None => env_value::<f64>(&["PO_BUDGET_USD"], "a budget in US dollars, e.g. 25")?,
+    };
+    if budget_usd.is_some_and(|b| !b.is_finite() || b <= 0.0) {
+        return Err(Error::usage(
+            "use --budget-usd / PO_BUDGET_USD: the budget must be more than 0 (US dollars)",
+        ));
+    }
+    if args.budget_hard && budget_usd.is_none() {
+        return Err(Error::usage(
+            "use --budget-hard alone: it ends agents once the budget is reached; set one with \
+             --budget-usd USD (or PO_BUDGET_USD)",
+        ));
+    }
 
     let runtime = args.common.runtime()?;
     let target = if let Some(id) = &args.id {
@@ -394,6 +437,12 @@ pub fn run(args: Args) -> Result<i32> {
         status_interval_secs: status_interval,
         validation_timeout_secs: args.validation_timeout,
         log_dir: args.log_dir.clone(),
+        limits: Limits {
+            budget_usd,
+            hard: args.budget_hard,
+            max_total_retries: args.max_total_retries,
+            max_turns: args.max_turns,
+        },
         launcher: launcher(&args)?,
     };
     scheduler::run(runtime, target, cfg, Console::new(verbose, args.quiet))

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::out;
+use crate::protocol::view::{Reader, Row};
 use crate::protocol::{State, layout, store};
 
 /// Read and report one task's status, under its lock
@@ -22,6 +23,47 @@ pub struct Args {
 
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// What an agent spent so far in this attempt (each value replaces the last).
+#[derive(clap::Args, Debug, Default)]
+pub struct Spend {
+    /// Its cost so far in US dollars (what po-spawn's --budget-usd counts)
+    #[arg(long, value_name = "USD")]
+    cost_usd: Option<f64>,
+    /// Input tokens so far
+    #[arg(long, value_name = "N")]
+    input_tokens: Option<u64>,
+    /// Output tokens so far
+    #[arg(long, value_name = "N")]
+    output_tokens: Option<u64>,
+    /// The model it runs (priced from its tokens when it reports no cost)
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+}
+
+impl Spend {
+    fn is_empty(&self) -> bool {
+        self.cost_usd.is_none()
+            && self.input_tokens.is_none()
+            && self.output_tokens.is_none()
+            && self.model.is_none()
+    }
+
+    fn apply(&self, m: &mut crate::protocol::Metrics) {
+        if self.cost_usd.is_some() {
+            m.cost_usd = self.cost_usd;
+        }
+        if self.input_tokens.is_some() {
+            m.input_tokens = self.input_tokens;
+        }
+        if self.output_tokens.is_some() {
+            m.output_tokens = self.output_tokens;
+        }
+        if let Some(model) = &self.model {
+            m.model = Some(crate::text::one_line(model));
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,6 +82,8 @@ pub enum Cmd {
         /// A free-form note
         #[arg(long)]
         message: Option<String>,
+        #[command(flatten)]
+        spend: Spend,
     },
     /// Print a status file as JSON, or one field of it (dotted: metrics.cost_usd)
     Get {
@@ -67,7 +111,8 @@ pub fn run(args: Args) -> Result<i32> {
             progress,
             phase,
             message,
-        } => set(file, progress, phase, message),
+            spend,
+        } => set(file, progress, phase, message, spend),
         Cmd::Get { file, field } => get(file, field),
         Cmd::Ls { target, states } => ls(&args.common, target, &states),
     }
@@ -78,10 +123,17 @@ fn set(
     progress: Option<u8>,
     phase: Option<String>,
     message: Option<String>,
+    spend: Spend,
 ) -> Result<i32> {
-    if progress.is_none() && phase.is_none() && message.is_none() {
+    if progress.is_none() && phase.is_none() && message.is_none() && spend.is_empty() {
         return Err(Error::usage(
-            "set status: nothing to set; pass --progress, --phase or --message",
+            "set status: nothing to set; pass --progress, --phase, --message, --cost-usd, \
+             --input-tokens, --output-tokens or --model",
+        ));
+    }
+    if spend.cost_usd.is_some_and(|c| !c.is_finite() || c < 0.0) {
+        return Err(Error::usage(
+            "set --cost-usd: it must be a number of US dollars, 0 or more (e.g. 0.42)",
         ));
     }
     store::update_status(&file, |s| {
@@ -103,6 +155,7 @@ fn set(
         if let Some(m) = message {
             s.message = Some(m);
         }
+        spend.apply(&mut s.metrics);
         Ok(())
     })?;
     Ok(exit::SUCCESS)
@@ -139,18 +192,26 @@ fn ls(common: &Common, target: Option<String>, states: &[State]) -> Result<i32> 
     };
     let mut text = String::new();
     for dir in dirs {
-        for path in layout::status_files(&dir)? {
+        let view = Reader::plain().read(&dir);
+        if let Some(p) = view.problem {
+            return Err(Error::system(p));
+        }
+        for row in &view.rows {
             if !states.is_empty() {
-                match store::read_status(&path) {
-                    Ok(s) if states.contains(&s.status) => {}
-                    Ok(_) => continue,
-                    Err(e) => {
-                        eprintln!("po-status: failed to {e}");
+                match row {
+                    Row::Task(t) if states.contains(&t.state()) => {}
+                    Row::Task(_) => continue,
+                    Row::Bad(b) => {
+                        eprintln!(
+                            "po-status: failed to read status file {}: {}",
+                            b.file.display(),
+                            b.problem
+                        );
                         continue;
                     }
                 }
             }
-            text.push_str(&layout::absolute(&path)?.to_string_lossy());
+            text.push_str(&layout::absolute(row.file())?.to_string_lossy());
             text.push('\n');
         }
     }

@@ -14,8 +14,10 @@ use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::forge::comment::{self, Posted};
+use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
 use crate::out;
 use crate::protocol::Runtime;
+use crate::protocol::view::OrchestrationView;
 use crate::report::{follow_up, html, junit, markdown, summary};
 
 /// Aggregate an orchestration's results into summary.json and summary.md
@@ -26,6 +28,8 @@ use crate::report::{follow_up, html, junit, markdown, summary};
 /// In summary.json, `failed` counts failed and timed-out tasks; `duration_seconds`
 /// is the wall clock from the earliest start to the latest completion;
 /// `lines_of_code` is the lines added by the completed tasks.
+/// `conflicts` names the completed branches that do not merge cleanly
+/// (`git merge-tree`, cached by commit in the orchestration's .conflicts.json).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 pub struct Args {
@@ -68,7 +72,7 @@ pub enum Format {
     Html,
 }
 
-fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
     match target {
         Some(t) => runtime.resolve(t),
         None => runtime.orchestrations()?.into_iter().next().ok_or_else(|| {
@@ -79,6 +83,13 @@ fn target_dir(runtime: &Runtime, target: Option<&str>) -> Result<PathBuf> {
             ))
         }),
     }
+}
+
+/// Conflicts between the completed branches, when the repository is at hand
+/// (the cache file is updated); none otherwise.
+fn conflicts(view: &OrchestrationView, repo: Option<&std::path::Path>) -> Vec<Conflict> {
+    let branches = Branch::of_completed(view);
+    PerOrchestration::default().predict(&view.dir, repo, &branches, true)
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -146,7 +157,8 @@ pub fn run(args: Args) -> Result<i32> {
         }
     }
 
-    let report = summary::summarize(&loaded, threshold, crate::timefmt::now());
+    let mut report = summary::summarize(&loaded, threshold, crate::timefmt::now());
+    report.conflicts = conflicts(&loaded, runtime.repo.as_deref());
     let md = markdown::render_summary(&report, &paths);
     summary::write(&report, &md)?;
 

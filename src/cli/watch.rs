@@ -15,12 +15,14 @@ use serde_json::{Value, json};
 
 use super::Common;
 use crate::error::{Error, Result, exit};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, Row};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
 use crate::watch;
 use crate::watch::Scope;
+use crate::watch::conflicts::Conflicts;
 use crate::watch::events::{self, Tracker};
 use crate::watch::source::Changes;
 use crate::watch::table::{self, Style};
@@ -30,7 +32,10 @@ use crate::watch::table::{self, Style};
 /// It only reads status files; it never changes a task. Besides the stored
 /// state it shows what it infers: `stalled` (in_progress, no log output and no
 /// status update for --stall-after) and `orphaned` (in_progress, but no process
-/// holds the task's liveness lock), with the log to look at.
+/// holds the task's liveness lock), with the log to look at. Completed
+/// branches that do not merge cleanly are named with their files
+/// (`agent-2 ↔ agent-4 conflict: src/user.py`), found with `git merge-tree`
+/// and cached by commit in the orchestration's .conflicts.json.
 ///
 /// Exit status: 0 for a snapshot, also when some status files are unreadable
 /// (each is shown by name); 9 when there were status files and none could be
@@ -84,6 +89,10 @@ pub struct Args {
     /// Event times in UTC instead of local time
     #[arg(long)]
     pub utc: bool,
+
+    /// Do not check completed branches for merge conflicts (git merge-tree)
+    #[arg(long)]
+    pub no_conflicts: bool,
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -101,6 +110,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let live = args.follow || args.events;
     let runtime = args.common.runtime()?;
+    let runtime_repo = runtime.repo.clone();
     let scope = match &args.target {
         None => Scope::All(runtime),
         Some(t) => match runtime.resolve(t) {
@@ -115,12 +125,17 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut reader = Reader::watching(Duration::from_secs(args.stall_after));
     let out = Output::new();
+    let mut look = Look {
+        scope: &scope,
+        reader: &mut reader,
+        conflicts: (!args.no_conflicts).then(|| Conflicts::new(runtime_repo)),
+    };
     let result = if args.events {
-        watch_events(&args, &scope, &mut reader, threshold, &out)
+        watch_events(&args, &scope, look.reader, threshold, &out)
     } else if args.follow {
-        follow(&args, &scope, &mut reader, threshold, &out)
+        follow(&args, &mut look, threshold, &out)
     } else {
-        snapshot(&args, &scope, &mut reader, &out)
+        snapshot(&args, &mut look, &out)
     };
     match result {
         Err(Error::Io { cause, .. }) if cause.kind() == io::ErrorKind::BrokenPipe => {
@@ -192,12 +207,32 @@ impl Output {
     }
 }
 
-fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Result<i32> {
-    let views = scope.read(reader);
+/// One reading of the scope, with the conflicts between completed branches.
+struct Look<'a> {
+    scope: &'a Scope,
+    reader: &'a mut Reader,
+    conflicts: Option<Conflicts>,
+}
+
+impl Look<'_> {
+    /// The views, and for each the conflicts between its completed branches.
+    fn read(&mut self) -> (Vec<OrchestrationView>, Vec<Vec<Conflict>>) {
+        let views = self.scope.read(self.reader);
+        let conflicts = match &mut self.conflicts {
+            Some(c) => c.find(&views),
+            None => vec![Vec::new(); views.len()],
+        };
+        (views, conflicts)
+    }
+}
+
+fn snapshot(args: &Args, look: &mut Look<'_>, out: &Output) -> Result<i32> {
+    let scope = look.scope;
+    let (views, conflicts) = look.read();
     if args.json {
-        out.write(&format!("{}\n", snapshot_json(scope, &views)))?;
+        out.write(&format!("{}\n", snapshot_json(scope, &views, &conflicts)))?;
     } else {
-        out.write(&table::render(&views, out.style))?;
+        out.write(&table::render(&views, &conflicts, out.style))?;
     }
     let rows = views.iter().map(|v| v.rows.len()).sum::<usize>();
     let readable = views.iter().map(|v| v.tasks().count()).sum::<usize>();
@@ -209,24 +244,19 @@ fn snapshot(args: &Args, scope: &Scope, reader: &mut Reader, out: &Output) -> Re
     Ok(exit::SUCCESS)
 }
 
-fn follow(
-    args: &Args,
-    scope: &Scope,
-    reader: &mut Reader,
-    threshold: u32,
-    out: &Output,
-) -> Result<i32> {
+fn follow(args: &Args, look: &mut Look<'_>, threshold: u32, out: &Output) -> Result<i32> {
+    let scope = look.scope;
     let mut changes = Changes::new(args.poll, Duration::from_millis(args.poll_interval));
     changes.watch(&scope.watch_dirs());
     let mut tracker = Tracker::default();
     let mut last = String::new();
     loop {
-        let views = scope.read(reader);
+        let (views, conflicts) = look.read();
         let changed = !tracker.changes(&views, scope.is_all()).is_empty();
         let text = if args.json {
-            format!("{}\n", snapshot_json(scope, &views))
+            format!("{}\n", snapshot_json(scope, &views, &conflicts))
         } else {
-            table::render(&views, out.style)
+            table::render(&views, &conflicts, out.style)
         };
         if out.tty && !args.json {
             if text != last {
@@ -294,10 +324,11 @@ fn watch_events(
 }
 
 /// The snapshot as one JSON document (stable field names).
-fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
+fn snapshot_json(scope: &Scope, views: &[OrchestrationView], conflicts: &[Vec<Conflict>]) -> Value {
     let orchestrations: Vec<Value> = views
         .iter()
-        .map(|v| {
+        .zip(conflicts)
+        .map(|(v, conflicts)| {
             let tasks: Vec<_> = v.tasks().collect();
             let by_state: serde_json::Map<String, Value> = State::ALL
                 .iter()
@@ -308,7 +339,12 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                     )
                 })
                 .collect();
-            let costs: Vec<f64> = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).collect();
+            let costs: Vec<f64> = tasks
+                .iter()
+                .filter_map(|t| crate::cost::reported(&t.status.metrics))
+                .collect();
+            let spend = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+            let budget = v.orchestration.as_deref().and_then(crate::cost::budget_of);
             json!({
                 "id": v.id,
                 "dir": v.dir,
@@ -316,6 +352,7 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                 "problem": v.problem,
                 "tasks": tasks,
                 "unreadable": v.bad().collect::<Vec<_>>(),
+                "conflicts": conflicts,
                 "totals": {
                     "tasks": v.rows.len(),
                     "by_state": by_state,
@@ -323,6 +360,10 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView]) -> Value {
                     "orphaned": tasks.iter().filter(|t| t.inferred.orphaned).count(),
                     "unreadable": v.rows.iter().filter(|r| matches!(r, Row::Bad(_))).count(),
                     "cost_usd": (!costs.is_empty()).then(|| costs.iter().sum::<f64>()),
+                    "spent_usd": spend.spent,
+                    "committed_usd": spend.committed,
+                    "budget_usd": budget,
+                    "budget_reached": budget.map(|b| spend.sum() >= b),
                     "elapsed_seconds": table::elapsed(&tasks),
                 },
             })

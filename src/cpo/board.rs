@@ -5,19 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::ParallelDir;
 use super::plan::Plan;
 use super::report::{self, TaskResult};
-use crate::cli::Common;
+use super::{ParallelDir, Tools};
 use crate::error::{Result, exit};
 use crate::protocol::State;
 use crate::timefmt;
 
-pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Result<i32> {
+pub fn command(tools: &Tools, dir: &Path, json: bool, id: Option<&str>) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
     let plan = Plan::load(&pd.path)?;
     let id = plan.orchestration_id(id)?;
-    let runtime = common.runtime()?;
+    let runtime = tools.runtime()?;
     let mut orch = runtime.orchestration_dir(&id);
     if !orch.is_dir() {
         // Run from another directory or with --runtime-dir: the report knows.
@@ -40,7 +39,7 @@ pub fn command(common: &Common, dir: &Path, json: bool, id: Option<&str>) -> Res
     Ok(exit::SUCCESS)
 }
 
-fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
+pub(crate) fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
     let text = std::fs::read_to_string(pd.report()).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     let dir = std::path::PathBuf::from(value.get("orchestration_dir")?.as_str()?);

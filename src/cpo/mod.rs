@@ -6,7 +6,9 @@
 
 pub mod board;
 pub mod init;
+pub mod integrate;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod tools;
@@ -15,10 +17,26 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::protocol::Runtime;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const REPORT: &str = "report.json";
 pub const LOGS: &str = "logs";
+
+/// What cpo passes on to every po tool it runs, and where the runtime is.
+#[derive(Clone, Debug, Default)]
+pub struct Tools {
+    /// `--runtime-dir`, when given.
+    pub runtime_dir: Option<PathBuf>,
+    /// How many `-v`.
+    pub verbose: u8,
+}
+
+impl Tools {
+    pub fn runtime(&self) -> Result<Runtime> {
+        Runtime::discover(self.runtime_dir.as_deref())
+    }
+}
 
 /// Options of `cpo run` that go on to `po-spawn`.
 #[derive(Clone, Debug, Default)]

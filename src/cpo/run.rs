@@ -1,12 +1,15 @@
 //! `cpo run DIR`: validate, `po-parse DIR --id ID`, `po-spawn --id ID
-//! --log-dir DIR/logs …`, then `DIR/report.json`, framed the way the
+//! --log-dir DIR/logs --quiet …`, then `DIR/report.json`, framed the way the
 //! `/parallel-run` document shows it.
 //!
-//! po-spawn's progress (`Wave 1:`, `  task-001-users: RUNNING`, `✅ …`, `❌ …`)
-//! is relayed to stdout as it comes; its closing block is replaced by cpo's
-//! own (`=== Execution Complete ===`, `Results:`, …) computed from the status
-//! files, so the counts always match `report.json`. The whole console output
-//! is also kept in `DIR/logs/cpo-run-<time>.log`.
+//! The progress on stdout (`Wave 1:`, `  task-001-users: RUNNING`, `✅ …`,
+//! `❌ …`, the waves' validations) is read from the protocol while po-spawn
+//! runs: the status files and `orchestration.json` ([`super::progress`]).
+//! po-spawn runs quiet; what it still says (warnings, errors) is passed on to
+//! stderr as it is. The closing block (`=== Execution Complete ===`,
+//! `Results:`, …) is computed from the status files, so the counts always
+//! match `report.json`. The whole console output is also kept in
+//! `DIR/logs/cpo-run-<time>.log`.
 //!
 //! A second `cpo run` on a directory whose orchestration has already started
 //! does not parse again (that would discard state): it resumes, so pending
@@ -18,18 +21,21 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
+use super::progress::Progress;
 use super::report::{self, RunFacts, TaskResult};
-use super::{ParallelDir, RunOptions, tools, validate};
-use crate::cli::Common;
+use super::{ParallelDir, RunOptions, Tools, tools, validate};
 use crate::error::{Error, Result, exit};
-use crate::protocol::{State, layout, store};
+use crate::protocol::view::{Reader, Row};
+use crate::protocol::{State, store};
 use crate::timefmt;
+use crate::watch::source::Changes;
 
 pub const STARTED: &str = "=== Parallel Execution Started ===";
 pub const COMPLETE: &str = "=== Execution Complete ===";
 
-pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
+pub fn run(common: &Tools, dir: &Path, opts: &RunOptions) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
     let findings = validate::check(&pd);
     if !findings.ok() {
@@ -113,7 +119,7 @@ pub fn run(common: &Common, dir: &Path, opts: &RunOptions) -> Result<i32> {
     ));
     console.out("");
 
-    let code = spawn(common, &pd, &id, opts, &mut console)?;
+    let code = spawn(common, &pd, &id, &orch, opts, &mut console)?;
 
     let tasks = report::collect(&plan, Some(&orch))?;
     let facts = RunFacts {
@@ -139,18 +145,21 @@ fn has_started(orch: &Path) -> Result<bool> {
     if !orch.is_dir() {
         return Ok(false);
     }
-    for path in layout::status_files(orch)? {
-        match store::read_status(&path) {
-            Ok(s) if s.status == State::Pending && s.attempt <= 1 && !store::is_live(&path) => {}
-            _ => return Ok(true),
-        }
+    let view = Reader::plain().read(orch);
+    if let Some(p) = view.problem {
+        return Err(Error::system(p));
     }
-    Ok(false)
+    Ok(view.rows.iter().any(|row| match row {
+        Row::Task(t) => {
+            t.state() != State::Pending || t.status.attempt > 1 || store::is_live(&t.file)
+        }
+        Row::Bad(_) => true,
+    }))
 }
 
 /// `po-parse DIR --id ID`; the orchestration directory its output names.
 fn parse(
-    common: &Common,
+    common: &Tools,
     pd: &ParallelDir,
     id: &str,
     console: &mut Console,
@@ -183,7 +192,7 @@ fn parse(
 }
 
 fn spawn_command(
-    common: &Common,
+    common: &Tools,
     pd: &ParallelDir,
     id: &str,
     opts: &RunOptions,
@@ -211,21 +220,30 @@ fn spawn_command(
     }
     if opts.dry_run {
         args.push("--dry-run".into());
+    } else {
+        // Progress comes from the status files; po-spawn says only what is wrong.
+        args.push("--quiet".into());
     }
     args.extend(opts.spawn_args.iter().map(Into::into));
     tools::command("po-spawn", common, args)
 }
 
-/// Run po-spawn, relaying its progress; its exit code.
+/// Run po-spawn, telling its progress from the orchestration directory
+/// `orch` as it goes; its exit code.
 fn spawn(
-    common: &Common,
+    common: &Tools,
     pd: &ParallelDir,
     id: &str,
+    orch: &Path,
     opts: &RunOptions,
     console: &mut Console,
 ) -> Result<i32> {
     let mut cmd = spawn_command(common, pd, id, opts);
     tracing::debug!("running {}", tools::shown(&cmd));
+    // The first reading is the baseline: what finished before is not told.
+    let mut reader = Reader::watching(Duration::from_secs(3600));
+    let mut progress = Progress::new();
+    progress.lines(&reader.read(orch));
     // Installed first, so no signal in between kills cpo before po-spawn
     // (handlers, unlike ignored signals, are reset in the child at exec).
     let signals = Forward::install();
@@ -237,82 +255,49 @@ fn spawn(
         .map_err(|e| not_found_or("po-spawn", e))?;
     signals.forward_to(&child);
 
-    // Status paths on stdout are not for people; drain them so po-spawn never blocks.
+    // Status paths on stdout are not for people; drain them so po-spawn never
+    // blocks. What it says on stderr is passed on.
     let mut stdout = child.stdout.take().expect("piped");
     let drain = std::thread::spawn(move || {
         let mut sink = Vec::new();
         let _ = stdout.read_to_end(&mut sink);
-        sink
     });
     let stderr = child.stderr.take().expect("piped");
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        match classify(&line) {
-            Line::Progress => console.out(&line),
-            Line::Diagnostic => console.err(&line),
-            Line::Replaced => console.transcript(&line),
+    let (tx, said) = std::sync::mpsc::channel();
+    let relay = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
         }
-    }
-    let paths = drain.join().unwrap_or_default();
-    tracing::debug!(
-        "po-spawn finished {} status files",
-        String::from_utf8_lossy(&paths).lines().count()
-    );
-    let status = wait(&mut child)?;
-    Ok(code_of(status))
-}
+    });
 
-fn wait(child: &mut Child) -> Result<std::process::ExitStatus> {
-    loop {
-        match child.wait() {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("wait for", "po-spawn")(e)),
+    let mut changes = Changes::new(false, Duration::from_millis(250));
+    changes.watch(&[orch.to_path_buf()]);
+    let status = loop {
+        for line in said.try_iter() {
+            console.err(&line);
         }
-    }
-}
-
-#[derive(Debug, PartialEq)]
-enum Line {
-    /// Shown on stdout.
-    Progress,
-    /// Errors and logs: stderr.
-    Diagnostic,
-    /// po-spawn's own framing, which cpo prints itself from the status files.
-    Replaced,
-}
-
-fn classify(line: &str) -> Line {
-    let t = line.trim();
-    let counts = |rest: &str| {
-        let rest = rest.trim();
-        !rest.is_empty()
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '/' || c == ' ' || c.is_alphabetic())
-            && rest.starts_with(|c: char| c.is_ascii_digit())
+        for line in progress.lines(&reader.read(orch)) {
+            console.out(&line);
+        }
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::io("wait for", "po-spawn")(e))?
+        {
+            break status;
+        }
+        changes.wait(Some(Instant::now() + Duration::from_millis(200)));
+        changes.watch(&[orch.to_path_buf()]);
     };
-    if t == STARTED
-        || t == COMPLETE
-        || t == "Results:"
-        || t.strip_prefix("Completed:").is_some_and(counts)
-        || t.strip_prefix("Failed:").is_some_and(counts)
-        || t.strip_prefix("Timed out:").is_some_and(counts)
-        || t.strip_prefix("Cancelled:").is_some_and(counts)
-        || (line.starts_with("Duration: ") || line.starts_with("Logs: "))
-    {
-        return Line::Replaced;
+    let _ = (drain.join(), relay.join());
+    for line in said.try_iter() {
+        console.err(&line);
     }
-    let level = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
-    if t.starts_with("po-spawn:")
-        || t.starts_with("error:")
-        || t.starts_with("po-") && t.split_once(": failed to").is_some()
-        || level.iter().any(|l| t.starts_with(l))
-        || t.starts_with("WARNING")
-    {
-        return Line::Diagnostic;
+    for line in progress.lines(&reader.read(orch)) {
+        console.out(&line);
     }
-    Line::Progress
+    drop(signals);
+    Ok(code_of(status))
 }
 
 /// The document's closing block.
@@ -382,7 +367,7 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> 
     out
 }
 
-fn code_of(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn code_of(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
@@ -390,7 +375,7 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(exit::SYSTEM)
 }
 
-fn not_found_or(tool: &str, e: std::io::Error) -> Error {
+pub(crate) fn not_found_or(tool: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::system(format!(
             "run {tool}: not found next to cpo or on PATH; install po with `cargo install --path \
@@ -531,28 +516,6 @@ impl Drop for Forward {
 mod tests {
     use super::*;
     use crate::cpo::plan::Plan;
-
-    #[test]
-    fn spawn_framing_is_replaced_and_progress_kept() {
-        assert_eq!(classify("=== Execution Complete ==="), Line::Replaced);
-        assert_eq!(classify("Completed: 4/5"), Line::Replaced);
-        assert_eq!(classify("  Completed: 5/5 tasks"), Line::Replaced);
-        assert_eq!(classify("Failed: 1 tasks"), Line::Replaced);
-        assert_eq!(classify("    Timed out: 1"), Line::Replaced);
-        assert_eq!(classify("Logs: /abs/p/logs"), Line::Replaced);
-        assert_eq!(classify("  Logs: indented is progress"), Line::Progress);
-        assert_eq!(classify("Wave 1:"), Line::Progress);
-        assert_eq!(classify("  task-001-users: RUNNING"), Line::Progress);
-        assert_eq!(
-            classify("❌ task-003 failed: Failed: tests did not pass"),
-            Line::Progress
-        );
-        assert_eq!(
-            classify("po-spawn: failed to validate wave 1: `make test` exited 2"),
-            Line::Diagnostic
-        );
-        assert_eq!(classify(" WARN stall window exceeded"), Line::Diagnostic);
-    }
 
     #[test]
     fn closing_block_matches_the_document() {

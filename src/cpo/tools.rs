@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::Common;
+use super::Tools;
 
 /// The program to run for the po tool `name` (`po-parse`, `po-spawn`, …).
 pub fn program(name: &str) -> PathBuf {
@@ -42,16 +42,16 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// `name ARGS…` with the options every tool shares passed through.
-pub fn command<I, S>(name: &str, common: &Common, args: I) -> Command
+pub fn command<I, S>(name: &str, tools: &Tools, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
     let mut cmd = Command::new(program(name));
-    if let Some(dir) = &common.runtime_dir {
+    if let Some(dir) = &tools.runtime_dir {
         cmd.arg("--runtime-dir").arg(dir);
     }
-    for _ in 0..common.verbose {
+    for _ in 0..tools.verbose {
         cmd.arg("-v");
     }
     cmd.args(args.into_iter().map(Into::into));

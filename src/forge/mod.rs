@@ -43,6 +43,18 @@ pub struct Issue {
     pub url: String,
 }
 
+/// `gh pr view N --json state,number,headRefOid`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrState {
+    pub number: u64,
+    /// `OPEN`, `CLOSED` or `MERGED`.
+    pub state: String,
+    /// The commit the pull request's head branch had on GitHub.
+    #[serde(default)]
+    pub head_ref_oid: Option<String>,
+}
+
 /// A comment as `gh issue view N --json comments` gives it.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +98,27 @@ impl Gh {
     }
 
     /// Run calls in `dir` (so `gh` finds the repository there).
+    /// Fail at once instead of backing off when rate limited (a check, not a
+    /// task, is asking).
+    pub fn no_retries(mut self) -> Gh {
+        self.retries = 0;
+        self
+    }
+
+    /// GitHub API calls left this hour (`gh api rate_limit`, core resource).
+    pub fn rate_remaining(&self) -> Result<u64> {
+        let out = self.run(&["api", "rate_limit"])?;
+        serde_json::from_str::<serde_json::Value>(&out)
+            .ok()
+            .and_then(|v| v.pointer("/resources/core/remaining")?.as_u64())
+            .ok_or_else(|| {
+                Error::gh(
+                    "api rate_limit",
+                    "the answer has no resources.core.remaining",
+                )
+            })
+    }
+
     pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Gh {
         self.cwd = Some(dir.into());
         self
@@ -219,6 +252,27 @@ impl Gh {
         let field = format!("body={body}");
         self.run(&["api", "--method", "PATCH", &endpoint, "-f", &field])?;
         Ok(())
+    }
+
+    /// `gh pr view SELECTOR --json state,number,headRefOid` (a number or a
+    /// head branch): the pull request's state, `None` when there is none.
+    pub fn pr_state(&self, selector: &str) -> Result<Option<PrState>> {
+        let out = match self.run(&["pr", "view", selector, "--json", "state,number,headRefOid"]) {
+            Ok(out) => out,
+            Err(Error::Gh { detail, .. })
+                if detail.contains("no pull requests found")
+                    || detail.contains("Could not resolve to a PullRequest") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        serde_json::from_str(&out).map(Some).map_err(|e| {
+            Error::gh(
+                format!("pr view {selector}"),
+                format!("unexpected output: {e}"),
+            )
+        })
     }
 
     /// `gh label create NAME --force`: create the label, or update it.

@@ -52,6 +52,19 @@ impl Runtime {
         }
     }
 
+    /// The repository the tasks of the orchestration directory `dir` ran
+    /// in: the one holding `dir`, else this runtime's. `tool` names who asks,
+    /// for the error.
+    pub fn repo_of(&self, dir: &Path, tool: &str) -> Result<PathBuf> {
+        repo_top(dir).or_else(|| self.repo.clone()).ok_or_else(|| {
+            Error::usage(format!(
+                "find the repository of {}: it is not inside one; run {tool} inside the \
+                 repository the tasks ran in",
+                dir.display()
+            ))
+        })
+    }
+
     pub fn parallel_root(&self) -> PathBuf {
         self.root.join("parallel")
     }

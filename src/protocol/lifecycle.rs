@@ -4,6 +4,7 @@
 //! pending ──start──▶ in_progress ──finish──▶ completed | failed | timed_out | cancelled
 //! pending ──cancel / fail──▶ cancelled | failed          (it never started)
 //! in_progress ──abandon──▶ failed | cancelled            (its runner died first)
+//! in_progress ──stop_requested──▶ in_progress           (why it will end cancelled)
 //! failed | timed_out | cancelled ──retry──▶ pending      (attempt + 1)
 //! ```
 //!
@@ -160,6 +161,25 @@ pub fn finish(path: &Path, outcome: Outcome) -> Result<AgentStatus> {
         if s.status == State::Completed {
             s.progress_percentage = Some(100);
         }
+        // Ended because the scheduler asked (a spending cap): say why.
+        let stop = s.stop_reason.take();
+        if s.status == State::Cancelled
+            && let Some(reason) = stop
+        {
+            s.error = Some(one_line(&reason));
+        }
+        Ok(())
+    })
+}
+
+/// Record why a running task is about to be ended (a spending cap), so that
+/// its runner's `cancelled` carries that reason rather than an interrupt's.
+/// Its state does not change; a task that is not running is left alone.
+pub fn stop_requested(path: &Path, reason: &str) -> Result<AgentStatus> {
+    store::update_status(path, |s| {
+        if s.status == State::InProgress {
+            s.stop_reason = Some(one_line(reason));
+        }
         Ok(())
     })
 }
@@ -206,6 +226,9 @@ pub fn abandon(path: &Path, reason: &str, cancelled: bool) -> Result<AgentStatus
 
 /// `failed | timed_out | cancelled → pending`, attempt + 1. `None` when the
 /// task is not in a state a retry leaves.
+///
+/// What the attempt cost moves to `metrics.previous_cost_usd`, so a retry's
+/// new figures never hide the spend of the attempts before it.
 pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
     let mut moved = false;
     let s = store::update_status(path, |s| {
@@ -223,10 +246,31 @@ pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
         s.retryable = None;
         s.phase = None;
         s.progress_percentage = Some(0);
+        s.stop_reason = None;
         s.metrics.duration_seconds = None;
+        settle_attempt_cost(&mut s.metrics);
         Ok(())
     })?;
     Ok(moved.then_some(s))
+}
+
+/// Move the attempt's cost (reported, else estimated from its tokens) to
+/// `previous_cost_usd` and clear the attempt's own figures.
+fn settle_attempt_cost(m: &mut crate::protocol::Metrics) {
+    if let Some(cost) = crate::cost::attempt_cost(m) {
+        m.previous_cost_usd = Some(m.previous_cost_usd.unwrap_or(0.0) + cost.max(0.0));
+        if m.cost_usd.is_none() && m.session_id.is_some() {
+            // An estimate of a run that never reported its figure: once the
+            // session is resumed, Claude Code's total counts that run too.
+            m.session_cost_usd = Some(m.session_cost_usd.unwrap_or(0.0) + cost.max(0.0));
+        }
+    }
+    m.cost_usd = None;
+    m.turns = None;
+    m.input_tokens = None;
+    m.output_tokens = None;
+    m.cache_creation_input_tokens = None;
+    m.cache_read_input_tokens = None;
 }
 
 /// The name a task is shown by: its manifest id when it has one, else its
@@ -294,6 +338,16 @@ pub fn told(s: &AgentStatus, duration: Option<f64>) -> Option<(&'static str, Str
             )
         }
     })
+}
+
+/// The gist of an error for titles, tables and checklists: its first line,
+/// without a trailing `; log: PATH` (shown elsewhere).
+pub fn error_gist(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("").trim();
+    match first.rfind("; log: ") {
+        Some(i) if i > 0 => first[..i].trim_end().to_string(),
+        _ => first.to_string(),
+    }
 }
 
 /// An error as it is stored: one line, at most [`ERROR_MAX`] characters.
@@ -437,6 +491,85 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_keeps_what_the_attempt_cost_and_clears_its_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = started(dir.path());
+        store::update_status(&p, |s| {
+            s.metrics.cost_usd = Some(0.25);
+            s.metrics.session_cost_usd = Some(0.25);
+            s.metrics.session_id = Some("sess".into());
+            s.metrics.input_tokens = Some(3500);
+            s.metrics.output_tokens = Some(85);
+            s.metrics.turns = Some(2);
+            Ok(())
+        })
+        .unwrap();
+        finish(&p, Outcome::of(State::Failed, Some("rate limited".into()))).unwrap();
+        let s = retry(&p).unwrap().unwrap();
+        let m = &s.metrics;
+        assert_eq!((m.previous_cost_usd, m.cost_usd), (Some(0.25), None));
+        assert_eq!(
+            (m.input_tokens, m.output_tokens, m.turns),
+            (None, None, None)
+        );
+        assert_eq!(
+            m.session_cost_usd,
+            Some(0.25),
+            "the CLI's figure, as it was"
+        );
+
+        // The second attempt is killed before it reports a cost: its tokens
+        // at its model's price are kept, and the resumed session's total
+        // will count that run too.
+        start(&p, &Start::default()).unwrap();
+        store::update_status(&p, |s| {
+            s.metrics.model = Some("claude-sonnet-4-5".into());
+            s.metrics.input_tokens = Some(7000);
+            s.metrics.cache_creation_input_tokens = Some(600);
+            s.metrics.cache_read_input_tokens = Some(4000);
+            s.metrics.output_tokens = Some(170);
+            Ok(())
+        })
+        .unwrap();
+        finish(&p, Outcome::of(State::TimedOut, None)).unwrap();
+        let m = retry(&p).unwrap().unwrap().metrics;
+        assert!(
+            (m.previous_cost_usd.unwrap() - 0.2632).abs() < 1e-9,
+            "{m:?}"
+        );
+        assert!((m.session_cost_usd.unwrap() - 0.2632).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.cache_read_input_tokens, None);
+    }
+
+    #[test]
+    fn a_stop_the_scheduler_asked_for_is_the_cancels_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = started(dir.path());
+        let s = stop_requested(&p, "cancelled: the budget was spent").unwrap();
+        assert_eq!(s.status, State::InProgress, "the state does not change");
+        let s = finish(
+            &p,
+            Outcome::of(State::Cancelled, Some("cancelled: interrupted".into())),
+        )
+        .unwrap();
+        assert_eq!(s.error.as_deref(), Some("cancelled: the budget was spent"));
+        assert_eq!(s.stop_reason, None);
+
+        // An agent that completes before it is ended keeps its result.
+        let other = tempfile::tempdir().unwrap();
+        let q = started(other.path());
+        stop_requested(&q, "cancelled: the budget was spent").unwrap();
+        let s = finish(&q, Outcome::of(State::Completed, None)).unwrap();
+        assert_eq!(
+            (s.status, s.error, s.stop_reason),
+            (State::Completed, None, None)
+        );
+        // A finished task is left alone.
+        let s = stop_requested(&q, "late").unwrap();
+        assert_eq!(s.stop_reason, None);
+    }
+
+    #[test]
     fn errors_are_stored_as_one_bounded_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = task(dir.path());
@@ -484,6 +617,15 @@ mod tests {
             told(&s, None).unwrap(),
             ("🚫", "cancelled: dependency agent-2 failed".to_string())
         );
+    }
+
+    #[test]
+    fn error_gists_drop_the_log_path() {
+        assert_eq!(
+            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
+            "agent exited with status 3: boom"
+        );
+        assert_eq!(error_gist("; log: x"), "; log: x");
     }
 
     #[test]

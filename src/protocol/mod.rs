@@ -20,4 +20,6 @@ pub mod store;
 pub mod view;
 
 pub use layout::Runtime;
-pub use schema::{AgentStatus, Metrics, Orchestration, SCHEMA_VERSION, Source, State, Wave};
+pub use schema::{
+    AgentStatus, Metrics, Orchestration, SCHEMA_VERSION, Source, State, Wave, WaveResult, WaveState,
+};

@@ -97,6 +97,22 @@ pub struct Metrics {
     pub output_tokens: Option<u64>,
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The model the agent runs (Claude Code's stream names it).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The parts of `input_tokens` written to and read from the prompt
+    /// cache, which are priced apart.
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    /// What the task's earlier attempts cost, summed by each retry.
+    #[serde(default)]
+    pub previous_cost_usd: Option<f64>,
+    /// Claude Code's figure for the whole session, which counts the runs of
+    /// a resumed session before this attempt too.
+    #[serde(default)]
+    pub session_cost_usd: Option<f64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -183,6 +199,10 @@ pub struct AgentStatus {
     /// The attempt whose failure `follow_up_issue` last reported (none: the first).
     #[serde(default)]
     pub follow_up_attempt: Option<u32>,
+    /// Why the scheduler is ending the running attempt (a spending cap): its
+    /// error when it ends cancelled.
+    #[serde(default)]
+    pub stop_reason: Option<String>,
     #[serde(default)]
     pub metrics: Metrics,
 
@@ -237,6 +257,7 @@ impl AgentStatus {
             retryable: None,
             follow_up_issue: None,
             follow_up_attempt: None,
+            stop_reason: None,
             metrics: Metrics::default(),
             extra: Map::new(),
         }
@@ -272,6 +293,33 @@ pub struct Wave {
     pub agents: Vec<String>,
     #[serde(default)]
     pub validation: Option<String>,
+    /// What the last run made of it (po-spawn records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<WaveResult>,
+}
+
+/// A wave's merge and validation, as the last run left them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WaveResult {
+    pub state: WaveState,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The validation command's output.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    #[serde(default, with = "opt_rfc3339")]
+    pub time: Option<Timestamp>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveState {
+    /// Its branches are merged; its validation command runs.
+    Validating,
+    /// Merged, and validated when it has a command.
+    Passed,
+    /// Its branches conflict, or its validation failed: later waves do not run.
+    Failed,
 }
 
 /// `parallel/<id>/orchestration.json`.

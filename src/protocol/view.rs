@@ -122,6 +122,8 @@ impl Serialize for TaskView {
             pr_number: Option<u64>,
             pr_url: Option<&'a str>,
             cost_usd: Option<f64>,
+            previous_cost_usd: Option<f64>,
+            model: Option<&'a str>,
             turns: Option<u64>,
             input_tokens: Option<u64>,
             output_tokens: Option<u64>,
@@ -154,6 +156,8 @@ impl Serialize for TaskView {
             pr_number: s.pr_number,
             pr_url: s.pr_url.as_deref(),
             cost_usd: s.metrics.cost_usd,
+            previous_cost_usd: s.metrics.previous_cost_usd,
+            model: s.metrics.model.as_deref(),
             turns: s.metrics.turns,
             input_tokens: s.metrics.input_tokens,
             output_tokens: s.metrics.output_tokens,
@@ -170,6 +174,33 @@ impl Serialize for TaskView {
         }
         .serialize(ser)
     }
+}
+
+/// What readers flag besides the stored states, counted: `stalled` (and not
+/// orphaned), `orphaned`, `queued` (waiting for a launcher, nothing
+/// inferred), and `unreadable` files.
+pub fn flagged(tasks: &[&TaskView], unreadable: usize) -> [(&'static str, usize); 4] {
+    [
+        (
+            "stalled",
+            tasks
+                .iter()
+                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
+                .count(),
+        ),
+        (
+            "orphaned",
+            tasks.iter().filter(|t| t.inferred.orphaned).count(),
+        ),
+        (
+            "queued",
+            tasks
+                .iter()
+                .filter(|t| t.inferred.name().is_none() && t.queued().is_some())
+                .count(),
+        ),
+        ("unreadable", unreadable),
+    ]
 }
 
 /// A status file that could not be read, by name, and why.

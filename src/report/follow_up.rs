@@ -12,10 +12,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::markdown::Paths;
-use super::summary::{display_agent, error_gist, error_text};
+use super::summary::{display_agent, error_text};
 use crate::error::Result;
 use crate::forge::Gh;
 use crate::forge::labels::{self, IssueFiler};
+use crate::protocol::lifecycle::error_gist;
 use crate::protocol::view::OrchestrationView;
 use crate::protocol::{AgentStatus, State, store};
 use crate::text::ellipsize;

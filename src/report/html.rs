@@ -8,9 +8,10 @@
 use std::fmt::Write as _;
 
 use super::markdown::{Paths, next_steps, thousands};
-use super::summary::{AgentSummary, Summary, error_gist};
+use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
+use crate::protocol::lifecycle::error_gist;
 use crate::text::{ellipsize, one_line, xml_escape as esc};
 use crate::timefmt::human_duration;
 
@@ -124,7 +125,20 @@ fn stats(o: &mut String, s: &Summary) {
         cards.push(("Speedup".into(), format!("{x:.1}×")));
     }
     if let Some(c) = s.total_cost_usd {
-        cards.push(("Cost".into(), format!("${c:.2}")));
+        cards.push(("Cost".into(), crate::cost::usd(c)));
+    }
+    if let Some(b) = s.budget_usd {
+        cards.push((
+            "Budget".into(),
+            format!(
+                "{} / {}",
+                crate::cost::usd(s.spent_usd + s.committed_usd),
+                crate::cost::usd(b)
+            ),
+        ));
+    }
+    if let Some(c) = s.cost_per_completed_task {
+        cards.push(("Per completed task".into(), crate::cost::usd(c)));
     }
     if s.total_tokens > 0 {
         cards.push(("Tokens".into(), thousands(s.total_tokens)));
@@ -196,7 +210,7 @@ fn agents(o: &mut String, s: &Summary, paths: &Paths) {
             a.state.as_str().replace('_', " "),
             a.wave,
             opt(a.duration_seconds, human_duration),
-            opt(a.cost_usd, |c| format!("${c:.2}")),
+            opt(a.total_cost_usd, crate::cost::usd),
             opt(a.turns, thousands),
             opt(a.tokens, thousands),
             opt(a.branch.as_deref(), |b| format!("<code>{}</code>", esc(b))),

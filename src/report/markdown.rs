@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::summary::{AgentSummary, Summary, error_gist};
+use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
+use crate::protocol::lifecycle::error_gist;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 
@@ -92,6 +93,28 @@ pub fn retry_command(s: &Summary) -> String {
 pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     let mut out = String::new();
     let o = &mut out;
+    header(o, s);
+    successful(o, s);
+    failed(o, s);
+    not_finished(o, s, paths);
+    conflicts(o, s);
+    let _ = writeln!(o, "\n### Next Steps\n");
+    for (i, step) in next_steps(s, paths).iter().enumerate() {
+        let _ = writeln!(o, "{}. {step}", i + 1);
+    }
+
+    let (bars, now) = Bar::of_summary(s);
+    if let Some(gantt) = timeline::mermaid(&bars, now) {
+        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
+    }
+
+    metrics(o, s);
+    footer(o, s, paths);
+    out
+}
+
+/// The title block: the master issue or source, the id, duration, success.
+fn header(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "## Parallel Orchestration Results\n");
     match (s.master_issue, s.title.as_deref()) {
         (Some(n), Some(t)) => {
@@ -129,7 +152,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             s.in_progress, s.pending, s.orchestration_id
         );
     }
+}
 
+/// The successful tasks' table and their lines of code.
+fn successful(o: &mut String, s: &Summary) {
     let ok: Vec<&AgentSummary> = s.successful_agents().collect();
     if !ok.is_empty() {
         let _ = writeln!(o, "\n### Successful Tasks\n");
@@ -161,7 +187,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             }
         );
     }
+}
 
+/// The failed tasks' table, with their follow-up issues.
+fn failed(o: &mut String, s: &Summary) {
     let failed: Vec<&AgentSummary> = s.failed_agents().collect();
     if !failed.is_empty() {
         let _ = writeln!(o, "\n### Failed Tasks\n");
@@ -180,7 +209,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             );
         }
     }
+}
 
+/// Tasks cancelled, waiting or running, and files that could not be read.
+fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
     let other: Vec<&AgentSummary> = s.other_agents().collect();
     if !other.is_empty() || !s.unreadable_files.is_empty() {
         let _ = writeln!(o, "\n### Not Finished\n");
@@ -219,17 +251,25 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
             );
         }
     }
+}
 
-    let _ = writeln!(o, "\n### Next Steps\n");
-    for (i, step) in next_steps(s, paths).iter().enumerate() {
-        let _ = writeln!(o, "{}. {step}", i + 1);
+/// Completed branches that conflict with each other.
+fn conflicts(o: &mut String, s: &Summary) {
+    if s.conflicts.is_empty() {
+        return;
     }
-
-    let (bars, now) = Bar::of_summary(s);
-    if let Some(gantt) = timeline::mermaid(&bars, now) {
-        let _ = writeln!(o, "\n### Timeline\n\n{}", gantt.trim_end());
+    let _ = writeln!(o, "\n### Conflicts\n");
+    let _ = writeln!(
+        o,
+        "Completed branches that do not merge cleanly (`git merge-tree`):\n"
+    );
+    for c in &s.conflicts {
+        let _ = writeln!(o, "- {}", cell(&c.line(), 200));
     }
+}
 
+/// The seed's performance metrics, spend and tokens.
+fn metrics(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "\n### Performance Metrics\n");
     let wall = s.duration_seconds as f64;
     match s.speedup {
@@ -263,9 +303,7 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     if let Some(nodes) = nodes(s) {
         let _ = writeln!(o, "- **Nodes**: {}", cell(&nodes, 300));
     }
-    if let Some(cost) = s.total_cost_usd {
-        let _ = writeln!(o, "- **Total Cost**: ${cost:.2}");
-    }
+    spend_lines(o, s);
     if s.total_tokens > 0 {
         let _ = writeln!(
             o,
@@ -278,7 +316,10 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
     if s.total_turns > 0 {
         let _ = writeln!(o, "- **Turns**: {}", thousands(s.total_turns));
     }
+}
 
+/// Where the logs and status files are.
+fn footer(o: &mut String, s: &Summary, paths: &Paths) {
     let _ = writeln!(o, "\n---");
     let logs = if s.logs.is_empty() {
         "no agent logs recorded".to_string()
@@ -295,7 +336,52 @@ pub fn render_summary(s: &Summary, paths: &Paths) -> String {
         "📁 Status files: `{}`",
         paths.show_dir(&s.orchestration_dir)
     );
-    out
+}
+
+/// Cost lines: the total, against the budget, by model and per completed
+/// task. Agents that report tokens but no cost are said to, never `$0.00`.
+fn spend_lines(o: &mut String, s: &Summary) {
+    use crate::cost::usd;
+    match s.total_cost_usd {
+        Some(cost) => {
+            let _ = writeln!(o, "- **Total Cost**: {}", usd(cost));
+        }
+        None if s.tokens_without_cost > 0 => {
+            let _ = writeln!(
+                o,
+                "- **Total Cost**: — (agents reported tokens but no cost)"
+            );
+        }
+        None => {}
+    }
+    if s.tokens_without_cost > 0 && s.total_cost_usd.is_some() {
+        let _ = writeln!(
+            o,
+            "- **Without a Cost**: {} agent{} reported tokens but no cost (—)",
+            s.tokens_without_cost,
+            if s.tokens_without_cost == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(budget) = s.budget_usd {
+        let total = crate::cost::Total {
+            spent: s.spent_usd,
+            committed: s.committed_usd,
+            unknown: s.uncounted_tasks,
+            ..Default::default()
+        };
+        let _ = writeln!(o, "- **Budget**: {}", total.against(budget));
+    }
+    if !s.cost_by_model.is_empty() {
+        let models: Vec<String> = s
+            .cost_by_model
+            .iter()
+            .map(|(m, c)| format!("`{}` {}", cell(m, 60), usd(*c)))
+            .collect();
+        let _ = writeln!(o, "- **Cost per Model**: {}", models.join(", "));
+    }
+    if let Some(c) = s.cost_per_completed_task {
+        let _ = writeln!(o, "- **Cost per Completed Task**: {}", usd(c));
+    }
 }
 
 /// Where the agents ran, when a launcher recorded it: `n01 (3 agents), n02
@@ -338,6 +424,13 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
                 branches.join(", ")
             ));
         }
+    }
+    if !s.conflicts.is_empty() {
+        steps.push(format!(
+            "Resolve the conflicts above: `po-merge {}` merges the other branches and names each \
+             conflicting file",
+            s.orchestration_id
+        ));
     }
     for a in s.failed_agents() {
         let what = cell(&error_gist(&a.error_text()), 80);

@@ -14,13 +14,25 @@
 //!   same work would take one agent at a time; `speedup` is that over the wall
 //!   clock. `peak_concurrency` is the most start–completion intervals that
 //!   overlap at one instant.
+//! * Costs are what agents reported, every attempt of a task together
+//!   (`cost_usd` is the current attempt's, `total_cost_usd` all of them).
+//!   `cost_by_model` groups them by the model each task ran;
+//!   `cost_per_completed_task` is the whole spend (failures included) over
+//!   the tasks that completed. `spent_usd` and `committed_usd` are the
+//!   budget's accounting ([`crate::cost`]: finished attempts, and running
+//!   ones so far, where an agent reported tokens and a known model but no
+//!   cost priced from its tokens), against `budget_usd`, the last po-spawn
+//!   run's `--budget-usd`. Agents that report tokens but no cost are counted
+//!   in `tokens_without_cost`: their cost is unknown, not zero.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
-use crate::protocol::view::{OrchestrationView, Reader};
+use crate::merge::conflicts::Conflict;
+use crate::protocol::view::{OrchestrationView, Reader, TaskView};
 use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};
 
@@ -54,6 +66,11 @@ pub struct AgentSummary {
     pub files_changed: Option<u64>,
     pub commits: Option<u64>,
     pub cost_usd: Option<f64>,
+    /// Every attempt's reported cost together.
+    #[serde(default)]
+    pub total_cost_usd: Option<f64>,
+    #[serde(default)]
+    pub model: Option<String>,
     pub turns: Option<u64>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
@@ -104,16 +121,6 @@ pub fn error_text(error: Option<&str>, state: State, exit_code: Option<i32>) -> 
             None => "failed (no error recorded)".into(),
         },
         (_, s) => s.to_string(),
-    }
-}
-
-/// The gist of an error for titles, tables and checklists: its first line,
-/// without a trailing `; log: PATH` (the report names the logs elsewhere).
-pub fn error_gist(error: &str) -> String {
-    let first = error.lines().next().unwrap_or("").trim();
-    match first.rfind("; log: ") {
-        Some(i) if i > 0 => first[..i].trim_end().to_string(),
-        _ => first.to_string(),
     }
 }
 
@@ -170,6 +177,26 @@ pub struct Summary {
     pub lines_removed: u64,
     /// Sum over the agents that report a cost; `None` when none does.
     pub total_cost_usd: Option<f64>,
+    /// Reported costs by model (`unknown` for agents that name none).
+    #[serde(default)]
+    pub cost_by_model: BTreeMap<String, f64>,
+    /// `total_cost_usd` over the completed tasks.
+    #[serde(default)]
+    pub cost_per_completed_task: Option<f64>,
+    /// Agents that report tokens but no cost.
+    #[serde(default)]
+    pub tokens_without_cost: usize,
+    /// The budget's accounting: finished attempts, and running ones so far.
+    #[serde(default)]
+    pub spent_usd: f64,
+    #[serde(default)]
+    pub committed_usd: f64,
+    /// Tasks that ran and reported nothing a budget can count.
+    #[serde(default)]
+    pub uncounted_tasks: usize,
+    /// The last po-spawn run's `--budget-usd`.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
     pub total_turns: u64,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
@@ -180,6 +207,10 @@ pub struct Summary {
     pub generated_at: String,
     pub agents: Vec<AgentSummary>,
     pub unreadable_files: Vec<Unreadable>,
+    /// Completed branches that do not merge cleanly (`git merge-tree`),
+    /// filled in by po-summarize when the repository is at hand.
+    #[serde(default)]
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Summary {
@@ -224,75 +255,132 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Aggregate what `load` read, at `now`, against `threshold` percent.
-pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
-    let orch = view.orchestration.as_deref();
-    let mut agents = Vec::new();
-    let mut intervals = Vec::new();
-    let mut logs: Vec<PathBuf> = Vec::new();
-    let (mut earliest, mut latest): (Option<Timestamp>, Option<Timestamp>) = (None, None);
-    let mut running = false;
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
 
-    for t in view.tasks() {
-        let s = &t.status;
-        if let Some(start) = s.start_time {
-            earliest = Some(earliest.map_or(start, |e| e.min(start)));
+/// When the run started and ended (so far), and the agents' intervals.
+struct Timing {
+    earliest: Option<Timestamp>,
+    latest: Option<Timestamp>,
+    running: bool,
+    intervals: Vec<(Timestamp, Timestamp)>,
+}
+
+impl Timing {
+    fn of(view: &OrchestrationView, now: Timestamp) -> Timing {
+        let mut t = Timing {
+            earliest: None,
+            latest: None,
+            running: false,
+            intervals: Vec::new(),
+        };
+        for s in view.tasks().map(|task| &task.status) {
+            let Some(start) = s.start_time else { continue };
+            t.earliest = Some(t.earliest.map_or(start, |e| e.min(start)));
             match (s.status, s.completion_time) {
                 (State::InProgress, _) => {
-                    running = true;
-                    intervals.push((start, now));
+                    t.running = true;
+                    t.intervals.push((start, now));
                 }
                 (_, Some(end)) if s.status.is_terminal() => {
-                    latest = Some(latest.map_or(end, |l| l.max(end)));
-                    intervals.push((start, end));
+                    t.latest = Some(t.latest.map_or(end, |l| l.max(end)));
+                    t.intervals.push((start, end));
                 }
                 _ => {}
             }
         }
-        if let Some(dir) = s.log_file.as_deref().and_then(Path::parent)
-            && !logs.iter().any(|l| l == dir)
-        {
+        t
+    }
+
+    /// The wall clock from the first start to the last end (to now while
+    /// something runs).
+    fn wall(&self, now: Timestamp) -> f64 {
+        let end = if self.running {
+            Some(self.latest.map_or(now, |l| l.max(now)))
+        } else {
+            self.latest
+        };
+        match (self.earliest, end) {
+            (Some(a), Some(b)) => (b - a).num_milliseconds().max(0) as f64 / 1000.0,
+            _ => 0.0,
+        }
+    }
+}
+
+/// One task's line in the summary.
+fn agent_summary(t: &TaskView) -> AgentSummary {
+    let s = &t.status;
+    let m = &s.metrics;
+    let tokens = match (m.input_tokens, m.output_tokens) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+    };
+    AgentSummary {
+        agent_id: s.agent_id.clone(),
+        title: s.title.clone(),
+        state: s.status,
+        sub_issue: s.sub_issue,
+        wave: s.wave,
+        attempt: s.attempt,
+        phase: s.phase.clone(),
+        branch: s.branch.clone(),
+        start_time: s.start_time.as_ref().map(timefmt::format),
+        completion_time: s.completion_time.as_ref().map(timefmt::format),
+        duration_seconds: t.duration_seconds.map(round2),
+        lines_added: m.lines_added,
+        lines_removed: m.lines_removed,
+        files_changed: m.files_changed,
+        commits: m.commits,
+        cost_usd: m.cost_usd,
+        total_cost_usd: crate::cost::reported(m).map(round4),
+        model: m.model.clone(),
+        turns: m.turns,
+        input_tokens: m.input_tokens,
+        output_tokens: m.output_tokens,
+        tokens,
+        pr_number: s.pr_number,
+        pr_url: s.pr_url.clone(),
+        error: s.error.clone(),
+        exit_code: s.exit_code,
+        follow_up_issue: s.follow_up_issue,
+        log_file: s.log_file.clone(),
+        worktree: s.worktree.clone(),
+        status_file: t.file.clone(),
+        node: t.node().map(str::to_string),
+        job_id: crate::protocol::runner::job_id(s),
+        queued: t.queued(),
+    }
+}
+
+/// The reported cost by model (`unknown` where the model was not said).
+fn cost_by_model(agents: &[AgentSummary]) -> BTreeMap<String, f64> {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for a in agents {
+        if let Some(c) = a.total_cost_usd {
+            let model = a.model.clone().unwrap_or_else(|| "unknown".into());
+            *by.entry(model).or_default() += c;
+        }
+    }
+    by.values_mut().for_each(|c| *c = round4(*c));
+    by
+}
+
+/// Aggregate what `load` read, at `now`, against `threshold` percent.
+pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
+    let orch = view.orchestration.as_deref();
+    let agents: Vec<AgentSummary> = view.tasks().map(agent_summary).collect();
+    let mut logs: Vec<PathBuf> = Vec::new();
+    for dir in agents
+        .iter()
+        .filter_map(|a| a.log_file.as_deref().and_then(Path::parent))
+    {
+        if !logs.iter().any(|l| l == dir) {
             logs.push(dir.to_path_buf());
         }
-        let m = &s.metrics;
-        let tokens = match (m.input_tokens, m.output_tokens) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
-        };
-        agents.push(AgentSummary {
-            agent_id: s.agent_id.clone(),
-            title: s.title.clone(),
-            state: s.status,
-            sub_issue: s.sub_issue,
-            wave: s.wave,
-            attempt: s.attempt,
-            phase: s.phase.clone(),
-            branch: s.branch.clone(),
-            start_time: s.start_time.as_ref().map(timefmt::format),
-            completion_time: s.completion_time.as_ref().map(timefmt::format),
-            duration_seconds: t.duration_seconds.map(round2),
-            lines_added: m.lines_added,
-            lines_removed: m.lines_removed,
-            files_changed: m.files_changed,
-            commits: m.commits,
-            cost_usd: m.cost_usd,
-            turns: m.turns,
-            input_tokens: m.input_tokens,
-            output_tokens: m.output_tokens,
-            tokens,
-            pr_number: s.pr_number,
-            pr_url: s.pr_url.clone(),
-            error: s.error.clone(),
-            exit_code: s.exit_code,
-            follow_up_issue: s.follow_up_issue,
-            log_file: s.log_file.clone(),
-            worktree: s.worktree.clone(),
-            status_file: t.file.clone(),
-            node: t.node().map(str::to_string),
-            job_id: crate::protocol::runner::job_id(s),
-            queued: t.queued(),
-        });
     }
+    let timing = Timing::of(view, now);
+    let (earliest, latest, running) = (timing.earliest, timing.latest, timing.running);
 
     let count = |st: State| agents.iter().filter(|a| a.state == st).count();
     let successful = count(State::Completed);
@@ -307,22 +395,17 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         .collect();
     let total = agents.len() + unreadable.len();
 
-    let end = if running {
-        Some(latest.map_or(now, |l| l.max(now)))
-    } else {
-        latest
-    };
-    let wall = match (earliest, end) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds().max(0) as f64 / 1000.0,
-        _ => 0.0,
-    };
+    let wall = timing.wall(now);
     let finished: Vec<f64> = agents
         .iter()
         .filter(|a| a.state.is_terminal())
         .filter_map(|a| a.duration_seconds)
         .collect();
     let sequential: f64 = agents.iter().filter_map(|a| a.duration_seconds).sum();
-    let costs: Vec<f64> = agents.iter().filter_map(|a| a.cost_usd).collect();
+    let costs: Vec<f64> = agents.iter().filter_map(|a| a.total_cost_usd).collect();
+    let total_cost = (!costs.is_empty()).then(|| round4(costs.iter().sum::<f64>()));
+    let cost_by_model = cost_by_model(&agents);
+    let spend = crate::cost::Total::of(view.tasks().map(|t| &t.status));
 
     Summary {
         master_issue: orch.and_then(|o| o.master_issue),
@@ -360,13 +443,24 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         },
         sequential_seconds: round2(sequential),
         speedup: (wall > 0.0 && sequential > 0.0).then(|| round2(sequential / wall)),
-        peak_concurrency: peak_concurrency(&intervals),
+        peak_concurrency: peak_concurrency(&timing.intervals),
         average_agent_duration_seconds: (!finished.is_empty())
             .then(|| round2(finished.iter().sum::<f64>() / finished.len() as f64)),
         lines_added: agents.iter().filter_map(|a| a.lines_added).sum(),
         lines_removed: agents.iter().filter_map(|a| a.lines_removed).sum(),
-        total_cost_usd: (!costs.is_empty())
-            .then(|| (costs.iter().sum::<f64>() * 1e4).round() / 1e4),
+        total_cost_usd: total_cost,
+        cost_by_model,
+        cost_per_completed_task: total_cost
+            .filter(|_| successful > 0)
+            .map(|c| round4(c / successful as f64)),
+        tokens_without_cost: agents
+            .iter()
+            .filter(|a| a.total_cost_usd.is_none() && a.tokens.is_some())
+            .count(),
+        spent_usd: round4(spend.spent),
+        committed_usd: round4(spend.committed),
+        uncounted_tasks: spend.unknown,
+        budget_usd: orch.and_then(crate::cost::budget_of),
         total_turns: agents.iter().filter_map(|a| a.turns).sum(),
         total_input_tokens: agents.iter().filter_map(|a| a.input_tokens).sum(),
         total_output_tokens: agents.iter().filter_map(|a| a.output_tokens).sum(),
@@ -376,6 +470,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
         generated_at: timefmt::format(&now),
         agents,
         unreadable_files: unreadable,
+        conflicts: Vec::new(),
     }
 }
 
@@ -389,22 +484,19 @@ pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((json, md))
 }
 
-/// Parse a threshold percentage from the environment or a flag.
-/// The success threshold when none is configured.
-pub const DEFAULT_THRESHOLD: u32 = 80;
-
 /// `--threshold` (clap reads `PO_SUCCESS_THRESHOLD` into it), else
-/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`DEFAULT_THRESHOLD`].
+/// `AMPLIHACK_SUCCESS_THRESHOLD`, else [`exit::DEFAULT_THRESHOLD`].
 pub fn resolve_threshold(flag: Option<u32>) -> Result<u32> {
     if let Some(t) = flag {
         return Ok(t);
     }
     match std::env::var("AMPLIHACK_SUCCESS_THRESHOLD") {
         Ok(raw) if !raw.trim().is_empty() => parse_threshold("AMPLIHACK_SUCCESS_THRESHOLD", &raw),
-        _ => Ok(DEFAULT_THRESHOLD),
+        _ => Ok(exit::DEFAULT_THRESHOLD),
     }
 }
 
+/// Parse a threshold percentage (`80`, `80%`) read from `name`.
 pub fn parse_threshold(name: &str, raw: &str) -> Result<u32> {
     raw.trim()
         .trim_end_matches('%')
@@ -443,15 +535,6 @@ mod tests {
         assert_eq!(parse_threshold("X", "75%").unwrap(), 75);
         assert!(parse_threshold("X", "101").is_err());
         assert!(parse_threshold("X", "most").is_err());
-    }
-
-    #[test]
-    fn error_gists_drop_the_log_path() {
-        assert_eq!(
-            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
-            "agent exited with status 3: boom"
-        );
-        assert_eq!(error_gist("; log: x"), "; log: x");
     }
 
     #[test]

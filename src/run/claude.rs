@@ -34,6 +34,8 @@ pub struct ClaudeOptions {
     pub program: String,
     pub model: Option<String>,
     pub max_budget_usd: Option<f64>,
+    /// Model turns the agent may take (`--max-turns`).
+    pub max_turns: Option<u32>,
     /// A manifest task's agent type, passed as `--agent`.
     pub agent: Option<String>,
     /// The session id to record (`--session-id`), or to resume when `resume`.
@@ -46,8 +48,9 @@ pub struct ClaudeOptions {
 /// Every flag used here exists in Claude Code 2.1.330 (`claude --help`):
 /// `--session-id <uuid>` starts a session under that id, `--resume <id>` continues
 /// it (same id, its cost keeps adding up), `--model`, `--max-budget-usd` (print
-/// mode only) and `--agent`. `--dangerously-skip-permissions` is refused when run
-/// as root unless `IS_SANDBOX=1` is in the environment.
+/// mode only) and `--agent`; `--max-turns` is not listed there but is accepted
+/// (the run ends with `error_max_turns`). `--dangerously-skip-permissions` is
+/// refused when run as root unless `IS_SANDBOX=1` is in the environment.
 pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     let program = if opts.program.is_empty() {
         "claude"
@@ -78,6 +81,9 @@ pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     }
     if let Some(budget) = opts.max_budget_usd {
         args.extend(["--max-budget-usd".into(), budget.to_string()]);
+    }
+    if let Some(turns) = opts.max_turns {
+        args.extend(["--max-turns".into(), turns.to_string()]);
     }
     if let Some(agent) = &opts.agent {
         args.extend(["--agent".into(), agent.clone()]);
@@ -111,13 +117,22 @@ pub enum StreamUpdate {
     Phase(String),
     /// Model turns so far; the final `result` event gives the CLI's own count.
     Turns(u64),
-    /// The session's total cost, from the final `result` event.
+    /// The model, from the `init` event and the assistant messages.
+    Model(String),
+    /// The session's total cost, from the final `result` event. For a
+    /// resumed session it counts the earlier runs too.
     CostUsd(f64),
     /// Input tokens (cache reads and writes included) and output tokens: a
     /// running estimate from the assistant messages, then the `result`'s totals.
     Tokens {
         input: u64,
         output: u64,
+    },
+    /// The parts of the input tokens written to and read from the prompt
+    /// cache (priced apart), as `Tokens` counts them.
+    CacheTokens {
+        write: u64,
+        read: u64,
     },
     /// An API error the CLI gave up on; rate limits (429), overloads (529) and
     /// other server errors (5xx, 408) are retryable, bad requests are not.
@@ -144,11 +159,14 @@ const PENDING_MAX: usize = 1 << 20;
 pub struct StreamParser {
     session_id: Option<String>,
     cwd: Option<String>,
+    model: Option<String>,
     phase: Option<String>,
     /// Ids of the top-level assistant messages seen (one per model turn).
     messages: Vec<String>,
     input_tokens: u64,
     output_tokens: u64,
+    cache_write_tokens: u64,
+    cache_read_tokens: u64,
     api_error_sent: bool,
     /// The start of a JSON object split across lines.
     pending: String,
@@ -204,6 +222,7 @@ impl StreamParser {
         match event.get("subtype").and_then(Value::as_str) {
             Some("init") => {
                 self.cwd = event.get("cwd").and_then(Value::as_str).map(String::from);
+                self.set_model(event.get("model"), out);
             }
             Some("api_retry") => {
                 // The CLI retries on its own; say so, it is not a failure yet.
@@ -242,6 +261,9 @@ impl StreamParser {
             return;
         }
         let top_level = event.get("parent_tool_use_id").is_none_or(Value::is_null);
+        if top_level {
+            self.set_model(message.get("model"), out);
+        }
         let id = message.get("id").and_then(Value::as_str);
         if top_level
             && let Some(id) = id
@@ -251,11 +273,18 @@ impl StreamParser {
             out.push(StreamUpdate::Turns(self.messages.len() as u64));
             if let Some(usage) = message.get("usage") {
                 let (input, output) = usage_tokens(usage);
+                let (write, read) = cache_tokens(usage);
                 self.input_tokens += input;
                 self.output_tokens += output;
+                self.cache_write_tokens += write;
+                self.cache_read_tokens += read;
                 out.push(StreamUpdate::Tokens {
                     input: self.input_tokens,
                     output: self.output_tokens,
+                });
+                out.push(StreamUpdate::CacheTokens {
+                    write: self.cache_write_tokens,
+                    read: self.cache_read_tokens,
                 });
             }
         }
@@ -279,7 +308,9 @@ impl StreamParser {
         }
         if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
             let (input, output) = usage_tokens(usage);
+            let (write, read) = cache_tokens(usage);
             out.push(StreamUpdate::Tokens { input, output });
+            out.push(StreamUpdate::CacheTokens { write, read });
         }
         let is_error = event
             .get("is_error")
@@ -316,6 +347,18 @@ impl StreamParser {
         });
     }
 
+    /// A model name the stream gives (`claude-opus-5-5`), when it changed.
+    fn set_model(&mut self, model: Option<&Value>, out: &mut Vec<StreamUpdate>) {
+        let Some(model) = model.and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+            return;
+        };
+        let model = one_line(model, PHASE_MAX);
+        if self.model.as_deref() != Some(model.as_str()) {
+            self.model = Some(model.clone());
+            out.push(StreamUpdate::Model(model));
+        }
+    }
+
     fn set_phase(&mut self, phase: String, out: &mut Vec<StreamUpdate>) {
         if self.phase.as_deref() != Some(phase.as_str()) {
             self.phase = Some(phase.clone());
@@ -335,23 +378,39 @@ pub struct StreamOutcome {
 
 /// Read the agent's stdout line by line until it closes: append each line to
 /// `log`, feed the parser, and apply what it learns to the status file (at
-/// most every 250 ms, and once at the end). `on_line` is called for every
-/// line (activity, for stall detection).
+/// most every 250 ms, never later than 250 ms after it learned it, and once
+/// at the end: a turn's tokens reach the file while its tool runs, for a
+/// budget to count). `on_line` is called for every line (activity, for stall
+/// detection).
 pub fn read_stream(
-    out: impl std::io::Read,
+    out: impl std::io::Read + Send + 'static,
     mut log: Option<std::fs::File>,
     status_file: &Path,
     mut on_line: impl FnMut(),
 ) -> StreamOutcome {
     use std::io::{BufRead, Write};
+    use std::sync::mpsc::{self, RecvTimeoutError};
     use std::time::{Duration, Instant};
 
-    let mut reader = std::io::BufReader::new(out);
+    const EVERY: Duration = Duration::from_millis(250);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(out);
+        loop {
+            let mut buf = Vec::new();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if tx.send(buf).is_err() {
+                break;
+            }
+        }
+    });
     let mut parser = StreamParser::new();
     let mut outcome = StreamOutcome::default();
     let mut pending: Vec<StreamUpdate> = Vec::new();
     let mut last_flush = Instant::now();
-    let mut buf = Vec::new();
     let flush = |pending: &mut Vec<StreamUpdate>| {
         if pending.is_empty() {
             return;
@@ -365,29 +424,34 @@ pub fn read_stream(
         });
     };
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        on_line();
-        if let Some(f) = log.as_mut() {
-            let _ = f.write_all(&buf);
-        }
-        let line = String::from_utf8_lossy(&buf);
-        for u in parser.feed_line(line.trim_end_matches(['\n', '\r'])) {
-            match &u {
-                StreamUpdate::ApiError { message, retryable } => {
-                    outcome.api_error = Some((message.clone(), *retryable));
+        let wait = match pending.is_empty() {
+            true => Duration::from_secs(3600),
+            false => (last_flush + EVERY).saturating_duration_since(Instant::now()),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(buf) => {
+                on_line();
+                if let Some(f) = log.as_mut() {
+                    let _ = f.write_all(&buf);
                 }
-                StreamUpdate::Finished { is_error, message } => {
-                    outcome.finished = Some((*is_error, message.clone()));
+                let line = String::from_utf8_lossy(&buf);
+                for u in parser.feed_line(line.trim_end_matches(['\n', '\r'])) {
+                    match &u {
+                        StreamUpdate::ApiError { message, retryable } => {
+                            outcome.api_error = Some((message.clone(), *retryable));
+                        }
+                        StreamUpdate::Finished { is_error, message } => {
+                            outcome.finished = Some((*is_error, message.clone()));
+                        }
+                        _ => {}
+                    }
+                    pending.push(u);
                 }
-                _ => {}
             }
-            pending.push(u);
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        if last_flush.elapsed() >= Duration::from_millis(250) {
+        if !pending.is_empty() && last_flush.elapsed() >= EVERY {
             flush(&mut pending);
             last_flush = Instant::now();
         }
@@ -404,6 +468,8 @@ pub fn restart_session(status_file: &Path, fresh: &str) -> crate::Result<()> {
         s.retryable = None;
         s.exit_code = None;
         s.metrics.session_id = Some(fresh.to_string());
+        s.metrics.session_cost_usd = None;
+        s.metrics.cost_usd = None;
         Ok(())
     })
     .map(|_| ())
@@ -425,10 +491,22 @@ pub fn apply(status: &mut AgentStatus, update: &StreamUpdate) {
         StreamUpdate::SessionId(id) => metrics.session_id = Some(id.clone()),
         StreamUpdate::Phase(phase) => status.phase = Some(phase.clone()),
         StreamUpdate::Turns(turns) => metrics.turns = Some(*turns),
-        StreamUpdate::CostUsd(cost) => metrics.cost_usd = Some(*cost),
+        StreamUpdate::Model(model) => metrics.model = Some(model.clone()),
+        StreamUpdate::CostUsd(total) => {
+            // A resumed session's figure counts its runs before this attempt,
+            // which earlier attempts recorded: this attempt cost what it added.
+            let before = metrics.session_cost_usd.unwrap_or(0.0);
+            let added = ((total - before).max(0.0) * 1e10).round() / 1e10;
+            metrics.cost_usd = Some(added);
+            metrics.session_cost_usd = Some(*total);
+        }
         StreamUpdate::Tokens { input, output } => {
             metrics.input_tokens = Some(*input);
             metrics.output_tokens = Some(*output);
+        }
+        StreamUpdate::CacheTokens { write, read } => {
+            metrics.cache_creation_input_tokens = Some(*write);
+            metrics.cache_read_input_tokens = Some(*read);
         }
         StreamUpdate::ApiError { message, retryable } => {
             status.error = Some(format!("claude: {message}"));
@@ -477,6 +555,15 @@ fn usage_tokens(usage: &Value) -> (u64, u64) {
     (
         n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens"),
         n("output_tokens"),
+    )
+}
+
+/// (cache writes, cache reads) from an API `usage` object.
+fn cache_tokens(usage: &Value) -> (u64, u64) {
+    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    (
+        n("cache_creation_input_tokens"),
+        n("cache_read_input_tokens"),
     )
 }
 
@@ -665,6 +752,108 @@ mod tests {
             p.feed_line(r#"{"type":"system","session_id":"def"}"#),
             [StreamUpdate::SessionId("def".into())]
         );
+    }
+
+    #[test]
+    fn the_model_and_the_cache_tokens_come_from_the_stream() {
+        let mut p = StreamParser::new();
+        let init =
+            r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-opus-5-5"}"#;
+        assert_eq!(
+            p.feed_line(init),
+            [
+                StreamUpdate::SessionId("s".into()),
+                StreamUpdate::Model("claude-opus-5-5".into())
+            ]
+        );
+        let msg = |id: &str, model: &str| {
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"{id}","model":"{model}","content":[],
+                "usage":{{"input_tokens":1200,"cache_creation_input_tokens":300,
+                "cache_read_input_tokens":2000,"output_tokens":1}}}}}}"#
+            )
+            .replace('\n', "")
+        };
+        let u = p.feed_line(&msg("m1", "claude-opus-5-5"));
+        assert!(
+            !u.iter().any(|u| matches!(u, StreamUpdate::Model(_))),
+            "{u:?}"
+        );
+        assert!(u.contains(&StreamUpdate::CacheTokens {
+            write: 300,
+            read: 2000
+        }));
+        let u = p.feed_line(&msg("m2", "claude-haiku-4-5"));
+        assert!(u.contains(&StreamUpdate::Model("claude-haiku-4-5".into())));
+        assert!(u.contains(&StreamUpdate::CacheTokens {
+            write: 600,
+            read: 4000
+        }));
+        let mut s = AgentStatus::new("agent-1", "7");
+        for x in &u {
+            apply(&mut s, x);
+        }
+        assert_eq!(s.metrics.model.as_deref(), Some("claude-haiku-4-5"));
+        assert_eq!(s.metrics.input_tokens, Some(7000));
+        assert_eq!(s.metrics.cache_read_input_tokens, Some(4000));
+    }
+
+    #[test]
+    fn a_resumed_sessions_total_counts_only_what_this_attempt_added() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        apply(&mut s, &StreamUpdate::CostUsd(0.0132));
+        assert_eq!(
+            (s.metrics.cost_usd, s.metrics.session_cost_usd),
+            (Some(0.0132), Some(0.0132))
+        );
+        // A retry resumes the session: Claude Code's figure is the session's.
+        s.metrics.cost_usd = None;
+        apply(&mut s, &StreamUpdate::CostUsd(0.0198));
+        assert_eq!(s.metrics.cost_usd, Some(0.0066));
+        assert_eq!(s.metrics.session_cost_usd, Some(0.0198));
+    }
+
+    /// A turn's tokens reach the status file while its tool still runs (the
+    /// stream says nothing more until the tool is done), for a budget to count.
+    #[test]
+    fn what_the_stream_said_reaches_the_file_while_the_agent_is_quiet() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent-1.status.json");
+        crate::protocol::store::write_status(&file, &AgentStatus::new("agent-1", "7")).unwrap();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let f = file.clone();
+        let stream = std::thread::spawn(move || read_stream(reader, None, &f, || {}));
+        for line in [
+            r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-sonnet-4-5"}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","name":"Bash","input":{"command":"sleep 600"}}],"usage":{"input_tokens":1200,"cache_creation_input_tokens":300,"cache_read_input_tokens":2000,"output_tokens":1}}}"#,
+        ] {
+            writeln!(writer, "{line}").unwrap();
+        }
+        // The pipe stays open, as while the tool runs (hang guard: 60 s).
+        let start = std::time::Instant::now();
+        let s = loop {
+            let s = crate::protocol::store::read_status(&file).unwrap();
+            if s.metrics.input_tokens.is_some() {
+                break s;
+            }
+            assert!(start.elapsed().as_secs() < 60, "never written: {s:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(s.phase.as_deref(), Some("Bash: sleep 600"));
+        assert_eq!(s.metrics.cache_read_input_tokens, Some(2000));
+        assert!(crate::cost::estimate(&s.metrics).unwrap() > 0.0);
+        drop(writer);
+        assert!(stream.join().unwrap().finished.is_none());
+    }
+
+    #[test]
+    fn argv_caps_turns() {
+        let a = argv(&ClaudeOptions {
+            max_turns: Some(7),
+            ..opts()
+        });
+        assert_eq!(&a[a.len() - 2..], ["--max-turns", "7"]);
     }
 
     #[test]

@@ -12,11 +12,12 @@
 //! tested without git.
 
 use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::git::{self, git};
@@ -193,33 +194,63 @@ pub struct Merge {
     pub branch: String,
 }
 
+/// What merging one branch did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// A merge commit was made; its hash.
+    Merged(String),
+    /// The branch's commits were there already.
+    AlreadyMerged,
+    /// The merge stopped on these paths and was aborted; nothing changed.
+    Conflict(Vec<String>),
+    /// git refused the merge without a conflict (unrelated histories, an
+    /// untracked file in the way); its message. Nothing changed.
+    Failed(String),
+}
+
+/// Merge `branch` into what is checked out in `path` with `--no-ff`. A
+/// conflicting merge is aborted, so the worktree is as it was.
+pub fn merge_one(path: &Path, branch: &str, message: &str) -> Result<MergeOutcome> {
+    if git::is_ancestor(path, branch, "HEAD") {
+        return Ok(MergeOutcome::AlreadyMerged);
+    }
+    let mut args: Vec<&str> = git::identity_args(path);
+    args.extend(["merge", "--no-ff", "--quiet", "-m", message, branch]);
+    let failure = match git(path, &args) {
+        Ok(_) => return git(path, &["rev-parse", "HEAD"]).map(MergeOutcome::Merged),
+        Err(e) => e,
+    };
+    let conflicted: Vec<String> = git(path, &["diff", "--name-only", "--diff-filter=U"])
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let _ = git(path, &["merge", "--abort"]);
+    if conflicted.is_empty() {
+        return Ok(MergeOutcome::Failed(failure.to_string()));
+    }
+    Ok(MergeOutcome::Conflict(conflicted))
+}
+
 /// Merge `merges` in order with `--no-ff`. On a conflict the merge is aborted
 /// and the error names both branches and the conflicting files.
 pub fn merge_all(path: &Path, into: &str, base: &str, merges: &[Merge]) -> Result<()> {
-    let ident = git::identity_args(path);
     let mut done: Vec<&Merge> = Vec::new();
     for m in merges {
         let msg = format!("Merge {} ({}) into {into}", m.branch, m.label);
-        let mut args: Vec<&str> = ident.clone();
-        args.extend(["merge", "--no-ff", "--quiet", "-m", &msg, &m.branch]);
-        if git(path, &args).is_ok() {
-            done.push(m);
-            continue;
-        }
-        let conflicted: Vec<String> = git(path, &["diff", "--name-only", "--diff-filter=U"])
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        let _ = git(path, &["merge", "--abort"]);
-        if conflicted.is_empty() {
-            return Err(Error::validation(
-                format!("merge {} into {into}", m.branch),
-                "git merge failed without conflicting files; see `git merge` in the \
-                 integration worktree"
-                    .to_string(),
-            ));
-        }
+        let conflicted = match merge_one(path, &m.branch, &msg)? {
+            MergeOutcome::Merged(_) | MergeOutcome::AlreadyMerged => {
+                done.push(m);
+                continue;
+            }
+            MergeOutcome::Conflict(files) => files,
+            MergeOutcome::Failed(why) => {
+                return Err(Error::validation(
+                    format!("merge {}", m.branch),
+                    format!("git merge failed without conflicting files: {why}"),
+                ));
+            }
+        };
         let others: Vec<String> = done
             .iter()
             .filter(|d| {
@@ -256,10 +287,32 @@ pub struct Limits<'a> {
     pub interrupt: &'a AtomicBool,
 }
 
-/// Run a wave's validation command through `sh -c` in `dir`, in its own
-/// process group, output to `log`. On timeout or interrupt its whole tree is
-/// ended (SIGTERM, grace, SIGKILL) and the wave fails.
-pub fn validate(dir: &Path, wave: u32, command: &str, log: &Path, limits: &Limits) -> Result<()> {
+/// How a validation command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// Its exit status, or the signal that ended it.
+    Failed {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// It ran past its timeout; its whole process tree was ended.
+    TimedOut,
+    /// The interrupt was set while it ran; its whole process tree was ended.
+    Interrupted,
+}
+
+/// The environment variable every process of a validation inherits.
+pub const MARKER_ENV: &str = "PO_VALIDATION";
+
+/// Run `command` (the user's own command line: a manifest's `validation`,
+/// `--validate`) through `sh -c` in `dir`, in its own process group, output
+/// appended to `log`. On the timeout or the interrupt its whole process tree
+/// is ended (SIGTERM, grace, SIGKILL), descendants that left the group
+/// included (they carry a marker in their environment); so are processes it
+/// leaves behind when it exits.
+pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Result<Verdict> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
@@ -270,78 +323,187 @@ pub fn validate(dir: &Path, wave: u32, command: &str, log: &Path, limits: &Limit
         .map_err(Error::io("open", log))?;
     let err = out.try_clone().map_err(Error::io("open", log))?;
     let marker = format!(
-        "PO_VALIDATION={}-wave-{wave}-{}",
+        "{}-{}-{}",
         std::process::id(),
-        log.display()
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
     );
-    let (key, value) = marker.split_once('=').unwrap_or_default();
     let mut child = Command::new("sh")
         .args(["-c", command])
         .current_dir(dir)
-        .env(key, value)
+        .env(MARKER_ENV, &marker)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .process_group(0)
         .spawn()
         .map_err(|e| Error::system(format!("start validation {command:?}: {e}")))?;
-    let tree = Tree {
-        root: None,
-        pgid: Some(child.id() as i32),
-        marker: Some(marker.clone().into_bytes()),
-    };
+    let marker = Some(format!("{MARKER_ENV}={marker}").into_bytes());
     let deadline = Instant::now() + limits.timeout;
-    let ended = |why: String| {
-        tree.kill(limits.grace, &AtomicBool::new(false));
-        Error::validation(
-            format!("wave {wave}"),
-            format!(
-                "validation {command:?} {why}; its whole process tree was ended; its output is \
-                 in {}",
-                log.display()
-            ),
-        )
-    };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => {
-                return Err(Error::system(format!(
-                    "wait for validation {command:?}: {e}"
-                )));
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::system(format!("wait for validation {command:?}: {e}")))?
+        {
+            // Whatever it left running: found by the marker alone, since its
+            // group id may be reused once the leader is reaped.
+            let leftovers = Tree {
+                root: None,
+                pgid: None,
+                marker: marker.clone(),
+            };
+            leftovers.kill(limits.grace, &AtomicBool::new(false));
+            return Ok(if status.success() {
+                Verdict::Passed
+            } else {
+                Verdict::Failed {
+                    code: status.code(),
+                    signal: status.signal(),
+                }
+            });
+        }
+        let interrupted = limits.interrupt.load(Ordering::SeqCst);
+        let late = Instant::now() >= deadline;
+        if interrupted || late {
+            let tree = Tree {
+                root: None,
+                pgid: Some(child.id() as i32),
+                marker,
+            };
+            tree.kill(limits.grace, &AtomicBool::new(false));
+            let _ = child.wait();
+            let what = if late {
+                format!("timed out after {}s", limits.timeout.as_secs_f64())
+            } else {
+                "was interrupted".to_string()
+            };
+            if let Ok(mut f) = OpenOptions::new().append(true).open(log) {
+                let _ = writeln!(f, "po: the validation {what}; its process tree was ended");
             }
+            return Ok(if late {
+                Verdict::TimedOut
+            } else {
+                Verdict::Interrupted
+            });
         }
-        if limits.interrupt.load(Ordering::SeqCst) {
-            let e = ended("was interrupted".into());
-            let _ = child.wait();
-            return Err(e);
-        }
-        if Instant::now() >= deadline {
-            let e = ended(format!(
-                "ran past --validation-timeout {}s",
-                limits.timeout.as_secs_f64()
-            ));
-            let _ = child.wait();
-            return Err(e);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // Whatever it left behind goes too.
-    tree.kill(limits.grace, &AtomicBool::new(false));
-    if status.success() {
-        return Ok(());
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
     }
-    Err(Error::validation(
-        format!("wave {wave}"),
-        format!(
-            "validation {command:?} exited with {}; its output is in {}",
-            match (status.code(), status.signal()) {
+}
+
+/// Run a wave's validation command (see [`run_check`]); a validation error
+/// naming the wave unless it passed.
+pub fn validate(dir: &Path, wave: u32, command: &str, log: &Path, limits: &Limits) -> Result<()> {
+    let why = match run_check(dir, command, log, limits)? {
+        Verdict::Passed => return Ok(()),
+        Verdict::Failed { code, signal } => format!(
+            "exited with {}; its output is in {}",
+            match (code, signal) {
                 (Some(c), _) => format!("status {c}"),
                 (None, Some(s)) => format!("signal {s}"),
                 _ => "an unknown status".into(),
             },
             log.display()
         ),
+        Verdict::Interrupted => format!(
+            "was interrupted; its whole process tree was ended; its output is in {}",
+            log.display()
+        ),
+        Verdict::TimedOut => format!(
+            "ran past --validation-timeout {}s; its whole process tree was ended; its output is \
+             in {}",
+            limits.timeout.as_secs_f64(),
+            log.display()
+        ),
+    };
+    Err(Error::validation(
+        format!("wave {wave}"),
+        format!("validation {command:?} {why}"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                rest.split_whitespace()
+                    .next()
+                    .map(|st| st != "Z" && st != "X")
+            })
+            .unwrap_or(false)
+    }
+
+    fn pids(file: &Path) -> Vec<i32> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_validation_past_its_timeout_ends_with_its_whole_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("v.log");
+        // One child in the group, one that leaves it (setsid), both ignoring SIGTERM.
+        let cmd = "trap '' TERM; sleep 60 & echo $! > pids; setsid sh -c 'trap \"\" TERM; \
+                   echo $$ >> pids; exec sleep 60' & sleep 60; wait";
+        let started = Instant::now();
+        let limits = Limits {
+            timeout: Duration::from_secs(3),
+            grace: Duration::from_millis(200),
+            interrupt: &AtomicBool::new(false),
+        };
+        let verdict = run_check(tmp.path(), cmd, &log, &limits).unwrap();
+        assert_eq!(verdict, Verdict::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let pids = pids(&tmp.path().join("pids"));
+        assert_eq!(pids.len(), 2, "both children wrote their pid");
+        for pid in pids {
+            assert!(!alive(pid), "process {pid} of the validation survived");
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("timed out after"), "{text}");
+    }
+
+    #[test]
+    fn a_validation_passes_fails_and_leaves_nothing_running() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("v.log");
+        let limits = Limits {
+            timeout: Duration::from_secs(60),
+            grace: Duration::from_millis(200),
+            interrupt: &AtomicBool::new(false),
+        };
+        let check = |command| run_check(tmp.path(), command, &log, &limits).unwrap();
+        assert_eq!(check("echo fine"), Verdict::Passed);
+        assert_eq!(
+            check("echo bad >&2; exit 3"),
+            Verdict::Failed {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(
+            check("setsid sleep 60 & echo $! > pids; exit 0"),
+            Verdict::Passed
+        );
+        for pid in pids(&tmp.path().join("pids")) {
+            assert!(!alive(pid), "a leftover {pid} kept running");
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("fine") && text.contains("bad"), "{text}");
+        let err = validate(tmp.path(), 2, "exit 5", &log, &limits).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::VALIDATION);
+        assert!(err.to_string().contains("status 5"), "{err}");
+    }
 }

@@ -12,3 +12,4 @@ pub mod signals;
 pub mod supervisor;
 pub mod template;
 pub mod worktree;
+pub mod worktree_pool;

@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 pub enum Prepared {
     Created,
     Reused,
+    /// Taken from the warm pool (see [`super::worktree_pool`]).
+    Pooled,
 }
 
 /// Make sure `path` is a worktree of `repo` with `branch` checked out: reuse
-/// it if it is, create it (and the branch from `base` if the branch is new)
-/// if nothing is there, refuse if something else is.
+/// it if it is, take one from the warm pool or create it (and the branch
+/// from `base` if the branch is new) if nothing is there, refuse if
+/// something else is.
 pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prepared> {
     if path.join(".git").exists() {
         let head = git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
@@ -45,6 +48,9 @@ pub fn ensure(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<Prep
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    if super::worktree_pool::take(repo, path, branch, base)? {
+        return Ok(Prepared::Pooled);
     }
     let p = path.to_string_lossy();
     // A new branch is the common case: try that first and fall back to
@@ -110,6 +116,16 @@ fn is_registration_race(e: &Error) -> bool {
     m.contains("failed to read") && m.contains("worktrees")
 }
 
+/// Remove a worktree of po's own that holds nothing of anyone (a scratch or
+/// pooled one), whatever is in it; its directory at least, if git will not.
+pub fn discard(repo: &Path, worktree: &Path) {
+    let p = worktree.to_string_lossy();
+    if git(repo, &["worktree", "remove", "--force", "--force", &p]).is_err() {
+        let _ = fs::remove_dir_all(worktree);
+        let _ = git(repo, &["worktree", "prune"]);
+    }
+}
+
 /// Ignored files of `repo` that `.worktreeinclude` (gitignore syntax) selects,
 /// relative to the repository root. Empty when there is no such file.
 pub fn included_files(repo: &Path, skip: &Path) -> Result<Vec<PathBuf>> {
@@ -152,4 +168,41 @@ pub fn copy_included(repo: &Path, worktree: &Path, files: &[PathBuf]) -> Result<
         copied += 1;
     }
     Ok(copied)
+}
+
+/// Remove git's lock files that a killed attempt left in the worktree at
+/// `path` (`index.lock` after an agent was killed inside `git commit`), so
+/// the retry's git works. Only when no process works in the worktree: the
+/// task's own tree was ended before its retry starts, so a process there is
+/// someone else's git, whose lock stays. Returns the files removed.
+pub fn clear_stale_locks(path: &Path) -> Vec<PathBuf> {
+    let Some(gitdir) = fs::read_to_string(path.join(".git"))
+        .ok()
+        .and_then(|d| Some(PathBuf::from(d.strip_prefix("gitdir:")?.trim())))
+    else {
+        return Vec::new();
+    };
+    let locks: Vec<PathBuf> = ["index.lock", "HEAD.lock"]
+        .iter()
+        .map(|l| gitdir.join(l))
+        .filter(|l| l.exists())
+        .collect();
+    if locks.is_empty() || anyone_in(path) {
+        return Vec::new();
+    }
+    locks
+        .into_iter()
+        .filter(|l| fs::remove_file(l).is_ok())
+        .collect()
+}
+
+/// Whether a live process has its working directory inside `dir`.
+fn anyone_in(dir: &Path) -> bool {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.filter_map(|e| e.ok()).any(|e| {
+        e.file_name().to_string_lossy().parse::<u32>().is_ok()
+            && fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+    })
 }

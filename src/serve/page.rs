@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 
 use super::hub::{Snapshot, dir_key};
 use crate::protocol::State;
+use crate::protocol::lifecycle::error_gist;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::report::html::link;
 use crate::report::markdown::thousands;
-use crate::report::summary::error_gist;
 use crate::report::timeline::{self, Bar};
 use crate::text::{ellipsize, one_line, xml_escape as esc};
 use crate::timefmt::{Timestamp, human_duration};
@@ -86,20 +86,7 @@ fn chips(tasks: &[&TaskView], bad: usize) -> String {
             let _ = write!(o, "<span class=\"chip {st}\">{n} {}</span>", state_word(st));
         }
     }
-    for (name, n) in [
-        (
-            "stalled",
-            tasks
-                .iter()
-                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
-                .count(),
-        ),
-        (
-            "orphaned",
-            tasks.iter().filter(|t| t.inferred.orphaned).count(),
-        ),
-        ("unreadable", bad),
-    ] {
+    for (name, n) in crate::protocol::view::flagged(tasks, bad) {
         if n > 0 {
             let _ = write!(o, "<span class=\"chip {name}\">{n} {name}</span>");
         }
@@ -108,12 +95,29 @@ fn chips(tasks: &[&TaskView], bad: usize) -> String {
     o
 }
 
+/// What an orchestration's tasks reported they cost (`None`: none did).
 fn cost(tasks: &[&TaskView]) -> Option<f64> {
     let c: Vec<f64> = tasks
         .iter()
-        .filter_map(|t| t.status.metrics.cost_usd)
+        .filter_map(|t| crate::cost::reported(&t.status.metrics))
         .collect();
     (!c.is_empty()).then(|| c.iter().sum())
+}
+
+/// An orchestration's spend: `$0.05 / $0.10` against its budget, else what
+/// its tasks reported, else `—`.
+fn spend_cell(v: &OrchestrationView, tasks: &[&TaskView]) -> String {
+    match v.orchestration.as_deref().and_then(crate::cost::budget_of) {
+        Some(b) => {
+            let total = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+            format!(
+                "{} / {}",
+                crate::cost::usd(total.sum()),
+                crate::cost::usd(b)
+            )
+        }
+        None => cost(tasks).map_or("—".into(), crate::cost::usd),
+    }
 }
 
 /// The orchestrations list (region `orchs`).
@@ -158,7 +162,7 @@ pub fn orchestrations(snap: &Snapshot, links: &Links) -> String {
             v.rows.len(),
             chips(&tasks, v.bad().count()),
             table::elapsed(&tasks).map_or("—".into(), human_duration),
-            cost(&tasks).map_or("—".into(), |c| format!("${c:.2}")),
+            spend_cell(v, &tasks),
         );
     }
     if !snap.orchestrations.is_empty() {
@@ -222,8 +226,16 @@ pub fn board_parts(v: &OrchestrationView, now: Timestamp, links: &Links) -> Boar
     if let Some(e) = table::elapsed(&tasks) {
         let _ = write!(head, " · {}", human_duration(e));
     }
-    if let Some(c) = cost(&tasks) {
-        let _ = write!(head, " · ${c:.2}");
+    match v.orchestration.as_deref().and_then(crate::cost::budget_of) {
+        Some(b) => {
+            let total = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+            let _ = write!(head, " · {}", esc(&total.against(b)));
+        }
+        None => {
+            if let Some(c) = cost(&tasks) {
+                let _ = write!(head, " · {}", crate::cost::usd(c));
+            }
+        }
     }
     let tokens: u64 = tasks
         .iter()
@@ -413,9 +425,10 @@ fn meta(t: &TaskView) -> String {
         (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
     };
     for (k, v) in [
+        // Tokens without a cost show `—` here, never `$0.00`.
         (
             "cost",
-            t.status.metrics.cost_usd.map(|c| format!("${c:.2}")),
+            crate::cost::reported(&t.status.metrics).map(crate::cost::usd),
         ),
         ("turns", t.status.metrics.turns.map(thousands)),
         ("tokens", tokens.map(thousands)),

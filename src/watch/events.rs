@@ -5,7 +5,12 @@
 //! [12:12] agent-2: ✅ completed → PR #1241
 //! ```
 //!
-//! or as JSON lines with stable field names.
+//! or as JSON lines with stable field names. An orchestration with a budget
+//! (`po-spawn --budget-usd`) also has a line when its spend moves:
+//!
+//! ```text
+//! [12:14] 1234: 💰 spent $3.20 of $5.00 budget
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -13,10 +18,11 @@ use std::path::PathBuf;
 use chrono::Local;
 use serde_json::{Value, json};
 
-use super::table::clean;
+use crate::cost::{self, Total};
 use crate::protocol::State;
 use crate::protocol::layout;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
+use crate::text::printable;
 use crate::timefmt::{self, Timestamp, human_duration};
 
 /// One change of one task.
@@ -28,13 +34,16 @@ pub struct Event {
     /// What the line starts with: the task label, prefixed by the
     /// orchestration id when several are watched.
     pub label: String,
-    /// `started`, `progress`, `pending`, `queued`, `completed`, `failed`, `timed_out`,
-    /// `cancelled`, `stalled`, `orphaned`, `unreadable` or `removed`.
+    /// `started`, `progress`, `pending`, `queued`, `completed`, `failed`,
+    /// `timed_out`, `cancelled`, `stalled`, `orphaned`, `unreadable` or
+    /// `removed`; `spend` for the orchestration's spend against its budget.
     pub kind: &'static str,
     pub text: String,
     pub file: PathBuf,
     pub task: Option<TaskView>,
     pub problem: Option<String>,
+    /// A `spend` event: the orchestration's spend and its budget.
+    pub spend: Option<(Total, f64)>,
 }
 
 impl Event {
@@ -45,16 +54,25 @@ impl Event {
         } else {
             self.time.with_timezone(&Local).format("%H:%M").to_string()
         };
-        format!("[{hm}] {}: {}", clean(&self.label), clean(&self.text))
+        format!(
+            "[{hm}] {}: {}",
+            printable(&self.label),
+            printable(&self.text)
+        )
     }
 
     /// The event as one JSON object (one line of `--events --json`).
     pub fn json(&self) -> Value {
         let t = self.task.as_ref();
+        let agent_id = match (t, &self.spend) {
+            (Some(t), _) => Some(t.status.agent_id.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(layout::agent_id_of(&self.file)),
+        };
         json!({
             "time": timefmt::format(&self.time),
             "orchestration": self.orchestration,
-            "agent_id": t.map(|t| t.status.agent_id.clone()).unwrap_or_else(|| layout::agent_id_of(&self.file)),
+            "agent_id": agent_id,
             "label": self.label,
             "event": self.kind,
             "text": self.text,
@@ -72,6 +90,9 @@ impl Event {
             "log_file": t.and_then(|t| t.status.log_file.clone()),
             "file": self.file,
             "problem": self.problem,
+            "spent_usd": self.spend.map(|(t, _)| t.spent),
+            "committed_usd": self.spend.map(|(t, _)| t.committed),
+            "budget_usd": self.spend.map(|(_, b)| b),
         })
     }
 }
@@ -123,6 +144,9 @@ impl Sig {
 #[derive(Default)]
 pub struct Tracker {
     last: HashMap<PathBuf, Sig>,
+    /// By orchestration directory: the spend last told (spent in 1/10,000
+    /// dollars, whether the budget was reached).
+    spend: HashMap<PathBuf, (u64, bool)>,
     started: bool,
 }
 
@@ -180,8 +204,12 @@ impl Tracker {
                         Row::Bad(b) => Some(b.problem.clone()),
                         Row::Task(_) => None,
                     },
+                    spend: None,
                 });
                 self.last.insert(file, sig);
+            }
+            if let Some(e) = self.spend_event(v, now) {
+                events.push(e);
             }
         }
         let dirs: HashSet<&std::path::Path> = views.iter().map(|v| v.dir.as_path()).collect();
@@ -212,9 +240,33 @@ impl Tracker {
                 file,
                 task: None,
                 problem: None,
+                spend: None,
             });
         }
         events
+    }
+
+    /// A `spend` event when an orchestration with a budget spent more (or
+    /// reached it) since the last reading. Running agents' figures move
+    /// with every report: they show in the line, but do not make one.
+    fn spend_event(&mut self, v: &OrchestrationView, now: Timestamp) -> Option<Event> {
+        let budget = cost::budget_of(v.orchestration.as_deref()?)?;
+        let total = Total::of(v.tasks().map(|t| &t.status));
+        let key = ((total.spent * 1e4).round() as u64, total.sum() >= budget);
+        if self.spend.insert(v.dir.clone(), key) == Some(key) {
+            return None;
+        }
+        Some(Event {
+            time: now,
+            orchestration: v.id.clone(),
+            label: v.id.clone(),
+            kind: "spend",
+            text: format!("💰 {}", total.against(budget)),
+            file: v.dir.join(layout::ORCHESTRATION_FILE),
+            task: None,
+            problem: None,
+            spend: Some((total, budget)),
+        })
     }
 }
 

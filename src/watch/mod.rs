@@ -6,7 +6,9 @@
 //! * [`table`]: the snapshot table.
 //! * [`events`]: changes between readings as one-line events.
 //! * [`source`]: inotify on directories, or polling, to know when to read again.
+//! * [`conflicts`]: which completed branches conflict (`git merge-tree`).
 
+pub mod conflicts;
 pub mod events;
 pub mod source;
 pub mod table;

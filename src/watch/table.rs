@@ -3,12 +3,18 @@
 //!
 //! Text from status files is task text, so it is untrusted: control
 //! characters (terminal escapes included) are shown as spaces.
+//!
+//! COST is what the task's attempts reported together; a task that reports
+//! tokens but no cost shows `— 7.0k tok`, never `$0.00`. With a budget
+//! (`po-spawn --budget-usd`) the totals say what is spent against it.
 
 use std::fmt::Write as _;
 
+use crate::cost::{self, Total};
+use crate::merge::conflicts::Conflict;
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
-use crate::text::ellipsize;
+use crate::text::{ellipsize, printable};
 use crate::timefmt::human_duration;
 
 #[derive(Clone, Copy, Debug)]
@@ -30,7 +36,9 @@ const BRANCH: usize = 5;
 const NODE: usize = 8;
 
 /// Every orchestration in `views`, newest first as given, separated by a blank line.
-pub fn render(views: &[OrchestrationView], style: Style) -> String {
+/// `conflicts` holds, for each view, the conflicts between its completed
+/// branches (shown among the notes).
+pub fn render(views: &[OrchestrationView], conflicts: &[Vec<Conflict>], style: Style) -> String {
     if views.is_empty() {
         return "No orchestrations yet.\n".to_string();
     }
@@ -39,15 +47,16 @@ pub fn render(views: &[OrchestrationView], style: Style) -> String {
         if i > 0 {
             out.push('\n');
         }
-        render_one(&mut out, v, style);
+        let none = Vec::new();
+        render_one(&mut out, v, conflicts.get(i).unwrap_or(&none), style);
     }
     out
 }
 
-fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
+fn render_one(out: &mut String, v: &OrchestrationView, conflicts: &[Conflict], style: Style) {
     let title = match &v.title {
-        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", clean(&v.id), clean(t)),
-        _ => format!("Orchestration {}", clean(&v.id)),
+        Some(t) if !t.is_empty() => format!("Orchestration {}: {}", printable(&v.id), printable(t)),
+        _ => format!("Orchestration {}", printable(&v.id)),
     };
     let _ = writeln!(
         out,
@@ -55,7 +64,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
         paint(&ellipsize(&title, style.width), "1", style.color)
     );
     if let Some(p) = &v.problem {
-        let _ = writeln!(out, "! {}", clean(p));
+        let _ = writeln!(out, "! {}", printable(p));
         return;
     }
     if v.rows.is_empty() {
@@ -127,6 +136,9 @@ fn render_one(out: &mut String, v: &OrchestrationView, style: Style) {
     }
 
     notes(out, v, style.width);
+    for c in conflicts {
+        let _ = writeln!(out, "! {}", printable(&c.line()));
+    }
     totals(out, v, style.width);
 }
 
@@ -139,16 +151,16 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} unreadable: {}",
-                    clean(&row.label()),
+                    printable(&row.label()),
                     b.file.display()
                 );
-                wrap(out, &clean(&b.problem), width);
+                wrap(out, &printable(&b.problem), width);
             }
             Row::Task(t) if t.inferred.orphaned => {
                 let _ = writeln!(
                     out,
                     "! {} orphaned: in_progress, but no process holds its liveness lock",
-                    clean(&t.label)
+                    printable(&t.label)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
             }
@@ -157,7 +169,7 @@ fn notes(out: &mut String, v: &OrchestrationView, width: usize) {
                 let _ = writeln!(
                     out,
                     "! {} stalled: no output or status update for {}",
-                    clean(&t.label),
+                    printable(&t.label),
                     human_duration(idle)
                 );
                 let _ = writeln!(out, "  see {}", t.look_at().display());
@@ -199,34 +211,22 @@ fn totals(out: &mut String, v: &OrchestrationView, width: usize) {
     join_wrapped(out, &counts, width);
 
     let mut more = Vec::new();
-    for (name, n) in [
-        (
-            "stalled",
-            tasks
-                .iter()
-                .filter(|t| t.inferred.stalled && !t.inferred.orphaned)
-                .count(),
-        ),
-        (
-            "orphaned",
-            tasks.iter().filter(|t| t.inferred.orphaned).count(),
-        ),
-        (
-            "queued",
-            tasks
-                .iter()
-                .filter(|t| t.inferred.name().is_none() && t.queued().is_some())
-                .count(),
-        ),
-        ("unreadable", v.bad().count()),
-    ] {
+    for (name, n) in crate::protocol::view::flagged(&tasks, v.bad().count()) {
         if n > 0 {
             more.push(format!("{n} {name}"));
         }
     }
-    let cost: f64 = tasks.iter().filter_map(|t| t.status.metrics.cost_usd).sum();
-    if tasks.iter().any(|t| t.status.metrics.cost_usd.is_some()) {
-        more.push(format!("cost ${cost:.2}"));
+    match v.orchestration.as_deref().and_then(cost::budget_of) {
+        Some(budget) => more.push(Total::of(tasks.iter().map(|t| &t.status)).against(budget)),
+        None => {
+            let reported: Vec<f64> = tasks
+                .iter()
+                .filter_map(|t| cost::reported(&t.status.metrics))
+                .collect();
+            if !reported.is_empty() {
+                more.push(format!("cost {}", cost::usd(reported.iter().sum())));
+            }
+        }
     }
     if let Some(e) = elapsed(&tasks) {
         more.push(format!("elapsed {}", human_duration(e)));
@@ -269,11 +269,11 @@ pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
 fn cells_of(row: &Row) -> Vec<String> {
     match row {
         Row::Task(t) => vec![
-            clean(&t.label),
+            printable(&t.label),
             t.shown_state().to_string(),
             match t.queued() {
-                Some(why) => clean(&waiting(t, &why)),
-                None => t.phase().map(clean).unwrap_or_else(|| "-".into()),
+                Some(why) => printable(&waiting(t, &why)),
+                None => t.phase().map(printable).unwrap_or_else(|| "-".into()),
             },
             t.status
                 .progress_percentage
@@ -285,23 +285,19 @@ fn cells_of(row: &Row) -> Vec<String> {
             t.status
                 .branch
                 .as_deref()
-                .map(clean)
+                .map(printable)
                 .unwrap_or_else(|| "-".into()),
             t.status
                 .pr_number
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),
-            t.status
-                .metrics
-                .cost_usd
-                .map(|c| format!("${c:.2}"))
-                .unwrap_or_else(|| "-".into()),
-            t.node().map(clean).unwrap_or_else(|| "-".into()),
+            cost::cell(&t.status.metrics).unwrap_or_else(|| "-".into()),
+            t.node().map(printable).unwrap_or_else(|| "-".into()),
         ],
         Row::Bad(b) => vec![
-            clean(&row.label()),
+            printable(&row.label()),
             "unreadable".into(),
-            clean(&format!("{}: {}", b.name(), b.problem)),
+            printable(&format!("{}: {}", b.name(), b.problem)),
             String::new(),
             String::new(),
             String::new(),
@@ -364,12 +360,6 @@ pub fn waiting(t: &TaskView, why: &str) -> String {
 }
 
 /// Control characters (escapes, newlines, tabs) become spaces.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn pad(s: &str, w: usize, right: bool) -> String {
     let n = s.chars().count();
     let fill = " ".repeat(w.saturating_sub(n));
@@ -413,7 +403,7 @@ mod tests {
 
     #[test]
     fn escapes_in_task_text_do_not_reach_the_terminal() {
-        assert_eq!(clean("a\x1b[2Jb\nc"), "a [2Jb c");
+        assert_eq!(printable("a\x1b[2Jb\nc"), "a [2Jb c");
     }
 
     #[test]

@@ -147,6 +147,29 @@ impl FakeGh {
         self.edit(|s| s["remote"] = json!(bare));
     }
 
+    /// A pull request `number` from `head` (whose commit on GitHub is
+    /// `head_oid`) into main, in `state` (`OPEN`, `CLOSED`, `MERGED`).
+    pub fn add_pr(&self, number: u64, head: &str, head_oid: &str, state: &str) {
+        self.edit(|s| {
+            s["pulls"][number.to_string()] = json!({
+                "title": format!("Work on {head}"),
+                "body": "",
+                "url": format!("https://github.com/owner/repo/pull/{number}"),
+                "state": state,
+                "head": head,
+                "base": "main",
+                "head_oid": head_oid,
+                "draft": false,
+                "labels": [],
+                "author": "tester",
+                "created_at": "2026-01-01T00:00:00Z",
+                "comments": [],
+            });
+            let next = s["next_number"].as_u64().unwrap();
+            s["next_number"] = json!(next.max(number + 1));
+        });
+    }
+
     /// Fail the next `n` calls with a rate-limit error.
     pub fn rate_limit(&self, n: u32) {
         self.edit(|s| s["rate_limited_calls"] = json!(n));

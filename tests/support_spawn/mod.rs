@@ -152,6 +152,7 @@ pub fn orchestrate(
                 number: s.wave,
                 agents: vec![agent_id],
                 validation: None,
+                result: None,
             }),
         }
     }

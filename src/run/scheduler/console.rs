@@ -14,6 +14,7 @@ use crate::protocol::{AgentStatus, lifecycle};
 use crate::run::integration::Merge;
 use crate::run::launcher::Runner;
 use crate::run::supervisor::Spec;
+use crate::text::printable;
 use crate::timefmt;
 
 /// Where the lines go.
@@ -34,13 +35,6 @@ pub struct Totals<'a> {
     pub cancelled: usize,
     pub took: f64,
     pub logs: &'a Path,
-}
-
-/// Task text shown on a terminal: control characters (escape sequences) replaced.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 impl Console {
@@ -147,6 +141,63 @@ impl Console {
         self.say("");
     }
 
+    /// The seed's retry block: what the earlier run left, and what runs again.
+    pub fn retry_mode(
+        &self,
+        found: &str,
+        completed: usize,
+        total: usize,
+        retried: &[(String, String)],
+    ) {
+        self.say("🔄 Retry mode: Loading previous orchestration state");
+        self.say(&format!("📂 Found orchestration: {found}"));
+        self.say(&format!(
+            "📋 Previous results: {completed}/{total} succeeded, {} failed",
+            total - completed
+        ));
+        self.say("");
+        self.say("Retrying failed tasks:");
+        for (label, error) in retried {
+            self.say(&format!("- {label}: {}", printable(error)));
+        }
+        self.say("");
+    }
+
+    /// `🤖 Deployed 5 agents (max_workers=5)`, and how progress is shown.
+    pub fn deployed(&self, n: usize, retry: bool, max_workers: usize, batch: Option<usize>) {
+        let agents = if n == 1 { "agent" } else { "agents" };
+        self.say(&match (retry, batch) {
+            (true, _) => format!("🤖 Deployed {n} {agents} for retry"),
+            (false, Some(size)) => {
+                format!("🤖 Deployed {n} {agents} in batches (batch_size={size})")
+            }
+            (false, None) => format!("🤖 Deployed {n} {agents} (max_workers={max_workers})"),
+        });
+    }
+
+    pub fn monitoring(&self, every: std::time::Duration) {
+        self.say(&format!(
+            "⏱️  Monitoring progress (updates every {})...",
+            timefmt::human_duration(every.as_secs_f64())
+        ));
+    }
+
+    /// Nothing left to run: every task has finished.
+    pub fn nothing_to_run(&self, finished: usize) {
+        self.say(&format!(
+            "Nothing to run: {finished} task(s) already finished (--retry runs the failed ones \
+             again)"
+        ));
+    }
+
+    pub fn continuing(&self) {
+        self.say("⏱️  Continuing with remaining agents...");
+    }
+
+    pub fn retry_successful(&self) {
+        self.say("🎉 Retry successful! Original orchestration now complete.");
+    }
+
     pub fn wave(&self, wave: u32, blank_before: bool) {
         if blank_before {
             self.say("");
@@ -156,6 +207,7 @@ impl Console {
 
     pub fn batch(&self, n: usize, members: &[&AgentStatus]) {
         self.say(&format!("[Batch {n}: {}]", agents_range(members)));
+        self.say(&format!("⏱️  Monitoring batch {n}..."));
     }
 
     pub fn running(&self, label: &str, s: &AgentStatus, runner: &Runner, spec: &Spec) {
@@ -226,7 +278,7 @@ impl Console {
     }
 
     pub fn wave_failed(&self, wave: u32, e: &Error) {
-        self.warn(&format!("❌ Wave {wave} failed: {e}"));
+        self.say(&format!("❌ Wave {wave} failed: {e}"));
     }
 
     pub fn hangup(&self) {
@@ -273,6 +325,48 @@ impl Console {
             ));
         }
         self.say(&format!("Logs: {}", t.logs.display()));
+    }
+}
+
+/// Spend guardrails ([`super::budget`]): their own lines, kept apart from the
+/// run's progress lines.
+impl Console {
+    /// `💰 Budget: $5.00 for orchestration 42 (--budget-usd); spent …`.
+    pub fn budget_set(&self, line: &str) {
+        self.say(line);
+    }
+
+    /// What a budget cannot see; shown even when quiet.
+    pub fn budget_blind(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// The budget is reached; shown even when quiet.
+    pub fn budget_reached(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// A running agent ended by `--budget-hard`.
+    pub fn budget_ends(&self, label: &str) {
+        self.warn(&format!(
+            "💰 {label}: ending it, the budget is spent (--budget-hard); its worktree is kept"
+        ));
+    }
+
+    /// A retryable failure that is not retried, and why.
+    pub fn retry_refused(&self, line: &str) {
+        self.warn(line);
+    }
+
+    /// `[12:05] 💰 spent $0.03 + $0.01 running of $0.05 budget`.
+    pub fn spend_progress(&self, line: &str) {
+        let clock = chrono::Local::now().format("%H:%M");
+        self.say(&format!("[{clock}] 💰 {line}"));
+    }
+
+    /// The closing block's spend line.
+    pub fn spend_total(&self, line: &str) {
+        self.say(&format!("💰 Spend: {line}"));
     }
 }
 

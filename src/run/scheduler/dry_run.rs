@@ -6,9 +6,8 @@ use std::io::Write;
 use super::Config;
 use super::plan::Mode;
 use super::setup::{Setup, branch_of};
+use crate::protocol::view::TaskView;
 use crate::protocol::{State, layout, sanitize};
-use crate::run::claude::{self, ClaudeOptions};
-use crate::run::supervisor::AgentSpec;
 use crate::run::template;
 
 pub fn print(cfg: &Config, setup: &Setup) {
@@ -31,6 +30,19 @@ pub fn print(cfg: &Config, setup: &Setup) {
         if cfg.isolated { "worktree" } else { "none" },
         cfg.base.as_deref().unwrap_or("HEAD")
     ));
+    if let Some(b) = cfg.limits.budget_usd {
+        let spent = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
+        out.push_str(&format!(
+            "Budget: {} for the orchestration{}; {}\n",
+            crate::cost::usd(b),
+            if cfg.limits.hard {
+                ", running agents ended when it is reached"
+            } else {
+                ""
+            },
+            spent.against(b)
+        ));
+    }
     out.push_str(&match setup.mode {
         Mode::Waves => {
             "Scheduling: waves (each wave starts when the one before it is over)\n".to_string()
@@ -59,75 +71,7 @@ pub fn print(cfg: &Config, setup: &Setup) {
             wave = Some(0);
             out.push('\n');
         }
-        let would = match s.status {
-            State::Pending => "run",
-            State::InProgress => "adopt or recover",
-            st if st.is_retryable() && (cfg.retry || setup.explicit) => "retry",
-            _ => "skip",
-        };
-        let agent_id = sanitize::id(&s.agent_id).unwrap_or_else(|_| "agent".into());
-        let branch = branch_of(&setup.id, s);
-        let wt = setup.runtime.worktree_dir(&setup.id, &agent_id);
-        let prompt = layout::prompt_path(&setup.dir, &agent_id);
-        out.push_str(&format!(
-            "  {} [{}, {would}]: {}\n",
-            super::console::printable(&t.label),
-            s.status,
-            super::console::printable(&s.title)
-        ));
-        if !s.depends_on.is_empty() {
-            let from = match setup.mode {
-                Mode::Graph if s.depends_on.len() == 1 => " (starts from its branch)",
-                Mode::Graph => " (starts from a merge of their branches)",
-                Mode::Waves => "",
-            };
-            out.push_str(&format!(
-                "    depends on: {}{from}\n",
-                s.depends_on.join(", ")
-            ));
-        }
-        if cfg.isolated {
-            out.push_str(&format!("    branch:   {branch}\n"));
-            out.push_str(&format!("    worktree: {}\n", wt.display()));
-        }
-        out.push_str(&format!("    prompt:   {}\n", prompt.display()));
-        let workdir = if cfg.isolated {
-            wt.to_string_lossy().into_owned()
-        } else {
-            "<repository>".into()
-        };
-        let argv = match &cfg.agent {
-            AgentSpec::Command { words } => template::fill(
-                words,
-                &template::Values {
-                    prompt_file: &prompt.to_string_lossy(),
-                    worktree: &workdir,
-                    agent_id: &s.agent_id,
-                    branch: &branch,
-                    id: &setup.id,
-                },
-            ),
-            AgentSpec::Claude {
-                program,
-                model,
-                max_budget_usd,
-            } => claude::argv(&ClaudeOptions {
-                program: program.clone(),
-                model: model.clone(),
-                max_budget_usd: *max_budget_usd,
-                agent: s.agent.clone(),
-                session_id: s
-                    .metrics
-                    .session_id
-                    .clone()
-                    .unwrap_or_else(|| "<new session id>".into()),
-                resume: s.metrics.session_id.is_some(),
-            }),
-        };
-        out.push_str(&format!(
-            "    command:  {}\n",
-            crate::text::shell_words(&argv)
-        ));
+        task(&mut out, cfg, setup, t);
     }
     let mut validations: Vec<_> = setup.validations.iter().collect();
     validations.sort();
@@ -139,4 +83,65 @@ pub fn print(cfg: &Config, setup: &Setup) {
     }
     out.push_str("\nTo run: drop --dry-run\n");
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+/// One task of the plan: what would happen to it, where, and the command.
+fn task(out: &mut String, cfg: &Config, setup: &Setup, t: &TaskView) {
+    let s = &t.status;
+    let would = match s.status {
+        State::Pending => "run",
+        State::InProgress => "adopt or recover",
+        st if st.is_retryable() && (cfg.retry || setup.explicit) => "retry",
+        _ => "skip",
+    };
+    let agent_id = sanitize::id(&s.agent_id).unwrap_or_else(|_| "agent".into());
+    let branch = branch_of(&setup.id, s);
+    let wt = setup.runtime.worktree_dir(&setup.id, &agent_id);
+    let prompt = layout::prompt_path(&setup.dir, &agent_id);
+    out.push_str(&format!(
+        "  {} [{}, {would}]: {}\n",
+        crate::text::printable(&t.label),
+        s.status,
+        crate::text::printable(&s.title)
+    ));
+    if !s.depends_on.is_empty() {
+        let from = match setup.mode {
+            Mode::Graph if s.depends_on.len() == 1 => " (starts from its branch)",
+            Mode::Graph => " (starts from a merge of their branches)",
+            Mode::Waves => "",
+        };
+        out.push_str(&format!(
+            "    depends on: {}{from}\n",
+            s.depends_on.join(", ")
+        ));
+    }
+    if cfg.isolated {
+        out.push_str(&format!("    branch:   {branch}\n"));
+        out.push_str(&format!("    worktree: {}\n", wt.display()));
+    }
+    out.push_str(&format!("    prompt:   {}\n", prompt.display()));
+    let workdir = if cfg.isolated {
+        wt.to_string_lossy().into_owned()
+    } else {
+        "<repository>".into()
+    };
+    let prompt_file = prompt.to_string_lossy();
+    let values = template::Values {
+        prompt_file: &prompt_file,
+        worktree: &workdir,
+        agent_id: &s.agent_id,
+        branch: &branch,
+        id: &setup.id,
+    };
+    let session = s.metrics.session_id.as_deref();
+    let argv = cfg.agent.argv(
+        s,
+        &values,
+        session.unwrap_or("<new session id>"),
+        session.is_some(),
+    );
+    out.push_str(&format!(
+        "    command:  {}\n",
+        crate::text::shell_words(&argv)
+    ));
 }

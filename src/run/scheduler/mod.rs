@@ -12,6 +12,8 @@
 //!   supervisor specs.
 //! * [`plan`]: waves and batches, or a dependency graph: what may start now.
 //! * [`console`]: what po-spawn says on stderr and records in the session log.
+//! * [`budget`]: spend guardrails: the orchestration's budget, the run's
+//!   retry cap.
 //! * [`dry_run`]: the plan, printed instead of run.
 //!
 //! Task states at start:
@@ -27,9 +29,11 @@
 //! starts supervisors, and a supervisor runs its task only while it holds the
 //! task's liveness lock and the task is `pending`.
 
+pub mod budget;
 mod console;
 mod dry_run;
 mod plan;
+mod preflight;
 pub mod setup;
 #[cfg(test)]
 mod tests;
@@ -76,6 +80,8 @@ pub struct Config {
     pub status_interval_secs: u64,
     pub validation_timeout_secs: f64,
     pub log_dir: Option<PathBuf>,
+    /// Spend guardrails: budget, retry cap, turns.
+    pub limits: budget::Limits,
     /// Where supervisors run: the local pool, or Slurm jobs.
     pub launcher: launchers::Choice,
 }
@@ -93,6 +99,7 @@ impl Default for Config {
                 program: "claude".into(),
                 model: None,
                 max_budget_usd: None,
+                max_turns: None,
             },
             setup: None,
             isolated: true,
@@ -103,10 +110,11 @@ impl Default for Config {
             dry_run: false,
             create_pr: None,
             remote: "origin".into(),
-            threshold: crate::report::summary::DEFAULT_THRESHOLD,
+            threshold: exit::DEFAULT_THRESHOLD,
             status_interval_secs: 30,
             validation_timeout_secs: 1800.0,
             log_dir: None,
+            limits: budget::Limits::default(),
             launcher: launchers::Choice::Local,
         }
     }
@@ -159,7 +167,7 @@ struct Task {
 impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
-            label: console::printable(&lifecycle::label(&status)),
+            label: crate::text::printable(&lifecycle::label(&status)),
             path,
             status,
             slot: Slot::Waiting,
@@ -199,6 +207,8 @@ pub struct Parts {
     pub explicit: bool,
     /// The first wave's base commit (`--base`).
     pub base: String,
+    /// The session of the run before this one, if there was one.
+    pub previous_session: Option<String>,
     pub launcher: Box<dyn Launcher>,
     pub integration: Box<dyn Integrate>,
     pub console: Console,
@@ -215,6 +225,9 @@ pub struct Scheduler {
     launcher: Box<dyn Launcher>,
     integration: Box<dyn Integrate>,
     out: Console,
+    previous_session: Option<String>,
+    /// Tasks this run runs again (retries of an earlier run's failures).
+    retried: usize,
     waves: plan::Waves,
     stop: Option<Stop>,
     signals: u32,
@@ -222,6 +235,7 @@ pub struct Scheduler {
     leave: bool,
     last_tick: Instant,
     started: Instant,
+    guard: budget::Guard,
 }
 
 impl Scheduler {
@@ -253,12 +267,15 @@ impl Scheduler {
             launcher: parts.launcher,
             integration: parts.integration,
             out: parts.console,
+            previous_session: parts.previous_session,
+            retried: 0,
             waves,
             stop: None,
             signals: 0,
             leave: false,
             last_tick: Instant::now(),
             started: Instant::now(),
+            guard: budget::Guard::default(),
         }
     }
 
@@ -266,6 +283,11 @@ impl Scheduler {
     /// then start what may start.
     pub fn begin(&mut self) -> Result<()> {
         self.out.started();
+        let before: Vec<(State, Option<String>)> = self
+            .tasks
+            .iter()
+            .map(|t| (t.status.status, t.status.error.clone()))
+            .collect();
         for idx in 0..self.tasks.len() {
             self.classify(idx)?;
         }
@@ -274,8 +296,53 @@ impl Scheduler {
                 self.already_done(idx);
             }
         }
+        self.announce(&before);
         self.rebuild_earlier_waves()?;
+        self.guard_begin();
         self.advance()
+    }
+
+    /// The seed's opening lines: what a retry runs again, how many agents
+    /// are deployed, how progress is shown.
+    fn announce(&mut self, before: &[(State, Option<String>)]) {
+        let retried: Vec<(String, String)> = self
+            .tasks
+            .iter()
+            .zip(before)
+            .filter(|(t, (state, _))| state.is_terminal() && t.slot == Slot::Waiting)
+            .map(|(t, (state, error))| {
+                let why = error
+                    .as_deref()
+                    .map(lifecycle::error_gist)
+                    .unwrap_or_else(|| state.to_string());
+                (t.label.clone(), why)
+            })
+            .collect();
+        self.retried = retried.len();
+        if !retried.is_empty() {
+            let completed = before
+                .iter()
+                .filter(|(s, _)| *s == State::Completed)
+                .count();
+            let found = self.previous_session.as_deref().unwrap_or(&self.ctx.id);
+            self.out
+                .retry_mode(found, completed, before.len() + self.unreadable, &retried);
+        }
+        let deploy = self
+            .tasks
+            .iter()
+            .filter(|t| t.slot == Slot::Waiting)
+            .count();
+        if deploy == 0 && !self.tasks.iter().any(|t| t.running().is_some()) {
+            self.out.nothing_to_run(self.tasks.len());
+            return;
+        }
+        let cfg = &self.ctx.cfg;
+        self.out
+            .deployed(deploy, !retried.is_empty(), cfg.max_workers, cfg.batch_size);
+        if cfg.batch_size.is_none() {
+            self.out.monitoring(self.interval());
+        }
     }
 
     /// Move the run on after `event`.
@@ -287,11 +354,13 @@ impl Scheduler {
                 if self.last_tick.elapsed() >= self.interval() {
                     self.poll()?;
                     self.progress();
+                    self.spend_progress();
                     self.last_tick = Instant::now();
                 }
             }
         }
         self.poll()?;
+        self.budget_enforce();
         self.advance()
     }
 
@@ -306,11 +375,13 @@ impl Scheduler {
     /// line or the end of a retry's backoff.
     pub fn next_wakeup(&self) -> Instant {
         let tick = self.last_tick + self.interval();
-        self.tasks
+        let next = self
+            .tasks
             .iter()
             .filter(|t| t.slot == Slot::Waiting)
             .filter_map(|t| t.not_before)
-            .fold(tick, Instant::min)
+            .fold(tick, Instant::min);
+        self.guard_wakeup(next)
     }
 
     /// Say how the run went; its exit code.
@@ -326,6 +397,10 @@ impl Scheduler {
             took: self.started.elapsed().as_secs_f64(),
             logs: &self.ctx.logs,
         });
+        self.spend_close();
+        if self.retried > 0 && completed == total && self.orchestration_complete() {
+            self.out.retry_successful();
+        }
         let code = match &self.stop {
             Some(Stop::Interrupted(_)) => exit::INTERRUPTED,
             _ if self.leave => exit::INTERRUPTED,
@@ -341,6 +416,13 @@ impl Scheduler {
         if sig != Signal::SIGHUP && !matches!(self.stop, Some(Stop::Interrupted(_))) {
             self.stop = Some(Stop::Interrupted(sig));
         }
+    }
+
+    /// Whether every task of the orchestration (not only this run's) has
+    /// completed.
+    fn orchestration_complete(&self) -> bool {
+        let view = crate::protocol::view::Reader::plain().read(&self.ctx.dir);
+        view.bad().next().is_none() && view.tasks().all(|t| t.state() == State::Completed)
     }
 
     fn interval(&self) -> Duration {
@@ -500,12 +582,15 @@ impl Scheduler {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ));
-        // Retryable failures (rate limits) try again with backoff.
+        // Retryable failures (rate limits) try again with backoff, within the
+        // run's retry cap and its budget.
         if t.status.status == State::Failed
             && t.status.retryable == Some(true)
             && t.retries_used < retries
             && !stopping
+            && self.retry_allowed(idx)
         {
+            let t = &mut self.tasks[idx];
             let delay = backoff * 2f64.powi(t.retries_used as i32);
             t.retries_used += 1;
             self.out.retrying(&t.label, t.retries_used, retries, delay);
@@ -514,6 +599,7 @@ impl Scheduler {
             self.tasks[idx].not_before = Some(at);
             return Ok(());
         }
+        let t = &mut self.tasks[idx];
         if t.adopted
             && t.status.status == State::Completed
             && t.status.pr_number.is_none()
@@ -528,6 +614,10 @@ impl Scheduler {
         }
         self.out.finished(&t.label, &t.status);
         self.out.path(&t.path);
+        let failed = matches!(t.status.status, State::Failed | State::TimedOut);
+        if failed && !self.stopping() && self.tasks.iter().any(|t| t.slot != Slot::Done) {
+            self.out.continuing();
+        }
         Ok(())
     }
 
@@ -607,9 +697,11 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     let setup = Setup::new(cwd_runtime, &target, &cfg)?;
     if cfg.dry_run {
         dry_run::print(&cfg, &setup);
+        preflight::check(&cfg, &setup, |w| console.warn(w))?;
         return Ok(exit::SUCCESS);
     }
     let _spawn_lock = setup.take_spawn_lock()?;
+    preflight::check(&cfg, &setup, |w| console.warn(w))?;
     let now = chrono::Utc::now();
     let session = format!("orch-{}-{}", setup.id, now.format("%Y%m%d-%H%M"));
     let logs = setup.log_dir(&cfg, &session);
@@ -688,6 +780,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         rows: setup.view.rows,
         explicit: setup.explicit,
         base: setup.base_commit.unwrap_or_default(),
+        previous_session: setup.previous_session,
         launcher,
         integration: Box::new(integration),
         console,

@@ -20,7 +20,10 @@ use std::time::Instant;
 use super::setup::branch_of;
 use super::{Scheduler, Slot, Stop, Task};
 use crate::error::Result;
-use crate::protocol::{AgentStatus, Orchestration, State, layout, lifecycle, store};
+use crate::protocol::view::Reader;
+use crate::protocol::{
+    AgentStatus, Orchestration, State, WaveResult, WaveState, layout, lifecycle, store,
+};
 use crate::run::integration::Merge;
 
 /// How tasks wait for each other.
@@ -223,13 +226,58 @@ impl Scheduler {
         ));
         if let Some(cmd) = validation {
             self.out.validating(wave, cmd);
+            self.record_wave(wave, WaveState::Validating, None);
         }
-        let next = self.integration.wave(wave, base, &merges, validation)?;
-        self.out.merged(wave, &merges);
-        if validation.is_some() {
-            self.out.validated(wave);
+        match self.integration.wave(wave, base, &merges, validation) {
+            Ok(next) => {
+                self.out.merged(wave, &merges);
+                if validation.is_some() {
+                    self.out.validated(wave);
+                }
+                self.record_wave(wave, WaveState::Passed, None);
+                Ok(next)
+            }
+            Err(e) => {
+                self.record_wave(wave, WaveState::Failed, Some(e.to_string()));
+                Err(e)
+            }
         }
-        Ok(next)
+    }
+
+    /// What became of wave `wave`, in `orchestration.json`: readers (cpo,
+    /// po-watch) learn it from there.
+    fn record_wave(&self, wave: u32, state: WaveState, error: Option<String>) {
+        let file = &self.ctx.orchestration_file;
+        if !file.exists() {
+            return;
+        }
+        let result = WaveResult {
+            state,
+            error,
+            log: self
+                .validations
+                .contains_key(&wave)
+                .then(|| self.ctx.logs.join(format!("wave-{wave}-validation.log"))),
+            time: Some(crate::timefmt::now()),
+        };
+        let recorded = store::update_json(file, |v| {
+            let result = serde_json::to_value(&result)
+                .map_err(|e| crate::Error::system(format!("serialise a wave result: {e}")))?;
+            for w in v
+                .get_mut("waves")
+                .and_then(|w| w.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if w.get("number").and_then(|n| n.as_u64()) == Some(u64::from(wave)) {
+                    w["result"] = result.clone();
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            self.out.warn(&format!("po-spawn: failed to {e}"));
+        }
     }
 
     /// Tasks of a later wave named on their own still start from the waves
@@ -244,9 +292,10 @@ impl Scheduler {
         {
             return Ok(());
         }
-        let earlier: Vec<AgentStatus> = layout::status_files(&self.ctx.dir)?
-            .iter()
-            .filter_map(|p| store::read_status(p).ok())
+        let earlier: Vec<AgentStatus> = Reader::plain()
+            .read(&self.ctx.dir)
+            .tasks()
+            .map(|t| t.status.clone())
             .filter(|s| s.wave < first)
             .collect();
         let waves: BTreeSet<u32> = earlier.iter().map(|s| s.wave).collect();
@@ -394,6 +443,11 @@ impl Scheduler {
                     .all(|d| matches!(self.dep(d), Dep::Completed))
             {
                 continue;
+            }
+            if self.budget_check() {
+                // Spent + committed reached the budget: the waiting tasks
+                // were cancelled; nothing more starts.
+                break;
             }
             let Some(base) = base_of(self, idx) else {
                 continue;

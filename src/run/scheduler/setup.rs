@@ -35,6 +35,8 @@ pub struct Setup {
     /// Validation commands by wave.
     pub validations: HashMap<u32, String>,
     pub mode: Mode,
+    /// The session of the last run, as `orchestration.json` recorded it.
+    pub previous_session: Option<String>,
 }
 
 impl Setup {
@@ -102,7 +104,12 @@ impl Setup {
             &validations,
             view.tasks().map(|t| &t.status),
         );
+        let previous_session = orchestration
+            .as_ref()
+            .and_then(|o| o.options.get("last_run")?.get("session")?.as_str())
+            .map(str::to_string);
         Ok(Setup {
+            previous_session,
             dir,
             id,
             runtime,
@@ -190,6 +197,10 @@ impl Setup {
                         "create_pr": self.create_pr,
                         "scheduling": self.mode.name(),
                         "log_dir": logs,
+                        "budget_usd": cfg.limits.budget_usd,
+                        "budget_hard": cfg.limits.hard,
+                        "max_turns": cfg.limits.max_turns,
+                        "max_total_retries": cfg.limits.max_total_retries,
                     }),
                 );
             }

@@ -174,6 +174,7 @@ impl Harness {
                         .iter()
                         .find(|(w, _)| w == wave)
                         .map(|(_, v)| v.to_string()),
+                    result: None,
                 }),
             }
         }
@@ -251,6 +252,7 @@ impl Harness {
             rows: view.rows,
             explicit: false,
             base: "base".into(),
+            previous_session: Some("orch-7-20261130-1200".into()),
             launcher: Box::new(FakeLauncher(self.launches.clone())),
             integration: Box::new(FakeIntegration(self.integrations.clone())),
             console: Console::capture(),
@@ -406,6 +408,59 @@ fn a_batch_finishes_before_the_next_starts_and_workers_are_capped() {
     h.finish(1, State::Completed);
     s.handle(Event::Wake).unwrap();
     assert_eq!(h.started(), ["agent-1", "agent-2"]);
+}
+
+#[test]
+fn the_seeds_lines_tell_a_deployment_a_retry_and_its_success() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    let mut s = h.scheduler(cfg());
+    s.begin().unwrap();
+    let out = lines(&s);
+    assert!(
+        out.contains(&"🤖 Deployed 2 agents (max_workers=5)".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"⏱️  Monitoring progress (updates every 30s)...".to_string()),
+        "{out:?}"
+    );
+
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    h.set(1, |s| s.status = State::Completed);
+    h.set(2, |s| {
+        s.status = State::Failed;
+        s.error = Some("Import resolution error; log: /tmp/agent-2.log".into());
+    });
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..cfg()
+    });
+    s.begin().unwrap();
+    let out = lines(&s);
+    let block = [
+        "🔄 Retry mode: Loading previous orchestration state",
+        "📂 Found orchestration: orch-7-20261130-1200",
+        "📋 Previous results: 1/2 succeeded, 1 failed",
+        "",
+        "Retrying failed tasks:",
+        "- agent-2: Import resolution error",
+        "",
+        "🤖 Deployed 1 agent for retry",
+    ];
+    let at = out
+        .iter()
+        .position(|l| l == block[0])
+        .expect("the retry block");
+    assert_eq!(&out[at..at + block.len()], block, "{out:?}");
+    h.finish(2, State::Completed);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(s.close(), exit::SUCCESS);
+    assert!(
+        lines(&s)
+            .contains(&"🎉 Retry successful! Original orchestration now complete.".to_string()),
+        "{:?}",
+        lines(&s)
+    );
 }
 
 #[test]
@@ -668,6 +723,14 @@ fn waves_with_a_validation_keep_their_barrier_and_a_failure_stops_the_rest() {
     assert!(st.error.as_deref().unwrap().contains("wave 1 did not pass"));
     assert!(s.finished());
     assert_eq!(s.close(), exit::VALIDATION);
+    // Readers learn it from orchestration.json.
+    let orch: Orchestration = store::read_json(&h.dir.join(layout::ORCHESTRATION_FILE)).unwrap();
+    let result = orch.waves[0]
+        .result
+        .clone()
+        .expect("wave 1's result is recorded");
+    assert_eq!(result.state, crate::protocol::WaveState::Failed);
+    assert!(result.error.unwrap().contains("tests failed"));
 }
 
 #[test]
@@ -679,6 +742,12 @@ fn the_last_waves_validation_runs_when_tasks_ran_in_it() {
     s.handle(Event::Wake).unwrap();
     assert_eq!(h.integrations.borrow().calls.len(), 1);
     assert!(lines(&s).contains(&"✅ Wave 1 validation passed".to_string()));
+    let orch: Orchestration = store::read_json(&h.dir.join(layout::ORCHESTRATION_FILE)).unwrap();
+    let result = orch.waves[0]
+        .result
+        .clone()
+        .expect("wave 1's result is recorded");
+    assert_eq!(result.state, crate::protocol::WaveState::Passed);
 }
 
 #[test]
@@ -716,4 +785,301 @@ fn the_mode_follows_where_the_waves_came_from() {
     assert_eq!(Mode::of(None, &none, &wave_without_deps), Mode::Waves);
     let validated: HashMap<u32, String> = [(1, "make".to_string())].into();
     assert_eq!(Mode::of(None, &validated, &graph), Mode::Waves);
+}
+
+impl Harness {
+    /// Play agent `n`'s supervisor: run it to `state`, its agent having
+    /// reported `cost_usd`, and let go.
+    fn finish_costing(&self, n: u64, state: State, cost_usd: f64) {
+        let p = self.path(n);
+        if store::read_status(&p).unwrap().status == State::Pending {
+            lifecycle::start(&p, &Start::default()).unwrap();
+        }
+        self.set(n, |s| s.metrics.cost_usd = Some(cost_usd));
+        self.finish(n, state);
+    }
+
+    /// A scheduler over the tasks `only` (as if their status files were
+    /// named one by one); the others are not part of its run.
+    fn scheduler_for(&self, cfg: Config, only: &[u64]) -> Scheduler {
+        let mut s = self.scheduler(cfg);
+        let keep: Vec<PathBuf> = only.iter().map(|&n| self.path(n)).collect();
+        s.tasks.retain(|t| keep.contains(&t.path));
+        s
+    }
+}
+
+fn budget(usd: f64, hard: bool) -> Config {
+    Config {
+        limits: budget::Limits {
+            budget_usd: Some(usd),
+            hard,
+            ..budget::Limits::default()
+        },
+        ..cfg()
+    }
+}
+
+#[test]
+fn a_budget_launches_nothing_once_spent_reaches_it_and_cancels_the_rest() {
+    let defs: Vec<Def> = (1..=5).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 1,
+        ..budget(0.025, false)
+    });
+    s.begin().unwrap();
+    for n in 1..=3 {
+        assert_eq!(h.started().len(), n as usize, "{:?}", h.started());
+        h.finish_costing(n, State::Completed, 0.01);
+        s.handle(Event::Wake).unwrap();
+    }
+    assert_eq!(h.started(), ["agent-1", "agent-2", "agent-3"]);
+    for n in [4, 5] {
+        let st = h.status(n);
+        assert_eq!(st.status, State::Cancelled, "{st:?}");
+        assert!(
+            st.error.as_deref().unwrap().starts_with(
+                "cancelled: the budget was reached before it started ($0.0300 of $0.0250"
+            ),
+            "{st:?}"
+        );
+    }
+    assert!(s.finished());
+    assert_eq!(s.close(), exit::MAJORITY_FAILURE);
+    let out = lines(&s);
+    assert!(
+        out.iter().any(|l| l
+            == "💰 Budget reached: spent $0.0300 of $0.0250 budget — reached; launching nothing more"),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("💰 Budget: $0.0250 for orchestration 7")),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"💰 Spend: spent $0.0300 of $0.0250 budget — reached".to_string()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn running_agents_commit_what_they_spent_so_far_reported_or_priced() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 2,
+        ..budget(0.03, false)
+    });
+    s.begin().unwrap();
+    assert_eq!(h.started(), ["agent-1", "agent-2"]);
+    // agent-1 runs and its stream reported two model calls' tokens: $0.0132
+    // at claude-sonnet-4-5's price, no cost yet.
+    lifecycle::start(&h.path(1), &Start::default()).unwrap();
+    h.set(1, |st| {
+        st.metrics.model = Some("claude-sonnet-4-5".into());
+        st.metrics.input_tokens = Some(7000);
+        st.metrics.cache_creation_input_tokens = Some(600);
+        st.metrics.cache_read_input_tokens = Some(4000);
+        st.metrics.output_tokens = Some(170);
+    });
+    // agent-2 finishes at $0.02: spent $0.02 + committed $0.0132 ≥ $0.03.
+    h.finish_costing(2, State::Completed, 0.02);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.started(), ["agent-1", "agent-2"], "agent-3 never starts");
+    assert_eq!(h.status(3).status, State::Cancelled);
+    let out = lines(&s);
+    assert!(
+        out.iter().any(|l| l.contains(
+            "Budget reached: spent $0.0200 + $0.0132 running of $0.0300 budget — reached"
+        )),
+        "{out:?}"
+    );
+    // Without --budget-hard the running agent goes on.
+    assert!(h.launches.borrow().ended.is_empty());
+    assert!(!s.finished());
+
+    // A model po cannot price: said once, and it counts once it reports.
+    h.set(1, |st| st.metrics.model = Some("mystery-1".into()));
+    s.handle(Event::Wake).unwrap();
+    s.handle(Event::Wake).unwrap();
+    let said = lines(&s)
+        .iter()
+        .filter(|l| l.contains("no price for the model mystery-1"))
+        .count();
+    assert_eq!(said, 1, "{:?}", lines(&s));
+}
+
+#[test]
+fn a_hard_budget_ends_running_agents_which_end_cancelled_for_it() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    let mut s = h.scheduler(Config {
+        max_workers: 2,
+        ..budget(0.01, true)
+    });
+    s.begin().unwrap();
+    lifecycle::start(&h.path(2), &Start::default()).unwrap();
+    h.finish_costing(1, State::Completed, 0.02);
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.launches.borrow().ended, [("agent-2".to_string(), false)]);
+    assert_eq!(h.status(3).status, State::Cancelled, "never started");
+    // agent-2's supervisor, told to stop, records the cancel: the reason is
+    // the budget's, not an interrupt's.
+    let st = h.status(2);
+    assert_eq!(st.status, State::InProgress);
+    assert!(st.stop_reason.as_deref().unwrap().contains("--budget-hard"));
+    lifecycle::finish(
+        &h.path(2),
+        Outcome::of(
+            State::Cancelled,
+            Some("cancelled: po-spawn was interrupted".into()),
+        ),
+    )
+    .unwrap();
+    h.runner_ends(2, ended("its supervisor exited with status 0", true));
+    s.handle(Event::Wake).unwrap();
+    let st = h.status(2);
+    assert_eq!(st.status, State::Cancelled);
+    assert!(
+        st.error.as_deref().unwrap().starts_with(
+            "cancelled: the budget was spent while it ran ($0.0200 of $0.0100, --budget-hard)"
+        ),
+        "{st:?}"
+    );
+    assert_eq!(st.stop_reason, None);
+    assert!(s.finished());
+    assert_eq!(
+        h.launches.borrow().ended.len(),
+        1,
+        "each agent is ended once"
+    );
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l.contains("agent-2: ending it, the budget is spent")),
+        "{:?}",
+        lines(&s)
+    );
+}
+
+#[test]
+fn the_budget_counts_the_whole_orchestration_and_a_retry_after_raising_it_runs_the_rest() {
+    let defs: Vec<Def> = (1..=3).map(|n| Def(n, 1, &[])).collect();
+    let h = Harness::new("markdown", &defs, &[]);
+    // agent-1 ran in an earlier po-spawn and cost $0.05.
+    lifecycle::start(&h.path(1), &Start::default()).unwrap();
+    h.set(1, |st| st.metrics.cost_usd = Some(0.05));
+    lifecycle::finish(&h.path(1), Outcome::of(State::Completed, None)).unwrap();
+    // A run of agent-2 alone: agent-1's spend (not part of it) counts.
+    let mut s = h.scheduler_for(budget(0.04, false), &[2]);
+    s.begin().unwrap();
+    assert!(h.started().is_empty());
+    let st = h.status(2);
+    assert_eq!(st.status, State::Cancelled, "{st:?}");
+    assert!(st.error.as_deref().unwrap().contains("budget was reached"));
+    assert_eq!(h.status(3).status, State::Pending, "not part of the run");
+
+    // --retry with the same budget: still nothing.
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..budget(0.04, false)
+    });
+    s.begin().unwrap();
+    assert!(h.started().is_empty());
+    assert_eq!(h.status(2).status, State::Cancelled);
+    assert_eq!(h.status(3).status, State::Cancelled);
+
+    // Raised: the cancelled tasks run.
+    let mut s = h.scheduler(Config {
+        retry: true,
+        ..budget(0.2, false)
+    });
+    s.begin().unwrap();
+    assert_eq!(h.started(), ["agent-2", "agent-3"]);
+    assert_eq!(
+        h.status(2).attempt,
+        3,
+        "cancelled twice, run the third time"
+    );
+}
+
+#[test]
+fn retries_count_against_the_runs_cap_and_the_budget() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[]), Def(2, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 5,
+        retry_backoff_secs: 0.0,
+        limits: budget::Limits {
+            max_total_retries: 1,
+            ..budget::Limits::default()
+        },
+        ..cfg()
+    });
+    s.begin().unwrap();
+    for n in [1, 2] {
+        h.finish(n, State::Failed);
+        h.set(n, |st| st.retryable = Some(true));
+    }
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(h.status(1).attempt, 2, "the first retry is within the cap");
+    assert_eq!(
+        (h.status(2).status, h.status(2).attempt),
+        (State::Failed, 1)
+    );
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l
+                == "🛑 agent-2 is not retried: this run used its 1 retries (--max-total-retries)"),
+        "{:?}",
+        lines(&s)
+    );
+
+    // A rate-limited attempt that spent the budget is not retried either;
+    // what it cost stays counted.
+    let h = Harness::new("markdown", &[Def(1, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 5,
+        retry_backoff_secs: 0.0,
+        ..budget(0.04, false)
+    });
+    s.begin().unwrap();
+    h.finish_costing(1, State::Failed, 0.05);
+    h.set(1, |st| st.retryable = Some(true));
+    s.handle(Event::Wake).unwrap();
+    assert_eq!(
+        (h.status(1).status, h.status(1).attempt),
+        (State::Failed, 1)
+    );
+    assert!(s.finished());
+    assert!(
+        lines(&s)
+            .iter()
+            .any(|l| l.contains("agent-1 is not retried: the budget is reached")),
+        "{:?}",
+        lines(&s)
+    );
+}
+
+#[test]
+fn a_retried_attempts_cost_stays_spent() {
+    let h = Harness::new("markdown", &[Def(1, 1, &[])], &[]);
+    let mut s = h.scheduler(Config {
+        retries: 1,
+        retry_backoff_secs: 0.0,
+        ..budget(1.0, false)
+    });
+    s.begin().unwrap();
+    h.finish_costing(1, State::Failed, 0.3);
+    h.set(1, |st| st.retryable = Some(true));
+    s.handle(Event::Wake).unwrap();
+    let st = h.status(1);
+    assert_eq!(st.attempt, 2);
+    assert_eq!(
+        (st.metrics.previous_cost_usd, st.metrics.cost_usd),
+        (Some(0.3), None)
+    );
+    assert_eq!(s.spend().spent, 0.3);
 }

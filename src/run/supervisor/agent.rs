@@ -20,7 +20,7 @@ use super::{AgentSpec, Control, Ev, Log, REAPING, Spec, session_note};
 use crate::error::{Error, Result};
 use crate::protocol::AgentStatus;
 use crate::protocol::lifecycle;
-use crate::run::claude::{self, ClaudeOptions};
+use crate::run::claude;
 use crate::run::proctree::Tree;
 use crate::run::template;
 
@@ -80,36 +80,19 @@ fn argv(
     session_id: Option<&str>,
     resume: bool,
 ) -> Vec<String> {
-    match &spec.agent {
-        AgentSpec::Claude {
-            program,
-            model,
-            max_budget_usd,
-        } => claude::argv(&ClaudeOptions {
-            program: program.clone(),
-            model: model.clone(),
-            max_budget_usd: *max_budget_usd,
-            agent: task.agent.clone(),
-            session_id: session_id.unwrap_or_default().to_string(),
-            resume,
-        }),
-        AgentSpec::Command { words } => {
-            let (p, w) = (
-                spec.prompt_file.to_string_lossy(),
-                prepared.workdir.to_string_lossy(),
-            );
-            template::fill(
-                words,
-                &template::Values {
-                    prompt_file: &p,
-                    worktree: &w,
-                    agent_id: &task.agent_id,
-                    branch: &spec.branch,
-                    id: &spec.orchestration_id,
-                },
-            )
-        }
-    }
+    let (p, w) = (
+        spec.prompt_file.to_string_lossy(),
+        prepared.workdir.to_string_lossy(),
+    );
+    let values = template::Values {
+        prompt_file: &p,
+        worktree: &w,
+        agent_id: &task.agent_id,
+        branch: &spec.branch,
+        id: &spec.orchestration_id,
+    };
+    spec.agent
+        .argv(task, &values, session_id.unwrap_or_default(), resume)
 }
 
 /// Start the agent once and watch it to its end.

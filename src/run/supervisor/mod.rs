@@ -63,11 +63,44 @@ pub enum AgentSpec {
         program: String,
         model: Option<String>,
         max_budget_usd: Option<f64>,
+        /// Claude Code's `--max-turns`.
+        #[serde(default)]
+        max_turns: Option<u32>,
     },
     Command {
         /// The template, already split into words.
         words: Vec<String>,
     },
+}
+
+impl AgentSpec {
+    /// The agent's argv for `task`: Claude Code's (resuming `session` when
+    /// `resume`), or the `--agent-cmd` template filled in with `values`.
+    pub fn argv(
+        &self,
+        task: &AgentStatus,
+        values: &super::template::Values,
+        session: &str,
+        resume: bool,
+    ) -> Vec<String> {
+        match self {
+            AgentSpec::Claude {
+                program,
+                model,
+                max_budget_usd,
+                max_turns,
+            } => super::claude::argv(&super::claude::ClaudeOptions {
+                program: program.clone(),
+                model: model.clone(),
+                max_budget_usd: *max_budget_usd,
+                max_turns: *max_turns,
+                agent: task.agent.clone(),
+                session_id: session.to_string(),
+                resume,
+            }),
+            AgentSpec::Command { words } => super::template::fill(words, values),
+        }
+    }
 }
 
 /// Where a finished task's pull request goes.

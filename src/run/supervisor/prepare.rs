@@ -82,10 +82,23 @@ pub fn prepare(
                 if let Some(b) = task.base_commit.clone() {
                     base = b;
                 }
+                for lock in worktree::clear_stale_locks(wt) {
+                    log.note(&format!(
+                        "removed {} that a killed attempt left",
+                        lock.display()
+                    ));
+                }
             }
             Ok(worktree::Prepared::Created) => {
                 log.note(&format!(
                     "created worktree {} on {}",
+                    wt.display(),
+                    spec.branch
+                ));
+            }
+            Ok(worktree::Prepared::Pooled) => {
+                log.note(&format!(
+                    "worktree {} on {}, from the pool",
                     wt.display(),
                     spec.branch
                 ));

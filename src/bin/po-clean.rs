@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-clean", po::cli::clean::run)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-merge", po::cli::merge::run)
+}

@@ -1,0 +1,733 @@
+//! `po-clean`: remove (or pool) what finished runs leave behind, and nothing
+//! anyone still needs.
+//!
+//! A task's worktree goes only when the task is finished (a terminal state)
+//! and its liveness lock is free; po-clean holds that lock while it works,
+//! so no run can start in the worktree meanwhile. A worktree is kept, and
+//! named with the reason, when it has uncommitted changes (untracked files
+//! included), a merge or rebase in progress, commits its branch does not
+//! hold, a stash made on its branch, or a `git worktree lock`. Removal is
+//! `git worktree remove` without `--force`, so git checks again.
+//!
+//! With `--branches`, the branch of a task whose worktree is gone is
+//! deleted when the base holds it, or when its pull request is merged on
+//! GitHub with the same head commit (asked through `gh`). With `--pool`,
+//! clean worktrees are retired into the warm pool instead of deleted
+//! ([`crate::run::worktree_pool`]). `--dry-run` writes nothing: no lock is
+//! taken, git runs without optional locks.
+
+pub mod usage;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::forge::Gh;
+use crate::git::{self, git};
+use crate::protocol::{AgentStatus, Runtime, sanitize, store};
+use crate::report::summary;
+use crate::run::worktree_pool;
+use crate::timefmt;
+use usage::disk_usage;
+
+/// What to clean.
+pub struct Options<'a> {
+    /// Also delete task branches merged into the base or through a merged PR.
+    pub branches: bool,
+    /// Only tasks finished at least this many seconds ago.
+    pub older_than: Option<u64>,
+    /// Retire clean worktrees into the warm pool instead of deleting them.
+    pub pool: bool,
+    pub dry_run: bool,
+    /// The branch "merged" means merged into [default: origin's default
+    /// branch, else the main checkout's branch].
+    pub base: Option<String>,
+    /// Also remove the worktrees in the warm pool.
+    pub drain_pool: bool,
+    pub gh: &'a Gh,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Removed,
+    Pooled,
+    Kept,
+    WouldRemove,
+    WouldPool,
+    Deleted,
+    WouldDelete,
+}
+
+/// One worktree looked at.
+#[derive(Serialize, Clone, Debug)]
+pub struct WorktreeItem {
+    pub orchestration_id: String,
+    /// The task's agent id, or `integration` for po-spawn's wave merges.
+    pub agent_id: String,
+    pub path: PathBuf,
+    pub action: Action,
+    pub reason: Option<String>,
+    /// Disk space freed (or that would be).
+    pub bytes: u64,
+    /// Where it went in the pool.
+    pub pooled_as: Option<PathBuf>,
+}
+
+/// One branch looked at (with `--branches`).
+#[derive(Serialize, Clone, Debug)]
+pub struct BranchItem {
+    pub orchestration_id: String,
+    pub agent_id: String,
+    pub branch: String,
+    /// Its commit, to restore it: `git branch NAME COMMIT`.
+    pub commit: String,
+    pub action: Action,
+    pub reason: String,
+}
+
+#[derive(Serialize, Debug, Default)]
+pub struct Report {
+    pub dry_run: bool,
+    pub worktrees: Vec<WorktreeItem>,
+    pub branches: Vec<BranchItem>,
+    /// git's records of worktrees whose directory is gone, pruned.
+    pub pruned: Vec<String>,
+    pub freed_bytes: u64,
+    /// `gh` failures (those branches were kept).
+    pub gh_errors: Vec<String>,
+}
+
+/// Clean the orchestrations in `dirs`.
+pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<Report> {
+    let mut report = Report {
+        dry_run: opts.dry_run,
+        ..Report::default()
+    };
+    let mut repos: BTreeSet<PathBuf> = BTreeSet::new();
+    for dir in dirs {
+        let repo = runtime.repo_of(dir, "po-clean")?;
+        let mut cleaner = Cleaner::new(&repo, runtime, opts, &mut report)?;
+        cleaner.orchestration(dir)?;
+        repos.insert(repo);
+    }
+    if opts.drain_pool
+        && let Some(repo) = repos
+            .iter()
+            .next()
+            .cloned()
+            .or_else(|| runtime.repo.clone())
+    {
+        Cleaner::new(&repo, runtime, opts, &mut report)?.drain_pool()?;
+        repos.insert(repo);
+    }
+    for repo in &repos {
+        report.pruned.extend(prune(repo, opts.dry_run)?);
+    }
+    report.freed_bytes = report
+        .worktrees
+        .iter()
+        .filter(|w| w.action != Action::Kept)
+        .map(|w| w.bytes)
+        .sum();
+    Ok(report)
+}
+
+/// `git worktree prune --verbose` (with `--dry-run`): what it pruned.
+fn prune(repo: &Path, dry_run: bool) -> Result<Vec<String>> {
+    let mut cmd = Command::new("git");
+    cmd.args(["worktree", "prune", "--verbose"]);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let out = cmd
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::system(format!("run `git worktree prune`: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::system(format!(
+            "run `git worktree prune` in {}: {}",
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Removing ").map(str::to_string))
+        .collect())
+}
+
+/// One repository's facts, and the report being written.
+struct Cleaner<'a> {
+    repo: PathBuf,
+    runtime: &'a Runtime,
+    opts: &'a Options<'a>,
+    report: &'a mut Report,
+    worktrees: Vec<git::Worktree>,
+    tips: HashMap<String, String>,
+    /// Branches some stash entry was made on.
+    stashed: HashSet<String>,
+    /// (name for messages, commit) of the base, when --branches.
+    base: Option<(String, String)>,
+    id: String,
+}
+
+impl<'a> Cleaner<'a> {
+    fn new(
+        repo: &Path,
+        runtime: &'a Runtime,
+        opts: &'a Options<'a>,
+        report: &'a mut Report,
+    ) -> Result<Cleaner<'a>> {
+        let stashed = git(repo, &["stash", "list", "--format=%gs"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let rest = l
+                    .strip_prefix("WIP on ")
+                    .or_else(|| l.strip_prefix("On "))?;
+                Some(rest.split_once(':')?.0.to_string())
+            })
+            .collect();
+        let base = if opts.branches {
+            Some(base_of(repo, opts.base.as_deref())?)
+        } else {
+            None
+        };
+        Ok(Cleaner {
+            repo: repo.to_path_buf(),
+            runtime,
+            opts,
+            report,
+            worktrees: git::worktrees(repo)?,
+            tips: git::branch_tips(repo)?,
+            stashed,
+            base,
+            id: String::new(),
+        })
+    }
+
+    fn orchestration(&mut self, dir: &Path) -> Result<()> {
+        let loaded = summary::load(dir)?;
+        self.id = loaded.id.clone();
+        let github = loaded
+            .orchestration
+            .as_ref()
+            .is_some_and(|o| o.source.kind == "issue");
+        let mut active = loaded.bad().next().is_some();
+        for t in loaded.tasks() {
+            active |= !t.state().is_terminal() || store::is_live(&t.file);
+            self.task(&t.file, &t.status, github)?;
+        }
+        let worktrees = self
+            .runtime
+            .root
+            .join("worktrees")
+            .join(sanitize::id(&loaded.id)?);
+        let integration = worktrees.join("integration");
+        if self.registered(&integration).is_some() {
+            if active {
+                self.keep(
+                    &integration,
+                    "integration",
+                    "the orchestration is still running",
+                );
+            } else {
+                self.worktree(&integration, "integration", None, false)?;
+            }
+        }
+        for (scratch, pid) in stale_scratch(&worktrees) {
+            let why = format!("left by an interrupted po-merge (pid {pid})");
+            self.discard(&scratch, "po-merge", &why, true);
+        }
+        if !self.opts.dry_run {
+            // Only when empty.
+            let _ = std::fs::remove_dir(&worktrees);
+        }
+        Ok(())
+    }
+
+    /// Remove a worktree of po's own that holds no one's work (a stale
+    /// po-merge scratch with `force`, a pooled one without).
+    fn discard(&mut self, path: &Path, agent_id: &str, why: &str, force: bool) {
+        let bytes = disk_usage(path);
+        let p = path.to_string_lossy();
+        let mut args = vec!["worktree", "remove"];
+        if force {
+            args.extend(["--force", "--force"]);
+        }
+        args.push(&p);
+        let (action, reason) = if self.opts.dry_run {
+            (Action::WouldRemove, why.to_string())
+        } else {
+            match git(&self.repo, &args) {
+                Ok(_) => (Action::Removed, why.to_string()),
+                Err(e) => (Action::Kept, format!("failed to {e}")),
+            }
+        };
+        self.report.worktrees.push(WorktreeItem {
+            orchestration_id: self.id.clone(),
+            agent_id: agent_id.to_string(),
+            path: path.to_path_buf(),
+            action,
+            reason: Some(reason),
+            bytes: if action == Action::Kept { 0 } else { bytes },
+            pooled_as: None,
+        });
+    }
+
+    /// `--all` without `--pool`: remove the pooled worktrees too (git
+    /// refuses any that something was written into since).
+    fn drain_pool(&mut self) -> Result<()> {
+        self.id = String::new();
+        let pool = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+        for entry in worktree_pool::entries(&pool) {
+            let lock_path = store::lock_path(&entry);
+            let lock = if self.opts.dry_run {
+                None
+            } else {
+                match store::try_lock_exclusive(&lock_path)? {
+                    Some(l) => Some(l),
+                    None => continue, // being taken by a new task
+                }
+            };
+            self.discard(&entry, "pool", "pooled", false);
+            if lock.is_some() {
+                let _ = std::fs::remove_file(&lock_path);
+            }
+        }
+        Ok(())
+    }
+
+    /// One task: its worktree, then (with --branches) its branch, holding
+    /// its liveness lock throughout.
+    fn task(&mut self, status_file: &Path, task: &AgentStatus, github: bool) -> Result<()> {
+        let worktree = task
+            .worktree
+            .as_deref()
+            .filter(|w| self.registered(w).is_some())
+            .map(Path::to_path_buf);
+        let branch = task
+            .branch
+            .as_deref()
+            .filter(|b| self.opts.branches && self.tips.contains_key(*b));
+        if worktree.is_none() && branch.is_none() {
+            return Ok(());
+        }
+        let keep = |me: &mut Self, why: String| {
+            if let Some(w) = &worktree {
+                me.keep(w, &task.agent_id, &why);
+            }
+            if let Some(b) = branch {
+                me.keep_branch(task, b, format!("its task is kept: {why}"));
+            }
+        };
+        if !task.status.is_terminal() {
+            keep(self, format!("{}: not finished", task.status));
+            return Ok(());
+        }
+        if let Some(why) = self.too_recent(task) {
+            keep(self, why);
+            return Ok(());
+        }
+        let lock = if self.opts.dry_run {
+            None
+        } else {
+            store::hold_liveness(status_file)?
+        };
+        let live = if self.opts.dry_run {
+            store::is_live(status_file)
+        } else {
+            lock.is_none()
+        };
+        if live {
+            keep(self, "live: its runner holds the liveness lock".into());
+            return Ok(());
+        }
+        let task = if self.opts.dry_run {
+            task.clone()
+        } else {
+            store::read_status(status_file)?
+        };
+        if !task.status.is_terminal() {
+            keep(self, format!("{}: it started again", task.status));
+            return Ok(());
+        }
+        let gone = match &worktree {
+            Some(w) => self.worktree(w, &task.agent_id, task.branch.as_deref(), true)?,
+            None => true,
+        };
+        if let Some(b) = branch {
+            if gone {
+                self.branch(&task, b, github);
+            } else {
+                self.keep_branch(&task, b, "its worktree is kept".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `--older-than`: why a task finished too recently, if it did.
+    fn too_recent(&self, task: &AgentStatus) -> Option<String> {
+        let min = self.opts.older_than?;
+        let finished = task.completion_time.or(task.last_update);
+        let age = finished.map(|t| (timefmt::now() - t).num_seconds().max(0) as u64);
+        match age {
+            Some(a) if a >= min => None,
+            Some(a) => Some(format!(
+                "finished {} ago (--older-than {})",
+                human_age(a),
+                human_age(min)
+            )),
+            None => Some("no finish time recorded (--older-than)".into()),
+        }
+    }
+
+    /// The linked worktree registered at `path`, if git has one there.
+    fn registered(&self, path: &Path) -> Option<&git::Worktree> {
+        let want = std::fs::canonicalize(path).ok()?;
+        self.worktrees
+            .iter()
+            .skip(1) // the main worktree is never a task's
+            .find(|w| !w.bare && std::fs::canonicalize(&w.path).ok().as_deref() == Some(&*want))
+    }
+
+    fn keep(&mut self, path: &Path, agent_id: &str, why: &str) {
+        self.report.worktrees.push(WorktreeItem {
+            orchestration_id: self.id.clone(),
+            agent_id: agent_id.to_string(),
+            path: path.to_path_buf(),
+            action: Action::Kept,
+            reason: Some(why.to_string()),
+            bytes: 0,
+            pooled_as: None,
+        });
+    }
+
+    /// Remove or pool one worktree unless it holds work; whether it is gone
+    /// (or, in a dry run, would be).
+    fn worktree(
+        &mut self,
+        path: &Path,
+        agent_id: &str,
+        branch: Option<&str>,
+        poolable: bool,
+    ) -> Result<bool> {
+        if let Some(why) = self.holds_work(path, branch) {
+            self.keep(path, agent_id, &why);
+            return Ok(false);
+        }
+        let not_pooled = worktree_pool::unpoolable(path);
+        let pool = self.opts.pool && poolable && not_pooled.is_none();
+        let reason = (self.opts.pool && poolable)
+            .then_some(not_pooled)
+            .flatten()
+            .map(|why| format!("not pooled: {why}"));
+        let before = disk_usage(path);
+        let mut item = WorktreeItem {
+            orchestration_id: self.id.clone(),
+            agent_id: agent_id.to_string(),
+            path: path.to_path_buf(),
+            action: Action::Kept,
+            reason,
+            bytes: before,
+            pooled_as: None,
+        };
+        let result = match (self.opts.dry_run, pool) {
+            (true, true) => {
+                item.bytes = ignored_usage(path);
+                Ok(Action::WouldPool)
+            }
+            (true, false) => Ok(Action::WouldRemove),
+            (false, true) => {
+                let pool_dir = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+                worktree_pool::retire(&self.repo, path, &pool_dir).map(|to| {
+                    item.bytes = before.saturating_sub(disk_usage(&to));
+                    item.pooled_as = Some(to);
+                    Action::Pooled
+                })
+            }
+            (false, false) => git(&self.repo, &["worktree", "remove", &path.to_string_lossy()])
+                .map(|_| Action::Removed),
+        };
+        let gone = match result {
+            Ok(action) => {
+                item.action = action;
+                true
+            }
+            Err(e) => {
+                item.bytes = 0;
+                item.reason = Some(format!("failed to {e}"));
+                false
+            }
+        };
+        self.report.worktrees.push(item);
+        Ok(gone)
+    }
+
+    /// Why the worktree at `path` must stay, if it must.
+    fn holds_work(&self, path: &Path, branch: Option<&str>) -> Option<String> {
+        let entry = self.registered(path)?;
+        if let Some(why) = &entry.locked {
+            return Some(if why.is_empty() {
+                "locked (git worktree lock)".into()
+            } else {
+                format!("locked (git worktree lock: {why})")
+            });
+        }
+        let private = git(path, &["rev-parse", "--path-format=absolute", "--git-dir"])
+            .map(PathBuf::from)
+            .ok()?;
+        for (file, what) in [
+            ("MERGE_HEAD", "a merge"),
+            ("rebase-merge", "a rebase"),
+            ("rebase-apply", "a rebase or git am"),
+            ("CHERRY_PICK_HEAD", "a cherry-pick"),
+            ("REVERT_HEAD", "a revert"),
+            ("BISECT_LOG", "a bisect"),
+        ] {
+            if private.join(file).exists() {
+                return Some(format!("{what} is in progress there"));
+            }
+        }
+        match changed_files(path) {
+            Ok(files) if !files.is_empty() => {
+                let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
+                return Some(format!(
+                    "uncommitted changes in {} file{}: {}{}",
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" },
+                    shown.join(", "),
+                    if files.len() > 3 { ", …" } else { "" }
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Some(format!("its state is unknown: failed to {e}")),
+        }
+        let head = entry.head.as_deref().unwrap_or_default();
+        let held = match branch {
+            Some(b) if entry.branch.as_deref() == Some(b) => true,
+            Some(b) => self.tips.contains_key(b) && git::is_ancestor(&self.repo, head, b),
+            None => entry.branch.is_some(),
+        };
+        if !held {
+            let short = &head[..head.len().min(7)];
+            let place = match &entry.branch {
+                Some(other) => format!("on {other}"),
+                None => "detached".into(),
+            };
+            return Some(match branch {
+                Some(b) => format!("commits its branch {b} does not hold (HEAD {short}, {place})"),
+                None => format!("commits on no branch (HEAD {short}, {place})"),
+            });
+        }
+        if let Some(b) = branch.or(entry.branch.as_deref())
+            && self.stashed.contains(b)
+        {
+            return Some(format!(
+                "a stash was made on its branch {b} (git stash list)"
+            ));
+        }
+        None
+    }
+
+    fn keep_branch(&mut self, task: &AgentStatus, branch: &str, reason: String) {
+        self.push_branch(task, branch, Action::Kept, reason);
+    }
+
+    fn push_branch(&mut self, task: &AgentStatus, branch: &str, action: Action, reason: String) {
+        self.report.branches.push(BranchItem {
+            orchestration_id: self.id.clone(),
+            agent_id: task.agent_id.clone(),
+            branch: branch.to_string(),
+            commit: self.tips.get(branch).cloned().unwrap_or_default(),
+            action,
+            reason,
+        });
+    }
+
+    /// `--branches`: delete `branch` if the base holds it or its PR is merged.
+    fn branch(&mut self, task: &AgentStatus, branch: &str, github: bool) {
+        let Some((base_name, base)) = self.base.clone() else {
+            return;
+        };
+        let tip = self.tips.get(branch).cloned().unwrap_or_default();
+        // In a dry run the task's own worktree is still there, but would not be.
+        let own = task
+            .worktree
+            .as_deref()
+            .and_then(|w| std::fs::canonicalize(w).ok());
+        if let Some(w) = git::worktrees(&self.repo)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|w| !(self.opts.dry_run && std::fs::canonicalize(&w.path).ok() == own))
+            .find(|w| w.branch.as_deref() == Some(branch))
+        {
+            let why = format!("checked out in {}", w.path.display());
+            return self.keep_branch(task, branch, why);
+        }
+        let reason = if git::is_ancestor(&self.repo, &tip, &base) {
+            format!("merged into {base_name}")
+        } else if github || task.pr_number.is_some() {
+            match self.merged_pr(task, branch, &tip) {
+                Ok(why) => why,
+                Err(why) => {
+                    return self.keep_branch(
+                        task,
+                        branch,
+                        format!("not merged into {base_name}; {why}"),
+                    );
+                }
+            }
+        } else {
+            return self.keep_branch(task, branch, format!("not merged into {base_name}"));
+        };
+        if self.opts.dry_run {
+            return self.push_branch(task, branch, Action::WouldDelete, reason);
+        }
+        match git(&self.repo, &["branch", "--quiet", "-D", branch]) {
+            Ok(_) => self.push_branch(task, branch, Action::Deleted, reason),
+            Err(e) => self.keep_branch(task, branch, format!("failed to {e}")),
+        }
+    }
+
+    /// `Ok(reason)` when the task's pull request is merged with this very
+    /// head; `Err(why not)` otherwise.
+    fn merged_pr(
+        &mut self,
+        task: &AgentStatus,
+        branch: &str,
+        tip: &str,
+    ) -> std::result::Result<String, String> {
+        let selector = task
+            .pr_number
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| branch.to_string());
+        let gh = self.opts.gh.clone().in_dir(&self.repo);
+        let pr = match gh.pr_state(&selector) {
+            Ok(Some(pr)) => pr,
+            Ok(None) => return Err("it has no pull request".into()),
+            Err(e) => {
+                self.report.gh_errors.push(e.to_string());
+                return Err(format!("could not ask GitHub: failed to {e}"));
+            }
+        };
+        if pr.state != "MERGED" {
+            return Err(format!(
+                "its pull request #{} is {}",
+                pr.number,
+                pr.state.to_lowercase()
+            ));
+        }
+        let same = pr
+            .head_ref_oid
+            .as_deref()
+            .is_some_and(|h| h == tip || git::is_ancestor(&self.repo, tip, h));
+        if same {
+            Ok(format!("its pull request #{} is merged", pr.number))
+        } else {
+            Err(format!(
+                "its pull request #{} is merged, but the branch has commits the pull request \
+                 does not",
+                pr.number
+            ))
+        }
+    }
+}
+
+/// po-merge scratch worktrees (`.merge-<pid>-<n>`) in `dir` whose po-merge
+/// is gone, with that pid.
+fn stale_scratch(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: u32 = name
+                .strip_prefix(".merge-")?
+                .split('-')
+                .next()?
+                .parse()
+                .ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            (comm.trim() != "po-merge").then(|| (e.path(), pid))
+        })
+        .collect()
+}
+
+/// `3d 04h` for long ages, the seed's duration style below a day.
+fn human_age(secs: u64) -> String {
+    if secs >= 86_400 {
+        format!("{}d {:02}h", secs / 86_400, (secs % 86_400) / 3600)
+    } else {
+        timefmt::human_duration(secs as f64)
+    }
+}
+
+/// Files `git status` reports (untracked included), without taking git's
+/// optional index lock: nothing is written.
+fn changed_files(path: &Path) -> Result<Vec<String>> {
+    let out = git::git_raw(
+        path,
+        &[
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=none",
+        ],
+    )?;
+    let mut files = Vec::new();
+    let mut fields = out.split('\0').filter(|f| !f.is_empty());
+    while let Some(f) = fields.next() {
+        if f.len() > 3 {
+            files.push(f[3..].to_string());
+            // A rename names its source next.
+            if f.starts_with('R') || f.starts_with('C') {
+                fields.next();
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// What `git clean -ffdx` would delete in `path`, in bytes (a dry run's
+/// estimate of what pooling frees).
+fn ignored_usage(path: &Path) -> u64 {
+    git::git_raw(path, &["clean", "-ndx"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("Would remove "))
+        .map(|rel| disk_usage(&path.join(rel.trim_end_matches('/'))))
+        .sum()
+}
+
+/// The base `--branches` compares with: `--base`, else origin's default
+/// branch, else the main checkout's branch; (name, commit).
+fn base_of(repo: &Path, given: Option<&str>) -> Result<(String, String)> {
+    let name = match given {
+        Some(b) => b.to_string(),
+        None => git(
+            repo,
+            &[
+                "symbolic-ref",
+                "--quiet",
+                "--short",
+                "refs/remotes/origin/HEAD",
+            ],
+        )
+        .ok()
+        .filter(|b| !b.is_empty())
+        .or_else(|| git::current_branch(repo))
+        .unwrap_or_else(|| "HEAD".into()),
+    };
+    let commit = git::resolve_commit(repo, &name)?;
+    Ok((name, commit))
+}
