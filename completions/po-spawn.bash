@@ -23,7 +23,7 @@ _po__spawn() {
 
     case "${cmd}" in
         po__spawn)
-            opts="-v -j -q -h -V --runtime-dir --verbose --id --agents --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --max-budget-usd --budget-usd --budget-hard --max-turns --max-total-retries --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --validation-timeout --quiet --log-dir --help --version"
+            opts="-v -j -q -h -V --runtime-dir --verbose --id --agents --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --max-budget-usd --budget-usd --budget-hard --max-turns --max-total-retries --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --validation-timeout --quiet --log-dir --launcher --partition --account --cpus-per-task --mem --slurm-arg --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +126,30 @@ _po__spawn() {
                     return 0
                     ;;
                 --log-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --launcher)
+                    COMPREPLY=($(compgen -W "local slurm" -- "${cur}"))
+                    return 0
+                    ;;
+                --partition)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus-per-task)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mem)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slurm-arg)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

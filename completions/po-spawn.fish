@@ -22,6 +22,13 @@ complete -c po-spawn -l remote -d 'Remote to push branches to' -r
 complete -c po-spawn -l success-threshold -d 'Percent of tasks that must succeed for exit 1 rather than 2 (also AMPLIHACK_SUCCESS_THRESHOLD) [default: 80]' -r
 complete -c po-spawn -l validation-timeout -d 'Seconds a wave\'s validation command may run before its whole process tree is ended and the wave fails' -r
 complete -c po-spawn -l log-dir -d 'Directory for the session log and agent logs [default: <runtime>/logs/<session>]' -r -F
+complete -c po-spawn -l launcher -d 'Where each task\'s supervisor runs' -r -f -a "local\t'A pool of supervisors on this machine'
+slurm\t'One Slurm job per task (sbatch), on the cluster\'s nodes'"
+complete -c po-spawn -l partition -d 'Slurm partition for the jobs (sbatch --partition)' -r
+complete -c po-spawn -l account -d 'Slurm account the jobs are charged to (sbatch --account)' -r
+complete -c po-spawn -l cpus-per-task -d 'CPUs for each job (sbatch --cpus-per-task)' -r
+complete -c po-spawn -l mem -d 'Memory for each job, e.g. 4G (sbatch --mem)' -r
+complete -c po-spawn -l slurm-arg -d 'Another sbatch option for every job, as one word: --slurm-arg=--qos=high (repeatable; given after po\'s own options, so it wins)' -r
 complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-spawn -l budget-hard -d 'Also end running agents once the budget is reached (worktrees kept)'
 complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'

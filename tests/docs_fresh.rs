@@ -176,6 +176,8 @@ fn the_file_format_page_documents_every_field() {
     let sample = serde_json::to_value(po::protocol::AgentStatus::new("agent-1", "7")).unwrap();
     let mut keys: Vec<String> = sample.as_object().unwrap().keys().cloned().collect();
     keys.extend(sample["metrics"].as_object().unwrap().keys().cloned());
+    // And the runner's fields, which launchers and supervisors add.
+    keys.extend(po::protocol::runner::FIELDS.iter().map(|f| f.to_string()));
     for key in keys {
         assert!(
             fmt.contains(&format!(".B {key}")),

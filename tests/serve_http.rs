@@ -42,6 +42,7 @@ fn board(fx: &Fixture) -> (std::path::PathBuf, po::protocol::store::FileLock) {
         s.phase = Some("Implementing".into());
         s.progress_percentage = Some(20);
         s.log_file = Some(logs.join("agent-2.log"));
+        s.extra.insert("node".into(), "n07".into());
     });
     std::fs::write(logs.join("agent-2.log"), "working\n").unwrap();
     let guard = store::hold_liveness(&a2).unwrap().unwrap();
@@ -50,10 +51,9 @@ fn board(fx: &Fixture) -> (std::path::PathBuf, po::protocol::store::FileLock) {
         s.start_time = Some(ago(90));
     });
     task(&dir, 4, |s| {
-        s.extra.insert(
-            "launcher".into(),
-            serde_json::json!({"kind": "slurm", "state": "PENDING", "reason": "Resources"}),
-        );
+        s.extra.insert("launcher".into(), "slurm".into());
+        s.extra.insert("job_id".into(), 56.into());
+        s.extra.insert("queued".into(), "Resources".into());
     });
     (dir, guard)
 }
@@ -115,7 +115,9 @@ fn the_pages_list_orchestrations_and_a_tile_per_task_and_write_nothing() {
         "class=\"tile in_progress is-orphaned\" id=\"t-agent-3\"",
         "orphaned: no process holds this task",
         "class=\"tile pending is-queued\" id=\"t-agent-4\"",
-        "queued: Resources",
+        "queued: Resources (job 56)",
+        // Where the running task runs.
+        "<dt>node</dt><dd>n07</dd>",
         // The timeline: a bar per started task.
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\"",
     ] {

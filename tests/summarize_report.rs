@@ -426,6 +426,44 @@ fn running_tasks_count_as_not_yet_successful() {
 }
 
 #[test]
+fn tasks_run_as_slurm_jobs_show_their_nodes_and_a_queued_one_its_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tmp.path().join("rt");
+    let on = |n: u64, node: &str| {
+        let mut a = agent(n, State::Completed, 0, 5);
+        a.extra.insert("launcher".into(), "slurm".into());
+        a.extra.insert("job_id".into(), (100 + n).into());
+        a.extra.insert("node".into(), node.into());
+        a
+    };
+    let mut waiting = AgentStatus::new("agent-4", "1234");
+    waiting.extra.insert("launcher".into(), "slurm".into());
+    waiting.extra.insert("job_id".into(), 104.into());
+    waiting
+        .extra
+        .insert("queued".into(), "QOSMaxJobsPerUserLimit".into());
+    craft(
+        &rt,
+        &orchestration("9", None),
+        &[on(1, "n02"), on(2, "n01"), on(3, "n02"), waiting],
+    );
+    let out = summarize(&rt, &["9", "--format", "json"], &[]);
+    let s = json_of(&out.stdout);
+    assert_eq!(s["agents"][0]["node"], "n02");
+    assert_eq!(s["agents"][0]["job_id"], 101);
+    assert_eq!(s["agents"][3]["queued"], "QOSMaxJobsPerUserLimit");
+    let md = std::fs::read_to_string(rt.join("parallel/9/summary.md")).unwrap();
+    assert!(
+        md.contains("- **Nodes**: n02 (2 agents), n01 (1 agent)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Agent-4 | — | queued | Slurm job 104 waits: QOSMaxJobsPerUserLimit |"),
+        "{md}"
+    );
+}
+
+#[test]
 fn summary_md_draws_the_run_as_a_mermaid_gantt() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tmp.path().join("rt");

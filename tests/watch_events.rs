@@ -168,6 +168,42 @@ fn an_update_to_a_pending_task_shows_its_phase_and_progress() {
 }
 
 #[test]
+fn a_job_waiting_in_slurms_queue_is_queued_with_its_reason_then_starts_on_its_node() {
+    let fx = Fixture::new();
+    let dir = fx.orch("44");
+    let a1 = task(&dir, 1, |_| {});
+    let mut live = Live::spawn({
+        let mut c = fx.watch();
+        c.args(["44", "--events", "--utc", "--json"]);
+        c
+    });
+    live.next("the first reading");
+    // What the Slurm launcher writes while the job waits, then what the
+    // supervisor writes when it starts on its node.
+    set_state(&a1, State::Pending, |s| {
+        s.extra.insert("launcher".into(), "slurm".into());
+        s.extra.insert("job_id".into(), 56.into());
+        s.extra.insert("queued".into(), "Priority".into());
+    });
+    let queued: serde_json::Value = serde_json::from_str(&live.next("queued")).unwrap();
+    assert_eq!(queued["event"], "queued");
+    assert_eq!(queued["text"], "queued: Priority (job 56)");
+    assert_eq!(queued["queued"], "Priority");
+    let _held = store::hold_liveness(&a1).unwrap().unwrap();
+    set_state(&a1, State::InProgress, |s| {
+        s.start_time = Some(ago(0));
+        s.extra.insert("queued".into(), serde_json::Value::Null);
+        s.extra.insert("node".into(), "n07".into());
+    });
+    let started: serde_json::Value = serde_json::from_str(&live.next("started")).unwrap();
+    assert_eq!(started["event"], "started");
+    assert_eq!(started["text"], "started on n07");
+    assert_eq!(started["node"], "n07");
+    assert_eq!(started["queued"], serde_json::Value::Null);
+    live.kill();
+}
+
+#[test]
 fn until_done_on_a_finished_orchestration_prints_each_task_once_and_exits_0() {
     let fx = Fixture::new();
     let dir = fx.orch("11");

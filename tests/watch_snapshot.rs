@@ -463,3 +463,68 @@ fn a_budget_shows_spent_and_running_against_it_and_unknown_costs_as_a_dash() {
     assert_eq!(tasks[0]["model"], "claude-opus-5-5");
     assert_eq!(tasks[2]["cost_usd"], serde_json::Value::Null);
 }
+
+/// Tasks a Slurm launcher runs: one whose job waits in the queue, one
+/// running on a node, one finished there.
+fn on_a_cluster(fx: &Fixture) -> std::path::PathBuf {
+    let dir = fx.orch("77");
+    task(&dir, 1, |s| {
+        s.extra.insert("launcher".into(), "slurm".into());
+        s.extra.insert("job_id".into(), 56.into());
+        s.extra.insert("queued".into(), "Resources".into());
+    });
+    let running = task(&dir, 2, |s| {
+        s.status = State::InProgress;
+        s.start_time = Some(ago(30));
+        s.phase = Some("Implementing".into());
+        s.extra.insert("launcher".into(), "slurm".into());
+        s.extra.insert("job_id".into(), 57.into());
+        s.extra.insert("node".into(), "n07".into());
+        s.extra.insert("queued".into(), serde_json::Value::Null);
+    });
+    task(&dir, 3, |s| {
+        s.status = State::Completed;
+        s.extra.insert("job_id".into(), 58.into());
+        s.extra.insert("node".into(), "n08".into());
+        // A reason left from the queue does not make a finished task queued.
+        s.extra.insert("queued".into(), "Priority".into());
+    });
+    std::mem::forget(
+        po::protocol::store::hold_liveness(&running)
+            .unwrap()
+            .unwrap(),
+    );
+    dir
+}
+
+#[test]
+fn a_queued_job_shows_as_queued_with_slurms_reason_and_nodes_show() {
+    let fx = Fixture::new();
+    on_a_cluster(&fx);
+    let (code, out, err) = run(fx.watch().arg("77"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().nth(1).unwrap().ends_with("NODE"), "{out}");
+    let r1 = row(&out, "agent-1");
+    assert!(
+        r1.contains("queued") && r1.contains("Resources (job 56)"),
+        "{r1}"
+    );
+    let r2 = row(&out, "agent-2");
+    assert!(r2.contains("in_progress") && r2.ends_with("n07"), "{r2}");
+    let r3 = row(&out, "agent-3");
+    assert!(r3.contains("completed") && r3.ends_with("n08"), "{r3}");
+    assert!(out.contains("1 queued"), "{out}");
+
+    let (_, json, _) = run(fx.watch().args(["77", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tasks = &v["orchestrations"][0]["tasks"];
+    assert_eq!(tasks[0]["queued"], "Resources");
+    assert_eq!(tasks[0]["job_id"], 56);
+    assert_eq!(tasks[1]["node"], "n07");
+    assert_eq!(tasks[2]["queued"], serde_json::Value::Null);
+
+    // Without a node anywhere, there is no NODE column.
+    every_state(&fx);
+    let (_, plain, _) = run(fx.watch().arg("1234"));
+    assert!(!plain.contains("NODE"), "{plain}");
+}

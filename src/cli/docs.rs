@@ -373,6 +373,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
     ),
     (
         "po-spawn",
+        "PO_LAUNCHER",
+        "Where supervisors run, as --launcher: local (default) or slurm.",
+    ),
+    (
+        "po-spawn",
         "PO_CLAUDE",
         "The Claude Code program for --agent claude (default: claude).",
     ),

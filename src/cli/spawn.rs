@@ -11,6 +11,8 @@ use clap::{Parser, ValueEnum};
 
 use super::Common;
 use crate::error::{Error, Result};
+use crate::run::launcher::Choice;
+use crate::run::launcher::slurm::Options as SlurmOptions;
 use crate::run::scheduler::budget::{DEFAULT_MAX_TOTAL_RETRIES, Limits};
 use crate::run::scheduler::{self, Config, Console, Target};
 use crate::run::supervisor::{self, AgentSpec};
@@ -20,6 +22,14 @@ use crate::run::template;
 pub enum AgentKind {
     /// The Claude Code CLI (`claude -p --output-format stream-json`)
     Claude,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LauncherKind {
+    /// A pool of supervisors on this machine
+    Local,
+    /// One Slurm job per task (sbatch), on the cluster's nodes
+    Slurm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -58,6 +68,16 @@ pub enum Isolation {
 /// Claude Code agent's turns; --max-total-retries caps the retries of a run.
 /// Claude Code reports its spend; other agents report theirs with `po-status
 /// set --cost-usd` (the budget counts only what is reported).
+///
+/// With --launcher slurm each supervisor is one Slurm job (sbatch), on
+/// whichever node Slurm picks: the repository, the runtime directory and
+/// po-spawn must be at the same paths on every node, on a shared filesystem
+/// whose locks work across nodes (NFSv4, Lustre with -o flock, BeeGFS).
+/// --max-workers caps the jobs submitted and not yet finished; a task waits
+/// in Slurm's queue as `queued` with Slurm's reason. Ctrl-C cancels through
+/// scancel; a job ended from outside (scancel, a node failure, Slurm's time
+/// limit, which is --timeout plus --grace plus 5 minutes) makes its task
+/// failed with Slurm's reason. A new po-spawn adopts the jobs by id.
 ///
 /// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,
@@ -191,6 +211,75 @@ pub struct Args {
     /// Directory for the session log and agent logs [default: <runtime>/logs/<session>]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+
+    /// Where each task's supervisor runs
+    #[arg(long, value_enum, env = "PO_LAUNCHER", default_value_t = LauncherKind::Local,
+          help_heading = "Launcher")]
+    pub launcher: LauncherKind,
+
+    /// Slurm partition for the jobs (sbatch --partition)
+    #[arg(long, value_name = "NAME", help_heading = "Launcher")]
+    pub partition: Option<String>,
+
+    /// Slurm account the jobs are charged to (sbatch --account)
+    #[arg(long, value_name = "NAME", help_heading = "Launcher")]
+    pub account: Option<String>,
+
+    /// CPUs for each job (sbatch --cpus-per-task)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          help_heading = "Launcher")]
+    pub cpus_per_task: Option<u32>,
+
+    /// Memory for each job, e.g. 4G (sbatch --mem)
+    #[arg(long, value_name = "SIZE", help_heading = "Launcher")]
+    pub mem: Option<String>,
+
+    /// Another sbatch option for every job, as one word: --slurm-arg=--qos=high
+    /// (repeatable; given after po's own options, so it wins)
+    #[arg(long = "slurm-arg", value_name = "OPTION", allow_hyphen_values = true,
+          action = clap::ArgAction::Append, help_heading = "Launcher")]
+    pub slurm_args: Vec<String>,
+}
+
+/// The launcher the command line asks for.
+fn launcher(args: &Args) -> Result<Choice> {
+    let slurm_only = [
+        ("--partition", args.partition.is_some()),
+        ("--account", args.account.is_some()),
+        ("--cpus-per-task", args.cpus_per_task.is_some()),
+        ("--mem", args.mem.is_some()),
+        ("--slurm-arg", !args.slurm_args.is_empty()),
+    ];
+    if args.launcher == LauncherKind::Local {
+        if let Some((flag, _)) = slurm_only.iter().find(|(_, given)| *given) {
+            return Err(Error::usage(format!(
+                "use {flag}: it is for Slurm jobs; add --launcher slurm (or PO_LAUNCHER=slurm)"
+            )));
+        }
+        return Ok(Choice::Local);
+    }
+    if let Some(bad) = args.slurm_args.iter().find(|a| !a.starts_with('-')) {
+        return Err(Error::usage(format!(
+            "use --slurm-arg {bad:?}: give one sbatch option per --slurm-arg, starting with -, \
+             e.g. --slurm-arg=--qos=high"
+        )));
+    }
+    let name = |v: &Option<String>, flag: &str| -> Result<Option<String>> {
+        match v.as_deref().map(str::trim) {
+            Some("") => Err(Error::usage(format!("use {flag}: give a name"))),
+            Some(n) if n.starts_with('-') => Err(Error::usage(format!(
+                "use {flag} {n:?}: a name does not start with -"
+            ))),
+            other => Ok(other.map(str::to_string)),
+        }
+    };
+    Ok(Choice::Slurm(SlurmOptions {
+        partition: name(&args.partition, "--partition")?,
+        account: name(&args.account, "--account")?,
+        cpus_per_task: args.cpus_per_task,
+        mem: name(&args.mem, "--mem")?,
+        extra: args.slurm_args.clone(),
+    }))
 }
 
 /// The first of several environment variables that is set, parsed.
@@ -354,6 +443,7 @@ pub fn run(args: Args) -> Result<i32> {
             max_total_retries: args.max_total_retries,
             max_turns: args.max_turns,
         },
+        launcher: launcher(&args)?,
     };
     scheduler::run(runtime, target, cfg, Console::new(verbose, args.quiet))
 }

@@ -193,6 +193,12 @@ pub fn prompt_path(dir: &Path, agent_id: &str) -> PathBuf {
     dir.join("prompts").join(format!("{agent_id}.md"))
 }
 
+/// The supervisor spec a cluster job runs the task from:
+/// `specs/agent-<n>.json`.
+pub fn spec_path(dir: &Path, agent_id: &str) -> PathBuf {
+    dir.join("specs").join(format!("{agent_id}.json"))
+}
+
 pub fn absolute(p: &Path) -> Result<PathBuf> {
     fs::canonicalize(p).map_err(Error::io("resolve", p))
 }

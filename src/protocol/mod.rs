@@ -4,6 +4,8 @@
 //! * [`store`]: atomic writes, locks, liveness.
 //! * [`layout`]: where everything lives under the runtime root.
 //! * [`lifecycle`]: the only code that changes a task's state.
+//! * [`runner`]: what a status file says about its task's runner (launcher,
+//!   job, node, why it waits).
 //! * [`view`] and [`infer`]: the one reader of an orchestration directory,
 //!   the one view of a task, and the states readers infer.
 //! * [`sanitize`]: untrusted text made safe for paths and branch names.
@@ -11,6 +13,7 @@
 pub mod infer;
 pub mod layout;
 pub mod lifecycle;
+pub mod runner;
 pub mod sanitize;
 pub mod schema;
 pub mod store;

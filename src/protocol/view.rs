@@ -26,6 +26,7 @@ use serde::Serialize;
 use super::infer::{Inferred, Liveness};
 use super::layout::{self, ORCHESTRATION_FILE};
 use super::lifecycle;
+use super::runner;
 use super::{AgentStatus, Orchestration, State, store};
 use crate::error::Error;
 use crate::timefmt::{Timestamp, opt_rfc3339};
@@ -61,9 +62,25 @@ impl TaskView {
         self.status.status
     }
 
-    /// The state to show: the inferred one when there is one.
+    /// The state to show: the inferred one when there is one, else
+    /// `queued` while a launcher says the task waits (a pending cluster
+    /// job), else the stored one.
     pub fn shown_state(&self) -> &'static str {
-        self.inferred.name().unwrap_or(self.status.status.as_str())
+        match self.inferred.name() {
+            Some(i) => i,
+            None if self.queued().is_some() => "queued",
+            None => self.status.status.as_str(),
+        }
+    }
+
+    /// Why the task waits for its launcher ([`runner::queued`]).
+    pub fn queued(&self) -> Option<String> {
+        runner::queued(&self.status)
+    }
+
+    /// The host the task runs or ran on, when a launcher records one.
+    pub fn node(&self) -> Option<&str> {
+        runner::node(&self.status)
     }
 
     /// Where to look when something is wrong: the log, else the status file.
@@ -113,6 +130,9 @@ impl Serialize for TaskView {
             error: Option<&'a str>,
             attempt: u32,
             log_file: Option<&'a Path>,
+            queued: Option<String>,
+            node: Option<&'a str>,
+            job_id: Option<u64>,
             #[serde(with = "opt_rfc3339")]
             start_time: Option<Timestamp>,
             #[serde(with = "opt_rfc3339")]
@@ -144,6 +164,9 @@ impl Serialize for TaskView {
             error: s.error.as_deref(),
             attempt: s.attempt,
             log_file: s.log_file.as_deref(),
+            queued: self.queued(),
+            node: self.node(),
+            job_id: runner::job_id(s),
             start_time: s.start_time,
             last_update: s.last_update,
             completion_time: s.completion_time,
@@ -154,8 +177,9 @@ impl Serialize for TaskView {
 }
 
 /// What readers flag besides the stored states, counted: `stalled` (and not
-/// orphaned), `orphaned`, and `unreadable` files.
-pub fn flagged(tasks: &[&TaskView], unreadable: usize) -> [(&'static str, usize); 3] {
+/// orphaned), `orphaned`, `queued` (waiting for a launcher, nothing
+/// inferred), and `unreadable` files.
+pub fn flagged(tasks: &[&TaskView], unreadable: usize) -> [(&'static str, usize); 4] {
     [
         (
             "stalled",
@@ -167,6 +191,13 @@ pub fn flagged(tasks: &[&TaskView], unreadable: usize) -> [(&'static str, usize)
         (
             "orphaned",
             tasks.iter().filter(|t| t.inferred.orphaned).count(),
+        ),
+        (
+            "queued",
+            tasks
+                .iter()
+                .filter(|t| t.inferred.name().is_none() && t.queued().is_some())
+                .count(),
         ),
         ("unreadable", unreadable),
     ]

@@ -219,17 +219,26 @@ fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
         let _ = writeln!(o, "| Agent | Sub-Issue | State | Note |");
         let _ = writeln!(o, "|-------|-----------|-------|------|");
         for a in &other {
-            let note = match a.state {
-                State::Cancelled => a.error_text(),
-                State::InProgress => a.phase.clone().unwrap_or_else(|| "running".into()),
+            let note = match (a.state, &a.queued) {
+                (State::Cancelled, _) => a.error_text(),
+                (State::InProgress, _) => a.phase.clone().unwrap_or_else(|| "running".into()),
+                (_, Some(why)) => match (why.trim(), a.job_id) {
+                    ("", Some(j)) => format!("Slurm job {j} waits in the queue"),
+                    (why, Some(j)) => format!("Slurm job {j} waits: {why}"),
+                    (why, None) => format!("waits in the queue: {why}"),
+                },
                 _ => "waiting to run".into(),
+            };
+            let state = match &a.queued {
+                Some(_) => "queued".to_string(),
+                None => a.state.to_string(),
             };
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} |",
                 a.display_name(),
                 sub_issue(a),
-                a.state,
+                state,
                 cell(&note, 80)
             );
         }
@@ -291,6 +300,9 @@ fn metrics(o: &mut String, s: &Summary) {
         let _ = writeln!(o, "- **Average Agent Duration**: {}", human_duration(avg));
     }
     let _ = writeln!(o, "- **Success Rate**: {}", percent(s.success_rate));
+    if let Some(nodes) = nodes(s) {
+        let _ = writeln!(o, "- **Nodes**: {}", cell(&nodes, 300));
+    }
     spend_lines(o, s);
     if s.total_tokens > 0 {
         let _ = writeln!(
@@ -370,6 +382,27 @@ fn spend_lines(o: &mut String, s: &Summary) {
     if let Some(c) = s.cost_per_completed_task {
         let _ = writeln!(o, "- **Cost per Completed Task**: {}", usd(c));
     }
+}
+
+/// Where the agents ran, when a launcher recorded it: `n01 (3 agents), n02
+/// (1 agent)`, busiest first.
+fn nodes(s: &Summary) -> Option<String> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for node in s.agents.iter().filter_map(|a| a.node.as_deref()) {
+        match counts.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((node, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(n, c)| format!("{n} ({c} agent{})", if *c == 1 { "" } else { "s" }))
+        .collect();
+    Some(parts.join(", "))
 }
 
 /// The numbered "Next Steps" of the report.

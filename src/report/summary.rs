@@ -83,6 +83,15 @@ pub struct AgentSummary {
     pub log_file: Option<PathBuf>,
     pub worktree: Option<PathBuf>,
     pub status_file: PathBuf,
+    /// The host the task ran on, when its launcher recorded one (Slurm).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Its Slurm job.
+    #[serde(default)]
+    pub job_id: Option<u64>,
+    /// Why it waits in its launcher's queue, while it does.
+    #[serde(default)]
+    pub queued: Option<String>,
 }
 
 impl AgentSummary {
@@ -338,6 +347,9 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         log_file: s.log_file.clone(),
         worktree: s.worktree.clone(),
         status_file: t.file.clone(),
+        node: t.node().map(str::to_string),
+        job_id: crate::protocol::runner::job_id(s),
+        queued: t.queued(),
     }
 }
 

@@ -302,30 +302,9 @@ fn bar(t: &TaskView) -> Bar {
     }
 }
 
-/// What a launcher says of a task that waits for it: a status file's
-/// `queued` (true, or a reason), or a `launcher` record whose `state` is a
-/// queue's (`PENDING`, `QUEUED`, `CONFIGURING`), with its `reason`.
-pub fn queued(t: &TaskView) -> Option<String> {
-    if t.state().is_terminal() {
-        return None;
-    }
-    match t.status.extra.get("queued") {
-        Some(serde_json::Value::Bool(true)) => return Some(String::new()),
-        Some(serde_json::Value::String(s)) => return Some(s.clone()),
-        _ => {}
-    }
-    let l = t.status.extra.get("launcher")?.as_object()?;
-    let state = l.get("state")?.as_str()?;
-    if !["PENDING", "QUEUED", "CONFIGURING"].contains(&state.to_ascii_uppercase().as_str()) {
-        return None;
-    }
-    let reason = l.get("reason").and_then(|r| r.as_str()).unwrap_or(state);
-    Some(reason.to_string())
-}
-
 fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
     let inferred = t.inferred.name();
-    let queued = queued(t);
+    let queued = t.queued();
     let shown = match (&queued, inferred) {
         (_, Some(i)) => i,
         (Some(_), None) => "queued",
@@ -372,11 +351,11 @@ fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
          <progress max=\"100\" value=\"{pct}\"></progress>",
         esc(&ellipsize(&phase, 80))
     );
-    if let Some(reason) = queued.filter(|r| !r.is_empty()) {
+    if let Some(reason) = &queued {
         let _ = write!(
             o,
             "<p class=\"note\">queued: {}</p>",
-            esc(&one_line(&reason))
+            esc(&one_line(&table::waiting(t, reason)))
         );
     }
     if t.inferred.stalled || t.inferred.orphaned {
@@ -466,6 +445,9 @@ fn meta(t: &TaskView) -> String {
             "<div><dt>attempt</dt><dd>{}</dd></div>",
             t.status.attempt
         );
+    }
+    if let Some(node) = t.node() {
+        let _ = write!(o, "<div><dt>node</dt><dd>{}</dd></div>", esc(node));
     }
     o.push_str("</dl>");
     o

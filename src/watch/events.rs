@@ -34,9 +34,9 @@ pub struct Event {
     /// What the line starts with: the task label, prefixed by the
     /// orchestration id when several are watched.
     pub label: String,
-    /// `started`, `progress`, `pending`, `completed`, `failed`, `timed_out`,
-    /// `cancelled`, `stalled`, `orphaned`, `unreadable` or `removed`; `spend`
-    /// for the orchestration's spend against its budget.
+    /// `started`, `progress`, `pending`, `queued`, `completed`, `failed`,
+    /// `timed_out`, `cancelled`, `stalled`, `orphaned`, `unreadable` or
+    /// `removed`; `spend` for the orchestration's spend against its budget.
     pub kind: &'static str,
     pub text: String,
     pub file: PathBuf,
@@ -79,6 +79,8 @@ impl Event {
             "state": t.map(|t| t.state().as_str()),
             "stalled": t.is_some_and(|t| t.inferred.stalled),
             "orphaned": t.is_some_and(|t| t.inferred.orphaned),
+            "queued": t.and_then(|t| t.queued()),
+            "node": t.and_then(|t| t.node().map(str::to_string)),
             "phase": t.and_then(|t| t.phase().map(str::to_string)),
             "progress": t.and_then(|t| t.status.progress_percentage),
             "pr_number": t.and_then(|t| t.status.pr_number),
@@ -100,6 +102,7 @@ impl Event {
 struct Sig {
     state: Option<State>,
     inferred: Option<&'static str>,
+    queued: Option<String>,
     phase: Option<String>,
     progress: Option<u8>,
     pr_number: Option<u64>,
@@ -114,6 +117,7 @@ impl Sig {
             Row::Task(t) => Sig {
                 state: Some(t.state()),
                 inferred: t.inferred.name(),
+                queued: t.queued(),
                 phase: t.phase().map(str::to_string),
                 progress: t.status.progress_percentage,
                 pr_number: t.status.pr_number,
@@ -124,6 +128,7 @@ impl Sig {
             Row::Bad(b) => Sig {
                 state: None,
                 inferred: None,
+                queued: None,
                 phase: None,
                 progress: None,
                 pr_number: None,
@@ -295,6 +300,14 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
         _ => {}
     }
     match t.state() {
+        State::Pending if t.queued().is_some() => {
+            let why = t.queued().unwrap_or_default();
+            (
+                "queued",
+                format!("queued: {}", super::table::waiting(t, &why)),
+                false,
+            )
+        }
         State::Pending => {
             let mut text = "pending".to_string();
             if t.status.attempt > 1 {
@@ -310,9 +323,10 @@ fn describe(prev: Option<&Sig>, t: &TaskView, initial: bool) -> (&'static str, S
                 Some(s) => s != State::InProgress,
                 None => !initial,
             };
+            let on = t.node().map(|n| format!(" on {n}")).unwrap_or_default();
             match (now_running, doing(t)) {
-                (true, Some(d)) => ("started", format!("started: {d}"), false),
-                (true, None) => ("started", "started".into(), false),
+                (true, Some(d)) => ("started", format!("started{on}: {d}"), false),
+                (true, None) => ("started", format!("started{on}"), false),
                 (false, Some(d)) => ("progress", d, false),
                 (false, None) => ("progress", "in progress".into(), false),
             }

@@ -25,13 +25,15 @@ pub struct Style {
     pub color: bool,
 }
 
-const HEADERS: [&str; 8] = [
-    "AGENT", "STATE", "PHASE", "PROG", "DUR", "BRANCH", "PR", "COST",
+const HEADERS: [&str; 9] = [
+    "AGENT", "STATE", "PHASE", "PROG", "DUR", "BRANCH", "PR", "COST", "NODE",
 ];
 const AGENT: usize = 0;
 const STATE: usize = 1;
 const PHASE: usize = 2;
 const BRANCH: usize = 5;
+/// Shown only when a launcher recorded where tasks run (a cluster's node).
+const NODE: usize = 8;
 
 /// Every orchestration in `views`, newest first as given, separated by a blank line.
 /// `conflicts` holds, for each view, the conflicts between its completed
@@ -70,15 +72,28 @@ fn render_one(out: &mut String, v: &OrchestrationView, conflicts: &[Conflict], s
         return;
     }
 
-    let cells: Vec<[String; 8]> = v.rows.iter().map(cells_of).collect();
-    let widths = column_widths(&cells, style.width);
+    let shown = if v.tasks().any(|t| t.node().is_some()) {
+        HEADERS.len()
+    } else {
+        NODE
+    };
+    let cells: Vec<Vec<String>> = v
+        .rows
+        .iter()
+        .map(|r| {
+            let mut c = cells_of(r);
+            c.truncate(shown);
+            c
+        })
+        .collect();
+    let widths = column_widths(&cells, shown, style.width);
     let gap = widths.gap;
     let sep = " ".repeat(gap);
 
-    let header: Vec<String> = HEADERS
+    let header: Vec<String> = HEADERS[..shown]
         .iter()
-        .zip(widths.cols)
-        .map(|(h, w)| pad(h, w, false))
+        .zip(&widths.cols)
+        .map(|(h, &w)| pad(h, w, false))
         .collect();
     let _ = writeln!(
         out,
@@ -90,7 +105,7 @@ fn render_one(out: &mut String, v: &OrchestrationView, conflicts: &[Conflict], s
         let mut line = String::new();
         match row {
             Row::Task(t) => {
-                for (i, (c, w)) in cell.iter().zip(widths.cols).enumerate() {
+                for (i, (c, &w)) in cell.iter().zip(&widths.cols).enumerate() {
                     if i > 0 {
                         line.push_str(&sep);
                     }
@@ -251,12 +266,15 @@ pub fn elapsed(tasks: &[&TaskView]) -> Option<f64> {
     Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
 }
 
-fn cells_of(row: &Row) -> [String; 8] {
+fn cells_of(row: &Row) -> Vec<String> {
     match row {
-        Row::Task(t) => [
+        Row::Task(t) => vec![
             printable(&t.label),
             t.shown_state().to_string(),
-            t.phase().map(printable).unwrap_or_else(|| "-".into()),
+            match t.queued() {
+                Some(why) => printable(&waiting(t, &why)),
+                None => t.phase().map(printable).unwrap_or_else(|| "-".into()),
+            },
             t.status
                 .progress_percentage
                 .map(|p| format!("{p}%"))
@@ -274,11 +292,13 @@ fn cells_of(row: &Row) -> [String; 8] {
                 .map(|n| format!("#{n}"))
                 .unwrap_or_else(|| "-".into()),
             cost::cell(&t.status.metrics).unwrap_or_else(|| "-".into()),
+            t.node().map(printable).unwrap_or_else(|| "-".into()),
         ],
-        Row::Bad(b) => [
+        Row::Bad(b) => vec![
             printable(&row.label()),
             "unreadable".into(),
             printable(&format!("{}: {}", b.name(), b.problem)),
+            String::new(),
             String::new(),
             String::new(),
             String::new(),
@@ -289,13 +309,14 @@ fn cells_of(row: &Row) -> [String; 8] {
 }
 
 struct Widths {
-    cols: [usize; 8],
+    cols: Vec<usize>,
     gap: usize,
 }
 
-/// Natural widths, then phase, branch and agent give way until the row fits.
-fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
-    let mut cols = HEADERS.map(|h| h.chars().count());
+/// Natural widths, then phase, branch, node and agent give way until the row
+/// fits.
+fn column_widths(cells: &[Vec<String>], shown: usize, width: usize) -> Widths {
+    let mut cols: Vec<usize> = HEADERS[..shown].iter().map(|h| h.chars().count()).collect();
     for row in cells {
         for (i, c) in row.iter().enumerate() {
             if i == PHASE && row[STATE] == "unreadable" {
@@ -312,9 +333,9 @@ fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
         if total <= limit {
             break;
         }
-        let shrinkable = [(PHASE, 8), (BRANCH, 8)]
+        let shrinkable = [(PHASE, 8), (BRANCH, 8), (NODE, 6)]
             .into_iter()
-            .filter(|&(i, min)| cols[i] > min)
+            .filter(|&(i, min)| i < cols.len() && cols[i] > min)
             .max_by_key(|&(i, _)| cols[i])
             .or_else(|| (cols[AGENT] > 8).then_some((AGENT, 8)));
         match shrinkable {
@@ -324,6 +345,18 @@ fn column_widths(cells: &[[String; 8]], width: usize) -> Widths {
         }
     }
     Widths { cols, gap }
+}
+
+/// Why a queued task waits, as its PHASE cell says it: Slurm's reason and
+/// the job, `Resources (job 56)`.
+pub fn waiting(t: &TaskView, why: &str) -> String {
+    let job = crate::protocol::runner::job_id(&t.status).map(|j| format!("job {j}"));
+    match (why.trim(), job) {
+        ("", Some(job)) => job,
+        ("", None) => "waiting".into(),
+        (why, Some(job)) => format!("{why} ({job})"),
+        (why, None) => why.to_string(),
+    }
 }
 
 /// Control characters (escapes, newlines, tabs) become spaces.
@@ -375,7 +408,7 @@ mod tests {
 
     #[test]
     fn wide_cells_shrink_to_the_width() {
-        let row = [
+        let row = vec![
             "agent-1".to_string(),
             "in_progress".into(),
             "x".repeat(60),
@@ -385,7 +418,7 @@ mod tests {
             "#1241".into(),
             "$0.42".into(),
         ];
-        let w = column_widths(&[row], 80);
+        let w = column_widths(&[row], 8, 80);
         assert!(w.cols.iter().sum::<usize>() + w.gap * 7 <= 80);
     }
 }

@@ -8,11 +8,14 @@
 //!
 //! * [`local`]: a pool of supervisor processes on this machine, at most one
 //!   per worker slot, each running task after task.
+//! * [`slurm`]: one Slurm job per task, on the cluster's nodes.
 
 pub mod local;
+pub mod slurm;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::protocol::AgentStatus;
@@ -71,4 +74,45 @@ pub trait Launcher {
     /// End whatever is left of a task whose runner is gone without recording
     /// a result; how many processes (or jobs) that was.
     fn clean_up(&mut self, status_file: &Path, status: &AgentStatus) -> usize;
+}
+
+/// Which launcher runs the supervisors (`--launcher`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// The local pool.
+    #[default]
+    Local,
+    /// One Slurm job per task, submitted with these options.
+    Slurm(slurm::Options),
+}
+
+impl Choice {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Choice::Local => "local",
+            Choice::Slurm(_) => "slurm",
+        }
+    }
+}
+
+/// What a launcher is made with.
+pub struct Site {
+    /// po-spawn itself, which a supervisor is.
+    pub exe: PathBuf,
+    pub waker: Waker,
+    /// Between SIGTERM and SIGKILL when ending what a dead runner left.
+    pub grace: Duration,
+    /// The orchestration directory and its id.
+    pub dir: PathBuf,
+    pub id: String,
+    /// The run's `--timeout`.
+    pub timeout_secs: f64,
+}
+
+/// The launcher `choice` names.
+pub fn make(choice: &Choice, site: Site) -> Result<Box<dyn Launcher>> {
+    Ok(match choice {
+        Choice::Local => Box::new(local::Local::new(site.exe, site.waker, site.grace)),
+        Choice::Slurm(opts) => Box::new(slurm::Slurm::new(opts.clone(), site)?),
+    })
 }

@@ -48,8 +48,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::integration::{GitIntegration, Integrate};
-use super::launcher::local::Local;
-use super::launcher::{Ended, Launcher, Runner, RunnerState};
+use super::launcher::{self as launchers, Ended, Launcher, Runner, RunnerState};
 use super::signals;
 use super::supervisor::{AgentSpec, SUPERVISOR_PID_FIELD};
 use crate::error::{Result, exit};
@@ -83,6 +82,8 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// Spend guardrails: budget, retry cap, turns.
     pub limits: budget::Limits,
+    /// Where supervisors run: the local pool, or Slurm jobs.
+    pub launcher: launchers::Choice,
 }
 
 impl Default for Config {
@@ -114,6 +115,7 @@ impl Default for Config {
             validation_timeout_secs: 1800.0,
             log_dir: None,
             limits: budget::Limits::default(),
+            launcher: launchers::Choice::Local,
         }
     }
 }
@@ -770,6 +772,17 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         grace,
         interrupt,
     };
+    let launcher = launchers::make(
+        &cfg.launcher,
+        launchers::Site {
+            exe,
+            waker,
+            grace,
+            dir: setup.dir.clone(),
+            id: setup.id.clone(),
+            timeout_secs: cfg.timeout_secs,
+        },
+    )?;
     let scheduler = Scheduler::new(Parts {
         ctx,
         mode: setup.mode,
@@ -778,7 +791,7 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
         explicit: setup.explicit,
         base: setup.base_commit.unwrap_or_default(),
         previous_session: setup.previous_session,
-        launcher: Box::new(Local::new(exe, waker, grace)),
+        launcher,
         integration: Box::new(integration),
         console,
     });

@@ -3,8 +3,9 @@
 //!
 //! A launcher starts it (see [`super::launcher`]): the local pool re-executes
 //! `po-spawn` with [`POOL_ENV`] set and hands it task specs one at a time on
-//! its stdin. The process starts in its own session with its output in the
-//! running task's agent log, so it outlives the scheduler. It holds each
+//! its stdin; a cluster job runs `po-spawn` with [`TASK_ENV`] naming one
+//! task's spec file. The process starts in its own session with its output
+//! in the running task's agent log, so it outlives the scheduler. It holds each
 //! task's liveness lock while it runs it (a second supervisor for the same
 //! task gives up with [`EXIT_BUSY`]) and marks itself a child subreaper.
 //!
@@ -44,10 +45,13 @@ use watch::Ending;
 /// The environment variable that makes `po-spawn` a pool supervisor: it runs
 /// the tasks the scheduler writes to its stdin, one at a time.
 pub const POOL_ENV: &str = "PO_SPAWN_POOL";
+/// The environment variable that makes `po-spawn` the supervisor of one
+/// task, the one whose spec is in the file it names (a Slurm job's).
+pub const TASK_ENV: &str = "PO_SPAWN_TASK";
 /// A supervisor found the task's liveness lock taken: someone else runs it.
 pub const EXIT_BUSY: i32 = 75;
 /// The extra status field holding the supervisor's pid.
-pub const SUPERVISOR_PID_FIELD: &str = "supervisor_pid";
+pub const SUPERVISOR_PID_FIELD: &str = crate::protocol::runner::SUPERVISOR_PID;
 /// The fd a pool supervisor reports finished tasks on.
 pub const RESULT_FD: i32 = 3;
 
@@ -166,8 +170,14 @@ impl Spec {
     }
 }
 
-/// Run as a pool supervisor if [`POOL_ENV`] is set; the process's exit code.
+/// Run as a pool supervisor if [`POOL_ENV`] is set, or as the supervisor of
+/// one task if [`TASK_ENV`] is; the process's exit code.
 pub fn from_env() -> Option<i32> {
+    if let Some(spec) = std::env::var_os(TASK_ENV) {
+        // SAFETY: nothing else runs yet; the variable must not reach the agent.
+        unsafe { std::env::remove_var(TASK_ENV) };
+        return Some(one_task(Path::new(&spec)));
+    }
     std::env::var_os(POOL_ENV)?;
     // Leave po-spawn's session (and its terminal) first of all. A new
     // process is not a group leader yet, so setsid succeeds.
@@ -229,20 +239,48 @@ struct Control {
     force: Arc<AtomicBool>,
     /// The running task's event channel; `None` between tasks.
     events: Arc<Mutex<Option<mpsc::Sender<Ev>>>>,
+    /// The first signal was a one-task supervisor's SIGTERM: Slurm ends the
+    /// job from outside po-spawn.
+    outside: Arc<AtomicBool>,
+    /// Fields naming this supervisor's runner, recorded when a task starts
+    /// (its Slurm job and node).
+    runner: serde_json::Map<String, serde_json::Value>,
+    /// The supervisor of one task, in a Slurm job.
+    one_task: bool,
 }
 
 impl Control {
     /// Take SIGINT, SIGTERM and SIGHUP: the first cancels the running task,
     /// the second forces. A signal between tasks (a pool supervisor waiting
     /// for its next task) ends the process at once: it runs nothing.
-    fn install() -> Control {
+    ///
+    /// A `one_task` supervisor runs as a Slurm job: po-spawn cancels it with
+    /// SIGINT (`scancel --batch --signal=INT`), so a SIGTERM that comes first
+    /// is Slurm ending the job (`scancel`, its time limit, a node going
+    /// down). The tree is ended all the same, but the result is left to
+    /// po-spawn, which records Slurm's reason.
+    fn install(one_task: bool) -> Control {
         let c = Control {
             cancel: Arc::new(AtomicBool::new(false)),
             force: Arc::new(AtomicBool::new(false)),
             events: Arc::new(Mutex::new(None)),
+            outside: Arc::new(AtomicBool::new(false)),
+            runner: if one_task {
+                job_fields()
+            } else {
+                serde_json::Map::new()
+            },
+            one_task,
         };
         let (cancel, force, events) = (c.cancel.clone(), c.force.clone(), c.events.clone());
-        signals::forward(move |_sig| {
+        let outside = c.outside.clone();
+        signals::forward(move |sig| {
+            if one_task
+                && sig == nix::sys::signal::Signal::SIGTERM
+                && !cancel.load(Ordering::SeqCst)
+            {
+                outside.store(true, Ordering::SeqCst);
+            }
             if cancel.swap(true, Ordering::SeqCst) {
                 force.store(true, Ordering::SeqCst);
             }
@@ -261,6 +299,75 @@ impl Control {
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
+
+    fn ended_outside(&self) -> bool {
+        self.outside.load(Ordering::SeqCst)
+    }
+
+    /// Whether a signal arrives within `wait` (or came already).
+    fn settle(&self, wait: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        while !self.cancelled() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.cancelled()
+    }
+}
+
+/// The runner fields of a one-task supervisor: its Slurm job, the node it
+/// runs on, and that it waits no more.
+fn job_fields() -> serde_json::Map<String, serde_json::Value> {
+    use crate::protocol::runner;
+    use serde_json::Value;
+    let mut m = serde_json::Map::new();
+    if let Some(job) = std::env::var("SLURM_JOB_ID")
+        .ok()
+        .and_then(|j| j.trim().parse::<u64>().ok())
+    {
+        m.insert(runner::LAUNCHER.into(), Value::from("slurm"));
+        m.insert(runner::JOB_ID.into(), Value::from(job));
+    }
+    // Slurm's name for the node (a one-node job's node list is that name),
+    // else the host's.
+    let node = std::env::var("SLURMD_NODENAME")
+        .ok()
+        .or_else(|| {
+            std::env::var("SLURM_JOB_NODELIST")
+                .ok()
+                .filter(|l| !l.contains([',', '[']))
+        })
+        .filter(|n| !n.trim().is_empty())
+        .or_else(hostname);
+    if let Some(node) = node {
+        m.insert(runner::NODE.into(), Value::from(node));
+    }
+    m.insert(runner::QUEUED.into(), Value::Null);
+    m
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0)?;
+    (r == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// The supervisor of one task, as a Slurm job: run the task whose spec is in
+/// `spec_file`, then exit.
+fn one_task(spec_file: &Path) -> i32 {
+    let spec: Spec = match store::read_json(spec_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("po-spawn: failed to {e}");
+            return exit::USAGE;
+        }
+    };
+    // Standard input is the job's (/dev/null); the output goes where the
+    // pool's does, the task's agent log.
+    let control = Control::install(true);
+    redirect_output(Some(&spec.log_file));
+    run_task(&spec, &control)
 }
 
 /// Whether a reaper thread still waits for children of this process. It reaps
@@ -294,7 +401,7 @@ fn pool() -> i32 {
         }
         (File::from_raw_fd(input), File::from_raw_fd(RESULT_FD))
     };
-    let control = Control::install();
+    let control = Control::install(false);
     let mut input = BufReader::new(input);
     let mut results = results;
     let mut line = String::new();
@@ -394,20 +501,39 @@ fn supervise(
         ));
         return Ok(());
     }
-    let prepared = match prepare::prepare(spec, &task, log)? {
+    let prepared = match prepare::prepare(spec, &task, log, &control.runner)? {
         Some(p) => p,
         // Failed while preparing: recorded.
         None => return Ok(()),
     };
-    if control.cancelled() {
+    let ran = if control.cancelled() {
         // Cancelled while preparing: the agent never starts.
-        return record(spec, &prepared, watch::Ran::ended(Ending::Cancelled));
+        watch::Ran::ended(Ending::Cancelled)
+    } else {
+        match agent::run(spec, &task, &prepared, log, control, tx, rx)? {
+            Some(ran) => ran,
+            // It could not start: recorded.
+            None => return Ok(()),
+        }
+    };
+    let mut ran = ran;
+    if control.one_task && ran.ending.is_none() && ran.code != Some(0) {
+        // Slurm signals every process of a job at once: the agent may have
+        // died of the job's signal before this supervisor's signal thread
+        // ran. A failed agent waits a moment for a signal of its own.
+        if control.settle(std::time::Duration::from_millis(250)) {
+            ran.ending = Some(Ending::Cancelled);
+        }
     }
-    match agent::run(spec, &task, &prepared, log, control, tx, rx)? {
-        Some(ran) => record(spec, &prepared, ran),
-        // It could not start: recorded.
-        None => Ok(()),
+    if ran.ending == Some(Ending::Cancelled) && control.ended_outside() {
+        log.note(
+            "the job was ended from outside po-spawn (SIGTERM: scancel, Slurm's time limit, or \
+             its node going down); the agent's process tree is ended and po-spawn records \
+             Slurm's reason",
+        );
+        return Ok(());
     }
+    record(spec, &prepared, ran)
 }
 
 /// Record the final state, the changes and the metrics; open the pull

@@ -29,7 +29,14 @@ pub struct Prepared {
 
 /// Take the task and prepare it. `None` when preparing failed: the failure
 /// is recorded in the status file.
-pub fn prepare(spec: &Spec, task: &AgentStatus, log: &Log) -> Result<Option<Prepared>> {
+/// `runner` holds fields naming the runner beyond the supervisor's pid (its
+/// Slurm job and node), recorded with the start.
+pub fn prepare(
+    spec: &Spec,
+    task: &AgentStatus,
+    log: &Log,
+    runner: &serde_json::Map<String, Value>,
+) -> Result<Option<Prepared>> {
     let isolated = spec.worktree.is_some();
     let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
     let start = Start {
@@ -42,6 +49,7 @@ pub fn prepare(spec: &Spec, task: &AgentStatus, log: &Log) -> Result<Option<Prep
             Value::from(std::process::id()),
         )]
         .into_iter()
+        .chain(runner.clone())
         .collect(),
     };
     let defer = !isolated && spec.setup.is_none();
