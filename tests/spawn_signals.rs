@@ -476,3 +476,31 @@ while [ ! -e "$SCRATCH/go" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
         "no agent started after po-spawn was killed"
     );
 }
+
+/// A plain program (no shell, no handler) ends on the timeout's SIGTERM: po
+/// starts agents with no signal blocked, though its own threads block them.
+#[test]
+fn a_timeout_ends_a_plain_program_with_sigterm_not_after_the_grace() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "plain", &[task("Sleep")], &[]);
+    let out = output_within(
+        repo.spawn().args([
+            "--id",
+            "plain",
+            "--isolation",
+            "none",
+            "--timeout",
+            "1",
+            "--grace",
+            "60",
+            "--agent-cmd",
+            "sleep 300",
+        ]),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::TimedOut, "{s:?}");
+    assert_eq!(s.exit_code, Some(128 + 15), "ended by SIGTERM: {s:?}");
+}

@@ -375,6 +375,11 @@ fn begin(s: &mut AgentStatus, start: &Start) {
     if start.branch.is_some() {
         s.branch = start.branch.clone();
     }
+    // The runner of an earlier attempt (another launcher, another node) is
+    // not this one's.
+    for field in super::runner::FIELDS {
+        s.extra.remove(field);
+    }
     for (k, v) in &start.runner {
         s.extra.insert(k.clone(), v.clone());
     }
@@ -419,6 +424,14 @@ mod tests {
 
     fn started(dir: &Path) -> PathBuf {
         let p = task(dir);
+        // An earlier attempt ran as a cluster job.
+        store::update_status(&p, |s| {
+            s.extra.insert("launcher".into(), "slurm".into());
+            s.extra.insert("job_id".into(), 56.into());
+            s.extra.insert("node".into(), "n01".into());
+            Ok(())
+        })
+        .unwrap();
         start(
             &p,
             &Start {
@@ -443,6 +456,11 @@ mod tests {
         assert_eq!(s.status, State::InProgress);
         assert_eq!(s.branch.as_deref(), Some("feat/x"));
         assert_eq!(s.extra["supervisor_pid"], 42);
+        assert!(
+            !s.extra.contains_key("job_id") && !s.extra.contains_key("node"),
+            "an earlier attempt's runner is forgotten: {:?}",
+            s.extra
+        );
         let s = agent_started(&p, 1234, Some("sess"), None).unwrap();
         assert_eq!((s.pid, s.phase.as_deref()), (Some(1234), Some("running")));
         assert_eq!(s.metrics.session_id.as_deref(), Some("sess"));

@@ -331,16 +331,18 @@ pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Resu
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     );
-    let mut child = Command::new("sh")
-        .args(["-c", command])
-        .current_dir(dir)
-        .env(MARKER_ENV, &marker)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::system(format!("start validation {command:?}: {e}")))?;
+    let mut child = super::signals::unblocked(
+        Command::new("sh")
+            .args(["-c", command])
+            .current_dir(dir)
+            .env(MARKER_ENV, &marker)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0),
+    )
+    .spawn()
+    .map_err(|e| Error::system(format!("start validation {command:?}: {e}")))?;
     let marker = Some(format!("{MARKER_ENV}={marker}").into_bytes());
     let deadline = Instant::now() + limits.timeout;
     let mut nap = Duration::from_millis(1);

@@ -448,7 +448,10 @@ impl Scheduler {
                         "adopt {}: its supervisor is alive",
                         t.status.agent_id
                     ));
-                    self.out.say(&format!("  {}: RUNNING (adopted)", t.label));
+                    // One that ended already is told when it is recorded.
+                    if !matches!(self.launcher.state(&runner), RunnerState::Ended(_)) {
+                        self.out.say(&format!("  {}: RUNNING (adopted)", t.label));
+                    }
                     t.slot = Slot::Running(runner);
                     t.ran = true;
                     t.adopted = true;

@@ -22,7 +22,7 @@ use crate::protocol::AgentStatus;
 use crate::protocol::lifecycle;
 use crate::run::claude;
 use crate::run::proctree::Tree;
-use crate::run::template;
+use crate::run::{signals, template};
 
 /// Run the agent until it ends; how it ended. `None` when it could not
 /// start: that failure is recorded in the status file.
@@ -196,6 +196,7 @@ fn start(
         .stdin(Stdio::from(stdin))
         .stderr(log.stdio())
         .process_group(0);
+    signals::unblocked(&mut cmd);
     if claude_mode {
         cmd.stdout(Stdio::piped());
     } else {

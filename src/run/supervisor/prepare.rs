@@ -163,14 +163,16 @@ fn run_setup(
     log: &Log,
 ) -> std::result::Result<(), String> {
     log.note(&format!("setup: sh -c {setup:?}"));
-    let status = Command::new("sh")
-        .args(["-c", setup])
-        .current_dir(workdir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(log.stdio())
-        .stderr(log.stdio())
-        .status();
+    let status = crate::run::signals::unblocked(
+        Command::new("sh")
+            .args(["-c", setup])
+            .current_dir(workdir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.stdio())
+            .stderr(log.stdio()),
+    )
+    .status();
     match status {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!(
