@@ -312,7 +312,15 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(code);
     }
     super::init_tracing(args.common.verbose);
+    let cfg = config(&args)?;
+    let verbose = args.common.verbose > 0 || env_flag("AMPLIHACK_PARALLEL_VERBOSE");
+    let runtime = args.common.runtime()?;
+    let target = target(&args, &runtime)?;
+    scheduler::run(runtime, target, cfg, Console::new(verbose, args.quiet))
+}
 
+/// The run's configuration: the flags, then the environment, checked.
+fn config(args: &Args) -> Result<Config> {
     let max_workers = match args.max_workers {
         Some(n) => n as usize,
         None => env_value::<usize>(
@@ -347,7 +355,6 @@ pub fn run(args: Args) -> Result<i32> {
         "seconds",
     )?
     .unwrap_or(30);
-    let verbose = args.common.verbose > 0 || env_flag("AMPLIHACK_PARALLEL_VERBOSE");
 
     let agent = match args.agent_cmd.as_deref().filter(|c| !c.trim().is_empty()) {
         Some(tpl) => AgentSpec::Command {
@@ -376,42 +383,7 @@ pub fn run(args: Args) -> Result<i32> {
         ));
     }
 
-    let runtime = args.common.runtime()?;
-    let target = if let Some(id) = &args.id {
-        Target::Dir(runtime.resolve(id)?)
-    } else if args.paths.len() == 1 && args.paths[0].is_dir() {
-        Target::Dir(args.paths[0].clone())
-    } else if !args.paths.is_empty() {
-        if let Some(d) = args.paths.iter().find(|p| p.is_dir()) {
-            return Err(Error::usage(format!(
-                "mix a directory ({}) with other paths: pass one directory, or status files",
-                d.display()
-            )));
-        }
-        Target::Files(args.paths.clone())
-    } else if std::io::stdin().is_terminal() {
-        return Err(Error::usage(
-            "choose tasks: pass status files or a directory, pipe paths from po-parse \
-             (`po-parse 1234 | po-spawn`), or use --id ID",
-        ));
-    } else {
-        let mut files = Vec::new();
-        for line in std::io::stdin().lock().lines() {
-            let line = line.map_err(Error::io("read", "stdin"))?;
-            let line = line.trim();
-            if !line.is_empty() {
-                files.push(PathBuf::from(line));
-            }
-        }
-        if files.is_empty() {
-            return Err(Error::usage(
-                "choose tasks: stdin had no status paths; did po-parse fail?",
-            ));
-        }
-        Target::Files(files)
-    };
-
-    let cfg = Config {
+    Ok(Config {
         max_workers,
         batch_size: args.batch_size.map(|b| b as usize),
         timeout_secs: timeout,
@@ -443,7 +415,43 @@ pub fn run(args: Args) -> Result<i32> {
             max_total_retries: args.max_total_retries,
             max_turns: args.max_turns,
         },
-        launcher: launcher(&args)?,
-    };
-    scheduler::run(runtime, target, cfg, Console::new(verbose, args.quiet))
+        launcher: launcher(args)?,
+    })
+}
+
+/// Which tasks: `--id`, a directory, status files as arguments or on stdin.
+fn target(args: &Args, runtime: &crate::protocol::Runtime) -> Result<Target> {
+    Ok(if let Some(id) = &args.id {
+        Target::Dir(runtime.resolve(id)?)
+    } else if args.paths.len() == 1 && args.paths[0].is_dir() {
+        Target::Dir(args.paths[0].clone())
+    } else if !args.paths.is_empty() {
+        if let Some(d) = args.paths.iter().find(|p| p.is_dir()) {
+            return Err(Error::usage(format!(
+                "mix a directory ({}) with other paths: pass one directory, or status files",
+                d.display()
+            )));
+        }
+        Target::Files(args.paths.clone())
+    } else if std::io::stdin().is_terminal() {
+        return Err(Error::usage(
+            "choose tasks: pass status files or a directory, pipe paths from po-parse \
+             (`po-parse 1234 | po-spawn`), or use --id ID",
+        ));
+    } else {
+        let mut files = Vec::new();
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(Error::io("read", "stdin"))?;
+            let line = line.trim();
+            if !line.is_empty() {
+                files.push(PathBuf::from(line));
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::usage(
+                "choose tasks: stdin had no status paths; did po-parse fail?",
+            ));
+        }
+        Target::Files(files)
+    })
 }
