@@ -160,14 +160,7 @@ pub fn issue_text(
         "**Agent**: {} (attempt {}), {}",
         s.agent_id, s.attempt, s.status
     ));
-    if let Some(code) = s.exit_code {
-        b.push_str(&format!(", exit status {code}"));
-    }
-    b.push('\n');
-    b.push_str(&format!(
-        "**Failed in phase**: {}\n",
-        s.phase.as_deref().unwrap_or("unknown (no phase reported)")
-    ));
+    exit_and_phase(&mut b, s);
     if let Some(br) = &s.branch {
         b.push_str(&format!("**Branch**: `{br}`\n"));
     }
@@ -231,6 +224,18 @@ fn error_and_log(b: &mut String, s: &AgentStatus, error: &str, paths: &Paths) {
     }
 }
 
+/// `, exit status N` to end the agent's line, and the phase it failed in.
+fn exit_and_phase(b: &mut String, s: &AgentStatus) {
+    if let Some(code) = s.exit_code {
+        b.push_str(&format!(", exit status {code}"));
+    }
+    b.push('\n');
+    b.push_str(&format!(
+        "**Failed in phase**: {}\n",
+        s.phase.as_deref().unwrap_or("unknown (no phase reported)")
+    ));
+}
+
 /// The comment on a follow-up issue when its task failed again after a retry.
 pub fn again_text(s: &AgentStatus, orchestration_id: &str, paths: &Paths) -> String {
     let error = error_text(s.error.as_deref(), s.status, s.exit_code);
@@ -244,14 +249,7 @@ pub fn again_text(s: &AgentStatus, orchestration_id: &str, paths: &Paths) -> Str
         display_agent(&s.agent_id),
         s.attempt
     );
-    if let Some(code) = s.exit_code {
-        b.push_str(&format!(", exit status {code}"));
-    }
-    b.push('\n');
-    b.push_str(&format!(
-        "**Failed in phase**: {}\n",
-        s.phase.as_deref().unwrap_or("unknown (no phase reported)")
-    ));
+    exit_and_phase(&mut b, s);
     error_and_log(&mut b, s, &error, paths);
     b.push_str(&format!(
         "\nRetry again: `po-spawn --id {orchestration_id} --retry`\n\n---\nOrchestration ID: {orchestration_id}\n"

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use super::{Scheduler, Slot};
 use crate::cost::{self, Total};
-use crate::protocol::{layout, lifecycle, store};
+use crate::protocol::lifecycle;
+use crate::protocol::view::Reader;
 use crate::run::supervisor::AgentSpec;
 
 /// The default of `--max-total-retries`.
@@ -102,11 +103,11 @@ impl Scheduler {
             return;
         };
         let mine: HashSet<&std::path::Path> = self.tasks.iter().map(|t| t.path.as_path()).collect();
-        let others: Vec<_> = layout::status_files(&self.ctx.dir)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| !mine.contains(p.as_path()))
-            .filter_map(|p| store::read_status(&p).ok())
+        let view = Reader::plain().read(&self.ctx.dir);
+        let others: Vec<_> = view
+            .tasks()
+            .filter(|t| !mine.contains(t.file.as_path()))
+            .map(|t| t.status.clone())
             .collect();
         self.guard.outside = Total::of(&others);
         let total = self.spend();

@@ -93,15 +93,8 @@ impl Options {
         a.extend(["--time".into(), sub.minutes.to_string().into()]);
         a.extend(["--comment".into(), sub.status_file.into()]);
         a.extend(["--chdir".into(), sub.chdir.into()]);
-        for (flag, value) in [
-            ("--partition", self.partition.clone()),
-            ("--account", self.account.clone()),
-            ("--cpus-per-task", self.cpus_per_task.map(|n| n.to_string())),
-            ("--mem", self.mem.clone()),
-        ] {
-            if let Some(v) = value {
-                a.extend([flag.into(), v.into()]);
-            }
+        for (flag, v) in self.resources() {
+            a.extend([flag.into(), v.into()]);
         }
         a.extend(self.extra.iter().map(OsString::from));
         a.extend([sub.script.into(), sub.exe.into(), sub.spec_file.into()]);
@@ -110,18 +103,25 @@ impl Options {
 }
 
 impl Options {
-    /// The dry run's line: what every job is submitted with.
-    pub fn describe(&self, timeout_secs: f64, grace_secs: f64) -> String {
-        let mut words = vec![format!("--time {}", minutes(timeout_secs, grace_secs))];
-        for (flag, value) in [
+    /// The resource flags given (`--partition`, `--account`,
+    /// `--cpus-per-task`, `--mem`), with their values.
+    fn resources(&self) -> Vec<(&'static str, String)> {
+        [
             ("--partition", self.partition.clone()),
             ("--account", self.account.clone()),
             ("--cpus-per-task", self.cpus_per_task.map(|n| n.to_string())),
             ("--mem", self.mem.clone()),
-        ] {
-            if let Some(v) = value {
-                words.push(format!("{flag} {v}"));
-            }
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| Some((flag, value?)))
+        .collect()
+    }
+
+    /// The dry run's line: what every job is submitted with.
+    pub fn describe(&self, timeout_secs: f64, grace_secs: f64) -> String {
+        let mut words = vec![format!("--time {}", minutes(timeout_secs, grace_secs))];
+        for (flag, v) in self.resources() {
+            words.push(format!("{flag} {v}"));
         }
         words.extend(self.extra.iter().cloned());
         format!(
