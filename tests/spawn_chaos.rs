@@ -17,7 +17,7 @@ use support_spawn::*;
 const CHAOS_AGENT: &str = r#"exec 9>"$SCRATCH/live-$PO_AGENT_ID"
 if ! flock -n 9; then echo "DOUBLE $PO_AGENT_ID" >> "$SCRATCH/ledger"; fi
 echo "start $PO_AGENT_ID" >> "$SCRATCH/ledger"
-sleep "0.$(( ($$ % 7) + 2 ))"
+sleep "1.$(( ($$ % 7) + 2 ))"
 echo "$PO_AGENT_ID" > "out-$PO_AGENT_ID.txt"
 git add . && { git diff --cached --quiet || git commit --quiet -m "$PO_AGENT_ID"; }
 "#;
@@ -120,6 +120,16 @@ fn killing_anything_at_random_never_runs_a_task_twice_at_once_and_everything_com
         }
         std::thread::sleep(Duration::from_millis(dice.roll(500)));
         let sig = if round % 2 == 0 { "-KILL" } else { "-TERM" };
+        if sig == "-TERM" {
+            // A cancel that meets running agents (while work is left).
+            let start = std::time::Instant::now();
+            while pids_with_env_prefix(&marker).is_empty()
+                && start.elapsed() < Duration::from_secs(5)
+                && !states(&paths).iter().all(|s| *s == State::Completed)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         kill(po.id() as i32, sig);
         let _ = po.wait();
     }
