@@ -2,8 +2,9 @@
 //! (`tests/support/mock_anthropic.py`): its Bash tool really commits in a real git
 //! repository, and what it prints is what the adapter reads.
 //!
-//! Without `claude` on `PATH` the tests say they were skipped; under `CI=true`
-//! they fail instead (`.ci/run` installs the pinned version).
+//! The tests that run the CLI are ignored unless asked for (`cargo test --
+//! --include-ignored`, as `.ci/run` does after installing the pinned
+//! version); asked for without `claude` on `PATH`, they fail.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::engines;
 use po::protocol::{AgentStatus, Orchestration, Runtime, Source, State, Wave, layout, store};
 use po::run::claude::{self, ClaudeOptions, StreamParser, StreamUpdate};
 use serde_json::{Value, json};
@@ -19,21 +21,10 @@ use serde_json::{Value, json};
 /// A hang guard only: a run takes a few seconds.
 const HANG_GUARD: Duration = Duration::from_secs(240);
 
-/// Whether the real CLI is here; says why not when it is not.
-fn claude_available(test: &str) -> bool {
-    let found = Command::new("claude")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: `claude` is not on PATH; .ci/run installs it");
-        }
-        eprintln!("{test}: skipped: `claude` (Claude Code CLI) is not on PATH");
-    }
-    found
+/// Fail unless the real CLI is here (the tests that call this are ignored
+/// unless asked for; see `engines`).
+fn require_claude() {
+    engines::require("claude", &["--version"], engines::CLAUDE);
 }
 
 /// The scripted model server, killed when dropped.
@@ -255,10 +246,9 @@ fn status_from(updates: &[StreamUpdate]) -> AgentStatus {
 /// the Bash tool call really commits, and the stream carries the session id,
 /// the tool in use, turns, cost and tokens.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn claude_cli_commits_through_bash_against_the_mock() {
-    if !claude_available("claude_cli_commits_through_bash_against_the_mock") {
-        return;
-    }
+    require_claude();
     let tmp = tempfile::tempdir().unwrap();
     let script = json!({"conversations": [
         {"marker": "agent-1", "turns": [
@@ -354,10 +344,9 @@ fn claude_cli_commits_through_bash_against_the_mock() {
 
 /// A rate limit the CLI gives up on: exit 1, and the adapter calls it retryable.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn claude_cli_rate_limit_is_a_retryable_error() {
-    if !claude_available("claude_cli_rate_limit_is_a_retryable_error") {
-        return;
-    }
+    require_claude();
     let tmp = tempfile::tempdir().unwrap();
     let script = json!({"conversations": [{"marker": "agent-1", "turns": [{"error": 429}]}]});
     let mock = Mock::start(tmp.path(), &script);
@@ -547,10 +536,9 @@ impl Orch {
 /// in parallel worktrees; each agent commits on its own branch through the Bash
 /// tool, and each status file carries the session id, turns and cost of its stream.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_runs_two_claude_agents_that_commit() {
-    if !claude_available("po_spawn_runs_two_claude_agents_that_commit") {
-        return;
-    }
+    require_claude();
     let tasks: [Task; 2] = [
         ("agent-1", "marker-alpha", "one.txt", "one"),
         ("agent-2", "marker-beta", "two.txt", "two"),
@@ -594,10 +582,9 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
 /// A rate limit fails the first attempt as retryable; `--retries 1` runs the task
 /// again, resuming the same Claude session, and it completes with its commit.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_retries_a_rate_limited_claude_agent() {
-    if !claude_available("po_spawn_retries_a_rate_limited_claude_agent") {
-        return;
-    }
+    require_claude();
     let task: Task = ("agent-1", "marker-gamma", "three.txt", "three");
     let orch = Orch::new(&[task]);
     let mut conversations = Orch::conversations(&[task]);
@@ -658,10 +645,9 @@ fn po_spawn_retries_a_rate_limited_claude_agent() {
 /// machine, a cleared config), the same attempt starts again with a new session,
 /// says so in the agent log and the session log, and records the new id.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
-    if !claude_available("po_spawn_retry_of_an_unknown_session_starts_a_new_one") {
-        return;
-    }
+    require_claude();
     let task: Task = ("agent-1", "marker-delta", "four.txt", "four");
     let orch = Orch::new(&[task]);
     let path = layout::status_path(&orch.dir, task.0);
@@ -867,10 +853,9 @@ fn mock_server_follows_its_script() {
 /// A manifest task's agent type reaches the CLI as `--agent`; one the machine does
 /// not have fails the task with the CLI's own reason, not as retryable.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_passes_the_task_agent_and_reports_an_unknown_one() {
-    if !claude_available("po_spawn_passes_the_task_agent_and_reports_an_unknown_one") {
-        return;
-    }
+    require_claude();
     let task: Task = ("agent-1", "marker-delta", "four.txt", "four");
     let orch = Orch::new(&[task]);
     let path = layout::status_path(&orch.dir, task.0);
@@ -928,12 +913,9 @@ fn turns_of(mock: &Mock, marker: &str) -> usize {
 /// Claude Code agents run and the other two are cancelled for the budget
 /// without a model call; `--retry` after raising it runs those two.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() {
-    if !claude_available(
-        "po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest",
-    ) {
-        return;
-    }
+    require_claude();
     let tasks: [Task; 5] = [
         ("agent-1", "marker-b1", "b1.txt", "one"),
         ("agent-2", "marker-b2", "b2.txt", "two"),
@@ -1023,10 +1005,9 @@ fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() 
 /// is ended while its Bash tool runs (its whole tree: the `sleep` too), and
 /// its task ends cancelled for the budget with its worktree kept.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_budget_hard_ends_a_claude_agent_mid_run() {
-    if !claude_available("po_spawn_budget_hard_ends_a_claude_agent_mid_run") {
-        return;
-    }
+    require_claude();
     let task: Task = ("agent-1", "marker-hard", "hard.txt", "hard");
     let orch = Orch::new(&[task]);
     let script = json!({"conversations": [{"marker": task.1, "turns": [
@@ -1089,10 +1070,9 @@ fn po_spawn_budget_hard_ends_a_claude_agent_mid_run() {
 /// `--max-turns` is Claude Code's own cap: an agent that needs two turns and
 /// may take one fails with the CLI's reason, not as retryable, its cost kept.
 #[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_max_turns_caps_a_claude_agent() {
-    if !claude_available("po_spawn_max_turns_caps_a_claude_agent") {
-        return;
-    }
+    require_claude();
     let task: Task = ("agent-1", "marker-turns", "turns.txt", "turns");
     let orch = Orch::new(&[task]);
     let mock = Mock::start(

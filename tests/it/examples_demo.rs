@@ -5,6 +5,7 @@
 //! for the release build (`PO_BIN_DIR`).
 
 use crate::cpo_support;
+use crate::engines;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -168,10 +169,7 @@ fn the_sample_cpo_directory_runs_both_waves_with_the_example_agent() {
 
 #[test]
 fn the_makefile_drives_spawn_retry_and_summarize() {
-    if Command::new("make").arg("--version").output().is_err() {
-        eprintln!("skipped: make is not installed");
-        return;
-    }
+    engines::require("make", &["--version"], "needs make (apt-get install make)");
     let repo = repo();
     let root = repo.path();
     let make = |target: &str, fail: Option<&str>| {

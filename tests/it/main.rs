@@ -5,6 +5,7 @@
 //! po-spawn test), `cargo test --test it watch_events::`.
 
 mod cpo_support;
+mod engines;
 mod parse_support;
 mod serve_support;
 mod support_gh;

@@ -1,8 +1,8 @@
 //! The five status-file invariants, each proven across real processes.
 //!
-//! Worker processes are this test binary re-executed with `--ignored --exact
-//! <worker>` and `PO_TEST_WORKER` set, so they use the library exactly as the
-//! tools do.
+//! Worker processes are this test binary re-executed with `--exact <the test>`
+//! and `PO_TEST_WORKER` set: the test then does a worker's part, so workers use
+//! the library exactly as the tools do.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,16 +16,10 @@ const WORKER_ENV: &str = "PO_TEST_WORKER";
 fn worker(name: &str, file: &Path, extra: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     let name = format!("protocol::{name}");
-    cmd.args([
-        "--ignored",
-        "--exact",
-        &name,
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(WORKER_ENV, file)
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit());
+    cmd.args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(WORKER_ENV, file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -42,27 +36,24 @@ fn new_status(dir: &Path) -> PathBuf {
     p
 }
 
-#[test]
-#[ignore = "worker process for no_lost_updates"]
-fn worker_increment() {
-    let Some(file) = worker_file() else { return };
-    for _ in 0..500 {
-        store::update_status(&file, |s| {
-            let n = s.extra.get("counter").and_then(|v| v.as_u64()).unwrap_or(0);
-            s.extra.insert("counter".into(), (n + 1).into());
-            Ok(())
-        })
-        .unwrap();
-    }
-}
-
 /// Invariant 2: 8 processes × 500 read-modify-writes lose nothing.
 #[test]
 fn no_lost_updates() {
+    if let Some(file) = worker_file() {
+        for _ in 0..500 {
+            store::update_status(&file, |s| {
+                let n = s.extra.get("counter").and_then(|v| v.as_u64()).unwrap_or(0);
+                s.extra.insert("counter".into(), (n + 1).into());
+                Ok(())
+            })
+            .unwrap();
+        }
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = new_status(dir.path());
     let workers: Vec<Child> = (0..8)
-        .map(|_| worker("worker_increment", &file, &[]))
+        .map(|_| worker("no_lost_updates", &file, &[]))
         .collect();
     for mut w in workers {
         assert!(w.wait().unwrap().success());
@@ -71,28 +62,25 @@ fn no_lost_updates() {
     assert_eq!(s.extra.get("counter").and_then(|v| v.as_u64()), Some(4000));
 }
 
-#[test]
-#[ignore = "worker process for no_torn_reads"]
-fn worker_rewrite() {
-    let Some(file) = worker_file() else { return };
-    let rounds: usize = std::env::var("ROUNDS").unwrap().parse().unwrap();
-    for i in 0..rounds {
-        store::update_status(&file, |s| {
-            // Sizes vary a lot so a torn write would show as invalid JSON.
-            s.body = "x".repeat((i * 7919) % 20_000);
-            s.progress_percentage = Some((i % 101) as u8);
-            Ok(())
-        })
-        .unwrap();
-    }
-}
-
 /// Invariant 1: a reader in a tight loop never sees a half-written file.
 #[test]
 fn no_torn_reads() {
+    if let Some(file) = worker_file() {
+        let rounds: usize = std::env::var("ROUNDS").unwrap().parse().unwrap();
+        for i in 0..rounds {
+            store::update_status(&file, |s| {
+                // Sizes vary a lot so a torn write would show as invalid JSON.
+                s.body = "x".repeat((i * 7919) % 20_000);
+                s.progress_percentage = Some((i % 101) as u8);
+                Ok(())
+            })
+            .unwrap();
+        }
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = new_status(dir.path());
-    let mut writer = worker("worker_rewrite", &file, &[("ROUNDS", "2000".into())]);
+    let mut writer = worker("no_torn_reads", &file, &[("ROUNDS", "2000".into())]);
     let mut reads = 0u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -161,21 +149,18 @@ fn seed_example_parses() {
     }
 }
 
-#[test]
-#[ignore = "worker process for liveness_follows_the_process"]
-fn worker_hold_liveness() {
-    let Some(file) = worker_file() else { return };
-    let _held = store::hold_liveness(&file).unwrap().expect("free");
-    std::thread::sleep(Duration::from_secs(120));
-}
-
 /// Invariant 4: liveness is a lock the kernel drops when its holder dies.
 #[test]
 fn liveness_follows_the_process() {
+    if let Some(file) = worker_file() {
+        let _held = store::hold_liveness(&file).unwrap().expect("free");
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = new_status(dir.path());
     assert!(!store::is_live(&file));
-    let mut holder = worker("worker_hold_liveness", &file, &[]);
+    let mut holder = worker("liveness_follows_the_process", &file, &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !store::is_live(&file) {
         assert!(Instant::now() < deadline, "worker never took the lock");

@@ -3,9 +3,9 @@
 //! nothing behind, a killed po-spawn's jobs are adopted by id, and a job
 //! ended from outside fails its task with Slurm's reason.
 //!
-//! Without a cluster (`sinfo` does not answer) the tests say they were
-//! skipped; under `CI=true` they fail instead (`.ci/run` starts a one-node
-//! cluster with `.ci/slurm-up.sh`).
+//! They need a cluster, so they are ignored unless asked for (`cargo test --
+//! --include-ignored`, as `.ci/run` does after starting a one-node cluster
+//! with `.ci/slurm-up.sh`); asked for without one, they fail.
 
 use crate::support_spawn;
 
@@ -16,14 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::engines;
 use po::protocol::{State, runner};
 use support_spawn::*;
 
 /// A hang guard only: Slurm starts a job within a few seconds.
 const LIMIT: Duration = Duration::from_secs(240);
 
-/// Whether a Slurm cluster answers here; says why not when it does not.
-fn slurm(test: &str) -> bool {
+/// Fail unless a Slurm cluster answers `sinfo` with a node that takes jobs
+/// (the tests that call this are ignored unless asked for; see `engines`).
+fn require_slurm() {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%a %T"])
         .stdin(Stdio::null())
@@ -38,16 +40,11 @@ fn slurm(test: &str) -> bool {
                             .any(|s| l.contains(s))
                 })
         });
-    if !up {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: Slurm does not answer (sinfo); .ci/run starts it with .ci/slurm-up.sh");
-        }
-        eprintln!(
-            "{test}: skipped: no Slurm cluster answers `sinfo`; start one with `sudo bash \
-             .ci/slurm-up.sh`"
-        );
-    }
-    up
+    assert!(
+        up,
+        "no Slurm cluster answers `sinfo`: this test {}",
+        engines::SLURM
+    );
 }
 
 /// `squeue` of every job, ended ones included: `(id, name, state)`.
@@ -114,10 +111,9 @@ fn finish(child: Child) -> Output {
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn four_tasks_complete_through_slurm_each_as_one_job_on_its_node() {
-    if !slurm("four_tasks_complete_through_slurm") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let tasks: Vec<TaskDef> = (1..=4).map(|i| task(&format!("T{i}"))).collect();
     let paths = orchestrate(&repo, "sl-four", &tasks, &[]);
@@ -192,10 +188,9 @@ git add . && git commit --quiet -m "$PO_AGENT_ID in job $SLURM_JOB_ID"
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn the_jobs_at_once_never_exceed_max_workers() {
-    if !slurm("the_jobs_at_once_never_exceed_max_workers") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let tasks: Vec<TaskDef> = (1..=6).map(|i| task(&format!("T{i}"))).collect();
     let paths = orchestrate(&repo, "sl-peak", &tasks, &[]);
@@ -259,10 +254,9 @@ echo "end $(date +%s%3N)" >> "$SCRATCH/$PO_AGENT_ID"
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn a_timeout_on_the_node_leaves_no_survivor() {
-    if !slurm("a_timeout_on_the_node_leaves_no_survivor") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let paths = orchestrate(&repo, "sl-to", &[task("Hang")], &[]);
     let agent = repo.script(
@@ -299,10 +293,9 @@ while :; do sleep 1; done
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn a_killed_po_spawn_is_adopted_by_job_id_and_every_agent_runs_once() {
-    if !slurm("a_killed_po_spawn_is_adopted_by_job_id") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let tasks: Vec<TaskDef> = (1..=4).map(|i| task(&format!("T{i}"))).collect();
     let paths = orchestrate(&repo, "sl-crash", &tasks, &[]);
@@ -415,10 +408,9 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn a_queued_job_shows_as_queued_and_a_new_po_spawn_waits_for_it_instead_of_submitting() {
-    if !slurm("a_queued_job_shows_as_queued") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let paths = orchestrate(&repo, "sl-held", &[task("A"), task("B")], &[]);
     let agent = repo.script(
@@ -521,10 +513,9 @@ fn a_queued_job_shows_as_queued_and_a_new_po_spawn_waits_for_it_instead_of_submi
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn a_scancel_from_outside_fails_the_task_with_slurms_reason() {
-    if !slurm("a_scancel_from_outside_fails_the_task") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let paths = orchestrate(&repo, "sl-cancel", &[task("Long"), task("Short")], &[]);
     let agent = repo.script(
@@ -565,10 +556,9 @@ fn a_scancel_from_outside_fails_the_task_with_slurms_reason() {
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn ctrl_c_cancels_running_and_queued_jobs_through_scancel() {
-    if !slurm("ctrl_c_cancels_running_and_queued_jobs") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let paths = orchestrate(&repo, "sl-int", &[task("A"), task("B")], &[]);
     let agent = repo.script(
@@ -714,10 +704,9 @@ fn slurm_options_need_the_slurm_launcher_and_what_sbatch_refuses_stops_the_run()
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)"]
 fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_slurms_word() {
-    if !slurm("a_job_that_ended_or_vanished_while_no_po_spawn_watched") {
-        return;
-    }
+    require_slurm();
     let repo = Repo::new();
     let paths = orchestrate(&repo, "sl-gone", &[task("A"), task("B")], &[]);
     let agent = repo.script(

@@ -1,6 +1,7 @@
 //! po-watch --events and --follow against files that other processes change:
 //! the real `po-status set` binary and the library's locked writes.
 
+use crate::engines;
 use crate::watch_support as support;
 
 use std::os::unix::process::CommandExt;
@@ -470,10 +471,11 @@ fn po_watch_never_modifies_a_file() {
 
 #[test]
 fn follow_redraws_in_place_on_a_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: script(1) is not installed");
-        return;
-    }
+    engines::require(
+        "script",
+        &["--version"],
+        "needs script(1) (apt-get install bsdutils)",
+    );
     let fx = Fixture::new();
     let dir = fx.orch("16");
     task(&dir, 1, |s| s.status = State::Completed);

@@ -1,5 +1,6 @@
 //! po-watch snapshots: the table, JSON, bad files, inferred states, colour.
 
+use crate::engines;
 use crate::watch_support as support;
 
 use std::os::unix::process::CommandExt;
@@ -351,10 +352,11 @@ fn on_a_tty(fx: &Fixture, no_color: Option<&str>) -> String {
 
 #[test]
 fn colour_only_on_a_terminal_and_never_with_no_color() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: script(1) is not installed");
-        return;
-    }
+    engines::require(
+        "script",
+        &["--version"],
+        "needs script(1) (apt-get install bsdutils)",
+    );
     let fx = Fixture::new();
     every_state(&fx);
     let coloured = on_a_tty(&fx, None);

@@ -1,0 +1,28 @@
+//! Tests that need an engine this machine may lack, and how they say so.
+//!
+//! Such a test is `#[ignore = "needs …: how to get it"]`, so a plain
+//! `cargo test` lists it as ignored, with that reason, in the test runner's
+//! own summary: never as passed. `.ci/run` installs every engine and runs
+//! `cargo test -- --include-ignored`. A test run without its engine fails at
+//! once, naming what is missing and how to get it.
+
+use std::process::{Command, Stdio};
+
+/// The ignore reasons, one per engine, so every test that needs an engine
+/// says the same thing about it.
+pub const CLAUDE: &str = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)";
+pub const SLURM: &str = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)";
+pub const CHROMIUM: &str = "needs chromium (apt-get install chromium)";
+pub const GROFF: &str = "needs groff (apt-get install groff-base)";
+
+/// Fail unless `program ARGS…` runs and succeeds; `why` says how to get it.
+pub fn require(program: &str, args: &[&str], why: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "`{program}` does not run here: this test {why}");
+}
