@@ -303,12 +303,16 @@ _cpo() {
             return 0
             ;;
         cpo__subcmd__validate)
-            opts="-v -h --runtime-dir --verbose --help"
+            opts="-v -h --agent-cmd --runtime-dir --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent-cmd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --runtime-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -39,6 +39,7 @@ complete -c cpo -n "__fish_cpo_using_subcommand init" -s n -l name -d 'Short nam
 complete -c cpo -n "__fish_cpo_using_subcommand init" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c cpo -n "__fish_cpo_using_subcommand init" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c cpo -n "__fish_cpo_using_subcommand init" -s h -l help -d 'Print help'
+complete -c cpo -n "__fish_cpo_using_subcommand validate" -l agent-cmd -d 'The agent `cpo run` will use instead of claude: its program is checked instead of claude\'s' -r
 complete -c cpo -n "__fish_cpo_using_subcommand validate" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
 complete -c cpo -n "__fish_cpo_using_subcommand validate" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c cpo -n "__fish_cpo_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'

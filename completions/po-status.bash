@@ -153,7 +153,7 @@ _po__status() {
             return 0
             ;;
         po__subcmd__status__subcmd__ls)
-            opts="-v -h --state --runtime-dir --verbose --help"
+            opts="-v -h --state --unfinished --runtime-dir --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

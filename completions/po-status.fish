@@ -47,6 +47,7 @@ complete -c po-status -n "__fish_po_status_using_subcommand get" -s v -l verbose
 complete -c po-status -n "__fish_po_status_using_subcommand get" -s h -l help -d 'Print help'
 complete -c po-status -n "__fish_po_status_using_subcommand ls" -l state -d 'Only tasks in this state (repeatable)' -r
 complete -c po-status -n "__fish_po_status_using_subcommand ls" -l runtime-dir -d 'Runtime root (default: <git top-level>/.claude/runtime)' -r -F
+complete -c po-status -n "__fish_po_status_using_subcommand ls" -l unfinished -d 'Only the tasks `po-spawn --retry` would run: pending, failed, timed_out and cancelled (a task cancelled because its dependency failed included), so `po-status ls ID --unfinished | po-spawn` finishes the orchestration'
 complete -c po-status -n "__fish_po_status_using_subcommand ls" -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-status -n "__fish_po_status_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c po-status -n "__fish_po_status_using_subcommand help; and not __fish_seen_subcommand_from set get ls help" -f -a "set" -d 'Report progress of a running task (what an agent calls)'

@@ -37,6 +37,11 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// `1 task`, `3 tasks`: a count and its noun (plural by `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// `12.3 MB`, `512 B`: a size for humans (powers of 1000, like `du --si`).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
@@ -112,6 +117,13 @@ fn is_xml_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_plural_except_for_one() {
+        assert_eq!(count(0, "task"), "0 tasks");
+        assert_eq!(count(1, "task"), "1 task");
+        assert_eq!(count(2, "agent"), "2 agents");
+    }
 
     #[test]
     fn lines_are_flattened_and_cut_with_an_ellipsis() {

@@ -55,6 +55,15 @@ pub enum Cmd {
         /// The parallel directory (manifest.json and prompts/), or its manifest.json
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The agent `cpo run` will use instead of claude: its program is checked
+        /// instead of claude's
+        #[arg(
+            long,
+            value_name = "TEMPLATE",
+            env = "PO_AGENT_CMD",
+            hide_env_values = true
+        )]
+        agent_cmd: Option<String>,
     },
     /// Validate, then run every wave's agents in parallel git worktrees
     Run(RunArgs),
@@ -148,7 +157,7 @@ pub fn run(args: Args) -> Result<i32> {
             tech_spec_id,
             name,
         } => cpo::init::init(&dir, &tech_spec_id, &name),
-        Cmd::Validate { dir } => cpo::validate::command(&dir),
+        Cmd::Validate { dir, agent_cmd } => cpo::validate::command(&dir, agent_cmd.as_deref()),
         Cmd::Run(r) => cpo::run::run(
             &tools,
             &r.dir,

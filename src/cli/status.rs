@@ -100,6 +100,12 @@ pub enum Cmd {
         /// Only tasks in this state (repeatable)
         #[arg(long = "state", value_name = "STATE")]
         states: Vec<State>,
+        /// Only the tasks `po-spawn --retry` would run: pending, failed,
+        /// timed_out and cancelled (a task cancelled because its dependency
+        /// failed included), so `po-status ls ID --unfinished | po-spawn`
+        /// finishes the orchestration
+        #[arg(long, conflicts_with = "states")]
+        unfinished: bool,
     },
 }
 
@@ -114,7 +120,19 @@ pub fn run(args: Args) -> Result<i32> {
             spend,
         } => set(file, progress, phase, message, spend),
         Cmd::Get { file, field } => get(file, field),
-        Cmd::Ls { target, states } => ls(&args.common, target, &states),
+        Cmd::Ls {
+            target,
+            mut states,
+            unfinished,
+        } => {
+            if unfinished {
+                states = State::ALL
+                    .into_iter()
+                    .filter(|s| *s == State::Pending || s.is_retryable())
+                    .collect();
+            }
+            ls(&args.common, target, &states)
+        }
     }
 }
 

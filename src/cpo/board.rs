@@ -153,9 +153,19 @@ pub fn render(
     }
     let totals = report::totals(tasks);
     out.push_str(&format!(
-        "\nCompleted: {}/{} tasks\nFailed: {} tasks\n",
-        totals.completed, totals.tasks, totals.failed
+        "\nCompleted: {}/{} tasks\nFailed: {}\n",
+        totals.completed,
+        totals.tasks,
+        crate::text::count(totals.failed_only(), "task")
     ));
+    for (n, what) in [
+        (totals.timed_out, "Timed out"),
+        (totals.cancelled, "Cancelled"),
+    ] {
+        if n > 0 {
+            out.push_str(&format!("{what}: {}\n", crate::text::count(n, "task")));
+        }
+    }
     if started {
         let running = tasks
             .iter()

@@ -170,6 +170,14 @@ pub struct Totals {
     pub success_rate: f64,
 }
 
+impl Totals {
+    /// Failed, neither timed out nor cancelled: what a closing block shows
+    /// beside those two, so the lines add up.
+    pub fn failed_only(&self) -> usize {
+        self.failed - self.timed_out - self.cancelled
+    }
+}
+
 pub fn totals(tasks: &[TaskResult]) -> Totals {
     let mut t = Totals {
         tasks: tasks.len(),

@@ -29,6 +29,7 @@ use super::{ParallelDir, RunOptions, Tools, tools, validate};
 use crate::error::{Error, Result, exit};
 use crate::protocol::view::{Reader, Row};
 use crate::protocol::{State, store};
+use crate::text::count;
 use crate::timefmt;
 use crate::watch::source::Changes;
 
@@ -37,7 +38,7 @@ pub const COMPLETE: &str = "=== Execution Complete ===";
 
 pub fn run(common: &Tools, dir: &Path, opts: &RunOptions) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
-    let findings = validate::check(&pd);
+    let findings = validate::check(&pd, opts.agent_cmd.as_deref());
     if !findings.ok() {
         eprint!("{}", validate::render(&pd, &findings));
         return Ok(findings.exit_code());
@@ -304,16 +305,19 @@ fn spawn(
 pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> String {
     let t = report::totals(tasks);
     let mut out = format!(
-        "\n{COMPLETE}\n\nResults:\n  Completed: {}/{} tasks\n  Failed: {} tasks\n",
-        t.completed, t.tasks, t.failed
+        "\n{COMPLETE}\n\nResults:\n  Completed: {}/{} tasks\n  Failed: {}\n",
+        t.completed,
+        t.tasks,
+        count(t.failed_only(), "task")
     );
-    for (n, what) in [(t.timed_out, "Timed out"), (t.cancelled, "Cancelled")] {
+    for (n, what) in [
+        (t.timed_out, "Timed out"),
+        (t.cancelled, "Cancelled"),
+        (t.not_finished, "Not finished"),
+    ] {
         if n > 0 {
-            out.push_str(&format!("    {what}: {n}\n"));
+            out.push_str(&format!("  {what}: {}\n", count(n, "task")));
         }
-    }
-    if t.not_finished > 0 {
-        out.push_str(&format!("  Not finished: {} tasks\n", t.not_finished));
     }
     for r in tasks {
         let st = r.state();
@@ -338,7 +342,9 @@ pub fn closing(pd: &ParallelDir, tasks: &[TaskResult], code: i32, secs: f64) -> 
     let shown = pd.shown.display().to_string();
     if t.completed == t.tasks && t.tasks > 0 && code == exit::SUCCESS {
         out.push_str(&format!(
-            "\nNext step: /parallel-integrate --parallel-dir {shown}\n"
+            "\nNext step: /parallel-integrate --parallel-dir {shown}\n           (in a shell: \
+             cpo integrate {})\n",
+            crate::text::shell_quote(&shown)
         ));
     } else if !matches!(
         code,
@@ -534,7 +540,8 @@ mod tests {
             "=== Execution Complete ===\n\nResults:\n  Completed: 1/1 tasks\n  Failed: 0 tasks\n"
         ));
         assert!(text.contains(
-            "Next step: /parallel-integrate --parallel-dir parallel/TS-0042-inventory/\n"
+            "Next step: /parallel-integrate --parallel-dir parallel/TS-0042-inventory/\n           \
+             (in a shell: cpo integrate parallel/TS-0042-inventory/)\n"
         ));
         assert!(text.contains("Logs: parallel/TS-0042-inventory/logs/\n"));
     }

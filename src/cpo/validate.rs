@@ -55,16 +55,17 @@ impl Findings {
     }
 }
 
-/// `cpo validate DIR`: print the findings, exit 0, 3 or 4.
-pub fn command(dir: &Path) -> Result<i32> {
+/// `cpo validate DIR`: print the findings, exit 0, 3 or 4. `agent_cmd` is
+/// the `--agent-cmd` template the run will use, if not Claude Code.
+pub fn command(dir: &Path, agent_cmd: Option<&str>) -> Result<i32> {
     let pd = ParallelDir::open(dir)?;
-    let findings = check(&pd);
+    let findings = check(&pd, agent_cmd);
     crate::out::print(&render(&pd, &findings))?;
     Ok(findings.exit_code())
 }
 
-/// Every check, nothing printed.
-pub fn check(pd: &ParallelDir) -> Findings {
+/// Every check, nothing printed; `agent_cmd` as for [`command`].
+pub fn check(pd: &ParallelDir, agent_cmd: Option<&str>) -> Findings {
     let mut f = Findings::default();
     if !pd.manifest().is_file() {
         f.problems.push(format!(
@@ -98,7 +99,7 @@ pub fn check(pd: &ParallelDir) -> Findings {
         prompt_contents(pd, &prompts, &mut f);
     }
     git(pd, &mut f);
-    agent(&mut f);
+    agent(&mut f, agent_cmd);
     dedup(&mut f.problems);
     dedup(&mut f.warnings);
     f
@@ -196,8 +197,27 @@ pub fn dirty_paths(z: &str) -> Vec<String> {
     out
 }
 
-fn agent(f: &mut Findings) {
-    if std::env::var_os("PO_AGENT_CMD").is_some() {
+/// The agent's program can be started: the `--agent-cmd` template's first
+/// word (a path is taken from the current directory, as po-spawn does), or
+/// Claude Code's `claude`.
+fn agent(f: &mut Findings, agent_cmd: Option<&str>) {
+    let env = std::env::var("PO_AGENT_CMD").ok();
+    if let Some(template) = agent_cmd.or(env.as_deref()) {
+        let program = crate::run::template::split(template)
+            .ok()
+            .and_then(|words| words.into_iter().next());
+        let found = program.as_deref().is_some_and(|p| match p.contains('/') {
+            true => executable(Path::new(p)),
+            false => super::tools::on_path(p).is_some(),
+        });
+        if !found {
+            f.warnings.push(format!(
+                "the agent command's program {} is not an executable file here (--agent-cmd \
+                 {}): check the path, relative to the directory cpo runs in",
+                program.as_deref().unwrap_or("(none)"),
+                crate::text::shell_quote(template)
+            ));
+        }
         return;
     }
     if super::tools::on_path("claude").is_none() {
@@ -207,6 +227,11 @@ fn agent(f: &mut Findings) {
                 .into(),
         );
     }
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn git_out(dir: &Path, args: &[&str]) -> Option<String> {

@@ -294,3 +294,53 @@ fn init_help_describes_dir_once() {
         "{help}"
     );
 }
+
+/// With `--agent-cmd`, validate checks that agent's program, not claude's:
+/// no warning about claude, and one naming a program that is not there.
+#[test]
+fn validate_checks_the_agent_it_is_given_instead_of_claude() {
+    let repo = repo();
+    let dir = repo.path().join("parallel/TS-0007");
+    valid_manifest(&dir);
+    write(&repo.path().join("agent.sh"), "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(
+        repo.path().join("agent.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "agent.sh"]);
+    git(repo.path(), &["commit", "-q", "-m", "agent"]);
+    // A PATH where claude cannot be: po's binaries and git.
+    let tools = repo.scratch().join("bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    let git = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), tools.join("git")).unwrap();
+    let bare = std::env::join_paths([bin_dir(), tools]).unwrap();
+    let validate = |agent: Option<&str>| {
+        let mut c = cmd("cpo", repo.path());
+        c.env("PATH", &bare).args(["validate", "parallel/TS-0007"]);
+        if let Some(a) = agent {
+            c.args(["--agent-cmd", a]);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        stdout(&out)
+    };
+    assert!(validate(None).contains("claude (Claude Code CLI) is not on PATH"));
+    let text = validate(Some("./agent.sh {prompt_file}"));
+    assert!(!text.contains("claude"), "{text}");
+    assert!(!text.contains("Warnings:"), "{text}");
+    let text = validate(Some("./missing.sh {prompt_file}"));
+    assert!(!text.contains("claude"), "{text}");
+    assert!(
+        text.contains("the agent command's program ./missing.sh is not an executable file"),
+        "{text}"
+    );
+}

@@ -112,6 +112,7 @@ fn init_validate_run_status_on_two_waves() {
         "  Completed: 3/3 tasks",
         "  Failed: 0 tasks",
         "Next step: /parallel-integrate --parallel-dir parallel/TS-0042-inventory",
+        "           (in a shell: cpo integrate parallel/TS-0042-inventory)",
     ] {
         assert!(
             has_line(&text, line),
@@ -250,7 +251,7 @@ fn a_failed_task_sets_the_exit_code_and_report_and_retry_finishes_it() {
         "stdout:\n{text}\nstderr:\n{err}"
     );
     assert!(has_line(&text, "  Completed: 1/2 tasks"), "{text}");
-    assert!(has_line(&text, "  Failed: 1 tasks"), "{text}");
+    assert!(has_line(&text, "  Failed: 1 task"), "{text}");
     assert!(text.contains("❌ task-002-flaky failed"), "{text}");
     assert!(text.contains("cpo run p --retry"), "{text}");
     assert!(!text.contains("Next step:"), "{text}");

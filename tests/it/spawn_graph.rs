@@ -158,3 +158,81 @@ fn dry_run_says_which_scheduling_applies() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("Scheduling: waves"), "{stdout}");
 }
+
+/// agent-1 fails until `$SCRATCH/fixed` exists; agent-2 depends on it.
+const FLAKY_AGENT: &str = r#"set -e
+if [ "$PO_AGENT_ID" = agent-1 ] && [ ! -e "$SCRATCH/fixed" ]; then echo "broken" >&2; exit 3; fi
+echo "$PO_AGENT_ID" > "$PO_AGENT_ID.txt"
+git add -A
+git commit --quiet -m "$PO_AGENT_ID"
+"#;
+
+/// The retry idiom of `--state failed` leaves out a task cancelled because
+/// its dependency failed: po-spawn must say the orchestration is unfinished
+/// instead of "All agents succeeded", and `--unfinished` finishes it.
+#[test]
+fn retrying_only_the_failed_never_claims_the_orchestration_succeeded() {
+    let repo = Repo::new();
+    let paths = graph(
+        &repo,
+        "g9",
+        &[("Base", 1, &[]), ("On top", 2, &["agent-1"])],
+    );
+    let agent = repo.script("agent.sh", FLAKY_AGENT);
+    let out = output_within(
+        repo.spawn().args(["--id", "g9", "--agent-cmd"]).arg(&agent),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        states(&paths),
+        [State::Failed, State::Cancelled],
+        "{stderr}"
+    );
+    assert!(stderr.contains("  Failed: 1 task\n"), "{stderr}");
+    assert!(stderr.contains("  Cancelled: 1 task\n"), "{stderr}");
+    assert!(!stderr.contains("Failed: 2"), "{stderr}");
+
+    std::fs::write(repo.scratch().join("fixed"), "").unwrap();
+    let ls = |filter: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_po-status"));
+        cmd.current_dir(&repo.path).args(["ls", "g9"]).args(filter);
+        text(&output_within(&mut cmd, LIMIT).stdout)
+    };
+    let failed = ls(&["--state", "failed"]);
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    let piped = |input: &str| {
+        let file = repo.scratch().join("stdin");
+        std::fs::write(&file, input).unwrap();
+        let mut cmd = repo.spawn();
+        cmd.arg("--agent-cmd").arg(&agent);
+        cmd.stdin(std::fs::File::open(&file).unwrap());
+        output_with_stdin_within(&mut cmd, LIMIT)
+    };
+    let out = piped(&failed);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        states(&paths),
+        [State::Completed, State::Cancelled],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("All agents succeeded"), "{stderr}");
+    assert!(
+        stderr.contains("orchestration g9 is not finished: 1 task (agent-2 cancelled)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("po-spawn --id g9 --retry"), "{stderr}");
+
+    let unfinished = ls(&["--unfinished"]);
+    assert_eq!(unfinished.lines().count(), 1, "{unfinished}");
+    assert!(unfinished.contains("agent-2.status.json"), "{unfinished}");
+    let out = piped(&unfinished);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        states(&paths),
+        [State::Completed, State::Completed],
+        "{stderr}"
+    );
+    assert!(stderr.contains("🎉 All agents succeeded!"), "{stderr}");
+}

@@ -27,14 +27,29 @@ pub struct Console {
     captured: Option<Mutex<Vec<String>>>,
 }
 
-/// What the closing block counts.
+/// What the closing block counts: this run's tasks by their final state,
+/// and what of the orchestration this run did not include is unfinished.
 pub struct Totals<'a> {
     pub total: usize,
     pub completed: usize,
+    /// Failed, and status files that could not be read.
+    pub failed: usize,
     pub timed_out: usize,
     pub cancelled: usize,
+    /// Never started (the run stopped before them).
+    pub pending: usize,
+    /// Left running to their supervisors (SIGHUP).
+    pub running: usize,
+    /// Tasks of the orchestration outside this run that have not completed:
+    /// their ids and states.
+    pub elsewhere: Vec<(String, crate::protocol::State)>,
+    pub orchestration: &'a str,
     pub took: f64,
     pub logs: &'a Path,
+}
+
+fn tasks(n: usize) -> String {
+    crate::text::count(n, "task")
 }
 
 impl Console {
@@ -309,19 +324,42 @@ impl Console {
         self.say("");
         self.say("Results:");
         self.say(&format!("  Completed: {}/{} tasks", t.completed, t.total));
-        self.say(&format!("  Failed: {} tasks", t.total - t.completed));
-        for (n, name) in [(t.timed_out, "Timed out"), (t.cancelled, "Cancelled")] {
+        self.say(&format!("  Failed: {}", tasks(t.failed)));
+        for (n, name) in [
+            (t.timed_out, "Timed out"),
+            (t.cancelled, "Cancelled"),
+            (t.pending, "Not started"),
+            (t.running, "Still running"),
+        ] {
             if n > 0 {
-                self.say(&format!("    {name}: {n}"));
+                self.say(&format!("  {name}: {}", tasks(n)));
             }
         }
         let took = timefmt::human_duration(t.took);
-        if t.completed == t.total && t.total > 0 {
-            self.say(&format!("🎉 All agents succeeded! Total duration: {took}"));
-        } else {
+        if t.completed < t.total || t.total == 0 {
             self.say(&format!(
                 "{}/{} agents succeeded. Total duration: {took}",
                 t.completed, t.total
+            ));
+        } else if t.elsewhere.is_empty() {
+            self.say(&format!("🎉 All agents succeeded! Total duration: {took}"));
+        } else {
+            let rest: Vec<String> = t
+                .elsewhere
+                .iter()
+                .map(|(id, state)| format!("{id} {state}"))
+                .collect();
+            self.say(&format!(
+                "✅ All {} of this run succeeded, but orchestration {} is not finished: {} ({}). \
+                 Total duration: {took}",
+                tasks(t.total),
+                t.orchestration,
+                tasks(rest.len()),
+                rest.join(", ")
+            ));
+            self.say(&format!(
+                "   To finish it: po-spawn --id {} --retry",
+                t.orchestration
             ));
         }
         self.say(&format!("Logs: {}", t.logs.display()));

@@ -392,16 +392,26 @@ impl Scheduler {
         let total = self.tasks.len() + self.unreadable;
         let count = |s: State| self.tasks.iter().filter(|t| t.status.status == s).count();
         let completed = count(State::Completed);
+        // Only a run whose own tasks all completed can speak for the rest.
+        let elsewhere = match completed == total {
+            true => self.unfinished_elsewhere(),
+            false => Vec::new(),
+        };
         self.out.summary(&console::Totals {
             total,
             completed,
+            failed: count(State::Failed) + self.unreadable,
             timed_out: count(State::TimedOut),
             cancelled: count(State::Cancelled),
+            pending: count(State::Pending),
+            running: count(State::InProgress),
+            elsewhere: elsewhere.clone(),
+            orchestration: &self.ctx.id,
             took: self.started.elapsed().as_secs_f64(),
             logs: &self.ctx.logs,
         });
         self.spend_close();
-        if self.retried > 0 && completed == total && self.orchestration_complete() {
+        if self.retried > 0 && completed == total && elsewhere.is_empty() {
             self.out.retry_successful();
         }
         let code = match &self.stop {
@@ -421,11 +431,25 @@ impl Scheduler {
         }
     }
 
-    /// Whether every task of the orchestration (not only this run's) has
-    /// completed.
-    fn orchestration_complete(&self) -> bool {
+    /// The tasks of the orchestration outside this run that have not
+    /// completed (an unreadable file counts, as `failed`).
+    fn unfinished_elsewhere(&self) -> Vec<(String, State)> {
         let view = crate::protocol::view::Reader::plain().read(&self.ctx.dir);
-        view.bad().next().is_none() && view.tasks().all(|t| t.state() == State::Completed)
+        let ours: std::collections::HashSet<&str> = self
+            .tasks
+            .iter()
+            .map(|t| t.status.agent_id.as_str())
+            .collect();
+        let mut rest: Vec<(String, State)> = view
+            .tasks()
+            .filter(|t| t.state() != State::Completed && !ours.contains(t.status.agent_id.as_str()))
+            .map(|t| (t.status.agent_id.clone(), t.state()))
+            .collect();
+        rest.extend(
+            view.bad()
+                .map(|b| (b.file.display().to_string(), State::Failed)),
+        );
+        rest
     }
 
     fn interval(&self) -> Duration {
