@@ -36,7 +36,7 @@ use crate::text::{human_bytes, one_line};
 /// Exit status: 0 done (also when some worktrees were kept), 5 a GitHub
 /// (gh) error (those branches were kept), 9 a system error, 64 a usage error.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

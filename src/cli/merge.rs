@@ -30,7 +30,7 @@ use crate::merge::{self, Options};
 /// or a failed validation (the branch left at the last good merge), 9 a system
 /// error (e.g. git older than 2.38), 64 a usage error, 130 interrupted.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

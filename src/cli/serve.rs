@@ -26,7 +26,7 @@ use crate::serve::{self, hub::Watching};
 /// cannot be listened on, 64 a usage error (e.g. a non-loopback address
 /// without a token).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

@@ -83,7 +83,7 @@ pub enum Isolation {
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,
 /// 64 usage error, 130 interrupted.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

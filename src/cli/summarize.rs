@@ -31,7 +31,7 @@ use crate::report::{follow_up, html, junit, markdown, summary};
 /// `conflicts` names the completed branches that do not merge cleanly
 /// (`git merge-tree`, cached by commit in the orchestration's .conflicts.json).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

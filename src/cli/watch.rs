@@ -43,7 +43,7 @@ use crate::watch::table::{self, Style};
 /// wait for it to appear). With --until-done: 0 every task completed, 1 at or
 /// above the success threshold, 2 below it.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,

@@ -181,3 +181,31 @@ fn the_file_format_page_documents_every_field() {
         );
     }
 }
+
+/// Each tool's `-h` opens with what that tool does, not the package's line.
+#[test]
+fn each_tools_short_help_opens_with_what_it_does() {
+    let tools = [
+        env!("CARGO_BIN_EXE_po-parse"),
+        env!("CARGO_BIN_EXE_po-spawn"),
+        env!("CARGO_BIN_EXE_po-watch"),
+        env!("CARGO_BIN_EXE_po-summarize"),
+        env!("CARGO_BIN_EXE_po-status"),
+        env!("CARGO_BIN_EXE_po-merge"),
+        env!("CARGO_BIN_EXE_po-clean"),
+        env!("CARGO_BIN_EXE_po-serve"),
+        env!("CARGO_BIN_EXE_cpo"),
+    ];
+    let mut seen = BTreeSet::new();
+    for tool in tools {
+        let out = Command::new(tool).arg("-h").output().unwrap();
+        assert!(out.status.success(), "{tool} -h");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let first = text.lines().next().unwrap_or_default().to_string();
+        assert!(
+            !env!("CARGO_PKG_DESCRIPTION").starts_with(&first) && !first.is_empty(),
+            "{tool} -h opens with the package's description: {first}"
+        );
+        assert!(seen.insert(first.clone()), "{tool} -h says what another says: {first}");
+    }
+}
