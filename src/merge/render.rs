@@ -133,13 +133,14 @@ fn outcome_line(r: &Report) -> String {
             counts.push(format!("{n} {what}"));
         }
     }
-    let not_reached = r
-        .steps
-        .iter()
-        .filter(|s| s.outcome == Outcome::NotReached)
-        .count();
-    if not_reached > 0 {
-        counts.push(format!("{not_reached} not reached"));
+    let steps = |o: Outcome| r.steps.iter().filter(|s| s.outcome == o).count();
+    for (n, what) in [
+        (steps(Outcome::WouldMerge), "would merge"),
+        (steps(Outcome::NotReached), "not reached"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {what}"));
+        }
     }
     if counts.is_empty() {
         counts.push("no tasks".into());

@@ -390,6 +390,13 @@ fn a_dry_run_predicts_and_writes_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains("would merge"), "{stdout}");
+    let would = stdout.matches("➕").count();
+    assert!(would > 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("Dry run: nothing was merged ({would} would merge")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no tasks"), "{stdout}");
     assert_eq!(git(&repo.path, &["for-each-ref"]), refs);
     assert!(!repo.orch_dir("7").join(".conflicts.json").exists());
 }
