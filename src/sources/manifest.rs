@@ -136,13 +136,9 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        fail(format!(
-            "invalid JSON at line {} column {}: {e}; fix the syntax",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    // serde_json's message ends with the position ("… at line 1 column 141").
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| fail(format!("invalid JSON: {e}; fix the syntax")))?;
     check(&value, file, dir)
 }
 

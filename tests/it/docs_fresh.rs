@@ -206,6 +206,9 @@ fn each_tools_short_help_opens_with_what_it_does() {
             !env!("CARGO_PKG_DESCRIPTION").starts_with(&first) && !first.is_empty(),
             "{tool} -h opens with the package's description: {first}"
         );
-        assert!(seen.insert(first.clone()), "{tool} -h says what another says: {first}");
+        assert!(
+            seen.insert(first.clone()),
+            "{tool} -h says what another says: {first}"
+        );
     }
 }

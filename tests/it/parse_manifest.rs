@@ -191,8 +191,15 @@ fn a_symlink_out_of_the_directory_is_refused() {
 #[test]
 fn broken_json_and_bad_shapes_exit_3() {
     let (_r, a) = invalid("{\"tech_spec_id\": ", &[]);
-    a.code(3)
-        .stderr(predicate::str::contains("invalid JSON at line 1"));
+    a.code(3).stderr(
+        predicate::str::contains("invalid JSON: EOF while parsing a value at line 1 column 17")
+            .and(predicate::str::contains("column 17").count(1)),
+    );
+    let (_r, a) = invalid("{\"tech_spec_id\": \"T\", \"waves\": [],}", &[]);
+    a.code(3).stderr(
+        predicate::str::contains("trailing comma at line 1 column")
+            .and(predicate::str::contains(" at line ").count(1)),
+    );
     let (_r, a) = invalid(r#"{"tech_spec_id":"T","waves":{"number":1}}"#, &[]);
     a.code(3)
         .stderr(predicate::str::contains("field `waves` must be an array"));
