@@ -26,8 +26,8 @@ root=$(dirname "$examples")
 if [ -n "${PO_BIN_DIR:-}" ]; then
     bin=$(cd "$PO_BIN_DIR" && pwd)
 else
-    echo "== Building po (cargo build --release)"
-    (cd "$root" && cargo build --release --quiet --bins)
+    echo "== Building po (cargo build --release): the first build takes a few minutes"
+    (cd "$root" && cargo build --release --bins)
     bin=${CARGO_TARGET_DIR:-$root/target}/release
     case $bin in /*) ;; *) bin=$root/$bin ;; esac
 fi
@@ -118,17 +118,26 @@ echo
 echo "== Branches (one per task, each with its agent's commit)"
 git branch --list 'feat/*' -v | cut -c1-100 || true
 
+# Commands as a shell takes them: quoted, with the tools' full paths (the
+# PATH set above is this script's, not the reader's).
+q() { printf '%q' "$1"; }
 cat <<EOF
 
 == Where to look
   repository:    $repo
-  branches:      git -C $repo branch --list 'feat/*'
   status files:  $repo/.claude/runtime/parallel/issue/
   agent logs:    $repo/.claude/runtime/logs/
   worktrees:     $repo/.claude/runtime/worktrees/issue/
   summary:       $repo/.claude/runtime/parallel/issue/summary.md
-  live view:     cd $repo && po-watch --follow issue   (during a run)
-  dashboard:     cd $repo && po-serve                  (http://127.0.0.1:8731/)
+
+== Try (each line runs as printed)
+  git -C $(q "$repo") branch --list 'feat/*'
+  cd $(q "$repo") && $(q "$bin/po-watch") issue
+  cd $(q "$repo") && $(q "$bin/po-watch") --follow issue
+  cd $(q "$repo") && $(q "$bin/po-serve")
+  (po-serve's dashboard: http://127.0.0.1:8731/; to call the tools by name:
+   export PATH=$(q "$bin"):\$PATH)
+
 po-spawn exited with $code.
 EOF
 exit "$code"

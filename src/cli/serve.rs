@@ -32,7 +32,12 @@ pub struct Args {
     pub common: Common,
 
     /// Address and port to listen on (port 0: any free port)
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8731")]
+    #[arg(
+        long,
+        env = "PO_SERVE_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8731"
+    )]
     pub listen: String,
 
     /// Require this token on every request (needed for a non-loopback --listen);

@@ -39,6 +39,46 @@ fn clean(c: &mut Command) -> &mut Command {
         .env("PO_AGENT_SLEEP", "0")
 }
 
+/// Every command of the demo's "Try" block runs in a shell where the po
+/// tools are not on `PATH`: none is "not found". Commands that keep running
+/// (`--follow`, the dashboard) are stopped after a moment.
+fn the_commands_it_shows_run_as_printed(text: &str, home: &Path) {
+    let block = text
+        .split("== Try (each line runs as printed)\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Try block in:\n{text}"));
+    let commands: Vec<&str> = block
+        .lines()
+        .take_while(|l| l.starts_with("  ") && !l.starts_with("  ("))
+        .map(str::trim)
+        .collect();
+    assert!(commands.len() >= 3, "{block}");
+    let path = std::env::var("PATH").unwrap();
+    let without_po: Vec<&str> = path
+        .split(':')
+        .filter(|d| !Path::new(d).join("po-watch").exists())
+        .collect();
+    for command in commands {
+        let out = Command::new("timeout")
+            .args(["3", "bash", "-c", command])
+            .env("PATH", without_po.join(":"))
+            .env("HOME", home)
+            .env("PO_SERVE_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            out.status.code() != Some(127) && !err.contains("not found"),
+            "{command}: {err}"
+        );
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(124)),
+            "{command}: {:?}\n{err}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn demo_runs_every_task_of_the_example_issue_with_the_example_agent() {
     let tmp = tempfile::tempdir().unwrap();
@@ -68,6 +108,7 @@ fn demo_runs_every_task_of_the_example_issue_with_the_example_agent() {
         text.contains(&work.join("repo").display().to_string()),
         "{text}"
     );
+    the_commands_it_shows_run_as_printed(&text, tmp.path());
 
     let repo = work.join("repo");
     let tasks = statuses(&repo.join(".claude/runtime/parallel/issue"));
