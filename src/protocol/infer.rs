@@ -118,6 +118,22 @@ impl Liveness {
 mod tests {
     use super::*;
 
+    /// Drop `guard` and wait until its lock is really gone. A `flock` belongs
+    /// to the open file, and a process another test thread forks at that
+    /// moment shares it until its `exec` closes the descriptor (close-on-exec),
+    /// so right after the drop a probe may still see the lock held.
+    fn release(guard: store::FileLock, status: &Path) {
+        drop(guard);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store::is_live(status) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock outlived its guard by 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn a_probe_sees_a_holder_and_does_not_block_another_probe() {
         let dir = tempfile::tempdir().unwrap();
@@ -129,8 +145,7 @@ mod tests {
         );
         let guard = store::hold_liveness(&status).unwrap().unwrap();
         assert!(store::is_live(&status));
-        drop(guard);
-        assert!(!store::is_live(&status));
+        release(guard, &status);
         // Another reader's shared probe in progress is not a runner.
         let other = fs::File::open(store::liveness_path(&status)).unwrap();
         other.lock_shared().unwrap();
@@ -145,7 +160,7 @@ mod tests {
         assert!(live.is_orphaned(&status, None));
         let guard = store::hold_liveness(&status).unwrap().unwrap();
         assert!(!live.is_orphaned(&status, None));
-        drop(guard);
+        release(guard, &status);
         let v1 = Some((1, 2, 3));
         assert!(live.is_orphaned(&status, v1));
         // Same version: remembered, not probed (a holder now is not seen)...
