@@ -656,21 +656,27 @@ mod tests {
 
     #[test]
     fn the_job_script_only_runs_po_spawn_on_the_spec_file_it_is_given() {
-        assert!(SCRIPT.starts_with("#!/bin/sh\n"));
-        assert!(SCRIPT.contains(&format!("{TASK_ENV}=$2\n")));
-        assert!(SCRIPT.ends_with("exec \"$1\"\n"));
-        // Its arguments are never expanded by the shell beyond themselves.
+        // The script as a job runs it: `sh job.sh PROGRAM SPEC`, here with
+        // env(1) as the program, and a spec path a shell would expand.
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("job.sh");
+        std::fs::write(&script, SCRIPT).unwrap();
+        let probe = dir.path().join("expanded");
+        let spec = format!("{}/a b;$(touch {})", dir.path().display(), probe.display());
         let out = Command::new("sh")
-            .arg("-c")
-            .arg(SCRIPT)
-            .args(["sh", "/usr/bin/env", "/tmp/a b;$(touch /tmp/x)"])
+            .arg(&script)
+            .args(["/usr/bin/env", &spec])
             .output()
             .unwrap();
+        assert!(out.status.success(), "{out:?}");
         let env = String::from_utf8_lossy(&out.stdout);
+        // The program ran (env printed its environment) with the spec path,
+        // byte for byte, as PO_SPAWN_TASK...
         assert!(
-            env.lines()
-                .any(|l| l == format!("{TASK_ENV}=/tmp/a b;$(touch /tmp/x)")),
+            env.lines().any(|l| l == format!("{TASK_ENV}={spec}")),
             "{env}"
         );
+        // ...and nothing in that path was run by the shell.
+        assert!(!probe.exists(), "the shell expanded the spec path");
     }
 }
