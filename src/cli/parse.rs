@@ -25,7 +25,7 @@ use crate::protocol::{
     AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
     store,
 };
-use crate::sources::{self, SourceArg, issue, manifest, markdown};
+use crate::sources::{self, SourceArg, issue, manifest, markdown, refs};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
@@ -54,6 +54,11 @@ pub struct Args {
     /// File one GitHub sub-issue per task (issue sources only); a re-run reuses them
     #[arg(long)]
     pub create_sub_issues: bool,
+
+    /// Read only the section(s) whose heading is NAME (case-insensitive; if no heading is exactly
+    /// NAME, those that contain it); repeat for more
+    #[arg(long, value_name = "NAME")]
+    pub section: Vec<String>,
 }
 
 const AFTER_HELP: &str = "\
@@ -91,7 +96,14 @@ pub fn run(args: Args) -> Result<i32> {
              issue the sub-issues link to)",
         ));
     }
-    let loaded = load(&arg, &args.source, &runtime, args.dry_run)?;
+    if !args.section.is_empty() && matches!(arg, SourceArg::Manifest(_)) {
+        return Err(Error::usage(
+            "read sections: --section picks the sections of a Markdown text or an issue; a \
+             manifest's tasks are its waves (drop --section)",
+        ));
+    }
+    outside_a_repository(&args, &runtime)?;
+    let loaded = load(&arg, &args, &runtime)?;
     let id = sanitize::id(args.id.as_deref().unwrap_or(&loaded.default_id))?;
 
     if args.dry_run {
@@ -99,7 +111,12 @@ pub fn run(args: Args) -> Result<i32> {
             let v = report::json(&loaded.plan, &id, &loaded.source, true, None);
             out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
         } else {
-            let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
+            let mut text = report::dry_run_text(
+                &loaded.plan,
+                &loaded.from,
+                &loaded.source.kind,
+                &run_hint(&args),
+            );
             if args.create_sub_issues {
                 // Sub-issues an earlier parse filed are reused, not filed again.
                 let mut known = carried_sub_issues(&runtime.orchestration_dir(&id));
@@ -140,6 +157,9 @@ pub fn run(args: Args) -> Result<i32> {
     for w in &loaded.plan.warnings {
         eprintln!("⚠️  {w}");
     }
+    for n in &loaded.plan.notes {
+        eprintln!("ℹ️  {n}");
+    }
     if args.create_sub_issues {
         let master = loaded
             .master_issue
@@ -164,12 +184,44 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(exit::SUCCESS)
 }
 
-fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<Loaded> {
+/// Outside a git repository the runtime directory would quietly land in the
+/// current directory, where po-spawn then refuses to work: refuse here,
+/// unless the runtime directory was given or nothing is written.
+fn outside_a_repository(args: &Args, runtime: &Runtime) -> Result<()> {
+    if runtime.repo.is_some() || args.common.runtime_dir.is_some() || args.dry_run {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into());
+    Err(Error::usage(format!(
+        "write the orchestration: {cwd} is not inside a git repository, and po keeps an \
+         orchestration in the repository its agents work in (`<top level>/.claude/runtime`); run \
+         po-parse there, or name the runtime directory with `--runtime-dir DIR` (or \
+         PO_RUNTIME_DIR), or look first with `--dry-run`"
+    )))
+}
+
+/// Tasks of a Markdown text that is not an issue (a file, stdin): only a
+/// bare `#N` is surely this repository's; `gh repo view` says which one it
+/// is when a reference names a repository.
+fn markdown_tasks(text: &str, what: &str, args: &Args, runtime: &Runtime) -> Result<Plan> {
+    let mut ex =
+        markdown::extract_with(text, &args.section).map_err(|detail| Error::parse(what, detail))?;
+    if ex.tasks.iter().any(|t| t.reference.is_some()) {
+        let gh = Gh::new((!args.dry_run).then_some(runtime.root.as_path()));
+        refs::resolve(&mut ex, &gh, refs::Local::Ask);
+    }
+    plan_or_explain(ex, what)
+}
+
+fn load(arg: &SourceArg, args: &Args, runtime: &Runtime) -> Result<Loaded> {
+    let raw = args.source.as_str();
     match arg {
         SourceArg::Issue(n) => {
             // A dry run writes nothing, not even the gh lock under the runtime root.
-            let gh = Gh::new((!dry_run).then_some(runtime.root.as_path()));
-            let src = issue::load(&gh, *n)?;
+            let gh = Gh::new((!args.dry_run).then_some(runtime.root.as_path()));
+            let src = issue::load(&gh, *n, &args.section)?;
             let what = format!("issue #{n}");
             let plan = plan_or_explain(src.extracted, &what)?;
             Ok(Loaded {
@@ -192,7 +244,7 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
                 .read_to_end(&mut bytes)
                 .map_err(Error::io("read", "stdin"))?;
             let text = sources::decode(bytes, "stdin")?;
-            let plan = plan_or_explain(markdown::extract(&text), "stdin")?;
+            let plan = markdown_tasks(&text, "stdin", args, runtime)?;
             Ok(Loaded {
                 plan,
                 source: Source {
@@ -211,7 +263,7 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
             let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
             let what = path.display().to_string();
             let text = sources::decode(bytes, &what)?;
-            let plan = plan_or_explain(markdown::extract(&text), &what)?;
+            let plan = markdown_tasks(&text, &what, args, runtime)?;
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -261,31 +313,23 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
     }
 }
 
-/// Plan the tasks, or explain that there are none and which formats work.
+/// Plan the tasks, or say that there are none and what the text holds.
 fn plan_or_explain(ex: sources::Extracted, what: &str) -> Result<Plan> {
     if ex.tasks.is_empty() {
-        let skipped = if ex.skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} item{} skipped: all checked or empty)",
-                ex.skipped.len(),
-                if ex.skipped.len() == 1 { "" } else { "s" }
-            )
-        };
         return Err(Error::parse(
             what,
-            format!("no tasks found{skipped}; {}", sources::ACCEPTED),
+            format!(
+                "no tasks found: {}; `po-parse --help` says what becomes a task",
+                ex.found.describe()
+            ),
         ));
     }
     Plan::from_extracted(ex)
 }
 
+/// The text's title: the heading it opens with (`# Title`).
 fn first_heading(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("# "))
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+    markdown::title(text)
 }
 
 /// `po-parse SOURCE [--id ID] | po-spawn`, quoted for a POSIX shell.
@@ -369,7 +413,15 @@ fn check_replaceable(dir: &Path, id: &str) -> Result<Carried> {
 fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
     let mut s = AgentStatus::new(t.agent_id(), id);
     s.title = t.title.clone();
-    s.body = t.body.clone();
+    s.body = t.full_body();
+    if let Some(section) = &t.section {
+        s.extra.insert("section".into(), section.clone().into());
+    }
+    if let Some(r) = t.reference.as_ref().filter(|_| t.sub_issue.is_none())
+        && let Ok(v) = serde_json::to_value(r)
+    {
+        s.extra.insert(refs::STATUS_KEY.into(), v);
+    }
     s.wave = t.wave;
     s.depends_on = t
         .depends_on

@@ -198,6 +198,39 @@ impl Gh {
         unreachable!("the loop returns on its last attempt")
     }
 
+    /// `owner/repo` of the repository `gh` works on here (`gh repo view`).
+    pub fn repo_name(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Repo {
+            name_with_owner: String,
+        }
+        let out = self.run(&["repo", "view", "--json", "nameWithOwner"])?;
+        serde_json::from_str::<Repo>(&out)
+            .map(|r| r.name_with_owner)
+            .map_err(|e| Error::gh("repo view", format!("unexpected output: {e}")))
+    }
+
+    /// The title of issue (or, with `pull`, pull request) `number` of
+    /// `repo` (`owner/repo`).
+    pub fn title_in(&self, repo: &str, number: u64, pull: bool) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Titled {
+            title: String,
+        }
+        let n = number.to_string();
+        let what = if pull { "pr" } else { "issue" };
+        let out = self.run(&[what, "view", &n, "--repo", repo, "--json", "title"])?;
+        serde_json::from_str::<Titled>(&out)
+            .map(|t| t.title)
+            .map_err(|e| {
+                Error::gh(
+                    format!("{what} view {n}"),
+                    format!("unexpected output: {e}"),
+                )
+            })
+    }
+
     pub fn issue_view(&self, number: u64) -> Result<Issue> {
         let n = number.to_string();
         let out = self.run(&["issue", "view", &n, "--json", "number,title,body,url"])?;

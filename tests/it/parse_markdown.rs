@@ -104,17 +104,21 @@ fn the_seeds_supported_formats_block_reads_its_sub_tasks_section() {
 fn nested_list_lines_belong_to_their_parent() {
     let repo = Repo::new();
     repo.cmd().arg(fixture("nested.md")).assert().success();
-    assert_eq!(titles(&repo, "nested"), ["Parent task", "Second task"]);
+    // A lazy continuation line is part of the item's paragraph: one title.
+    assert_eq!(
+        titles(&repo, "nested"),
+        [
+            "Parent task",
+            "Second task continued lazily on the next line"
+        ]
+    );
     let s = repo.status("nested", 1);
     assert_eq!(
         s["body"],
         "- [ ] first step of the parent\n- details in `src/parent/`\n  1. numbered detail"
     );
     assert_eq!(s["files"], serde_json::json!(["src/parent/"]));
-    assert_eq!(
-        repo.status("nested", 2)["body"],
-        "continued lazily on the next line"
-    );
+    assert_eq!(repo.status("nested", 2)["body"], "");
 }
 
 #[test]
@@ -181,7 +185,8 @@ fn dry_run_prints_the_seeds_report_and_writes_nothing() {
         "\nWaves: 4\n  Wave 1: task 1\n  Wave 2: tasks 2, 4\n",
         "\nEstimated duration: ",
         " minutes (parallel, at most 5 agents at a time; ",
-        " minutes one after another)\nEstimated PRs: 5\n",
+        " minutes one after another)\nPull requests: none by default; `po-spawn --create-pr` \
+         opens one per completed task (up to 5)\n",
         "\nRecommendation: Proceed with caution",
         "To run: po-parse ",
         " | po-spawn\n",
@@ -226,7 +231,9 @@ fn json_with_and_without_dry_run() {
     assert_eq!(v["id"], "deps");
     assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
     assert_eq!(v["tasks"][1]["depends_on"], serde_json::json!(["agent-1"]));
-    assert_eq!(v["estimated_prs"], 5);
+    // A markdown file gets no pull requests unless po-spawn is asked for them.
+    assert_eq!(v["estimated_prs"], 0);
+    assert_eq!(v["prs_with_create_pr"], 5);
     // Waves run one after another; with 5 agents at a time a wave takes as
     // long as its longest task (low 5-10, medium 10-15, high 15-20 minutes).
     let minutes = |c: &serde_json::Value| match c.as_str().unwrap() {
