@@ -26,6 +26,7 @@ mod examples_demo;
 mod gh_double;
 mod github_e2e;
 mod github_pr;
+mod github_refs;
 mod merge_cli;
 mod parse_input;
 mod parse_issue;
