@@ -32,6 +32,7 @@ mod parse_input;
 mod parse_issue;
 mod parse_manifest;
 mod parse_markdown;
+mod parse_realworld;
 mod parse_runtime;
 mod protocol;
 mod serve_browser;

@@ -365,3 +365,46 @@ fn a_real_run_says_what_it_parsed_and_warns_of_overlaps_on_stderr() {
         serde_json::json!(["Tasks 1, 3 may share models/cart.py"])
     );
 }
+
+#[test]
+fn section_picks_the_list_and_the_dry_run_and_status_files_say_where_tasks_come_from() {
+    let repo = Repo::new();
+    std::fs::write(
+        repo.path().join("rfc.md"),
+        "Tracking issue.\n\n### Steps\n\n- [ ] Implement it\n- [x] Write the RFC\n\n\
+         ### Unresolved Questions\n\n- [ ] What is it called?\n",
+    )
+    .unwrap();
+    let out = repo.cmd().args(["rfc.md", "--dry-run"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("1. Implement it (section: Steps; estimated complexity: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. What is it called? (section: Unresolved Questions; "),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ℹ️  The tasks come from 2 sections: Steps (1), Unresolved Questions (1); \
+             `--section NAME` reads only the one whose heading is NAME\n"
+        ),
+        "{text}"
+    );
+    repo.cmd()
+        .args(["rfc.md", "--section", "UNRESOLVED"])
+        .assert()
+        .success();
+    assert_eq!(titles(&repo, "rfc"), ["What is it called?"]);
+    let s = repo.status("rfc", 1);
+    assert_eq!(s["section"], "Unresolved Questions");
+    assert_eq!(s["body"], "**Section**: Unresolved Questions");
+    // A manifest has no sections.
+    repo.cmd()
+        .args(["--section", "x"])
+        .arg(fixture("manifest-convention"))
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--section"));
+}

@@ -540,7 +540,10 @@ impl<'d> Reader<'d> {
             return skip(ex, whole.text, "checked".into());
         }
         if inline::is_placeholder(title_ev) {
-            self.found.placeholders += 1;
+            // Plain ones are counted with the bullets.
+            if item.task.is_some() {
+                self.found.placeholders += 1;
+            }
             return skip(ex, whole.text, "a template's placeholder".into());
         }
         if let Some(h) = c.deferred {
