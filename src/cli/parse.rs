@@ -29,7 +29,7 @@ use crate::sources::{self, SourceArg, issue, manifest, markdown, refs};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
-#[command(version, after_help = AFTER_HELP)]
+#[command(version, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
@@ -62,13 +62,94 @@ pub struct Args {
 }
 
 const AFTER_HELP: &str = "\
-Formats: GitHub checklists (- [ ] / * [ ] / + [ ]; checked items are skipped), numbered lists \
-(1. / 1)), a `## Sub-Tasks` section whose ### headers are tasks, or a cpo directory with \
-manifest.json.
+Reads Markdown as GitHub renders it: checklist items are the tasks (checked, struck-through and \
+placeholder items are skipped, with the reason); without checklists, bullets under a heading \
+such as `## Tasks` or `## TODO`, numbered lists, or a list of issue links. `--help` has the \
+rules.
 
 Examples:
   po-parse 1234 | po-spawn --max-workers 5
   po-parse plan.md --dry-run
+  po-parse 97889 --section Steps --dry-run
+  po-parse parallel/TS-0042-inventory/ --json";
+
+const AFTER_LONG_HELP: &str = "\
+How a Markdown text (an issue body, a file, stdin) becomes tasks. It is read as GitHub renders \
+it (CommonMark with task lists, strikethrough and tables).
+
+Which part is read:
+  --section NAME reads only the sections whose heading is NAME (case-insensitive, words only: \
+punctuation and emoji around it do not count), or, when no heading is exactly NAME, every \
+section whose heading contains it. A section runs to the next heading of its level or higher, \
+so its sub-sections are in it. A NAME no heading matches fails (exit 3) listing the headings. \
+Without --section, a `## Sub-Tasks` (`Tasks`, `Subtasks`, `Sub Tasks`, any level) section is \
+the only part read when there is one; its next-level headings are the tasks, their sections \
+the bodies.
+
+Checklists (`- [ ]`, `* [ ]`, `+ [ ]`) are the tasks when the part read has any, also inside \
+other list markers (`1. - [ ] x`) and inside plain bullets. Skipped, and listed with the \
+reason in the dry run and orchestration.json:
+  checked items (`[x]`): done;
+  struck-through items (`- [ ] ~~x~~`, all of the text struck): not applicable; struck words \
+in a title are dropped from it;
+  `[Task 1]`: a template's placeholder;
+  items under a heading that defers them (Deferred, Out of scope, Non-goals, Not planned, \
+Won't do, Postponed, Future work, Later), unless --section asks for that heading.
+
+Nesting: an item's nested content is its body, as Markdown, nested checklist items included. \
+The unchecked children of a checked item are open work: each is a task, its context naming \
+the parent (`Part of: … (checked)`); its checked children are skipped as checked.
+
+Wrapped items: a paragraph that goes on on the next line (lazy continuation lines included) \
+is one title; a hard line break, or a line that starts a new sentence (a capital letter after \
+a finished clause), ends the title and the rest is body.
+
+Without checklists: plain bullets and numbered items under a heading that names the work \
+(one that is, in any case and words only, Tasks, Task list, Sub-tasks, TODO, To do, Plan, \
+Work plan, Steps, Next steps, Implementation, Implementation plan, Work items, Action items, \
+Child issues, Sub-issues, Checklist, Deliverables or Remaining work; also the --section asked \
+for) are tasks, their nested lists the bodies; else numbered lists \
+anywhere; else lists whose every item is an issue or pull-request reference.
+
+Never tasks: fenced or indented code, HTML and comments, quotes, tables. A fenced block with \
+the info string `[tasklist]` is GitHub's tracked list: its items are read in place.
+
+Titles read as rendered text: emphasis and link syntax go, code spans stay, link addresses go \
+to the task's context (`Links:`). `Sub-task 3:` / `Task 3 -` prefixes are dropped (3 is the \
+task's label for `after task 3`).
+
+Sections: the dry run shows each task's section (the heading it is under; not the heading \
+that opens the text, its title); the status file keeps it (`section`) and the task's context \
+names it unless it only says Tasks, Steps and the like. When tasks come from several sections \
+the dry run says so and how to pick one.
+
+References: an item that opens with `#N`, `owner/repo#N` or an issue or pull-request URL names \
+that issue. It is a sub-issue (`sub_issue`; its pull request says `Closes #N`) only when it is \
+an issue of the repository po runs in: a bare `#N` always is; `owner/repo#N` and URLs are when \
+owner/repo is that repository (from the master issue's URL, else `gh repo view`) and never when \
+it is unknown. Any other reference, and every pull request, is kept as a link (`Refs \
+owner/repo#N` in the context, the pull request and the summary; `reference` in the status \
+file), its title read with `gh issue view N --repo owner/repo` where the item has no words of \
+its own (a failure only leaves the reference as the title), and never closed.
+
+Mentions: everything po posts to GitHub (sub-issues, pull requests, follow-up issues, the \
+summary comment) quotes each @user and @org/team of the text it copies in a code span, so \
+nobody is notified again; code, links, URLs and e-mail addresses are left as they are.
+
+With no task, po-parse says what the text holds (e.g. `4 checklist items, all checked; \
+1 table`) and exits 3.
+
+Pull requests: po-spawn opens one per completed task by default for an issue source, and only \
+with --create-pr for any other; the dry run says which.
+
+Outside a git repository po-parse writes nothing unless --runtime-dir (or PO_RUNTIME_DIR) says \
+where, since po-spawn runs agents in the repository that holds the runtime directory (exit \
+64); --dry-run works anywhere.
+
+Examples:
+  po-parse 1234 | po-spawn --max-workers 5
+  po-parse plan.md --dry-run
+  po-parse 97889 --section Steps --dry-run
   po-parse parallel/TS-0042-inventory/ --json";
 
 const SUB_ISSUE_LABELS: [labels::Label; 2] = [labels::ORCHESTRATION, labels::SUB_ISSUE];

@@ -15,17 +15,17 @@ fn write(repo: &Repo, name: &str, bytes: &[u8]) -> std::path::PathBuf {
 fn empty_input_exits_3_saying_what_the_text_holds() {
     let repo = Repo::new();
     for (name, text, found) in [
-        ("empty.md", "", "found no text"),
-        ("blank.md", "\n  \n\t\n", "found no text"),
+        ("empty.md", "", "the text is empty"),
+        ("blank.md", "\n  \n\t\n", "the text is empty"),
         (
             "prose.md",
             "# Title\n\nJust words.\n- a plain bullet\n",
-            "found 1 plain bullet (under no heading that names the work, such as `## Tasks`)",
+            "1 plain bullet (under no heading that names the work, such as `## Tasks`)",
         ),
         (
             "code.md",
             "Example:\n\n```\n- [ ] not a task\n```\n\n| a |\n|---|\n| b |\n",
-            "found 1 table; 1 fenced code block (never read)",
+            "1 table; 1 fenced code block (never read)",
         ),
     ] {
         let p = write(&repo, name, text.as_bytes());
@@ -55,7 +55,7 @@ fn only_checked_items_is_no_tasks() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains(
-            "no tasks found: found 2 checklist items, all checked;",
+            "no tasks found: 2 checklist items, all checked;",
         ));
 }
 

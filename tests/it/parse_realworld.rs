@@ -195,7 +195,7 @@ fn task_items_inside_numbers_and_tasklist_blocks() {
     // teranex/vimwiki-tasks#29: a checklist in an ordinary code block is an example.
     let err = no_tasks("13-vimwiki-tasks-29.md");
     assert!(
-        err.contains("no tasks found: found 1 fenced code block (never read)"),
+        err.contains("no tasks found: 1 fenced code block (never read)"),
         "{err}"
     );
 }
@@ -269,7 +269,7 @@ fn plain_bullets_count_only_under_a_heading_that_names_the_work() {
     let err = no_tasks("20-limlabs-saleor-117.md");
     assert!(
         err.contains(
-            "found 3 plain bullets (3 under `### Tasks`, all template placeholders such as \
+            "3 plain bullets (3 under `### Tasks`, all template placeholders such as \
              `[Task 1]`) in `### Tasks` (the only part read)"
         ),
         "{err}"
@@ -281,18 +281,18 @@ fn no_tasks_says_what_the_issue_holds() {
     for (name, found) in [
         (
             "09-steering-council-188.md",
-            "found 5 checklist items, all checked",
+            "5 checklist items, all checked",
         ),
-        ("10-deno-23000.md", "found 3 checklist items, all checked"),
-        ("21-cisagov-717.md", "found only text (2 paragraphs)"),
-        ("23-ruff-27051.md", "found 1 table"),
+        ("10-deno-23000.md", "3 checklist items, all checked"),
+        ("21-cisagov-717.md", "only text (2 paragraphs)"),
+        ("23-ruff-27051.md", "1 table"),
         (
             "29-omegarazer-bdfrx-1.md",
-            "found 13 checklist items, all checked",
+            "13 checklist items, all checked",
         ),
         (
             "18-limlabs-saleor-130.md",
-            "found 1 checklist item, all checked in `### Tasks` (the only part read); outside \
+            "1 checklist item, all checked in `### Tasks` (the only part read); outside \
              it, 1 open checklist item (1 under `### Dependencies`): `--section Dependencies` \
              reads those",
         ),

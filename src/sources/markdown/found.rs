@@ -54,8 +54,8 @@ impl Found {
         }
     }
 
-    /// "found 4 checklist items, all checked; 1 table; …", or what the text
-    /// is when it holds none of these.
+    /// "4 checklist items, all checked; 1 table; …", or what the text is
+    /// when it holds none of these.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         let items =
@@ -129,10 +129,10 @@ impl Found {
                     n(self.paragraphs, "paragraph", "paragraphs")
                 )
             } else {
-                "no text".into()
+                "the text is empty".into()
             });
         }
-        let mut s = format!("found {}", parts.join("; "));
+        let mut s = parts.join("; ");
         if !self.region.is_empty() {
             s.push_str(&format!(
                 " in {} (the only part read)",
@@ -181,10 +181,7 @@ mod tests {
             tables: 1,
             ..Default::default()
         };
-        assert_eq!(
-            f.describe(),
-            "found 3 checklist items, all checked; 1 table"
-        );
+        assert_eq!(f.describe(), "3 checklist items, all checked; 1 table");
         let f = Found {
             bullets: 18,
             headed: vec![("### Tasks".into(), 3)],
@@ -193,7 +190,7 @@ mod tests {
         };
         assert_eq!(
             f.describe(),
-            "found 18 plain bullets (3 under `### Tasks`, all template placeholders such as `[Task 1]`)"
+            "18 plain bullets (3 under `### Tasks`, all template placeholders such as `[Task 1]`)"
         );
         let mut f = Found {
             checked: 1,
@@ -203,9 +200,9 @@ mod tests {
         f.count_outside(Some("### Dependencies"));
         assert_eq!(
             f.describe(),
-            "found 1 checklist item, all checked in `### Tasks` (the only part read); outside it, \
+            "1 checklist item, all checked in `### Tasks` (the only part read); outside it, \
              1 open checklist item (1 under `### Dependencies`): `--section Dependencies` reads those"
         );
-        assert_eq!(Found::default().describe(), "found no text");
+        assert_eq!(Found::default().describe(), "the text is empty");
     }
 }

@@ -342,13 +342,13 @@ fn what_was_found_is_counted_for_the_no_tasks_message() {
     assert!(ex.tasks.is_empty());
     assert_eq!(
         ex.found.describe(),
-        "found 2 checklist items, all checked; 1 table; 1 fenced code block (never read)"
+        "2 checklist items, all checked; 1 table; 1 fenced code block (never read)"
     );
     let ex = extract("### Dependencies\n- [ ] #128\n\n### Tasks\n- [x] #131\n");
     assert!(ex.tasks.is_empty());
     assert_eq!(
         ex.found.describe(),
-        "found 1 checklist item, all checked in `### Tasks` (the only part read); outside it, 1 open \
+        "1 checklist item, all checked in `### Tasks` (the only part read); outside it, 1 open \
          checklist item (1 under `### Dependencies`): `--section Dependencies` reads those"
     );
 }
