@@ -29,10 +29,18 @@ pub fn quote(text: &str) -> String {
     if left.is_empty() {
         return out;
     }
-    let mut s = out;
-    for (r, _) in left.into_iter().rev() {
-        s.insert(r.start + 1, '\u{2060}');
+    let mut s = String::with_capacity(out.len() + left.len() * 3);
+    let mut at = 0;
+    for (r, _) in left {
+        // After the `@`, or the `&` of its entity (which then is none).
+        let cut = out[r.clone()]
+            .find(['@', '&'])
+            .map_or(r.start + 1, |p| r.start + p + 1);
+        s.push_str(&out[at..cut]);
+        s.push('\u{2060}');
+        at = cut;
     }
+    s.push_str(&out[at..]);
     s
 }
 
@@ -337,6 +345,8 @@ mod tests {
             "a `b` @c `d",
             "@a@b @c_d @e-f",
             "x\\`@y`",
+            "`\\@z",
+            "``&#64;w`",
         ] {
             let once = quote(text);
             assert_eq!(quote(&once), once, "{text:?}");

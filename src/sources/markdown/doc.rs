@@ -106,7 +106,10 @@ impl Doc {
             let mut events = Parser::new_ext(&src, options())
                 .into_offset_iter()
                 .peekable();
-            let mut b = Builder { src: &src };
+            let mut b = Builder {
+                src: &src,
+                depth: 0,
+            };
             b.blocks(&mut events)
         };
         let line_starts = std::iter::once(0)
@@ -240,8 +243,15 @@ fn unwrap_tasklists(text: &str) -> String {
 
 type Events<'a> = std::iter::Peekable<pulldown_cmark::OffsetIter<'a>>;
 
+/// Lists nested deeper than this are kept as opaque blocks (their text stays
+/// in the body of the item around them): a hostile text of thousands of
+/// nested lists must not exhaust the stack.
+pub const MAX_DEPTH: usize = 32;
+
 struct Builder<'s> {
     src: &'s str,
+    /// Lists open around the current event.
+    depth: usize,
 }
 
 fn is_span(tag: &Tag) -> bool {
@@ -375,7 +385,12 @@ impl Builder<'_> {
                 self.skip_to_end(ev);
                 Kind::Paragraph(text)
             }
+            Tag::List(_) if self.depth >= MAX_DEPTH => {
+                self.skip_to_end(ev);
+                Kind::Other
+            }
             Tag::List(start) => {
+                self.depth += 1;
                 let mut items = Vec::new();
                 loop {
                     match ev.next() {
@@ -384,6 +399,7 @@ impl Builder<'_> {
                         Some(_) => {}
                     }
                 }
+                self.depth -= 1;
                 Kind::List {
                     ordered: start.is_some(),
                     items,
@@ -553,6 +569,18 @@ mod tests {
         assert!(only_comments("<!-- open"));
         assert!(!only_comments("<details>"));
         assert!(!only_comments("<!-- a --> <b>"));
+    }
+
+    #[test]
+    fn thousands_of_nested_lists_do_not_exhaust_the_stack() {
+        let text = "- ".repeat(50_000) + "x\n";
+        let doc = Doc::parse(&text);
+        assert_eq!(doc.blocks.len(), 1);
+        let text: String = (0..5_000)
+            .map(|i| format!("{}- [x] a\n", "  ".repeat(i)))
+            .collect();
+        let doc = Doc::parse(&text);
+        assert!(matches!(doc.blocks[0].kind, Kind::List { .. }));
     }
 
     #[test]

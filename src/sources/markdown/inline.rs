@@ -84,25 +84,53 @@ const JOINING_WORDS: &[&str] = &[
     "with", "via", "is", "are", "be", "that", "which", "not", "but", "its", "their", "our",
 ];
 
-/// Whether a paragraph that wrapped after `so_far` goes on with `next` as
-/// the same sentence: an open bracket or code span, a line that ends on a
-/// joining character or word, or a next line that does not start a new
-/// sentence (a capital letter).
-fn continues(so_far: &str, next: &str) -> bool {
-    let open = |o: char, c: char| so_far.matches(o).count() > so_far.matches(c).count();
-    if open('(', ')') || open('[', ']') || open('{', '}') || so_far.matches('`').count() % 2 == 1 {
+/// Brackets and backticks of the title so far, counted as lines are added.
+#[derive(Default)]
+struct Balance {
+    open: [i64; 3],
+    ticks: usize,
+}
+
+impl Balance {
+    fn add(&mut self, line: &str) {
+        for c in line.chars() {
+            match c {
+                '(' => self.open[0] += 1,
+                ')' => self.open[0] -= 1,
+                '[' => self.open[1] += 1,
+                ']' => self.open[1] -= 1,
+                '{' => self.open[2] += 1,
+                '}' => self.open[2] -= 1,
+                '`' => self.ticks += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn unfinished(&self) -> bool {
+        self.open.iter().any(|&n| n > 0) || self.ticks % 2 == 1
+    }
+}
+
+/// Whether a paragraph that wrapped after a line ending in `last` (the title
+/// so far balanced as `balance`) goes on with `next` as the same sentence:
+/// an open bracket or code span, a line that ends on a joining character or
+/// word, or a next line that does not start a new sentence (a capital
+/// letter).
+fn continues(balance: &Balance, last: &str, next: &str) -> bool {
+    if balance.unfinished() {
         return true;
     }
-    let t = so_far.trim_end();
+    let t = last.trim_end();
     if t.ends_with([',', '-', '–', '—', '/', '&', '+', '(', '[', '|', '\\']) {
         return true;
     }
-    let last = t
+    let word = t
         .rsplit(|c: char| !c.is_alphanumeric())
         .next()
         .unwrap_or("")
         .to_lowercase();
-    if JOINING_WORDS.contains(&last.as_str()) {
+    if JOINING_WORDS.contains(&word.as_str()) {
         return true;
     }
     !next
@@ -117,43 +145,37 @@ fn continues(so_far: &str, next: &str) -> bool {
 /// a hard break, or a line that starts a new sentence, ends it.
 pub fn title_part(lead: &Inline) -> (&[(Inl, Range<usize>)], Option<usize>) {
     let ev = &lead.0;
+    let breaks: Vec<usize> = ev
+        .iter()
+        .enumerate()
+        .filter(|(_, (e, _))| matches!(e, Inl::SoftBreak | Inl::HardBreak))
+        .map(|(i, _)| i)
+        .collect();
+    let mut balance = Balance::default();
+    let mut any = false;
+    let mut depth = 0i64;
     let mut start = 0;
-    let mut so_far = String::new();
-    for (i, (e, _)) in ev.iter().enumerate() {
-        if !matches!(e, Inl::SoftBreak | Inl::HardBreak) {
-            continue;
-        }
+    for (k, &i) in breaks.iter().enumerate() {
         let line = render(&ev[start..i]).text;
-        if !so_far.is_empty() {
-            so_far.push(' ');
+        balance.add(&line);
+        any |= !line.trim().is_empty();
+        for (e, _) in &ev[start..i] {
+            match e {
+                Inl::Start(_) => depth += 1,
+                Inl::End => depth -= 1,
+                _ => {}
+            }
         }
-        so_far.push_str(&line);
-        let next_end = ev[i + 1..]
-            .iter()
-            .position(|(e, _)| matches!(e, Inl::SoftBreak | Inl::HardBreak))
-            .map_or(ev.len(), |p| i + 1 + p);
+        let next_end = breaks.get(k + 1).copied().unwrap_or(ev.len());
         let next = render(&ev[i + 1..next_end]).text;
-        let ends = matches!(e, Inl::HardBreak) || !continues(&so_far, &next);
-        if ends && !so_far.trim().is_empty() && !stack_open(&ev[..i]) {
+        let ends = matches!(ev[i].0, Inl::HardBreak) || !continues(&balance, &line, &next);
+        if ends && any && depth <= 0 {
             let rest = ev.get(i + 1).map(|(_, r)| r.start);
             return (&ev[..i], rest);
         }
         start = i + 1;
     }
     (ev, None)
-}
-
-/// Whether a span (emphasis, a link) opened in `events` is still open.
-fn stack_open(events: &[(Inl, Range<usize>)]) -> bool {
-    let mut depth = 0i64;
-    for (e, _) in events {
-        match e {
-            Inl::Start(_) => depth += 1,
-            Inl::End => depth -= 1,
-            _ => {}
-        }
-    }
-    depth > 0
 }
 
 /// The reference a title opens with — a link to an issue (`[#12](url)`) or
