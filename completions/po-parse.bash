@@ -23,7 +23,7 @@ _po__parse() {
 
     case "${cmd}" in
         po__parse)
-            opts="-v -h -V --runtime-dir --verbose --id --dry-run --json --create-sub-issues --help --version"
+            opts="-v -h -V --runtime-dir --verbose --id --dry-run --json --create-sub-issues --section --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _po__parse() {
                     return 0
                     ;;
                 --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --section)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

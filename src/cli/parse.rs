@@ -25,11 +25,11 @@ use crate::protocol::{
     AgentStatus, Orchestration, Runtime, SCHEMA_VERSION, Source, State, Wave, layout, sanitize,
     store,
 };
-use crate::sources::{self, SourceArg, issue, manifest, markdown};
+use crate::sources::{self, SourceArg, issue, manifest, markdown, refs};
 
 /// Extract sub-tasks from an issue, markdown file or manifest into an orchestration
 #[derive(Parser, Debug)]
-#[command(version, after_help = AFTER_HELP)]
+#[command(version, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
@@ -54,16 +54,102 @@ pub struct Args {
     /// File one GitHub sub-issue per task (issue sources only); a re-run reuses them
     #[arg(long)]
     pub create_sub_issues: bool,
+
+    /// Read only the section(s) whose heading is NAME (case-insensitive; if no heading is exactly
+    /// NAME, those that contain it); repeat for more
+    #[arg(long, value_name = "NAME")]
+    pub section: Vec<String>,
 }
 
 const AFTER_HELP: &str = "\
-Formats: GitHub checklists (- [ ] / * [ ] / + [ ]; checked items are skipped), numbered lists \
-(1. / 1)), a `## Sub-Tasks` section whose ### headers are tasks, or a cpo directory with \
-manifest.json.
+Reads Markdown as GitHub renders it: checklist items are the tasks (checked, struck-through and \
+placeholder items are skipped, with the reason); without checklists, bullets under a heading \
+such as `## Tasks` or `## TODO`, numbered lists, or a list of issue links. `--help` has the \
+rules.
 
 Examples:
   po-parse 1234 | po-spawn --max-workers 5
   po-parse plan.md --dry-run
+  po-parse 97889 --section Steps --dry-run
+  po-parse parallel/TS-0042-inventory/ --json";
+
+const AFTER_LONG_HELP: &str = "\
+How a Markdown text (an issue body, a file, stdin) becomes tasks. It is read as GitHub renders \
+it (CommonMark with task lists, strikethrough and tables).
+
+Which part is read:
+  --section NAME reads only the sections whose heading is NAME (case-insensitive, words only: \
+punctuation and emoji around it do not count), or, when no heading is exactly NAME, every \
+section whose heading contains it. A section runs to the next heading of its level or higher, \
+so its sub-sections are in it. A NAME no heading matches fails (exit 3) listing the headings. \
+Without --section, a `## Sub-Tasks` (`Tasks`, `Subtasks`, `Sub Tasks`, any level) section is \
+the only part read when there is one; its next-level headings are the tasks, their sections \
+the bodies.
+
+Checklists (`- [ ]`, `* [ ]`, `+ [ ]`) are the tasks when the part read has any, also inside \
+other list markers (`1. - [ ] x`) and inside plain bullets. Skipped, and listed with the \
+reason in the dry run and orchestration.json:
+  checked items (`[x]`): done;
+  struck-through items (`- [ ] ~~x~~`, all of the text struck): not applicable; struck words \
+in a title are dropped from it;
+  `[Task 1]`: a template's placeholder;
+  items under a heading that defers them (Deferred, Out of scope, Non-goals, Not planned, \
+Won't do, Postponed, Future work, Later), unless --section asks for that heading.
+
+Nesting: an item's nested content is its body, as Markdown, nested checklist items included. \
+The unchecked children of a checked item are open work: each is a task, its context naming \
+the parent (`Part of: … (checked)`); its checked children are skipped as checked.
+
+Wrapped items: a paragraph that goes on on the next line (lazy continuation lines included) \
+is one title; a hard line break, or a line that starts a new sentence (a capital letter after \
+a finished clause), ends the title and the rest is body.
+
+Without checklists: plain bullets and numbered items under a heading that names the work \
+(one that is, in any case and words only, Tasks, Task list, Sub-tasks, TODO, To do, Plan, \
+Work plan, Steps, Next steps, Implementation, Implementation plan, Work items, Action items, \
+Child issues, Sub-issues, Checklist, Deliverables or Remaining work; also the --section asked \
+for) are tasks, their nested lists the bodies; else numbered lists \
+anywhere; else lists whose every item is an issue or pull-request reference.
+
+Never tasks: fenced or indented code, HTML and comments, quotes, tables. A fenced block with \
+the info string `[tasklist]` is GitHub's tracked list: its items are read in place.
+
+Titles read as rendered text: emphasis and link syntax go, code spans stay, link addresses go \
+to the task's context (`Links:`). `Sub-task 3:` / `Task 3 -` prefixes are dropped (3 is the \
+task's label for `after task 3`).
+
+Sections: the dry run shows each task's section (the heading it is under; not the heading \
+that opens the text, its title); the status file keeps it (`section`) and the task's context \
+names it unless it only says Tasks, Steps and the like. When tasks come from several sections \
+the dry run says so and how to pick one.
+
+References: an item that opens with `#N`, `owner/repo#N` or an issue or pull-request URL names \
+that issue. It is a sub-issue (`sub_issue`; its pull request says `Closes #N`) only when it is \
+an issue of the repository po runs in: a bare `#N` always is; `owner/repo#N` and URLs are when \
+owner/repo is that repository (from the master issue's URL, else `gh repo view`) and never when \
+it is unknown. Any other reference, and every pull request, is kept as a link (`Refs \
+owner/repo#N` in the context, the pull request and the summary; `reference` in the status \
+file), its title read with `gh issue view N --repo owner/repo` where the item has no words of \
+its own (a failure only leaves the reference as the title), and never closed.
+
+Mentions: everything po posts to GitHub (sub-issues, pull requests, follow-up issues, the \
+summary comment) quotes each @user and @org/team of the text it copies in a code span, so \
+nobody is notified again; code, links, URLs and e-mail addresses are left as they are.
+
+With no task, po-parse says what the text holds (e.g. `4 checklist items, all checked; \
+1 table`) and exits 3.
+
+Pull requests: po-spawn opens one per completed task by default for an issue source, and only \
+with --create-pr for any other; the dry run says which.
+
+Outside a git repository po-parse writes nothing unless --runtime-dir (or PO_RUNTIME_DIR) says \
+where, since po-spawn runs agents in the repository that holds the runtime directory (exit \
+64); --dry-run works anywhere.
+
+Examples:
+  po-parse 1234 | po-spawn --max-workers 5
+  po-parse plan.md --dry-run
+  po-parse 97889 --section Steps --dry-run
   po-parse parallel/TS-0042-inventory/ --json";
 
 const SUB_ISSUE_LABELS: [labels::Label; 2] = [labels::ORCHESTRATION, labels::SUB_ISSUE];
@@ -91,7 +177,14 @@ pub fn run(args: Args) -> Result<i32> {
              issue the sub-issues link to)",
         ));
     }
-    let loaded = load(&arg, &args.source, &runtime, args.dry_run)?;
+    if !args.section.is_empty() && matches!(arg, SourceArg::Manifest(_)) {
+        return Err(Error::usage(
+            "read sections: --section picks the sections of a Markdown text or an issue; a \
+             manifest's tasks are its waves (drop --section)",
+        ));
+    }
+    outside_a_repository(&args, &runtime)?;
+    let loaded = load(&arg, &args, &runtime)?;
     let id = sanitize::id(args.id.as_deref().unwrap_or(&loaded.default_id))?;
 
     if args.dry_run {
@@ -99,7 +192,12 @@ pub fn run(args: Args) -> Result<i32> {
             let v = report::json(&loaded.plan, &id, &loaded.source, true, None);
             out::println(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
         } else {
-            let mut text = report::dry_run_text(&loaded.plan, &loaded.from, &run_hint(&args));
+            let mut text = report::dry_run_text(
+                &loaded.plan,
+                &loaded.from,
+                &loaded.source.kind,
+                &run_hint(&args),
+            );
             if args.create_sub_issues {
                 // Sub-issues an earlier parse filed are reused, not filed again.
                 let mut known = carried_sub_issues(&runtime.orchestration_dir(&id));
@@ -140,6 +238,9 @@ pub fn run(args: Args) -> Result<i32> {
     for w in &loaded.plan.warnings {
         eprintln!("⚠️  {w}");
     }
+    for n in &loaded.plan.notes {
+        eprintln!("ℹ️  {n}");
+    }
     if args.create_sub_issues {
         let master = loaded
             .master_issue
@@ -164,12 +265,44 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(exit::SUCCESS)
 }
 
-fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<Loaded> {
+/// Outside a git repository the runtime directory would quietly land in the
+/// current directory, where po-spawn then refuses to work: refuse here,
+/// unless the runtime directory was given or nothing is written.
+fn outside_a_repository(args: &Args, runtime: &Runtime) -> Result<()> {
+    if runtime.repo.is_some() || args.common.runtime_dir.is_some() || args.dry_run {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into());
+    Err(Error::usage(format!(
+        "write the orchestration: {cwd} is not inside a git repository, and po keeps an \
+         orchestration in the repository its agents work in (`<top level>/.claude/runtime`); run \
+         po-parse there, or name the runtime directory with `--runtime-dir DIR` (or \
+         PO_RUNTIME_DIR), or look first with `--dry-run`"
+    )))
+}
+
+/// Tasks of a Markdown text that is not an issue (a file, stdin): only a
+/// bare `#N` is surely this repository's; `gh repo view` says which one it
+/// is when a reference names a repository.
+fn markdown_tasks(text: &str, what: &str, args: &Args, runtime: &Runtime) -> Result<Plan> {
+    let mut ex =
+        markdown::extract_with(text, &args.section).map_err(|detail| Error::parse(what, detail))?;
+    if ex.tasks.iter().any(|t| t.reference.is_some()) {
+        let gh = Gh::new((!args.dry_run).then_some(runtime.root.as_path()));
+        refs::resolve(&mut ex, &gh, refs::Local::Ask);
+    }
+    plan_or_explain(ex, what)
+}
+
+fn load(arg: &SourceArg, args: &Args, runtime: &Runtime) -> Result<Loaded> {
+    let raw = args.source.as_str();
     match arg {
         SourceArg::Issue(n) => {
             // A dry run writes nothing, not even the gh lock under the runtime root.
-            let gh = Gh::new((!dry_run).then_some(runtime.root.as_path()));
-            let src = issue::load(&gh, *n)?;
+            let gh = Gh::new((!args.dry_run).then_some(runtime.root.as_path()));
+            let src = issue::load(&gh, *n, &args.section)?;
             let what = format!("issue #{n}");
             let plan = plan_or_explain(src.extracted, &what)?;
             Ok(Loaded {
@@ -192,7 +325,7 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
                 .read_to_end(&mut bytes)
                 .map_err(Error::io("read", "stdin"))?;
             let text = sources::decode(bytes, "stdin")?;
-            let plan = plan_or_explain(markdown::extract(&text), "stdin")?;
+            let plan = markdown_tasks(&text, "stdin", args, runtime)?;
             Ok(Loaded {
                 plan,
                 source: Source {
@@ -211,7 +344,7 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
             let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
             let what = path.display().to_string();
             let text = sources::decode(bytes, &what)?;
-            let plan = plan_or_explain(markdown::extract(&text), &what)?;
+            let plan = markdown_tasks(&text, &what, args, runtime)?;
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -261,31 +394,23 @@ fn load(arg: &SourceArg, raw: &str, runtime: &Runtime, dry_run: bool) -> Result<
     }
 }
 
-/// Plan the tasks, or explain that there are none and which formats work.
+/// Plan the tasks, or say that there are none and what the text holds.
 fn plan_or_explain(ex: sources::Extracted, what: &str) -> Result<Plan> {
     if ex.tasks.is_empty() {
-        let skipped = if ex.skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} item{} skipped: all checked or empty)",
-                ex.skipped.len(),
-                if ex.skipped.len() == 1 { "" } else { "s" }
-            )
-        };
         return Err(Error::parse(
             what,
-            format!("no tasks found{skipped}; {}", sources::ACCEPTED),
+            format!(
+                "no tasks found: {}; `po-parse --help` says what becomes a task",
+                ex.found.describe()
+            ),
         ));
     }
     Plan::from_extracted(ex)
 }
 
+/// The text's title: the heading it opens with (`# Title`).
 fn first_heading(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("# "))
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+    markdown::title(text)
 }
 
 /// `po-parse SOURCE [--id ID] | po-spawn`, quoted for a POSIX shell.
@@ -369,7 +494,15 @@ fn check_replaceable(dir: &Path, id: &str) -> Result<Carried> {
 fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
     let mut s = AgentStatus::new(t.agent_id(), id);
     s.title = t.title.clone();
-    s.body = t.body.clone();
+    s.body = t.full_body();
+    if let Some(section) = &t.section {
+        s.extra.insert("section".into(), section.clone().into());
+    }
+    if let Some(r) = t.reference.as_ref().filter(|_| t.sub_issue.is_none())
+        && let Ok(v) = serde_json::to_value(r)
+    {
+        s.extra.insert(refs::STATUS_KEY.into(), v);
+    }
     s.wave = t.wave;
     s.depends_on = t
         .depends_on

@@ -1,9 +1,13 @@
 //! All GitHub traffic, through the `gh` CLI: argv only (never a shell), JSON
 //! output where `gh` has it, one call at a time across processes (a `flock` on
 //! `<runtime>/gh.lock`), retried with backoff when GitHub rate-limits.
+//!
+//! Every title and body po posts goes through [`mentions::quote`] here, in
+//! the one place that posts: text copied from issues notifies no one again.
 
 pub mod comment;
 pub mod labels;
+pub mod mentions;
 pub mod pr;
 
 use std::ffi::OsString;
@@ -198,6 +202,39 @@ impl Gh {
         unreachable!("the loop returns on its last attempt")
     }
 
+    /// `owner/repo` of the repository `gh` works on here (`gh repo view`).
+    pub fn repo_name(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Repo {
+            name_with_owner: String,
+        }
+        let out = self.run(&["repo", "view", "--json", "nameWithOwner"])?;
+        serde_json::from_str::<Repo>(&out)
+            .map(|r| r.name_with_owner)
+            .map_err(|e| Error::gh("repo view", format!("unexpected output: {e}")))
+    }
+
+    /// The title of issue (or, with `pull`, pull request) `number` of
+    /// `repo` (`owner/repo`).
+    pub fn title_in(&self, repo: &str, number: u64, pull: bool) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Titled {
+            title: String,
+        }
+        let n = number.to_string();
+        let what = if pull { "pr" } else { "issue" };
+        let out = self.run(&[what, "view", &n, "--repo", repo, "--json", "title"])?;
+        serde_json::from_str::<Titled>(&out)
+            .map(|t| t.title)
+            .map_err(|e| {
+                Error::gh(
+                    format!("{what} view {n}"),
+                    format!("unexpected output: {e}"),
+                )
+            })
+    }
+
     pub fn issue_view(&self, number: u64) -> Result<Issue> {
         let n = number.to_string();
         let out = self.run(&["issue", "view", &n, "--json", "number,title,body,url"])?;
@@ -207,7 +244,8 @@ impl Gh {
 
     /// `gh issue create`; returns the new issue's number.
     pub fn issue_create(&self, title: &str, body: &str, labels: &[&str]) -> Result<u64> {
-        let mut args = vec!["issue", "create", "--title", title, "--body", body];
+        let (title, body) = (mentions::quote(title), mentions::quote(body));
+        let mut args = vec!["issue", "create", "--title", &title, "--body", &body];
         for l in labels {
             args.extend(["--label", l]);
         }
@@ -223,7 +261,8 @@ impl Gh {
     /// `gh issue comment`; returns the new comment's URL.
     pub fn issue_comment(&self, number: u64, body: &str) -> Result<String> {
         let n = number.to_string();
-        let out = self.run(&["issue", "comment", &n, "--body", body])?;
+        let body = mentions::quote(body);
+        let out = self.run(&["issue", "comment", &n, "--body", &body])?;
         Ok(out
             .lines()
             .rev()
@@ -249,7 +288,7 @@ impl Gh {
     /// Replace the body of comment `id` (`gh api`, PATCH).
     pub fn comment_edit(&self, id: u64, body: &str) -> Result<()> {
         let endpoint = format!("repos/{{owner}}/{{repo}}/issues/comments/{id}");
-        let field = format!("body={body}");
+        let field = format!("body={}", mentions::quote(body));
         self.run(&["api", "--method", "PATCH", &endpoint, "-f", &field])?;
         Ok(())
     }
@@ -322,8 +361,9 @@ impl Gh {
         title: &str,
         body: &str,
     ) -> Result<(u64, String)> {
+        let (title, body) = (mentions::quote(title), mentions::quote(body));
         let out = self.run(&[
-            "pr", "create", "--head", head, "--base", base, "--title", title, "--body", body,
+            "pr", "create", "--head", head, "--base", base, "--title", &title, "--body", &body,
         ])?;
         let url = out
             .lines()

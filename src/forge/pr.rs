@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use super::Gh;
 use crate::error::{Error, Result};
 use crate::protocol::{AgentStatus, Orchestration, layout, store};
+use crate::sources::refs;
 use crate::timefmt::human_duration;
 
 /// At most this many lines of `git log` / `git diff --stat` in a PR body.
@@ -155,9 +156,7 @@ fn orchestration_id(s: &AgentStatus) -> &str {
 
 fn pr_body(s: &AgentStatus, master: Option<u64>, repo: &Path, since: &str, branch: &str) -> String {
     let mut b = String::new();
-    if let Some(sub) = s.sub_issue {
-        b.push_str(&format!("Closes #{sub}\n\n"));
-    }
+    b.push_str(&closing_lines(s));
     if let Some(m) = master {
         b.push_str(&format!("**Master Issue**: #{m}\n"));
     }
@@ -227,6 +226,24 @@ fn pr_body(s: &AgentStatus, master: Option<u64>, repo: &Path, since: &str, branc
     b
 }
 
+/// `Closes #N` for the task's sub-issue, an issue of this repository; a
+/// reference elsewhere (or to a pull request) only `Refs owner/repo#N`: a pull
+/// request here must never close what is not this repository's.
+pub fn closing_lines(s: &AgentStatus) -> String {
+    let mut b = String::new();
+    if let Some(sub) = s.sub_issue {
+        b.push_str(&format!("Closes #{sub}\n"));
+    }
+    // po-parse records a reference only when it is no sub-issue.
+    if let Some(r) = refs::of_status(&s.extra) {
+        b.push_str(&format!("Refs {r}\n"));
+    }
+    if !b.is_empty() {
+        b.push('\n');
+    }
+    b
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -275,6 +292,22 @@ fn git(dir: &Path, args: &[&str]) -> std::result::Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_sub_issue_is_closed_a_reference_elsewhere_is_referred_to() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        assert_eq!(closing_lines(&s), "");
+        s.sub_issue = Some(12);
+        assert_eq!(closing_lines(&s), "Closes #12\n\n");
+        s.sub_issue = None;
+        let r = refs::Reference::parse("https://github.com/org/other/issues/8128").unwrap();
+        s.extra
+            .insert(refs::STATUS_KEY.into(), serde_json::to_value(&r).unwrap());
+        assert_eq!(closing_lines(&s), "Refs org/other#8128\n\n");
+        // A sub-issue filed for it here is closed; the other one is only named.
+        s.sub_issue = Some(30);
+        assert_eq!(closing_lines(&s), "Closes #30\nRefs org/other#8128\n\n");
+    }
 
     #[test]
     fn titles_get_the_master_prefix_once() {

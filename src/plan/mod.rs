@@ -17,6 +17,7 @@ pub use overlap::Overlap;
 
 use crate::error::{Error, Result};
 use crate::sources::manifest::Manifest;
+use crate::sources::refs::Reference;
 use crate::sources::{Extracted, Skipped, Task};
 
 /// One task as it will run: agent `agent-<n>`.
@@ -25,8 +26,16 @@ pub struct PlannedTask {
     /// From 1, in task order.
     pub n: usize,
     pub title: String,
+    /// The item's own text (nested content), as Markdown.
     pub body: String,
     pub sub_issue: Option<u64>,
+    /// The issue or pull request the item names, in whichever repository.
+    pub reference: Option<Reference>,
+    /// The heading the item is under, and the item it is nested in.
+    pub section: Option<String>,
+    pub parent: Option<String>,
+    /// Links of the item's own text: `(text, url)`.
+    pub links: Vec<(String, String)>,
     /// Files the text mentions.
     pub files: Vec<String>,
     /// Numbers (`n`) of the tasks this one waits for.
@@ -42,6 +51,42 @@ pub struct PlannedTask {
 impl PlannedTask {
     pub fn agent_id(&self) -> String {
         agent_id(self.n)
+    }
+
+    /// The body the task is stored and run with: what it refers to, where
+    /// it is in the text and its links, then its own text.
+    pub fn full_body(&self) -> String {
+        let mut context = Vec::new();
+        if let Some(r) = &self.reference
+            && self.sub_issue.is_none()
+        {
+            let link = r.url().map(|u| format!(" ({u})")).unwrap_or_default();
+            context.push(format!("**Refs**: {r}{link}"));
+        }
+        // A heading that only says "Tasks" tells the agent nothing.
+        if let Some(s) = self
+            .section
+            .as_ref()
+            .filter(|s| !crate::sources::markdown::is_work_heading(s))
+        {
+            context.push(format!("**Section**: {s}"));
+        }
+        if let Some(p) = &self.parent {
+            context.push(format!("**Part of**: {p}"));
+        }
+        if !self.links.is_empty() {
+            let links: Vec<String> = self
+                .links
+                .iter()
+                .map(|(text, url)| format!("[{text}]({url})"))
+                .collect();
+            context.push(format!("**Links**: {}", links.join(", ")));
+        }
+        match (context.is_empty(), self.body.trim().is_empty()) {
+            (true, _) => self.body.clone(),
+            (false, true) => context.join("\n"),
+            (false, false) => format!("{}\n\n{}", context.join("\n"), self.body),
+        }
     }
 }
 
@@ -67,6 +112,9 @@ pub struct Plan {
     pub overlaps: Vec<Overlap>,
     pub dependencies: Vec<Dependency>,
     pub warnings: Vec<String>,
+    /// What the reader should know that is not a risk (where the tasks come
+    /// from, references kept as links).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -77,6 +125,8 @@ impl Plan {
             format,
             tasks,
             skipped,
+            notes,
+            ..
         } = ex;
         let dependencies = deps::find(&tasks);
         let mut on: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
@@ -95,6 +145,10 @@ impl Plan {
                     title: t.title,
                     body: t.body,
                     sub_issue: t.sub_issue,
+                    reference: t.reference,
+                    section: t.section,
+                    parent: t.parent,
+                    links: t.links,
                     files,
                     depends_on: on[i].iter().map(|d| d + 1).collect(),
                     wave: wave_of[i],
@@ -105,7 +159,9 @@ impl Plan {
                 }
             })
             .collect();
-        Ok(Plan::finish(format, planned, skipped, dependencies, None))
+        let mut plan = Plan::finish(format, planned, skipped, dependencies, None);
+        plan.notes = notes;
+        Ok(plan)
     }
 
     /// Plan a manifest's tasks; `bodies[i]` is the prompt text of the i-th
@@ -126,6 +182,10 @@ impl Plan {
                     title: t.id.clone(),
                     body,
                     sub_issue: None,
+                    reference: None,
+                    section: None,
+                    parent: None,
+                    links: Vec::new(),
                     files,
                     depends_on: Vec::new(),
                     wave: w.number,
@@ -183,11 +243,16 @@ impl Plan {
             .collect();
         let mut subs = std::collections::HashMap::new();
         for t in &tasks {
-            if let Some(s) = t.sub_issue
-                && let Some(first) = subs.insert(s, t.n)
+            let named = match (t.sub_issue, &t.reference) {
+                (Some(s), _) => Some(format!("#{s}")),
+                (None, Some(r)) => Some(r.to_string()),
+                (None, None) => None,
+            };
+            if let Some(s) = named
+                && let Some(first) = subs.insert(s.clone(), t.n)
             {
                 warnings.push(format!(
-                    "tasks {first} and {} both refer to issue #{s}; they may do the same work",
+                    "tasks {first} and {} both refer to issue {s}; they may do the same work",
                     t.n
                 ));
             }
@@ -200,6 +265,7 @@ impl Plan {
             overlaps,
             dependencies,
             warnings,
+            notes: Vec::new(),
         }
     }
 
@@ -219,6 +285,7 @@ impl Plan {
                 "phrase": d.phrase,
             })).collect::<Vec<_>>(),
             "warnings": self.warnings,
+            "notes": self.notes,
         })
     }
 }

@@ -138,9 +138,32 @@ pub fn recommendation(plan: &Plan) -> String {
     }
 }
 
+/// Whether po-spawn opens pull requests for a source of this kind without
+/// being asked (`--create-pr` is its default for a GitHub issue).
+pub fn prs_by_default(source_kind: &str) -> bool {
+    source_kind == "issue"
+}
+
+/// What the dry run says of pull requests: true for every source.
+pub fn prs_line(plan: &Plan, source_kind: &str) -> String {
+    let n = plan.tasks.len();
+    if prs_by_default(source_kind) {
+        format!(
+            "Pull requests: po-spawn opens one per completed task (up to {n}), as it does for a \
+             GitHub issue; `po-spawn --no-pr` opens none"
+        )
+    } else {
+        format!(
+            "Pull requests: none by default; `po-spawn --create-pr` opens one per completed task \
+             (up to {n})"
+        )
+    }
+}
+
 /// The dry-run report. `from` completes "Parsed N sub-tasks from …";
+/// `source_kind` is the orchestration's source (`issue`, `markdown`, …);
 /// `run` is the command line that runs it.
-pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
+pub fn dry_run_text(plan: &Plan, from: &str, source_kind: &str, run: &str) -> String {
     let mut s = String::new();
     let n = plan.tasks.len();
     let _ = writeln!(s, "🔍 DRY RUN MODE");
@@ -150,6 +173,8 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
         let mut extra = Vec::new();
         if let Some(sub) = t.sub_issue {
             extra.push(format!("#{sub}"));
+        } else if let Some(r) = &t.reference {
+            extra.push(format!("refs {r}"));
         }
         if let Some(agent) = &t.agent {
             extra.push(agent.clone());
@@ -159,9 +184,14 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
         } else {
             format!(" [{}]", extra.join(", "))
         };
+        let section = t
+            .section
+            .as_deref()
+            .map(|h| format!("section: {}; ", collapse_whitespace(h)))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "{}. {}{extra} (estimated complexity: {})",
+            "{}. {}{extra} ({section}estimated complexity: {})",
             t.n,
             collapse_whitespace(&t.title),
             t.complexity.as_str()
@@ -170,14 +200,22 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
     if !plan.skipped.is_empty() {
         let _ = writeln!(s, "\nSkipped:");
         for k in &plan.skipped {
+            let title = collapse_whitespace(&k.title);
             let _ = writeln!(
                 s,
-                "- {} (line {}, {})",
-                collapse_whitespace(&k.title),
+                "- {}(line {}, {})",
+                if title.is_empty() {
+                    String::new()
+                } else {
+                    format!("{title} ")
+                },
                 k.line,
                 k.reason
             );
         }
+    }
+    for n in &plan.notes {
+        let _ = writeln!(s, "\nℹ️  {}", collapse_whitespace(n));
     }
     let _ = writeln!(s, "\nIndependence validation:");
     if plan.overlaps.is_empty() {
@@ -199,13 +237,8 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
     for w in &plan.warnings {
         let _ = writeln!(s, "⚠️  {w}");
     }
-    if !plan.skipped.is_empty() {
-        let _ = writeln!(
-            s,
-            "✅ {} checked item{} skipped (already done)",
-            plan.skipped.len(),
-            if plan.skipped.len() == 1 { "" } else { "s" }
-        );
+    for line in skipped_lines(plan) {
+        let _ = writeln!(s, "✅ {line}");
     }
     let _ = writeln!(s, "\nWaves: {}", plan.waves.len());
     for w in &plan.waves {
@@ -221,10 +254,46 @@ pub fn dry_run_text(plan: &Plan, from: &str, run: &str) -> String {
         s.push('\n');
     }
     let _ = writeln!(s, "\n{}", duration_line(plan));
-    let _ = writeln!(s, "Estimated PRs: {n}");
+    let _ = writeln!(s, "{}", prs_line(plan, source_kind));
     let _ = writeln!(s, "\nRecommendation: {}", recommendation(plan));
     let _ = writeln!(s, "To run: {run}");
     s
+}
+
+/// The skipped items, counted by why: `2 checked items skipped (already
+/// done)`, `1 struck-through item skipped (not applicable)`, ….
+fn skipped_lines(plan: &Plan) -> Vec<String> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for k in &plan.skipped {
+        let kind = if k.reason == "checked" {
+            "checked"
+        } else if k.reason.starts_with("struck") {
+            "struck"
+        } else if k.reason.contains("placeholder") {
+            "placeholder"
+        } else if k.reason.starts_with("under ") {
+            "deferred"
+        } else {
+            "other"
+        };
+        match counts.iter_mut().find(|(c, _)| *c == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(kind, n)| {
+            let s = if n == 1 { "" } else { "s" };
+            match kind {
+                "checked" => format!("{n} checked item{s} skipped (already done)"),
+                "struck" => format!("{n} struck-through item{s} skipped (not applicable)"),
+                "placeholder" => format!("{n} template placeholder{s} skipped"),
+                "deferred" => format!("{n} item{s} under a deferring heading skipped"),
+                _ => format!("{n} empty item{s} skipped"),
+            }
+        })
+        .collect()
 }
 
 /// Everything the dry run shows, as JSON; `status_files` are given when the
@@ -251,6 +320,12 @@ pub fn json(
                 "files": t.files,
                 "sub_issue": t.sub_issue,
             });
+            if let Some(section) = &t.section {
+                v["section"] = json!(section);
+            }
+            if let Some(r) = t.reference.as_ref().filter(|_| t.sub_issue.is_none()) {
+                v["reference"] = json!(r);
+            }
             if let Some(id) = &t.task_id {
                 v["task_id"] = json!(id);
                 v["agent"] = json!(t.agent);
@@ -273,7 +348,8 @@ pub fn json(
             "validation": w.validation,
         })).collect::<Vec<_>>(),
         "report": plan.report_json(),
-        "estimated_prs": plan.tasks.len(),
+        "estimated_prs": if prs_by_default(&source.kind) { plan.tasks.len() } else { 0 },
+        "prs_with_create_pr": plan.tasks.len(),
         "estimated_minutes": estimate_json(plan),
         "recommendation": recommendation(plan),
     })
@@ -310,6 +386,10 @@ mod tests {
                 title: format!("Task {}", i + 1),
                 body: String::new(),
                 sub_issue: None,
+                reference: None,
+                section: None,
+                parent: None,
+                links: Vec::new(),
                 files: Vec::new(),
                 depends_on: Vec::new(),
                 wave: 1,
@@ -335,6 +415,7 @@ mod tests {
             overlaps: Vec::new(),
             dependencies: Vec::new(),
             warnings: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -60,8 +60,13 @@ fn percent(rate: f64) -> String {
     }
 }
 
+/// `#12` for a sub-issue; `Refs org/other#8128` for an issue elsewhere.
 fn sub_issue(a: &AgentSummary) -> String {
-    a.sub_issue.map_or("—".into(), |n| format!("#{n}"))
+    match (a.sub_issue, &a.reference) {
+        (Some(n), _) => format!("#{n}"),
+        (None, Some(r)) => format!("Refs {}", cell(r, 60)),
+        (None, None) => "—".into(),
+    }
 }
 
 fn pr_link(a: &AgentSummary) -> String {

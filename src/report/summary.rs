@@ -54,6 +54,10 @@ pub struct AgentSummary {
     pub title: String,
     pub state: State,
     pub sub_issue: Option<u64>,
+    /// The issue of another repository the task names (`org/other#8128`):
+    /// referred to, never closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub wave: u32,
     pub attempt: u32,
     pub phase: Option<String>,
@@ -321,6 +325,7 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         title: s.title.clone(),
         state: s.status,
         sub_issue: s.sub_issue,
+        reference: crate::sources::refs::of_status(&s.extra).map(|r| r.to_string()),
         wave: s.wave,
         attempt: s.attempt,
         phase: s.phase.clone(),

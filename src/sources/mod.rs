@@ -8,6 +8,7 @@
 pub mod issue;
 pub mod manifest;
 pub mod markdown;
+pub mod refs;
 
 use std::path::{Path, PathBuf};
 
@@ -19,15 +20,30 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct Task {
     pub title: String,
+    /// The item's nested content, as Markdown.
     pub body: String,
-    /// An existing issue the item refers to (`- [ ] #123`).
+    /// An issue of this repository the item names (`- [ ] #123`): its pull
+    /// request closes it. Set from `reference` by [`refs`]' rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_issue: Option<u64>,
+    /// The issue or pull request the item opens with, in whichever repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<refs::Reference>,
     /// The number the source gives the task (`3.` or `Sub-task 3:`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<u64>,
     /// 1-based line in the source text (0 for manifest tasks).
     pub line: usize,
+    /// The heading the item is under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// The item it is nested in (a checked one, or a plain bullet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Links in the item's own text whose address the title does not show:
+    /// `(text, url)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
 }
 
 /// An item that looks like a task but is not one to run.
@@ -41,10 +57,15 @@ pub struct Skipped {
 /// The tasks of one text, and how they were found.
 #[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct Extracted {
-    /// `checklist`, `numbered` or `sections`.
+    /// `checklist`, `numbered`, `bullets`, `links` or `sections`.
     pub format: String,
     pub tasks: Vec<Task>,
     pub skipped: Vec<Skipped>,
+    /// What the text holds, for the message when it has no task.
+    pub found: markdown::Found,
+    /// Things the reader should know about the tasks found (where they come
+    /// from, references left as links).
+    pub notes: Vec<String>,
 }
 
 /// What `po-parse SOURCE` names.
@@ -99,9 +120,9 @@ impl SourceArg {
 }
 
 /// The formats `po-parse` accepts, for error messages.
-pub const ACCEPTED: &str = "po-parse reads GitHub checklists (`- [ ] task`, `* [ ]`, `+ [ ]`), \
-numbered lists (`1. task`, `1) task`), a `## Sub-Tasks` (or `## Tasks`, `## Subtasks`) section \
-whose `###` headers are tasks, or a cpo directory with manifest.json";
+pub const ACCEPTED: &str = "po-parse reads Markdown (GitHub checklists, numbered lists, bullets \
+under a heading such as `## Tasks`, `### ` headings under `## Sub-Tasks`) or a cpo directory with \
+manifest.json; `po-parse --help` says how";
 
 /// Bytes from a file, stdin or an issue as text: UTF-8 required, NUL bytes
 /// (binary files) refused, a BOM dropped and line endings made `\n`.

@@ -328,3 +328,48 @@ fn a_branch_pushed_without_commits_beyond_the_base_is_refused_as_github_does() {
     );
     assert!(s.fake.pull_numbers().is_empty());
 }
+
+#[test]
+fn a_task_naming_another_repositorys_issue_refers_to_it_and_closes_nothing() {
+    let s = setup(Some(1234), None);
+    store::update_status(&s.status, |st| {
+        st.extra.insert(
+            "reference".into(),
+            serde_json::json!({"repo": "org/other", "number": 8128, "kind": "issue"}),
+        );
+        Ok(())
+    })
+    .unwrap();
+    s.open("origin").unwrap();
+    let body = &s.fake.calls()[0][9];
+    assert!(
+        body.starts_with("Refs org/other#8128\n\n**Master Issue**: #1234\n"),
+        "{body}"
+    );
+    assert!(!body.contains("Closes"), "{body}");
+}
+
+#[test]
+fn the_pr_quotes_the_mentions_of_the_task_it_copies() {
+    let s = setup(Some(1234), Some(1235));
+    store::update_status(&s.status, |st| {
+        st.title = "Add login for @alice".into();
+        st.body = "Ask @org/security first; mail sec@example.com.\n\n```\n@decorator\n```".into();
+        Ok(())
+    })
+    .unwrap();
+    s.open("origin").unwrap();
+    let call = &s.fake.calls()[0];
+    assert_eq!(call[7], "[Master #1234] Add login for `@alice`");
+    let body = &call[9];
+    assert!(
+        body.contains("**Task**: Add login for `@alice`\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Ask `@org/security` first; mail sec@example.com."),
+        "{body}"
+    );
+    assert!(body.contains("```\n@decorator\n```"), "{body}");
+    assert_eq!(s.fake.pull(1240)["body"].as_str(), Some(body.as_str()));
+}

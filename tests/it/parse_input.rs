@@ -12,20 +12,28 @@ fn write(repo: &Repo, name: &str, bytes: &[u8]) -> std::path::PathBuf {
 }
 
 #[test]
-fn empty_input_exits_3_listing_the_formats() {
+fn empty_input_exits_3_saying_what_the_text_holds() {
     let repo = Repo::new();
-    for (name, text) in [
-        ("empty.md", ""),
-        ("blank.md", "\n  \n\t\n"),
-        ("prose.md", "# Title\n\nJust words.\n- a plain bullet\n"),
+    for (name, text, found) in [
+        ("empty.md", "", "the text is empty"),
+        ("blank.md", "\n  \n\t\n", "the text is empty"),
+        (
+            "prose.md",
+            "# Title\n\nJust words.\n- a plain bullet\n",
+            "1 plain bullet (under no heading that names the work, such as `## Tasks`)",
+        ),
+        (
+            "code.md",
+            "Example:\n\n```\n- [ ] not a task\n```\n\n| a |\n|---|\n| b |\n",
+            "1 table; 1 fenced code block (never read)",
+        ),
     ] {
         let p = write(&repo, name, text.as_bytes());
         repo.cmd().arg(&p).assert().code(3).stderr(
-            predicate::str::contains("no tasks found")
-                .and(predicate::str::contains("- [ ]"))
-                .and(predicate::str::contains("1."))
-                .and(predicate::str::contains("## Sub-Tasks"))
-                .and(predicate::str::contains("manifest.json"))
+            predicate::str::contains(format!("no tasks found: {found}"))
+                .and(predicate::str::contains(
+                    "`po-parse --help` says what becomes a task",
+                ))
                 .and(predicate::str::contains(name)),
         );
     }
@@ -46,7 +54,9 @@ fn only_checked_items_is_no_tasks() {
         .arg(&p)
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("2 items skipped"));
+        .stderr(predicate::str::contains(
+            "no tasks found: 2 checklist items, all checked;",
+        ));
 }
 
 #[test]
@@ -84,8 +94,13 @@ fn crlf_line_endings_parse_like_lf() {
         b"# T\r\n\r\n- [ ] First task\r\n  detail line\r\n- [x] done\r\n- [ ] Second task\r\n",
     );
     repo.cmd().arg(&p).assert().success();
-    assert_eq!(titles(&repo, "crlf"), ["First task", "Second task"]);
-    assert_eq!(repo.status("crlf", 1)["body"], "detail line");
+    // The second line goes on the first one's sentence: one title, as
+    // GitHub shows it.
+    assert_eq!(
+        titles(&repo, "crlf"),
+        ["First task detail line", "Second task"]
+    );
+    assert_eq!(repo.status("crlf", 1)["body"], "");
     assert!(
         !std::fs::read_to_string(repo.orchestration_dir("crlf").join("orchestration.json"))
             .unwrap()

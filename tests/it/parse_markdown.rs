@@ -104,17 +104,21 @@ fn the_seeds_supported_formats_block_reads_its_sub_tasks_section() {
 fn nested_list_lines_belong_to_their_parent() {
     let repo = Repo::new();
     repo.cmd().arg(fixture("nested.md")).assert().success();
-    assert_eq!(titles(&repo, "nested"), ["Parent task", "Second task"]);
+    // A lazy continuation line is part of the item's paragraph: one title.
+    assert_eq!(
+        titles(&repo, "nested"),
+        [
+            "Parent task",
+            "Second task continued lazily on the next line"
+        ]
+    );
     let s = repo.status("nested", 1);
     assert_eq!(
         s["body"],
         "- [ ] first step of the parent\n- details in `src/parent/`\n  1. numbered detail"
     );
     assert_eq!(s["files"], serde_json::json!(["src/parent/"]));
-    assert_eq!(
-        repo.status("nested", 2)["body"],
-        "continued lazily on the next line"
-    );
+    assert_eq!(repo.status("nested", 2)["body"], "");
 }
 
 #[test]
@@ -181,7 +185,8 @@ fn dry_run_prints_the_seeds_report_and_writes_nothing() {
         "\nWaves: 4\n  Wave 1: task 1\n  Wave 2: tasks 2, 4\n",
         "\nEstimated duration: ",
         " minutes (parallel, at most 5 agents at a time; ",
-        " minutes one after another)\nEstimated PRs: 5\n",
+        " minutes one after another)\nPull requests: none by default; `po-spawn --create-pr` \
+         opens one per completed task (up to 5)\n",
         "\nRecommendation: Proceed with caution",
         "To run: po-parse ",
         " | po-spawn\n",
@@ -226,7 +231,9 @@ fn json_with_and_without_dry_run() {
     assert_eq!(v["id"], "deps");
     assert_eq!(v["tasks"].as_array().unwrap().len(), 5);
     assert_eq!(v["tasks"][1]["depends_on"], serde_json::json!(["agent-1"]));
-    assert_eq!(v["estimated_prs"], 5);
+    // A markdown file gets no pull requests unless po-spawn is asked for them.
+    assert_eq!(v["estimated_prs"], 0);
+    assert_eq!(v["prs_with_create_pr"], 5);
     // Waves run one after another; with 5 agents at a time a wave takes as
     // long as its longest task (low 5-10, medium 10-15, high 15-20 minutes).
     let minutes = |c: &serde_json::Value| match c.as_str().unwrap() {
@@ -357,4 +364,47 @@ fn a_real_run_says_what_it_parsed_and_warns_of_overlaps_on_stderr() {
         repo.orchestration("deps")["report"]["warnings"],
         serde_json::json!(["Tasks 1, 3 may share models/cart.py"])
     );
+}
+
+#[test]
+fn section_picks_the_list_and_the_dry_run_and_status_files_say_where_tasks_come_from() {
+    let repo = Repo::new();
+    std::fs::write(
+        repo.path().join("rfc.md"),
+        "Tracking issue.\n\n### Steps\n\n- [ ] Implement it\n- [x] Write the RFC\n\n\
+         ### Unresolved Questions\n\n- [ ] What is it called?\n",
+    )
+    .unwrap();
+    let out = repo.cmd().args(["rfc.md", "--dry-run"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("1. Implement it (section: Steps; estimated complexity: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. What is it called? (section: Unresolved Questions; "),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ℹ️  The tasks come from 2 sections: Steps (1), Unresolved Questions (1); \
+             `--section NAME` reads only the one whose heading is NAME\n"
+        ),
+        "{text}"
+    );
+    repo.cmd()
+        .args(["rfc.md", "--section", "UNRESOLVED"])
+        .assert()
+        .success();
+    assert_eq!(titles(&repo, "rfc"), ["What is it called?"]);
+    let s = repo.status("rfc", 1);
+    assert_eq!(s["section"], "Unresolved Questions");
+    assert_eq!(s["body"], "**Section**: Unresolved Questions");
+    // A manifest has no sections.
+    repo.cmd()
+        .args(["--section", "x"])
+        .arg(fixture("manifest-convention"))
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--section"));
 }

@@ -153,3 +153,41 @@ fn a_parse_waits_for_the_orchestration_lock() {
     assert!(child.wait().unwrap().success());
     assert_eq!(titles(&repo, "same"), ["a"]);
 }
+
+#[test]
+fn outside_a_repository_po_parse_refuses_unless_told_where_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.md"), "- [ ] a\n").unwrap();
+    let cmd = || {
+        let mut c = assert_cmd::cargo::cargo_bin_cmd!("po-parse");
+        c.current_dir(dir.path())
+            .env_remove("PO_RUNTIME_DIR")
+            .env("PO_GH", dir.path().join("no-gh-here"));
+        c
+    };
+    cmd().arg("plan.md").assert().code(64).stderr(
+        predicate::str::contains("is not inside a git repository")
+            .and(predicate::str::contains("--runtime-dir DIR"))
+            .and(predicate::str::contains("--dry-run")),
+    );
+    assert!(!dir.path().join(".claude").exists(), "nothing written");
+    // A dry run only looks.
+    cmd().args(["plan.md", "--dry-run"]).assert().success();
+    assert!(!dir.path().join(".claude").exists());
+    // Told where: there.
+    let rt = dir.path().join("rt");
+    cmd()
+        .args(["plan.md", "--runtime-dir"])
+        .arg(&rt)
+        .assert()
+        .success();
+    assert!(rt.join("parallel/plan/agent-1.status.json").is_file());
+    let rt2 = dir.path().join("rt2");
+    cmd()
+        .arg("plan.md")
+        .env("PO_RUNTIME_DIR", &rt2)
+        .assert()
+        .success();
+    assert!(rt2.join("parallel/plan/agent-1.status.json").is_file());
+    assert!(!dir.path().join(".claude").exists());
+}

@@ -596,3 +596,47 @@ fn where_labels_may_not_be_created_the_follow_ups_go_without_and_it_is_said_once
             .contains(&"parallel-orchestration".to_string())
     );
 }
+
+#[test]
+fn follow_ups_and_the_comment_quote_the_mentions_they_copy() {
+    let run = run_with_failures();
+    run.gh.set_next_number(500);
+    let p = run.dir.join("agent-3.status.json");
+    store::update_status(&p, |s| {
+        s.title = "JWT tokens for @carol".into();
+        s.error = Some("npm ERR! 404 @babel/core not found; ping @dave".into());
+        Ok(())
+    })
+    .unwrap();
+    let out = run.summarize(&["1234", "--follow-up-issues", "--post-comment"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let issue = run.gh.issue(500);
+    let title = issue["title"].as_str().unwrap();
+    assert_eq!(
+        title,
+        "Agent-3 failed: npm ERR! 404 `@babel/core` not found; ping `@dave`"
+    );
+    let body = issue["body"].as_str().unwrap();
+    assert!(
+        body.contains("**Task**: JWT tokens for `@carol`\n"),
+        "{body}"
+    );
+    // In the fenced error block the text stays as it was: GitHub links nothing there.
+    assert!(
+        body.contains("```\nnpm ERR! 404 @babel/core not found; ping @dave\n```"),
+        "{body}"
+    );
+    let comment = &run.gh.comments(1234)[0];
+    let text = comment["body"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "- [ ] Investigate npm ERR! 404 `@babel/core` not found; ping `@dave` in issue #500"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("<!-- po-summary:1234 -->\n"), "{text}");
+    // A second run finds its own comment by the marker and edits it.
+    let out = run.summarize(&["1234", "--post-comment"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(run.gh.comments(1234).len(), 1);
+}

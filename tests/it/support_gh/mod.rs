@@ -119,6 +119,36 @@ impl FakeGh {
         });
     }
 
+    /// Issue `number` of another repository `name` (`org/other`), which
+    /// the double can only read (`gh issue view N --repo org/other`).
+    pub fn add_foreign_issue(&self, name: &str, number: u64, title: &str) {
+        self.edit(|s| {
+            s["foreign"][name]["issues"][number.to_string()] = json!({
+                "title": title,
+                "body": "",
+                "url": format!("https://github.com/{name}/issues/{number}"),
+                "state": "OPEN",
+                "author": "stranger",
+            });
+        });
+    }
+
+    /// Pull request `number` of another repository `name`.
+    pub fn add_foreign_pr(&self, name: &str, number: u64, title: &str) {
+        self.edit(|s| {
+            s["foreign"][name]["pulls"][number.to_string()] = json!({
+                "title": title,
+                "url": format!("https://github.com/{name}/pull/{number}"),
+                "author": "stranger",
+            });
+        });
+    }
+
+    /// `gh repo view` fails as in a repository without a GitHub remote.
+    pub fn no_github_remote(&self) {
+        self.edit(|s| s["no_github_remote"] = json!(true));
+    }
+
     /// A comment by someone else on issue `number`.
     pub fn add_foreign_comment(&self, number: u64, body: &str) {
         self.edit(|s| {
