@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::engines;
 use po::protocol::{AgentStatus, Orchestration, Runtime, Source, State, Wave, layout, store};
-use po::run::claude::{self, ClaudeOptions, StreamParser, StreamUpdate};
+use po::run::agent::StreamUpdate;
+use po::run::agent::claude::{self, ClaudeOptions, StreamParser};
 use serde_json::{Value, json};
 
 /// A hang guard only: a run takes a few seconds.
@@ -237,7 +238,7 @@ fn parse(stdout: &[u8]) -> Vec<StreamUpdate> {
 fn status_from(updates: &[StreamUpdate]) -> AgentStatus {
     let mut s = AgentStatus::new("agent-1", "e2e");
     for u in updates {
-        claude::apply(&mut s, u);
+        po::run::agent::apply(&mut s, u, "claude");
     }
     s
 }

@@ -2,7 +2,8 @@
 //! (`tests/fixtures/claude/*.jsonl`, recorded against `tests/support/mock_anthropic.py`).
 
 use po::protocol::{AgentStatus, State};
-use po::run::claude::{StreamParser, StreamUpdate, apply};
+use po::run::agent::claude::StreamParser;
+use po::run::agent::{StreamUpdate, apply};
 
 fn fixture(name: &str) -> String {
     let path = format!(
@@ -23,7 +24,7 @@ fn updates(name: &str) -> Vec<StreamUpdate> {
 fn status_after(updates: &[StreamUpdate]) -> AgentStatus {
     let mut s = AgentStatus::new("agent-1", "42");
     for u in updates {
-        apply(&mut s, u);
+        apply(&mut s, u, "claude");
     }
     s
 }
@@ -248,8 +249,8 @@ fn resuming_an_unknown_session_fails_with_a_recognisable_message() {
         message,
         "No conversation found with session ID: 99999999-2222-4333-8444-555555555555"
     );
-    assert!(po::run::claude::is_unknown_session(&message));
-    assert!(!po::run::claude::is_unknown_session(
+    assert!(po::run::agent::claude::is_unknown_session(&message));
+    assert!(!po::run::agent::claude::is_unknown_session(
         "Reached maximum budget ($0.01)"
     ));
     let s = status_after(&u);
@@ -292,7 +293,7 @@ fn a_resumed_attempt_costs_what_it_added_to_the_session() {
     let mut s = AgentStatus::new("agent-1", "42");
     s.metrics.session_cost_usd = Some(0.033);
     for u in updates("resume.jsonl") {
-        apply(&mut s, &u);
+        apply(&mut s, &u, "claude");
     }
     assert_eq!(s.metrics.cost_usd, Some(0.0066));
     assert_eq!(s.metrics.session_cost_usd, Some(0.0396));
