@@ -112,10 +112,9 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub grace: f64,
 
-    /// The agent to run (claude: Claude Code, `claude -p --output-format
-    /// stream-json`, its program named by PO_CLAUDE)
+    /// The agent to run
     #[arg(long, env = "PO_AGENT", value_name = "NAME", default_value = agent::REGISTERED[0].name,
-          value_parser = clap::builder::PossibleValuesParser::new(agent::names()))]
+          value_parser = agent_names())]
     pub agent: String,
 
     /// Run any program instead: 'prog --flag {prompt_file}'. Split into words
@@ -237,6 +236,15 @@ pub struct Args {
     #[arg(long = "slurm-arg", value_name = "OPTION", allow_hyphen_values = true,
           action = clap::ArgAction::Append, help_heading = "Launcher")]
     pub slurm_args: Vec<String>,
+}
+
+/// `--agent`'s choices: the registered agents, each with its line of help.
+fn agent_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        agent::REGISTERED
+            .iter()
+            .map(|r| clap::builder::PossibleValue::new(r.name).help(r.about)),
+    )
 }
 
 /// The launcher the command line asks for.

@@ -188,7 +188,8 @@ pub struct AgentStatus {
     /// A manifest task's agent type, passed to the agent adapter.
     #[serde(default)]
     pub agent: Option<String>,
-    /// A manifest task's own prompt file, used as given.
+    /// The prompt the agent got: a manifest task's own prompt file, used as
+    /// given, or the one po writes from the task (recorded at its start).
     #[serde(default)]
     pub prompt_file: Option<PathBuf>,
 

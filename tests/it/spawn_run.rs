@@ -560,3 +560,34 @@ fn a_thousand_instant_tasks_all_finish_and_po_spawn_ends() {
     assert!(stderr.contains("Completed: 1000/1000"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 1000);
 }
+
+/// `--agent` (`PO_AGENT`) takes the agents po knows; anything else is a
+/// usage error naming them.
+#[test]
+fn the_agent_is_chosen_by_name_and_an_unknown_one_is_a_usage_error() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "ag", &[task("One")], &[]);
+    let out = output_within(
+        repo.spawn().env("PO_AGENT", "frobnicator").args(&paths),
+        LIMIT,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("frobnicator") && err.contains("claude"),
+        "{err}"
+    );
+    let dry = output_within(
+        repo.spawn()
+            .env("PO_AGENT", "frobnicator")
+            .args(["--agent", "claude", "--dry-run", "--model", "sonnet"])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("-p --output-format stream-json --verbose --dangerously-skip-permissions --session-id '<new session id>' --model sonnet"),
+        "{plan}"
+    );
+}

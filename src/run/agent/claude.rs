@@ -49,7 +49,7 @@ use super::{
 /// `--agent claude`.
 pub const REGISTRATION: Registration = Registration {
     name: "claude",
-    about: "Claude Code (`claude -p --output-format stream-json`); PO_CLAUDE names the program",
+    about: "Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)",
     make: |spec| Box::new(Claude::new(spec)),
 };
 
