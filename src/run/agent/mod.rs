@@ -175,6 +175,12 @@ pub trait Agent: Send + Sync + std::fmt::Debug {
     /// The argv of one run and how the prompt reaches it.
     fn invocation(&self, launch: &Launch) -> Invocation;
 
+    /// Environment entries the run needs beyond po's own (`PO_*`, `PATH`):
+    /// a setting that tells the CLI the worktree is trusted, say.
+    fn environment(&self, _launch: &Launch) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// A reader for one run's standard output, if the agent has a stream po
     /// reads; without one, its output goes to the log as it is.
     fn reader(&self) -> Option<Box<dyn StreamRead>>;

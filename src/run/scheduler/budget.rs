@@ -140,8 +140,8 @@ impl Scheduler {
             && !self.abilities().max_turns
         {
             self.out.budget_blind(&format!(
-                "⚠️  --max-turns {n} applies to agents that take a turn cap (Claude Code); {} \
-                 agents are not limited by it",
+                "⚠️  --max-turns {n} applies to agents that take a turn cap; {} agents are \
+                 not limited by it",
                 self.agent_label()
             ));
         }

@@ -88,7 +88,8 @@ pub fn judge(
         .or_else(|| stream_error.and_then(|f| f.message.clone()))
         .or_else(|| meaning.as_ref().map(|m| m.text.clone()))
         .or_else(|| {
-            final_missing.then(|| {
+            // A failed exit explains itself best by the agent's last words.
+            (final_missing && ran.status.success()).then(|| {
                 format!(
                     "its output ended without the final event ({} always ends with one): the \
                      run was cut short",
@@ -239,6 +240,15 @@ mod tests {
                 .contains("without the final event (claude always")
         );
         // An agent po does not read has no final event to wait for.
+        // A failing exit without a stream: the agent's last words say why.
+        let died = ran(ExitStatus::Code(1), None, StreamOutcome::default());
+        let v = judge(&CX, claude().as_ref(), &died, || {
+            Some("--agent 'x' not found".into())
+        });
+        assert_eq!(
+            v.error.as_deref(),
+            Some("agent exited with status 1: --agent 'x' not found; log: /l/agent-1.log")
+        );
         let plain = ran(ExitStatus::Code(0), None, StreamOutcome::default());
         assert_eq!(
             judge(&CX, &Documented, &plain, || None).state,

@@ -203,14 +203,16 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             branch: &spec.branch,
             id: &spec.orchestration_id,
         };
-        let inv = self.agent.invocation(&Launch {
+        let launch = Launch {
             task,
             values: &values,
             session: planned.session(),
-        });
+        };
+        let inv = self.agent.invocation(&launch);
+        let env = self.agent.environment(&launch);
         let reader = self.agent.reader();
         let spawned = self
-            .command(prepared, &inv, reader.is_some())
+            .command(prepared, &inv, &env, reader.is_some())
             .and_then(|cmd| {
                 self.procs
                     .spawn(cmd, self.tx.clone())
@@ -263,6 +265,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         &self,
         prepared: &Prepared,
         inv: &Invocation,
+        env: &[(String, String)],
         piped: bool,
     ) -> std::result::Result<Command, String> {
         let spec = self.spec;
@@ -296,7 +299,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         };
         cmd.args(&argv[1..])
             .current_dir(&prepared.workdir)
-            .envs(prepared.env.iter().map(|(k, v)| (k, v)))
+            .envs(prepared.env.iter().chain(env).map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stderr(self.log.stdio())
             .stdout(if piped {
