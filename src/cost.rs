@@ -392,7 +392,7 @@ mod tests {
             ..Metrics::default()
         };
         assert_eq!(split_by_model(&m, 2.0), [("opus".to_string(), 2.0)]);
-        for (name, cost) in [("opus", Some(0.3)), ("haiku", Some(0.1)), ("other", None)] {
+        for (name, cost) in [("opus", Some(0.75)), ("haiku", Some(0.25)), ("other", None)] {
             m.models.insert(
                 name.into(),
                 ModelMetrics {

@@ -50,7 +50,7 @@ use crate::protocol::{AgentStatus, store};
 pub use crate::run::agent::AgentSpec;
 use crate::timefmt;
 use control::Control;
-use process::{ProcessTree, Real};
+use process::Real;
 use run::Supervision;
 use state::ExitStatus;
 
@@ -365,7 +365,8 @@ fn run_task(spec: &Spec, sup: &Supervisor) -> i32 {
     let procs = Real::new(spec.marker(), sup.reaping.clone());
     let done = Supervision::new(spec, &log, &sup.control, &sup.runner, procs).and_then(|mut s| {
         let done = s.run();
-        let _ = s.into_procs().reaping();
+        // From here on a signal finds no task: it ends the process.
+        s.into_procs();
         done
     });
     match done {

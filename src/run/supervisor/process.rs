@@ -47,11 +47,6 @@ pub trait ProcessTree {
     /// then SIGKILL until none is left; `forced()` (a second signal) cuts the
     /// grace short. How many processes the first look found.
     fn end(&mut self, grace: Duration, forced: &dyn Fn() -> bool) -> usize;
-
-    /// Whether children of an agent are still being reaped: a pool
-    /// supervisor must not start another task then (the reaper takes any
-    /// child's exit status).
-    fn reaping(&self) -> bool;
 }
 
 /// Real processes: a process group per agent, this supervisor a subreaper.
@@ -59,7 +54,9 @@ pub struct Real {
     /// The environment entry every process of the task inherits.
     marker: Vec<u8>,
     pgid: Option<i32>,
-    /// Shared by the tasks of one pool supervisor.
+    /// Set while a reaper thread waits for children, shared by the tasks of
+    /// one pool supervisor (which must not start a task while it is set: the
+    /// reaper takes any child's exit status).
     reaping: Arc<AtomicBool>,
 }
 
@@ -100,10 +97,6 @@ impl ProcessTree for Real {
 
     fn end(&mut self, grace: Duration, forced: &dyn Fn() -> bool) -> usize {
         self.tree().kill_unless(grace, forced)
-    }
-
-    fn reaping(&self) -> bool {
-        self.reaping.load(Ordering::SeqCst)
     }
 }
 

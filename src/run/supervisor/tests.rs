@@ -173,10 +173,6 @@ impl ProcessTree for Fake {
         self.exit(ExitStatus::Signal(9));
         1
     }
-
-    fn reaping(&self) -> bool {
-        false
-    }
 }
 
 /// A pending task in a temporary directory, run without a worktree.
