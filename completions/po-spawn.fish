@@ -5,9 +5,9 @@ complete -c po-spawn -l batch-size -d 'Run tasks in batches of N, each batch fin
 complete -c po-spawn -l timeout -d 'Seconds an agent may run [env: PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT] [default: 1800]' -r
 complete -c po-spawn -l stall-timeout -d 'End an agent with no output and no status update for SECS' -r
 complete -c po-spawn -l grace -d 'Seconds between SIGTERM and SIGKILL when ending an agent\'s process tree' -r
-complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'The Claude Code CLI (`claude -p --output-format stream-json`)'"
-complete -c po-spawn -l agent-cmd -d 'Run any program instead: \'prog --flag {prompt_file}\'. Split into words (quotes and backslashes as in sh, no expansion), {prompt_file} {worktree} {agent_id} {branch} {id} filled in; never run by a shell. The prompt is also on its stdin' -r
-complete -c po-spawn -l model -d 'Model for Claude Code (--model)' -r
+complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)'"
+complete -c po-spawn -l agent-cmd -d 'Run any program instead: \'prog --flag {prompt_file}\'. Split into words (quotes and backslashes as in sh, no expansion), {prompt_file} {worktree} {agent_id} {branch} {id} filled in; never run by a shell. The prompt is also on its stdin. A relative program path (./myagent.sh) is from the directory po-spawn runs in' -r
+complete -c po-spawn -l model -d 'Model for the agent (Claude Code\'s --model)' -r
 complete -c po-spawn -l max-budget-usd -d 'Spending cap per agent for Claude Code (--max-budget-usd)' -r
 complete -c po-spawn -l budget-usd -d 'Budget for the whole orchestration: launch nothing more once spent plus running reaches it [env: PO_BUDGET_USD]' -r
 complete -c po-spawn -l max-turns -d 'Model turns each Claude Code agent may take (its --max-turns)' -r

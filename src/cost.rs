@@ -115,6 +115,26 @@ pub fn estimate(m: &Metrics) -> Option<f64> {
     Some(price.cost(&Tokens::of(m)?))
 }
 
+/// `total` (a task's cost) split by model: in the shares of the per-model
+/// costs the agent reported (a main model and its subagents'), else all of it
+/// to the task's model (`unknown` when none is named).
+pub fn split_by_model(m: &Metrics, total: f64) -> Vec<(String, f64)> {
+    let priced: Vec<(&String, f64)> = m
+        .models
+        .iter()
+        .filter_map(|(name, u)| Some((name, u.cost_usd?.max(0.0))))
+        .collect();
+    let sum: f64 = priced.iter().map(|(_, c)| c).sum();
+    if sum > 0.0 {
+        return priced
+            .into_iter()
+            .map(|(name, c)| (name.clone(), total * c / sum))
+            .collect();
+    }
+    let model = m.model.clone().unwrap_or_else(|| "unknown".into());
+    vec![(model, total)]
+}
+
 /// The current attempt's cost: reported, else estimated.
 pub fn attempt_cost(m: &Metrics) -> Option<f64> {
     m.cost_usd.or_else(|| estimate(m))
@@ -361,6 +381,30 @@ mod tests {
         assert_eq!(
             t.against(0.042),
             "spent $0.0336 + $0.0100 running of $0.0420 budget — reached"
+        );
+    }
+
+    #[test]
+    fn a_cost_splits_by_the_models_the_agent_reported() {
+        use crate::protocol::schema::ModelMetrics;
+        let mut m = Metrics {
+            model: Some("opus".into()),
+            ..Metrics::default()
+        };
+        assert_eq!(split_by_model(&m, 2.0), [("opus".to_string(), 2.0)]);
+        for (name, cost) in [("opus", Some(0.75)), ("haiku", Some(0.25)), ("other", None)] {
+            m.models.insert(
+                name.into(),
+                ModelMetrics {
+                    cost_usd: cost,
+                    ..ModelMetrics::default()
+                },
+            );
+        }
+        // Two attempts cost 2.0 together: three quarters of it on opus.
+        assert_eq!(
+            split_by_model(&m, 2.0),
+            [("haiku".to_string(), 0.5), ("opus".to_string(), 1.5)]
         );
     }
 }

@@ -378,6 +378,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
     ),
     (
         "po-spawn",
+        "PO_AGENT",
+        "The agent for po-spawn --agent (default: claude); --agent-cmd beats it.",
+    ),
+    (
+        "po-spawn",
         "PO_CLAUDE",
         "The Claude Code program for --agent claude (default: claude).",
     ),

@@ -11,18 +11,13 @@ use clap::{Parser, ValueEnum};
 
 use super::Common;
 use crate::error::{Error, Result};
+use crate::run::agent::{self, AgentSpec};
 use crate::run::launcher::Choice;
 use crate::run::launcher::slurm::Options as SlurmOptions;
 use crate::run::scheduler::budget::{DEFAULT_MAX_TOTAL_RETRIES, Limits};
 use crate::run::scheduler::{self, Config, Console, Target};
-use crate::run::supervisor::{self, AgentSpec};
+use crate::run::supervisor;
 use crate::run::template;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AgentKind {
-    /// The Claude Code CLI (`claude -p --output-format stream-json`)
-    Claude,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LauncherKind {
@@ -118,17 +113,19 @@ pub struct Args {
     pub grace: f64,
 
     /// The agent to run
-    #[arg(long, value_enum, default_value_t = AgentKind::Claude)]
-    pub agent: AgentKind,
+    #[arg(long, env = "PO_AGENT", value_name = "NAME", default_value = agent::REGISTERED[0].name,
+          value_parser = agent_names())]
+    pub agent: String,
 
     /// Run any program instead: 'prog --flag {prompt_file}'. Split into words
     /// (quotes and backslashes as in sh, no expansion), {prompt_file}
     /// {worktree} {agent_id} {branch} {id} filled in; never run by a shell.
-    /// The prompt is also on its stdin.
+    /// The prompt is also on its stdin. A relative program path
+    /// (./myagent.sh) is from the directory po-spawn runs in.
     #[arg(long, env = "PO_AGENT_CMD", value_name = "TEMPLATE")]
     pub agent_cmd: Option<String>,
 
-    /// Model for Claude Code (--model)
+    /// Model for the agent (Claude Code's --model)
     #[arg(long)]
     pub model: Option<String>,
 
@@ -239,6 +236,15 @@ pub struct Args {
     #[arg(long = "slurm-arg", value_name = "OPTION", allow_hyphen_values = true,
           action = clap::ArgAction::Append, help_heading = "Launcher")]
     pub slurm_args: Vec<String>,
+}
+
+/// `--agent`'s choices: the registered agents, each with its line of help.
+fn agent_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        agent::REGISTERED
+            .iter()
+            .map(|r| clap::builder::PossibleValue::new(r.name).help(r.about)),
+    )
 }
 
 /// The launcher the command line asks for.
@@ -356,17 +362,7 @@ fn config(args: &Args) -> Result<Config> {
     )?
     .unwrap_or(30);
 
-    let agent = match args.agent_cmd.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(tpl) => AgentSpec::Command {
-            words: template::split(tpl)?,
-        },
-        None => AgentSpec::Claude {
-            program: std::env::var("PO_CLAUDE").unwrap_or_else(|_| "claude".into()),
-            model: args.model.clone(),
-            max_budget_usd: args.max_budget_usd,
-            max_turns: args.max_turns,
-        },
-    };
+    let agent = agent_spec(args)?;
     let budget_usd = match args.budget_usd {
         Some(b) => Some(b),
         None => env_value::<f64>(&["PO_BUDGET_USD"], "a budget in US dollars, e.g. 25")?,
@@ -416,6 +412,35 @@ fn config(args: &Args) -> Result<Config> {
             max_turns: args.max_turns,
         },
         launcher: launcher(args)?,
+    })
+}
+
+/// The agent: an `--agent-cmd` template, else `--agent NAME`; a relative
+/// program path is made absolute here, from the directory po-spawn runs in
+/// (each agent runs in its own worktree).
+fn agent_spec(args: &Args) -> Result<AgentSpec> {
+    let cwd = std::env::current_dir().map_err(Error::io("read", "the current directory"))?;
+    if let Some(tpl) = args.agent_cmd.as_deref().filter(|c| !c.trim().is_empty()) {
+        let mut words = template::split(tpl)?;
+        if let Some(program) = words.first_mut() {
+            *program = agent::absolute_program(program, &cwd);
+        }
+        return Ok(AgentSpec::command(words));
+    }
+    let program = match args.agent.as_str() {
+        "claude" => std::env::var(agent::claude::PROGRAM_ENV)
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| agent::absolute_program(&p, &cwd))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(AgentSpec {
+        program,
+        model: args.model.clone(),
+        max_budget_usd: args.max_budget_usd,
+        max_turns: args.max_turns,
+        ..AgentSpec::named(&args.agent)
     })
 }
 

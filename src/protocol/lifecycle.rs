@@ -40,6 +40,8 @@ pub struct Start {
     pub branch: Option<String>,
     /// Fields naming the runner (`supervisor_pid`, `launcher`), set as given.
     pub runner: Map<String, Value>,
+    /// The prompt the agent gets, recorded when the task names none of its own.
+    pub prompt_file: Option<PathBuf>,
 }
 
 /// How a run ended, as its supervisor saw it.
@@ -375,6 +377,9 @@ fn begin(s: &mut AgentStatus, start: &Start) {
     if start.branch.is_some() {
         s.branch = start.branch.clone();
     }
+    if s.prompt_file.is_none() {
+        s.prompt_file = start.prompt_file.clone();
+    }
     // The runner of an earlier attempt (another launcher, another node) is
     // not this one's.
     for field in super::runner::FIELDS {
@@ -442,6 +447,7 @@ mod tests {
                 runner: [("supervisor_pid".to_string(), Value::from(42))]
                     .into_iter()
                     .collect(),
+                prompt_file: None,
             },
         )
         .unwrap();

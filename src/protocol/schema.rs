@@ -3,6 +3,7 @@
 //! A superset of the seed's `.agent_status.json`. Unknown fields are kept in
 //! `extra` and written back untouched (forward compatibility).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -113,8 +114,29 @@ pub struct Metrics {
     /// a resumed session before this attempt too.
     #[serde(default)]
     pub session_cost_usd: Option<f64>,
+    /// What each model used, when the agent splits it (a main model and the
+    /// models its subagents ran on): the session's figures as the agent last
+    /// reported them. The totals above count every model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelMetrics>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One model's share of a run ([`Metrics::models`]).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ModelMetrics {
+    /// Input tokens, cache reads and writes included.
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// One task: its spec and its whole run state.
@@ -166,7 +188,8 @@ pub struct AgentStatus {
     /// A manifest task's agent type, passed to the agent adapter.
     #[serde(default)]
     pub agent: Option<String>,
-    /// A manifest task's own prompt file, used as given.
+    /// The prompt the agent got: a manifest task's own prompt file, used as
+    /// given, or the one po writes from the task (recorded at its start).
     #[serde(default)]
     pub prompt_file: Option<PathBuf>,
 

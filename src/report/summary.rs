@@ -16,7 +16,8 @@
 //!   overlap at one instant.
 //! * Costs are what agents reported, every attempt of a task together
 //!   (`cost_usd` is the current attempt's, `total_cost_usd` all of them).
-//!   `cost_by_model` groups them by the model each task ran;
+//!   `cost_by_model` groups them by the model each task ran (split between
+//!   a task's models in the shares its agent reported, when it ran several);
 //!   `cost_per_completed_task` is the whole spend (failures included) over
 //!   the tasks that completed. `spent_usd` and `committed_usd` are the
 //!   budget's accounting ([`crate::cost`]: finished attempts, and running
@@ -75,6 +76,10 @@ pub struct AgentSummary {
     pub total_cost_usd: Option<f64>,
     #[serde(default)]
     pub model: Option<String>,
+    /// `total_cost_usd` by model, when the agent split its use between
+    /// models (its subagents'): in the shares of its per-model costs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost_by_model: BTreeMap<String, f64>,
     pub turns: Option<u64>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
@@ -340,6 +345,13 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         cost_usd: m.cost_usd,
         total_cost_usd: crate::cost::reported(m).map(round4),
         model: m.model.clone(),
+        cost_by_model: match crate::cost::reported(m) {
+            Some(total) if !m.models.is_empty() => crate::cost::split_by_model(m, total)
+                .into_iter()
+                .map(|(k, c)| (k, round4(c)))
+                .collect(),
+            _ => BTreeMap::new(),
+        },
         turns: m.turns,
         input_tokens: m.input_tokens,
         output_tokens: m.output_tokens,
@@ -362,7 +374,11 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
 fn cost_by_model(agents: &[AgentSummary]) -> BTreeMap<String, f64> {
     let mut by: BTreeMap<String, f64> = BTreeMap::new();
     for a in agents {
-        if let Some(c) = a.total_cost_usd {
+        if !a.cost_by_model.is_empty() {
+            for (model, c) in &a.cost_by_model {
+                *by.entry(model.clone()).or_default() += c;
+            }
+        } else if let Some(c) = a.total_cost_usd {
             let model = a.model.clone().unwrap_or_else(|| "unknown".into());
             *by.entry(model).or_default() += c;
         }

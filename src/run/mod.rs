@@ -1,7 +1,7 @@
 //! Running agents: worktrees, agent adapters, supervision, launchers and
 //! scheduling.
 
-pub mod claude;
+pub mod agent;
 pub use crate::git;
 pub mod integration;
 pub mod launcher;

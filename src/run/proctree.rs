@@ -152,15 +152,20 @@ impl Tree {
     /// is left. `force` (a second cancel) skips the rest of the grace period.
     /// Returns how many processes were found in the first round.
     pub fn kill(&self, grace: Duration, force: &AtomicBool) -> usize {
+        self.kill_unless(grace, &|| force.load(Ordering::SeqCst))
+    }
+
+    /// [`Tree::kill`], with `forced()` saying when to skip the grace period.
+    pub fn kill_unless(&self, grace: Duration, forced: &dyn Fn() -> bool) -> usize {
         let first = self.members();
         let count = first.len();
         if first.is_empty() {
             return 0;
         }
-        if !force.load(Ordering::SeqCst) {
+        if !forced() {
             self.signal_all(&first, Signal::SIGTERM);
             let deadline = Instant::now() + grace;
-            while Instant::now() < deadline && !force.load(Ordering::SeqCst) {
+            while Instant::now() < deadline && !forced() {
                 if self.members().is_empty() {
                     return count;
                 }

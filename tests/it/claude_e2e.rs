@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::engines;
 use po::protocol::{AgentStatus, Orchestration, Runtime, Source, State, Wave, layout, store};
-use po::run::claude::{self, ClaudeOptions, StreamParser, StreamUpdate};
+use po::run::agent::StreamUpdate;
+use po::run::agent::claude::{self, ClaudeOptions, StreamParser};
 use serde_json::{Value, json};
 
 /// A hang guard only: a run takes a few seconds.
@@ -237,7 +238,7 @@ fn parse(stdout: &[u8]) -> Vec<StreamUpdate> {
 fn status_from(updates: &[StreamUpdate]) -> AgentStatus {
     let mut s = AgentStatus::new("agent-1", "e2e");
     for u in updates {
-        claude::apply(&mut s, u);
+        po::run::agent::apply(&mut s, u, "claude");
     }
     s
 }
@@ -584,11 +585,25 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
 #[test]
 #[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
 fn po_spawn_retries_a_rate_limited_claude_agent() {
+    retries_after_a_failed_request(429);
+}
+
+/// A server error the CLI gives up on is retryable too.
+#[test]
+#[ignore = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)"]
+fn po_spawn_retries_a_claude_agent_after_a_server_error() {
+    retries_after_a_failed_request(500);
+}
+
+/// The first request answers `status`; `--retries 1` runs the task again,
+/// resuming its session, and it completes.
+fn retries_after_a_failed_request(status: u16) {
     require_claude();
     let task: Task = ("agent-1", "marker-gamma", "three.txt", "three");
     let orch = Orch::new(&[task]);
     let mut conversations = Orch::conversations(&[task]);
     conversations[0]["turns"][0]["fail_times"] = json!(1);
+    conversations[0]["turns"][0]["fail_status"] = json!(status);
     let mock = Mock::start(orch.tmp.path(), &json!({ "conversations": conversations }));
     let (out, stderr) = orch.spawn(
         &mock,

@@ -1,8 +1,11 @@
-//! The stream-json parser over real Claude Code 2.1.330 output
-//! (`tests/fixtures/claude/*.jsonl`, recorded against `tests/support/mock_anthropic.py`).
+//! The stream-json parser over real Claude Code output: 2.1.330 recorded
+//! against `tests/support/mock_anthropic.py`, and transcripts captured in
+//! public repositories (`tests/fixtures/claude/real_*.jsonl`, sources in
+//! `tests/fixtures/claude/SOURCES.md`).
 
 use po::protocol::{AgentStatus, State};
-use po::run::claude::{StreamParser, StreamUpdate, apply};
+use po::run::agent::claude::StreamParser;
+use po::run::agent::{StreamUpdate, apply};
 
 fn fixture(name: &str) -> String {
     let path = format!(
@@ -23,7 +26,7 @@ fn updates(name: &str) -> Vec<StreamUpdate> {
 fn status_after(updates: &[StreamUpdate]) -> AgentStatus {
     let mut s = AgentStatus::new("agent-1", "42");
     for u in updates {
-        apply(&mut s, u);
+        apply(&mut s, u, "claude");
     }
     s
 }
@@ -201,18 +204,45 @@ fn budget_exhausted_is_a_failure_with_the_cli_reason() {
     assert_eq!(s.metrics.cost_usd, Some(0.0168));
 }
 
+/// Whether `u`, got from a damaged stream, could have come from the whole
+/// one (`whole`): an update it has, or a running count no higher than its last.
+fn plausible(u: &StreamUpdate, whole: &[StreamUpdate]) -> bool {
+    let max_turns = whole
+        .iter()
+        .filter_map(|x| match x {
+            StreamUpdate::Turns(n) => Some(*n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    match u {
+        StreamUpdate::Turns(n) => *n <= max_turns,
+        StreamUpdate::Tokens { input, output } => whole.iter().any(|x| {
+            matches!(x, StreamUpdate::Tokens { input: i, output: o } if input <= i && output <= o)
+        }),
+        StreamUpdate::CacheTokens { write, read } => whole.iter().any(|x| {
+            matches!(x, StreamUpdate::CacheTokens { write: w, read: r } if write <= w && read <= r)
+        }),
+        other => whole.contains(other),
+    }
+}
+
 #[test]
-fn any_prefix_and_any_split_of_a_stream_is_harmless() {
-    // Cut every fixture at arbitrary byte positions into lines (as a reader with a
-    // small buffer might) and interleave garbage: no panic, and the whole lines
-    // that survive still give the session id.
+fn any_split_of_a_stream_is_harmless_and_the_parser_recovers() {
+    // Cut every line of each fixture at byte positions into pieces (as a
+    // reader with a small buffer might) with garbage after each line. For
+    // every cut: no update is made up, and the whole stream fed afterwards
+    // still reads to its end. A cut no shorter than the lines loses nothing.
     for name in [
         "bash_commit.jsonl",
         "write_read_edit_bash.jsonl",
         "overloaded_529.jsonl",
+        "real_repeated_ids_subagent_2.0.76.jsonl",
     ] {
         let text = fixture(name);
-        for cut in [1usize, 7, 100, 4096] {
+        let whole = updates(name);
+        let longest = text.lines().map(str::len).max().unwrap();
+        for cut in [1usize, 7, 100, 4096, 8192] {
             let mut parser = StreamParser::new();
             let mut got = Vec::new();
             for line in text.lines() {
@@ -228,14 +258,146 @@ fn any_prefix_and_any_split_of_a_stream_is_harmless() {
                 }
                 got.extend(parser.feed_line("\u{1b}[31mnoise\u{1b}[0m"));
             }
-            if cut == 4096 {
-                assert!(
-                    got.iter().any(|u| matches!(u, StreamUpdate::SessionId(_))),
-                    "{name} cut {cut}"
-                );
+            for u in &got {
+                assert!(plausible(u, &whole), "{name} cut {cut}: made up {u:?}");
             }
+            if cut >= longest {
+                assert_eq!(got, whole, "{name} cut {cut}");
+            }
+            let again: Vec<_> = text.lines().flat_map(|l| parser.feed_line(l)).collect();
+            assert_eq!(
+                again.last(),
+                whole.last(),
+                "{name} cut {cut}: the parser reads on"
+            );
         }
     }
+}
+
+fn models(u: &[StreamUpdate]) -> Vec<&str> {
+    u.iter()
+        .filter_map(|x| match x {
+            StreamUpdate::Model(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Claude Code 2.1.29 against an API that answered 500 (a real transcript,
+/// see SOURCES.md): made-up assistant messages on the model `<synthetic>`
+/// with the text `API Error: 500 {…}`, and a `result` that says `success`
+/// with `is_error` but no `api_error_status`.
+#[test]
+fn a_real_api_500_is_a_retryable_error_and_the_real_model_is_kept() {
+    let u = updates("real_api500_synthetic_2.1.29.jsonl");
+    assert_eq!(
+        models(&u),
+        ["claude-opus-4-5-20251101"],
+        "never <synthetic>"
+    );
+    let errors: Vec<_> = u
+        .iter()
+        .filter_map(|x| match x {
+            StreamUpdate::ApiError { message, retryable } => Some((message.as_str(), *retryable)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{u:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|(m, r)| m.starts_with("API Error: 500") && *r)
+    );
+    let s = status_after(&u);
+    assert_eq!(s.metrics.model.as_deref(), Some("claude-opus-4-5-20251101"));
+    assert_eq!(s.retryable, Some(true));
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap()
+            .starts_with("claude: API Error: 500 {"),
+        "{:?}",
+        s.error
+    );
+    assert!(last_finished(&u).0);
+}
+
+/// The same failure from Claude Code 2.1.330, recorded against the scripted
+/// server: it marks its made-up message (`api_error_status`).
+#[test]
+fn a_recorded_api_500_is_a_retryable_error() {
+    let u = updates("server_error_500.jsonl");
+    assert_eq!(models(&u), ["claude-opus-5-5"]);
+    let s = status_after(&u);
+    assert_eq!(s.retryable, Some(true));
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap()
+            .starts_with("claude: API Error: 500 api_error."),
+        "{:?}",
+        s.error
+    );
+    assert!(last_finished(&u).0);
+}
+
+fn last_tokens(u: &[StreamUpdate]) -> Option<(u64, u64)> {
+    u.iter().rev().find_map(|x| match x {
+        StreamUpdate::Tokens { input, output } => Some((*input, *output)),
+        _ => None,
+    })
+}
+
+/// A real 2.0.76 transcript: the first message id comes twice, its output
+/// tokens growing from 4 to 1,237; a Haiku subagent ran beside Opus, which
+/// only the `result`'s `modelUsage` counts.
+#[test]
+fn a_repeated_message_id_counts_its_latest_usage_and_the_result_counts_every_model() {
+    let u = updates("real_repeated_ids_subagent_2.0.76.jsonl");
+    let before_result: Vec<StreamUpdate> = u
+        .iter()
+        .take_while(|x| !matches!(x, StreamUpdate::CostUsd(_)))
+        .cloned()
+        .collect();
+    // 1,237 + 23 + 1 output tokens over three turns (the first of each id: 28).
+    assert_eq!(last_tokens(&before_result).map(|t| t.1), Some(1261));
+    let running = status_after(&before_result);
+    assert_eq!(running.metrics.turns, Some(3));
+    assert!(po::cost::estimate(&running.metrics).unwrap() > 0.05);
+
+    let s = status_after(&u);
+    let m = &s.metrics;
+    // Opus 1,587 and Haiku 270 output tokens; Opus 5 + 59,073 + 30,316 and
+    // Haiku 2,823 input tokens, cache included.
+    assert_eq!(m.output_tokens, Some(1857));
+    assert_eq!(m.input_tokens, Some(5 + 59073 + 30316 + 2823));
+    assert_eq!(m.cache_read_input_tokens, Some(59073));
+    assert_eq!(m.cost_usd, Some(0.2628845));
+    assert_eq!(m.model.as_deref(), Some("claude-opus-4-5-20251101"));
+    let split: Vec<(&str, u64, Option<f64>)> = m
+        .models
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.output_tokens, v.cost_usd))
+        .collect();
+    assert_eq!(
+        split,
+        [
+            ("claude-haiku-4-5-20251001", 270, Some(0.004173)),
+            ("claude-opus-4-5-20251101", 1587, Some(0.2587115)),
+        ]
+    );
+}
+
+/// A real stream cut off before its `result`: what it said so far is kept
+/// (the latest usage of its one message), and there is no final event.
+#[test]
+fn a_stream_cut_before_its_result_keeps_the_latest_usage() {
+    let u = updates("real_cut_before_result_2.0.76.jsonl");
+    assert_eq!(last_tokens(&u).map(|t| t.1), Some(167));
+    assert!(!u.iter().any(|x| matches!(x, StreamUpdate::Finished { .. })));
+    let s = status_after(&u);
+    assert_eq!(s.metrics.turns, Some(1));
+    assert_eq!(s.metrics.output_tokens, Some(167));
 }
 
 #[test]
@@ -248,8 +410,8 @@ fn resuming_an_unknown_session_fails_with_a_recognisable_message() {
         message,
         "No conversation found with session ID: 99999999-2222-4333-8444-555555555555"
     );
-    assert!(po::run::claude::is_unknown_session(&message));
-    assert!(!po::run::claude::is_unknown_session(
+    assert!(po::run::agent::claude::is_unknown_session(&message));
+    assert!(!po::run::agent::claude::is_unknown_session(
         "Reached maximum budget ($0.01)"
     ));
     let s = status_after(&u);
@@ -292,7 +454,7 @@ fn a_resumed_attempt_costs_what_it_added_to_the_session() {
     let mut s = AgentStatus::new("agent-1", "42");
     s.metrics.session_cost_usd = Some(0.033);
     for u in updates("resume.jsonl") {
-        apply(&mut s, &u);
+        apply(&mut s, &u, "claude");
     }
     assert_eq!(s.metrics.cost_usd, Some(0.0066));
     assert_eq!(s.metrics.session_cost_usd, Some(0.0396));

@@ -250,7 +250,10 @@ fn max_turns_is_claude_codes_flag() {
     );
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        text(&out.stderr).contains("--max-turns 12 applies to Claude Code only"),
+        text(&out.stderr).contains(
+            "--max-turns 12 applies to agents that take a turn cap; --agent-cmd agents are not \
+             limited by it"
+        ),
         "{}",
         text(&out.stderr)
     );

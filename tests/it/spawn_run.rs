@@ -321,26 +321,108 @@ fn status_paths_come_on_stdin_and_failures_set_the_exit_code() {
     assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
 }
 
+/// Without the agent's program every task would fail the same way: po-spawn
+/// says so once, before it makes any worktree, and exits 9 (a system error:
+/// the command line is right, the machine lacks a program).
 #[test]
-fn a_missing_claude_cli_fails_the_task_with_advice() {
+fn a_missing_claude_cli_is_refused_once_before_any_worktree() {
     let repo = Repo::new();
-    let paths = orchestrate(&repo, "nocl", &[task("One")], &[]);
+    let paths = orchestrate(&repo, "nocl", &[task("One"), task("Two")], &[]);
     let out = output_within(
         repo.spawn()
             .env("PO_CLAUDE", "claude-not-installed-here")
             .args(&paths),
         LIMIT,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let s = status(&paths[0]);
-    assert_eq!(s.status, State::Failed);
-    let err = s.error.unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert_eq!(err.matches("cannot be started").count(), 1, "{err}");
     assert!(
-        err.contains("install Claude Code") && err.contains("--agent-cmd"),
+        err.contains("claude-not-installed-here is not on PATH")
+            && err.contains("install Claude Code")
+            && err.contains("--agent-cmd"),
         "{err}"
     );
-    // No session was started, so none is recorded for a retry to resume.
-    assert_eq!(s.metrics.session_id, None);
+    assert_eq!(repo.worktrees().len(), 1, "no worktree was made");
+    for p in &paths {
+        let s = status(p);
+        assert_eq!(s.status, State::Pending, "nothing ran");
+        assert_eq!(s.metrics.session_id, None);
+    }
+    // The dry run prints its plan and warns of the same.
+    let dry = output_within(
+        repo.spawn()
+            .env("PO_CLAUDE", "claude-not-installed-here")
+            .arg("--dry-run")
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).contains("claude-not-installed-here -p"));
+    assert!(
+        text(&dry.stderr).contains("⚠️  Pre-flight: the agent cannot be started"),
+        "{}",
+        text(&dry.stderr)
+    );
+}
+
+/// `--agent-cmd ./myagent.sh` means the script where po-spawn was started,
+/// not one inside each worktree; and a missing one is refused up front.
+#[test]
+fn a_relative_agent_program_is_found_where_po_spawn_started() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "rel", &[task("One")], &[]);
+    // Not committed: no worktree has it.
+    let body = "#!/bin/sh\nset -e\ntest -s \"$1\"\necho ran > \"$PO_WORKTREE/ran.txt\"\n";
+    let script = repo.path.join("myagent.sh");
+    std::fs::write(&script, body).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = output_within(
+        repo.spawn()
+            .args(["--agent-cmd", "./myagent.sh {prompt_file}"])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Completed, "{:?}", s.error);
+    let wt = s.worktree.clone().unwrap();
+    assert!(wt.join("ran.txt").exists());
+
+    let paths = orchestrate(&repo, "rel2", &[task("One")], &[]);
+    let out = output_within(
+        repo.spawn()
+            .args(["--agent-cmd", "./nope.sh {prompt_file}"])
+            .args(&paths),
+        LIMIT,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(
+        err.contains("/nope.sh does not exist") && err.contains("--agent-cmd"),
+        "{err}"
+    );
+    assert_eq!(status(&paths[0]).status, State::Pending);
+}
+
+/// The status file names the prompt the agent got.
+#[test]
+fn the_prompt_file_the_agent_got_is_recorded() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "pf", &[task("One")], &[]);
+    let out = output_within(
+        repo.spawn().args(["--agent-cmd", "true"]).args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    let prompt = s.prompt_file.expect("prompt_file recorded");
+    assert_eq!(
+        prompt,
+        repo.orch_dir("pf").join("prompts").join("agent-1.md")
+    );
+    assert!(std::fs::read_to_string(&prompt).unwrap().contains("One"));
 }
 
 #[test]
@@ -477,4 +559,35 @@ fn a_thousand_instant_tasks_all_finish_and_po_spawn_ends() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("Completed: 1000/1000"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 1000);
+}
+
+/// `--agent` (`PO_AGENT`) takes the agents po knows; anything else is a
+/// usage error naming them.
+#[test]
+fn the_agent_is_chosen_by_name_and_an_unknown_one_is_a_usage_error() {
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "ag", &[task("One")], &[]);
+    let out = output_within(
+        repo.spawn().env("PO_AGENT", "frobnicator").args(&paths),
+        LIMIT,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("frobnicator") && err.contains("claude"),
+        "{err}"
+    );
+    let dry = output_within(
+        repo.spawn()
+            .env("PO_AGENT", "frobnicator")
+            .args(["--agent", "claude", "--dry-run", "--model", "sonnet"])
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("-p --output-format stream-json --verbose --dangerously-skip-permissions --session-id '<new session id>' --model sonnet"),
+        "{plan}"
+    );
 }

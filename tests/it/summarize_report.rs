@@ -585,3 +585,49 @@ fn the_summary_gives_cost_per_model_per_completed_task_and_against_the_budget() 
     let html = stdout(&summarize(&rt, &["77", "--format", "html"], &[]));
     assert!(html.contains("$0.0268"), "agent-2's two attempts together");
 }
+
+/// An agent whose subagents ran on other models (Claude Code's `modelUsage`,
+/// recorded as `metrics.models`): the cost per model splits its cost in the
+/// shares it reported, every attempt together.
+#[test]
+fn a_tasks_cost_splits_between_the_models_it_ran() {
+    use po::protocol::schema::ModelMetrics;
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tmp.path().join("rt");
+    let mut a1 = agent(1, State::Completed, 0, 60);
+    a1.metrics.model = Some("claude-opus-4-5".into());
+    a1.metrics.previous_cost_usd = Some(0.1);
+    a1.metrics.cost_usd = Some(0.3);
+    for (model, cost) in [("claude-opus-4-5", 0.3), ("claude-haiku-4-5", 0.1)] {
+        a1.metrics.models.insert(
+            model.into(),
+            ModelMetrics {
+                output_tokens: 100,
+                cost_usd: Some(cost),
+                ..ModelMetrics::default()
+            },
+        );
+    }
+    let mut a2 = agent(2, State::Completed, 0, 60);
+    a2.metrics.model = Some("claude-haiku-4-5".into());
+    a2.metrics.cost_usd = Some(0.05);
+    let dir = craft(&rt, &orchestration("78", None), &[a1, a2]);
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("agent-1.status.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        status["metrics"]["models"]["claude-haiku-4-5"]["cost_usd"],
+        0.1
+    );
+
+    let s = json_of(&summarize(&rt, &["78", "--format", "json"], &[]).stdout);
+    assert_eq!(s["total_cost_usd"], 0.45);
+    assert_eq!(
+        s["cost_by_model"],
+        json!({"claude-haiku-4-5": 0.15, "claude-opus-4-5": 0.3})
+    );
+    assert_eq!(
+        s["agents"][0]["cost_by_model"],
+        json!({"claude-haiku-4-5": 0.1, "claude-opus-4-5": 0.3})
+    );
+}

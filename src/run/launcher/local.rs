@@ -382,9 +382,7 @@ mod tests {
             base: "HEAD".into(),
             include_files: Vec::new(),
             setup: None,
-            agent: crate::run::supervisor::AgentSpec::Command {
-                words: vec!["true".into()],
-            },
+            agent: crate::run::supervisor::AgentSpec::command(vec!["true".into()]),
             timeout_secs: 10.0,
             stall_secs: None,
             grace_secs: 1.0,

@@ -26,7 +26,6 @@ use super::{Scheduler, Slot};
 use crate::cost::{self, Total};
 use crate::protocol::lifecycle;
 use crate::protocol::view::Reader;
-use crate::run::supervisor::AgentSpec;
 
 /// The default of `--max-total-retries`.
 pub const DEFAULT_MAX_TOTAL_RETRIES: u32 = 10;
@@ -122,26 +121,47 @@ impl Scheduler {
             },
             total.against(budget)
         ));
-        if matches!(self.ctx.cfg.agent, AgentSpec::Command { .. }) {
-            self.out.budget_blind(
-                "⚠️  --agent-cmd agents must report their spend for the budget to count it: \
+        if !self.abilities().reports_spend {
+            self.out.budget_blind(&format!(
+                "⚠️  {} agents must report their spend for the budget to count it: \
                  `po-status set --cost-usd USD` (or --input-tokens, --output-tokens and \
                  --model); the budget counts what they report and cannot stop an agent that \
                  reports nothing",
-            );
+                self.agent_label()
+            ));
         }
         self.agent_cmd_turns_note();
     }
 
-    /// `--max-turns` is Claude Code's: say so once for other agents.
+    /// `--max-turns` reaches only agents whose CLI takes a turn cap: say so
+    /// once for the others.
     fn agent_cmd_turns_note(&self) {
         if let Some(n) = self.ctx.cfg.limits.max_turns
-            && matches!(self.ctx.cfg.agent, AgentSpec::Command { .. })
+            && !self.abilities().max_turns
         {
             self.out.budget_blind(&format!(
-                "⚠️  --max-turns {n} applies to Claude Code only; --agent-cmd agents are not \
-                 limited by it"
+                "⚠️  --max-turns {n} applies to agents that take a turn cap; {} agents are \
+                 not limited by it",
+                self.agent_label()
             ));
+        }
+    }
+
+    /// What the run's agent can be told and tells.
+    fn abilities(&self) -> crate::run::agent::Abilities {
+        self.ctx
+            .cfg
+            .agent
+            .agent()
+            .map(|a| a.abilities())
+            .unwrap_or_default()
+    }
+
+    /// `--agent-cmd`, or `--agent NAME`.
+    fn agent_label(&self) -> String {
+        match self.ctx.cfg.agent.kind.as_str() {
+            crate::run::agent::command::NAME => "--agent-cmd".into(),
+            name => format!("--agent {name}"),
         }
     }
 

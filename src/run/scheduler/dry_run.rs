@@ -8,6 +8,7 @@ use super::plan::Mode;
 use super::setup::{Setup, branch_of};
 use crate::protocol::view::TaskView;
 use crate::protocol::{State, layout, sanitize};
+use crate::run::agent::{self, Launch, Planned};
 use crate::run::template;
 
 pub fn print(cfg: &Config, setup: &Setup) {
@@ -133,13 +134,22 @@ fn task(out: &mut String, cfg: &Config, setup: &Setup, t: &TaskView) {
         branch: &branch,
         id: &setup.id,
     };
-    let session = s.metrics.session_id.as_deref();
-    let argv = cfg.agent.argv(
-        s,
-        &values,
-        session.unwrap_or("<new session id>"),
-        session.is_some(),
-    );
+    let argv = match cfg.agent.agent() {
+        Ok(agent) => {
+            let planned = agent
+                .sessions()
+                .plan(s.metrics.session_id.as_deref(), || {
+                    Ok("<new session id>".into())
+                })
+                .unwrap_or(Planned::Fresh);
+            agent::shown_argv(agent.invocation(&Launch {
+                task: s,
+                values: &values,
+                session: planned.session(),
+            }))
+        }
+        Err(e) => vec![format!("<{e}>")],
+    };
     out.push_str(&format!(
         "    command:  {}\n",
         crate::text::shell_words(&argv)

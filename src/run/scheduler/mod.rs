@@ -95,12 +95,7 @@ impl Default for Config {
             timeout_secs: 1800.0,
             stall_secs: None,
             grace_secs: 10.0,
-            agent: AgentSpec::Claude {
-                program: "claude".into(),
-                model: None,
-                max_budget_usd: None,
-                max_turns: None,
-            },
+            agent: AgentSpec::named(crate::run::agent::REGISTERED[0].name),
             setup: None,
             isolated: true,
             base: None,

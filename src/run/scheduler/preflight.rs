@@ -10,11 +10,7 @@ use super::Config;
 use super::setup::Setup;
 use crate::error::{Error, Result};
 use crate::protocol::{State, sanitize};
-use crate::run::supervisor::AgentSpec;
 
-/// What one Claude Code agent typically holds in memory (its Node.js
-/// process and the tools it starts).
-pub const CLAUDE_MEMORY: u64 = 512 << 20;
 /// GitHub calls one pull request takes (`gh pr create`, and a look-up when
 /// GitHub says one exists already).
 pub const GH_CALLS_PER_PR: u64 = 2;
@@ -125,7 +121,7 @@ pub fn needs(cfg: &Config, setup: &Setup) -> Needs {
     };
     Needs {
         agents: to_run.len().min(cfg.max_workers),
-        agent_memory: matches!(cfg.agent, AgentSpec::Claude { .. }).then_some(CLAUDE_MEMORY),
+        agent_memory: cfg.agent.agent().ok().and_then(|a| a.typical_memory()),
         worktrees,
         gh_calls: if setup.create_pr {
             to_run.len() as u64 * GH_CALLS_PER_PR
@@ -150,9 +146,19 @@ pub fn have(setup: &Setup, needs: &Needs) -> Have {
     }
 }
 
-/// Check, say what falls short, and refuse what cannot succeed.
+/// Check, say what falls short, and refuse what cannot succeed. An agent
+/// program that cannot be started fails every task: it is refused (exit 9)
+/// before any worktree is made, and a dry run warns of it.
 pub fn check(cfg: &Config, setup: &Setup, warn: impl Fn(&str)) -> Result<()> {
     let needs = needs(cfg, setup);
+    if needs.agents > 0
+        && let Some(problem) = agent_problem(cfg)?
+    {
+        if !cfg.dry_run {
+            return Err(Error::system(format!("start the agents: {problem}")));
+        }
+        warn(&format!("⚠️  Pre-flight: {problem}"));
+    }
     for finding in judge(&needs, &have(setup, &needs)) {
         match finding {
             Finding::Warn(w) => warn(&format!("⚠️  Pre-flight: {w}")),
@@ -160,6 +166,29 @@ pub fn check(cfg: &Config, setup: &Setup, warn: impl Fn(&str)) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why the agent's program cannot be started, and how to get it; looked up
+/// on the `PATH` agents get (po's own directory first).
+fn agent_problem(cfg: &Config) -> Result<Option<String>> {
+    let agent = cfg.agent.agent()?;
+    let mut dirs: Vec<PathBuf> = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(dirs).unwrap_or_default();
+    Ok(
+        crate::run::agent::unstartable(agent.program(), &path).map(|why| {
+            format!(
+                "the agent cannot be started: {why}; {}",
+                agent.install_hint()
+            )
+        }),
+    )
 }
 
 /// `MemAvailable` from `/proc/meminfo`.
@@ -222,7 +251,7 @@ mod tests {
     fn memory_short_of_the_agents_at_once_is_a_warning_with_what_fits() {
         let needs = Needs {
             agents: 5,
-            agent_memory: Some(CLAUDE_MEMORY),
+            agent_memory: Some(crate::run::agent::claude::TYPICAL_MEMORY),
             ..Needs::default()
         };
         let have = Have {

@@ -315,9 +315,7 @@ fn ended(how: &str, interrupted: bool) -> RunnerState {
 fn cfg() -> Config {
     Config {
         isolated: false,
-        agent: AgentSpec::Command {
-            words: vec!["true".into()],
-        },
+        agent: AgentSpec::command(vec!["true".into()]),
         ..Config::default()
     }
 }

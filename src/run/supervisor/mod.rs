@@ -12,35 +12,47 @@
 //! One task is three steps:
 //! 1. [`prepare`]: the worktree, the ignored files it needs, the prompt, the
 //!    setup command;
-//! 2. [`agent`]: start the agent in its own process group and read its
-//!    stream;
+//! 2. [`run`]: start the agent ([`crate::run::agent`] says how) in its own
+//!    process group ([`process`]) and read its stream; a session the agent
+//!    does not have is started afresh in the same attempt;
 //! 3. [`watch`]: wait for it, ending the whole tree on timeout, stall or
 //!    cancel (SIGTERM; a second SIGTERM forces).
 //!
-//! Then the outcome is recorded ([`crate::protocol::lifecycle::finish`]) and
-//! the pull request opened when asked.
+//! The attempt's state ([`state::Attempt`]) goes from preparing to running
+//! to ending to exited; [`judge`] turns how it exited and what the stream
+//! said into the final state, recorded through
+//! [`crate::protocol::lifecycle::finish`], and the pull request is opened
+//! when asked. [`Supervision`] holds one task's run; its unit tests drive it
+//! with a process double.
 
-mod agent;
+mod control;
+mod judge;
 mod prepare;
+pub mod process;
+mod run;
+pub mod state;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::proctree;
-use super::signals;
-use crate::error::{Result, exit};
-use crate::protocol::lifecycle::{self, Outcome};
-use crate::protocol::{AgentStatus, State, store};
+use crate::error::exit;
+use crate::protocol::lifecycle;
+use crate::protocol::{AgentStatus, store};
+pub use crate::run::agent::AgentSpec;
 use crate::timefmt;
-use prepare::Prepared;
-use watch::Ending;
+use control::Control;
+use process::Real;
+use run::Supervision;
+use state::ExitStatus;
 
 /// The environment variable that makes `po-spawn` a pool supervisor: it runs
 /// the tasks the scheduler writes to its stdin, one at a time.
@@ -54,54 +66,6 @@ pub const EXIT_BUSY: i32 = 75;
 pub const SUPERVISOR_PID_FIELD: &str = crate::protocol::runner::SUPERVISOR_PID;
 /// The fd a pool supervisor reports finished tasks on.
 pub const RESULT_FD: i32 = 3;
-
-/// Which agent to run.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum AgentSpec {
-    Claude {
-        program: String,
-        model: Option<String>,
-        max_budget_usd: Option<f64>,
-        /// Claude Code's `--max-turns`.
-        #[serde(default)]
-        max_turns: Option<u32>,
-    },
-    Command {
-        /// The template, already split into words.
-        words: Vec<String>,
-    },
-}
-
-impl AgentSpec {
-    /// The agent's argv for `task`: Claude Code's (resuming `session` when
-    /// `resume`), or the `--agent-cmd` template filled in with `values`.
-    pub fn argv(
-        &self,
-        task: &AgentStatus,
-        values: &super::template::Values,
-        session: &str,
-        resume: bool,
-    ) -> Vec<String> {
-        match self {
-            AgentSpec::Claude {
-                program,
-                model,
-                max_budget_usd,
-                max_turns,
-            } => super::claude::argv(&super::claude::ClaudeOptions {
-                program: program.clone(),
-                model: model.clone(),
-                max_budget_usd: *max_budget_usd,
-                max_turns: *max_turns,
-                agent: task.agent.clone(),
-                session_id: session.to_string(),
-                resume,
-            }),
-            AgentSpec::Command { words } => super::template::fill(words, values),
-        }
-    }
-}
 
 /// Where a finished task's pull request goes.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -188,16 +152,6 @@ pub fn from_env() -> Option<i32> {
     Some(pool())
 }
 
-/// Signals that reach the supervisor, for the task running now.
-enum Ev {
-    /// The agent exited (or was killed by `signal`).
-    Exited { code: i32, signal: Option<i32> },
-    /// SIGINT, SIGTERM or SIGHUP: cancel (a second one forces).
-    Signal,
-    /// Every child has been reaped.
-    Reaped,
-}
-
 /// Appends `po-spawn:` notes to the agent log.
 struct Log {
     file: Option<File>,
@@ -233,84 +187,31 @@ impl Log {
     }
 }
 
-/// What the signal thread shares with the task running now.
-struct Control {
-    cancel: Arc<AtomicBool>,
-    force: Arc<AtomicBool>,
-    /// The running task's event channel; `None` between tasks.
-    events: Arc<Mutex<Option<mpsc::Sender<Ev>>>>,
-    /// The first signal was a one-task supervisor's SIGTERM: Slurm ends the
-    /// job from outside po-spawn.
-    outside: Arc<AtomicBool>,
+/// What a supervisor keeps from one task to the next.
+struct Supervisor {
+    control: Control,
     /// Fields naming this supervisor's runner, recorded when a task starts
     /// (its Slurm job and node).
     runner: serde_json::Map<String, serde_json::Value>,
-    /// The supervisor of one task, in a Slurm job.
-    one_task: bool,
+    /// A reaper thread still waits for children of this process. It reaps
+    /// any child, so a pool supervisor whose last agent left unkillable
+    /// processes behind must not start another task (its commands' exit
+    /// statuses could be taken): it stops, and the scheduler starts a fresh
+    /// supervisor.
+    reaping: Arc<AtomicBool>,
 }
 
-impl Control {
-    /// Take SIGINT, SIGTERM and SIGHUP: the first cancels the running task,
-    /// the second forces. A signal between tasks (a pool supervisor waiting
-    /// for its next task) ends the process at once: it runs nothing.
-    ///
-    /// A `one_task` supervisor runs as a Slurm job: po-spawn cancels it with
-    /// SIGINT (`scancel --batch --signal=INT`), so a SIGTERM that comes first
-    /// is Slurm ending the job (`scancel`, its time limit, a node going
-    /// down). The tree is ended all the same, but the result is left to
-    /// po-spawn, which records Slurm's reason.
-    fn install(one_task: bool) -> Control {
-        let c = Control {
-            cancel: Arc::new(AtomicBool::new(false)),
-            force: Arc::new(AtomicBool::new(false)),
-            events: Arc::new(Mutex::new(None)),
-            outside: Arc::new(AtomicBool::new(false)),
+impl Supervisor {
+    fn install(one_task: bool) -> Supervisor {
+        Supervisor {
+            control: Control::install(one_task),
             runner: if one_task {
                 job_fields()
             } else {
                 serde_json::Map::new()
             },
-            one_task,
-        };
-        let (cancel, force, events) = (c.cancel.clone(), c.force.clone(), c.events.clone());
-        let outside = c.outside.clone();
-        signals::forward(move |sig| {
-            if one_task
-                && sig == nix::sys::signal::Signal::SIGTERM
-                && !cancel.load(Ordering::SeqCst)
-            {
-                outside.store(true, Ordering::SeqCst);
-            }
-            if cancel.swap(true, Ordering::SeqCst) {
-                force.store(true, Ordering::SeqCst);
-            }
-            let guard = events.lock().unwrap_or_else(|e| e.into_inner());
-            match guard.as_ref() {
-                Some(tx) => {
-                    let _ = tx.send(Ev::Signal);
-                }
-                None => std::process::exit(0),
-            }
-        });
-        proctree::become_subreaper();
-        c
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
-    }
-
-    fn ended_outside(&self) -> bool {
-        self.outside.load(Ordering::SeqCst)
-    }
-
-    /// Whether a signal arrives within `wait` (or came already).
-    fn settle(&self, wait: std::time::Duration) -> bool {
-        let until = std::time::Instant::now() + wait;
-        while !self.cancelled() && std::time::Instant::now() < until {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            reaping: Arc::new(AtomicBool::new(false)),
         }
-        self.cancelled()
     }
 }
 
@@ -365,16 +266,10 @@ fn one_task(spec_file: &Path) -> i32 {
     };
     // Standard input is the job's (/dev/null); the output goes where the
     // pool's does, the task's agent log.
-    let control = Control::install(true);
+    let sup = Supervisor::install(true);
     redirect_output(Some(&spec.log_file));
-    run_task(&spec, &control)
+    run_task(&spec, &sup)
 }
-
-/// Whether a reaper thread still waits for children of this process. It reaps
-/// any child, so a pool supervisor whose last agent left unkillable processes
-/// behind must not start another task (its commands' exit statuses could be
-/// taken): it stops, and the scheduler starts a fresh supervisor.
-static REAPING: AtomicBool = AtomicBool::new(false);
 
 /// A pool supervisor: run the tasks whose specs arrive on stdin (one JSON line
 /// each), one after another, and report each on [`RESULT_FD`] as
@@ -401,7 +296,7 @@ fn pool() -> i32 {
         }
         (File::from_raw_fd(input), File::from_raw_fd(RESULT_FD))
     };
-    let control = Control::install(false);
+    let sup = Supervisor::install(false);
     let mut input = BufReader::new(input);
     let mut results = results;
     let mut line = String::new();
@@ -412,7 +307,7 @@ fn pool() -> i32 {
             Ok(_) => {}
         }
         // SAFETY: getppid has no memory effects.
-        if unsafe { libc::getppid() } != scheduler || control.cancelled() {
+        if unsafe { libc::getppid() } != scheduler || sup.control.cancelled() {
             return 0;
         }
         // A lost scheduler makes these writes fail (EPIPE; SIGPIPE is
@@ -420,7 +315,7 @@ fn pool() -> i32 {
         match serde_json::from_str::<Spec>(line.trim_end()) {
             Ok(spec) => {
                 redirect_output(Some(&spec.log_file));
-                let code = run_task(&spec, &control);
+                let code = run_task(&spec, &sup);
                 redirect_output(None);
                 let _ = writeln!(results, "{code} {}", spec.status_file.display());
             }
@@ -428,7 +323,7 @@ fn pool() -> i32 {
                 let _ = writeln!(results, "{} -", exit::USAGE);
             }
         }
-        if control.cancelled() || REAPING.load(Ordering::SeqCst) {
+        if sup.control.cancelled() || sup.reaping.load(Ordering::SeqCst) {
             return 0;
         }
     }
@@ -455,17 +350,9 @@ fn redirect_output(path: Option<&Path>) {
     }
 }
 
-/// Run one task under `control`; the supervisor's exit code. The task's
-/// liveness lock is held from the start until its result is recorded.
-fn run_task(spec: &Spec, control: &Control) -> i32 {
-    let (tx, rx) = mpsc::channel::<Ev>();
-    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
-    let code = run_held(spec, control, tx, rx);
-    *control.events.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    code
-}
-
-fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Receiver<Ev>) -> i32 {
+/// Run one task; the supervisor's exit code. The task's liveness lock is
+/// held from the start until its result is recorded.
+fn run_task(spec: &Spec, sup: &Supervisor) -> i32 {
     let _live = match store::hold_liveness(&spec.status_file) {
         Ok(Some(lock)) => lock,
         Ok(None) => return EXIT_BUSY,
@@ -475,7 +362,14 @@ fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Rece
         }
     };
     let log = Log::open(&spec.log_file);
-    match supervise(spec, &log, control, tx, rx) {
+    let procs = Real::new(spec.marker(), sup.reaping.clone());
+    let done = Supervision::new(spec, &log, &sup.control, &sup.runner, procs).and_then(|mut s| {
+        let done = s.run();
+        // From here on a signal finds no task: it ends the process.
+        s.into_procs();
+        done
+    });
+    match done {
         Ok(()) => 0,
         Err(e) => {
             log.note(&format!("failed to {e}"));
@@ -485,145 +379,14 @@ fn run_held(spec: &Spec, control: &Control, tx: mpsc::Sender<Ev>, rx: mpsc::Rece
     }
 }
 
-/// The three steps of one task, then its outcome.
-fn supervise(
-    spec: &Spec,
-    log: &Log,
-    control: &Control,
-    tx: mpsc::Sender<Ev>,
-    rx: mpsc::Receiver<Ev>,
-) -> Result<()> {
-    let task = store::read_status(&spec.status_file)?;
-    if task.status != State::Pending {
-        log.note(&format!(
-            "{} is {}, not pending: nothing to run",
-            task.agent_id, task.status
-        ));
-        return Ok(());
-    }
-    let prepared = match prepare::prepare(spec, &task, log, &control.runner)? {
-        Some(p) => p,
-        // Failed while preparing: recorded.
-        None => return Ok(()),
-    };
-    let ran = if control.cancelled() {
-        // Cancelled while preparing: the agent never starts.
-        watch::Ran::ended(Ending::Cancelled)
-    } else {
-        match agent::run(spec, &task, &prepared, log, control, tx, rx)? {
-            Some(ran) => ran,
-            // It could not start: recorded.
-            None => return Ok(()),
-        }
-    };
-    let mut ran = ran;
-    if control.one_task && ran.ending.is_none() && ran.code != Some(0) {
-        // Slurm signals every process of a job at once: the agent may have
-        // died of the job's signal before this supervisor's signal thread
-        // ran. A failed agent waits a moment for a signal of its own.
-        if control.settle(std::time::Duration::from_millis(250)) {
-            ran.ending = Some(Ending::Cancelled);
-        }
-    }
-    if ran.ending == Some(Ending::Cancelled) && control.ended_outside() {
-        log.note(
-            "the job was ended from outside po-spawn (SIGTERM: scancel, Slurm's time limit, or \
-             its node going down); the agent's process tree is ended and po-spawn records \
-             Slurm's reason",
-        );
-        return Ok(());
-    }
-    record(spec, &prepared, ran)
-}
-
-/// Record the final state, the changes and the metrics; open the pull
-/// request when asked.
-fn record(spec: &Spec, prepared: &Prepared, ran: watch::Ran) -> Result<()> {
-    let (state, error) = judge(spec, &ran);
-    let diff = spec
-        .worktree
-        .as_deref()
-        .and_then(|wt| super::git::diff_stats(wt, &prepared.base).ok());
-    let retryable =
-        state == State::Failed && ran.stream.api_error.as_ref().is_some_and(|(_, r)| *r);
-    let done = lifecycle::finish(
-        &spec.status_file,
-        Outcome {
-            state,
-            error,
-            exit_code: ran.code,
-            retryable,
-            base_commit: spec.worktree.is_some().then(|| prepared.base.clone()),
-            diff,
-        },
-    )?;
-    if done.status == State::Completed
-        && done.pr_number.is_none()
-        && let Some(pr) = &spec.pr
-    {
-        let _ = pr.open(&spec.status_file, &spec.repo);
-    }
-    Ok(())
-}
-
-/// The state and error a run ends in.
-fn judge(spec: &Spec, ran: &watch::Ran) -> (State, Option<String>) {
-    let log_path = spec.log_file.display();
-    match &ran.ending {
-        Some(Ending::Cancelled) => (
-            State::Cancelled,
-            Some("cancelled: po-spawn was interrupted; `po-spawn --retry` runs it again".into()),
-        ),
-        Some(Ending::TimedOut) => (
-            State::TimedOut,
-            Some(format!(
-                "--timeout {} reached; worktree and commits kept; raise --timeout and run \
-                 `po-spawn --retry`; log: {log_path}",
-                spec.timeout_secs
-            )),
-        ),
-        Some(Ending::Stalled) => (
-            State::TimedOut,
-            Some(format!(
-                "stalled: no output and no status update for {}s (--stall-timeout); see \
-                 {log_path}",
-                spec.stall_secs.unwrap_or_default()
-            )),
-        ),
-        None => {
-            let claude_error = ran.stream.finished.as_ref().filter(|f| f.0);
-            if ran.code == Some(0) && claude_error.is_none() {
-                return (State::Completed, None);
-            }
-            let what = describe_exit(ran.code, ran.signal);
-            let detail = ran
-                .stream
-                .api_error
-                .as_ref()
-                .map(|(m, _)| format!("API error: {m}"))
-                .or_else(|| claude_error.and_then(|f| f.1.clone()))
-                .or_else(|| last_log_line(&spec.log_file));
-            let error = match detail {
-                Some(d) => format!("agent {what}: {d}; log: {log_path}"),
-                None => format!("agent {what}; log: {log_path}"),
-            };
-            (State::Failed, Some(error))
-        }
-    }
-}
-
 /// "exited with status 3", "was killed by SIGKILL".
 pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {
-        (_, Some(sig)) => format!(
-            "was killed by {}",
-            nix::sys::signal::Signal::try_from(sig)
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|_| format!("signal {sig}"))
-        ),
-        (Some(c), None) => format!("exited with status {c}"),
-        (None, None) => "ended".into(),
+        (_, Some(sig)) => ExitStatus::Signal(sig),
+        (Some(c), None) => ExitStatus::Code(c),
+        (None, None) => return "ended".into(),
     }
+    .describe()
 }
 
 /// The last non-empty line the agent wrote, for error messages.

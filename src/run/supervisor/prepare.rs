@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::{Log, SUPERVISOR_PID_FIELD, Spec, describe_exit};
+use super::state::{ExitStatus, Failed};
+use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
 use crate::protocol::lifecycle::{self, Start};
 use crate::protocol::{AgentStatus, Orchestration, store};
@@ -27,8 +28,9 @@ pub struct Prepared {
     pub deferred_start: Option<Start>,
 }
 
-/// Take the task and prepare it. `None` when preparing failed: the failure
-/// is recorded in the status file.
+/// Take the task and prepare it; a failure of the task's own (a worktree
+/// that cannot be made, a failing setup command) is the inner error, for the
+/// caller to record.
 /// `runner` holds fields naming the runner beyond the supervisor's pid (its
 /// Slurm job and node), recorded with the start.
 pub fn prepare(
@@ -36,7 +38,7 @@ pub fn prepare(
     task: &AgentStatus,
     log: &Log,
     runner: &serde_json::Map<String, Value>,
-) -> Result<Option<Prepared>> {
+) -> Result<std::result::Result<Prepared, Failed>> {
     let isolated = spec.worktree.is_some();
     let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
     let start = Start {
@@ -44,6 +46,7 @@ pub fn prepare(
         log_file: spec.log_file.clone(),
         workdir: workdir.clone(),
         branch: isolated.then(|| spec.branch.clone()),
+        prompt_file: Some(spec.prompt_file.clone()),
         runner: [(
             SUPERVISOR_PID_FIELD.to_string(),
             Value::from(std::process::id()),
@@ -65,10 +68,7 @@ pub fn prepare(
         workdir.display(),
         std::process::id()
     ));
-    let failed = |phase: &str, error: String| -> Result<Option<Prepared>> {
-        lifecycle::fail(&spec.status_file, phase, &error)?;
-        Ok(None)
-    };
+    let failed = |phase: &'static str, error: String| Ok(Err(Failed::new(phase, error)));
 
     let mut base = spec.base.clone();
     if let Some(wt) = &spec.worktree {
@@ -121,7 +121,7 @@ pub fn prepare(
             return failed("setup", e);
         }
     }
-    Ok(Some(Prepared {
+    Ok(Ok(Prepared {
         workdir,
         base,
         env,
@@ -130,10 +130,15 @@ pub fn prepare(
 }
 
 /// The exact prompt the agent gets: the manifest's own prompt file, or one
-/// made from the task and its orchestration.
+/// made from the task and its orchestration (which the status file's
+/// `prompt_file` then names: made again on a retry).
 fn write_prompt(spec: &Spec, task: &AgentStatus, workdir: &std::path::Path) -> Result<()> {
     let isolated = spec.worktree.is_some();
-    let text = match &task.prompt_file {
+    let own = task
+        .prompt_file
+        .as_ref()
+        .filter(|p| **p != spec.prompt_file);
+    let text = match own {
         Some(own) => prompt::own_prompt(own, &spec.prompt_dirs)?,
         None => {
             let orch: Option<Orchestration> = store::read_json(&spec.orchestration_file).ok();
@@ -177,7 +182,12 @@ fn run_setup(
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!(
             "setup command {setup:?} {}; its output is in {}",
-            describe_exit(s.code(), s.signal()),
+            match (s.code(), s.signal()) {
+                (Some(c), _) => ExitStatus::Code(c),
+                (None, Some(sig)) => ExitStatus::Signal(sig),
+                (None, None) => ExitStatus::Unknown,
+            }
+            .describe(),
             spec.log_file.display()
         )),
         Err(e) => Err(format!("start setup command {setup:?}: {e}")),

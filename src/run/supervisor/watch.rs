@@ -1,40 +1,14 @@
 //! Step 3 of a task: wait for the agent, and end its whole process tree when
 //! its time is up, when it stalls, or when it is cancelled.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Ev, Log, Spec};
-use crate::run::claude::StreamOutcome;
-use crate::run::proctree::Tree;
-
-/// How the run is ending, when something other than the agent ends it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    Cancelled,
-    TimedOut,
-    Stalled,
-}
-
-/// What one run of the agent came to.
-#[derive(Debug, Default)]
-pub struct Ran {
-    pub ending: Option<Ending>,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stream: StreamOutcome,
-}
-
-impl Ran {
-    /// A run ended before the agent started.
-    pub fn ended(ending: Ending) -> Ran {
-        Ran {
-            ending: Some(ending),
-            ..Ran::default()
-        }
-    }
-}
+use super::Spec;
+use super::process::{Ev, ProcessTree};
+use super::run::Supervision;
+use super::state::{Attempt, Ending, ExitStatus};
 
 /// The limits one run is watched against.
 pub struct Limits {
@@ -63,124 +37,107 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Wait until the agent exits, ending `tree` on a timeout, a stall or a
-/// cancel; then end whatever the agent left behind. Returns how it ended and
-/// the agent's exit code and signal.
-#[allow(clippy::too_many_arguments)]
-pub fn wait(
-    spec: &Spec,
-    rx: &mpsc::Receiver<Ev>,
-    tree: &Tree,
-    limits: &Limits,
-    activity: &Activity,
-    cancel: &AtomicBool,
-    force: &AtomicBool,
-    log: &Log,
-) -> (Option<Ending>, Option<(i32, Option<i32>)>) {
-    let mut ending: Option<Ending> = None;
-    let mut exited: Option<(i32, Option<i32>)> = None;
-    let mut reaped = false;
-    let end = |why: Ending, note: String, ending: &mut Option<Ending>| {
-        log.note(&note);
-        *ending = Some(why);
-        tree.kill(limits.grace, force);
-    };
-    if cancel.load(Ordering::SeqCst) {
-        end(
-            Ending::Cancelled,
-            "cancelled: ending the agent's process tree".into(),
-            &mut ending,
-        );
-    }
-    while exited.is_none() {
-        let wait = if ending.is_some() {
-            Duration::from_secs(3600)
-        } else {
-            let mut w = limits.deadline.saturating_duration_since(Instant::now());
-            if let Some(st) = limits.stall {
-                w = w.min((st / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)));
-            }
-            w
-        };
-        match rx.recv_timeout(wait) {
-            Ok(Ev::Exited { code, signal }) => exited = Some((code, signal)),
-            Ok(Ev::Reaped) => reaped = true,
-            Ok(Ev::Signal) if ending.is_none() => end(
-                Ending::Cancelled,
-                "cancelled: ending the agent's process tree".into(),
-                &mut ending,
-            ),
-            Ok(Ev::Signal) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) if ending.is_some() => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if Instant::now() >= limits.deadline {
-                    end(
-                        Ending::TimedOut,
-                        format!(
-                            "timeout after {}s: ending the agent's process tree",
-                            spec.timeout_secs
-                        ),
-                        &mut ending,
-                    );
-                } else if let Some(st) = limits.stall
-                    && idle_for(spec, activity) >= st
-                {
-                    end(
-                        Ending::Stalled,
-                        format!(
-                            "no output and no status update for {}s: ending the agent's process \
-                             tree",
-                            st.as_secs_f64()
-                        ),
-                        &mut ending,
-                    );
+impl<P: ProcessTree> Supervision<'_, P> {
+    /// Wait until the agent exits, ending its tree on a timeout, a stall or
+    /// a cancel; then end whatever it left behind. How the agent ended; the
+    /// attempt's state says what ended it.
+    pub(super) fn watch(&mut self, limits: &Limits, activity: &Activity) -> ExitStatus {
+        let mut reaped = false;
+        if self.control.cancelled() {
+            self.end(limits, Ending::Cancelled, "cancelled".into());
+        }
+        while self.state.exit().is_none() {
+            let wait = match self.state {
+                Attempt::Ending { .. } => Duration::from_secs(3600),
+                _ => {
+                    let mut w = limits.deadline.saturating_duration_since(Instant::now());
+                    if let Some(st) = limits.stall {
+                        w = w.min(
+                            (st / 4).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+                        );
+                    }
+                    w
                 }
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(Ev::Exited(status)) => self.state.exited(status),
+                Ok(Ev::Reaped) => reaped = true,
+                Ok(Ev::Signal) => self.end(limits, Ending::Cancelled, "cancelled".into()),
+                Err(RecvTimeoutError::Timeout) => self.check_limits(limits, activity),
+                Err(RecvTimeoutError::Disconnected) => self.state.exited(ExitStatus::Unknown),
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let ended = self.state.ending().is_some();
+        self.end_leftovers(limits.grace, reaped, ended);
+        self.state.exit().map_or(ExitStatus::Unknown, |(s, _)| s)
+    }
+
+    /// A timeout or a stall, if one is due.
+    fn check_limits(&mut self, limits: &Limits, activity: &Activity) {
+        if self.state.ending().is_some() {
+            return;
+        }
+        if Instant::now() >= limits.deadline {
+            let note = format!("timeout after {}s", self.spec.timeout_secs);
+            self.end(limits, Ending::TimedOut, note);
+        } else if let Some(st) = limits.stall
+            && idle_for(self.spec, activity) >= st
+        {
+            let note = format!("no output and no status update for {}s", st.as_secs_f64());
+            self.end(limits, Ending::Stalled, note);
         }
     }
-    end_leftovers(rx, tree, limits.grace, force, log, reaped, ending.is_some());
-    (ending, exited)
-}
 
-/// Whatever the agent left behind goes too: no task keeps processes alive
-/// after its result is recorded. Orphaned descendants are reparented to this
-/// subreaper, so once the reaper finds no child left there is nothing to look
-/// for, and the /proc scan is skipped.
-fn end_leftovers(
-    rx: &mpsc::Receiver<Ev>,
-    tree: &Tree,
-    grace: Duration,
-    force: &AtomicBool,
-    log: &Log,
-    mut reaped: bool,
-    ended: bool,
-) {
-    let drain = |limit: Duration| {
+    /// End the run for `why`, once: note it and end the tree (a second
+    /// signal while the tree is going cuts the grace period short).
+    fn end(&mut self, limits: &Limits, why: Ending, note: String) {
+        if self.state.ending().is_some() {
+            return;
+        }
+        self.log
+            .note(&format!("{note}: ending the agent's process tree"));
+        self.state.end(why);
+        let control = self.control;
+        self.procs.end(limits.grace, &|| control.forced());
+    }
+
+    /// Whatever the agent left behind goes too: no task keeps processes
+    /// alive after its result is recorded. Orphaned descendants are
+    /// reparented to this subreaper, so once the reaper finds no child left
+    /// there is nothing to look for, and the /proc scan is skipped.
+    fn end_leftovers(&mut self, grace: Duration, mut reaped: bool, ended: bool) {
+        // Unless the tree was ended already, give the reaper a moment to find
+        // the agent's children gone.
+        if !reaped && !ended {
+            reaped = self.drain(Duration::from_millis(100));
+        }
+        if reaped {
+            return;
+        }
+        let control = self.control;
+        let leftover = self.procs.end(grace, &|| control.forced());
+        if leftover > 0 {
+            self.log.note(&format!(
+                "ended {leftover} leftover process(es) of the agent"
+            ));
+        }
+        // Every child is gone or being reaped; wait for the reaper to see it.
+        self.drain(Duration::from_secs(10));
+    }
+
+    /// Wait up to `limit` for the last reap; whether it came.
+    fn drain(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
-        while let Ok(ev) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        while let Ok(ev) = self
+            .rx
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
             if matches!(ev, Ev::Reaped) {
                 return true;
             }
         }
         false
-    };
-    // Unless the tree was ended already, give the reaper a moment to find
-    // the agent's children gone.
-    if !reaped && !ended {
-        reaped = drain(Duration::from_millis(100));
     }
-    if reaped {
-        return;
-    }
-    let leftover = tree.kill(grace, force);
-    if leftover > 0 {
-        log.note(&format!(
-            "ended {leftover} leftover process(es) of the agent"
-        ));
-    }
-    // Every child is gone or being reaped; wait for the reaper to see it.
-    drain(Duration::from_secs(10));
 }
 
 fn mtime_ms(p: &std::path::Path) -> u64 {

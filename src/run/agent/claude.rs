@@ -1,4 +1,6 @@
-//! The Claude Code adapter: its argv, and its `--output-format stream-json` events.
+//! The Claude Code agent: its argv, its `--output-format stream-json` events,
+//! its sessions (po names them with `--session-id`, resumes them with
+//! `--resume`) and its errors.
 //!
 //! `claude -p --output-format stream-json --verbose` prints one JSON object a line
 //! (shapes as of Claude Code 2.1.330, see `tests/fixtures/claude/`):
@@ -14,7 +16,19 @@
 //! - `{"type":"user","message":{"content":[{"type":"tool_result",…}]},…}` per tool result;
 //! - `{"type":"result","subtype":"success"|"error_max_budget_usd"|…,"is_error":…,
 //!   "num_turns":…,"total_cost_usd":…,"usage":{…},"result":…|"errors":[…],
-//!   "api_error_status":…}` last. The exit code is 0, or 1 when `is_error`.
+//!   "api_error_status":…,"modelUsage":{…}}` last. The exit code is 0, or 1 when `is_error`.
+//!
+//! Seen in real transcripts (`tests/fixtures/claude/real_*.jsonl`, 2.0.76 to 2.1.29):
+//!
+//! - an assistant message id repeats, once per content block, with `usage` growing
+//!   (its output tokens count up): the latest usage of each id is the one that counts;
+//! - the `result`'s `usage` leaves out what subagents on other models used, and its
+//!   `modelUsage` has each model's tokens and cost: the totals are the sum of those;
+//! - an API failure the CLI gave up on (500 in 2.1.29) comes as assistant messages
+//!   whose `model` is `"<synthetic>"`, with `"error":"unknown"` and the text
+//!   `API Error: 500 {…}`, then a `result` with `"subtype":"success","is_error":true`
+//!   and no `api_error_status`: the status code is read from that text, and the
+//!   synthetic model is never recorded.
 //!
 //! Two failures print no stream of their own: an unknown `--agent` exits 1 at once
 //! with `--agent 'X' not found. Available agents: …` on stderr, and `--resume` of a
@@ -25,7 +39,109 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::protocol::AgentStatus;
+use super::stream::ModelUsage;
+use super::stream::one_line;
+use super::{
+    Abilities, Agent, AgentSpec, ExitMeaning, Invocation, Launch, PromptVia, Registration, Session,
+    Sessions, StreamOutcome, StreamRead, StreamUpdate,
+};
+
+/// `--agent claude`.
+pub const REGISTRATION: Registration = Registration {
+    name: "claude",
+    about: "Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)",
+    make: |spec| Box::new(Claude::new(spec)),
+};
+
+/// The program run when none is given, and the variable that names another.
+const PROGRAM: &str = "claude";
+pub const PROGRAM_ENV: &str = "PO_CLAUDE";
+
+/// What one Claude Code agent typically holds in memory (its Node.js
+/// process and the tools it starts).
+pub const TYPICAL_MEMORY: u64 = 512 << 20;
+
+/// Claude Code, as a task's supervisor runs it.
+#[derive(Clone, Debug)]
+pub struct Claude {
+    spec: AgentSpec,
+}
+
+impl Claude {
+    pub fn new(spec: &AgentSpec) -> Claude {
+        Claude { spec: spec.clone() }
+    }
+}
+
+impl Agent for Claude {
+    fn name(&self) -> &str {
+        "claude"
+    }
+
+    fn program(&self) -> &str {
+        if self.spec.program.is_empty() {
+            PROGRAM
+        } else {
+            &self.spec.program
+        }
+    }
+
+    fn install_hint(&self) -> String {
+        format!(
+            "install Claude Code (npm install -g @anthropic-ai/claude-code; ${PROGRAM_ENV} names \
+             another program), or run another agent with --agent-cmd 'prog {{prompt_file}}'"
+        )
+    }
+
+    fn invocation(&self, launch: &Launch) -> Invocation {
+        let (session_id, resume) = match launch.session {
+            Session::New(id) => (id.to_string(), false),
+            Session::Resume(id) => (id.to_string(), true),
+            Session::Fresh => (String::new(), false),
+        };
+        Invocation {
+            argv: argv(&ClaudeOptions {
+                program: self.program().to_string(),
+                model: self.spec.model.clone(),
+                max_budget_usd: self.spec.max_budget_usd,
+                max_turns: self.spec.max_turns,
+                agent: launch.task.agent.clone(),
+                session_id,
+                resume,
+            }),
+            prompt: PromptVia::Stdin,
+        }
+    }
+
+    fn reader(&self) -> Option<Box<dyn StreamRead>> {
+        Some(Box::new(StreamParser::new()))
+    }
+
+    fn sessions(&self) -> Sessions {
+        Sessions::Chosen
+    }
+
+    fn unknown_session(&self, outcome: &StreamOutcome) -> bool {
+        outcome.error_message().is_some_and(is_unknown_session)
+    }
+
+    fn exit_meaning(&self, _code: i32) -> Option<ExitMeaning> {
+        // 1 is every failure; the stream says which.
+        None
+    }
+
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            max_turns: true,
+            max_budget: true,
+            reports_spend: true,
+        }
+    }
+
+    fn typical_memory(&self) -> Option<u64> {
+        Some(TYPICAL_MEMORY)
+    }
+}
 
 /// How to run the real Claude Code CLI for one task.
 #[derive(Clone, Debug, Default)]
@@ -53,7 +169,7 @@ pub struct ClaudeOptions {
 /// refused when run as root unless `IS_SANDBOX=1` is in the environment.
 pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     let program = if opts.program.is_empty() {
-        "claude"
+        PROGRAM
     } else {
         &opts.program
     };
@@ -67,15 +183,17 @@ pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
     ]
     .map(String::from)
     .into();
-    args.push(
-        if opts.resume {
-            "--resume"
-        } else {
-            "--session-id"
-        }
-        .into(),
-    );
-    args.push(opts.session_id.clone());
+    if !opts.session_id.is_empty() {
+        args.push(
+            if opts.resume {
+                "--resume"
+            } else {
+                "--session-id"
+            }
+            .into(),
+        );
+        args.push(opts.session_id.clone());
+    }
     if let Some(model) = &opts.model {
         args.extend(["--model".into(), model.clone()]);
     }
@@ -93,66 +211,66 @@ pub fn argv(opts: &ClaudeOptions) -> Vec<String> {
 
 /// A fresh random (version 4) UUID for `--session-id`, which must be a valid UUID.
 pub fn new_session_id() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
+    super::new_uuid()
 }
 
-/// One thing learned from the stream.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StreamUpdate {
-    SessionId(String),
-    /// What the agent is doing, from the tool in use ("Bash: cargo test").
-    Phase(String),
-    /// Model turns so far; the final `result` event gives the CLI's own count.
-    Turns(u64),
-    /// The model, from the `init` event and the assistant messages.
-    Model(String),
-    /// The session's total cost, from the final `result` event. For a
-    /// resumed session it counts the earlier runs too.
-    CostUsd(f64),
-    /// Input tokens (cache reads and writes included) and output tokens: a
-    /// running estimate from the assistant messages, then the `result`'s totals.
-    Tokens {
-        input: u64,
-        output: u64,
-    },
-    /// The parts of the input tokens written to and read from the prompt
-    /// cache (priced apart), as `Tokens` counts them.
-    CacheTokens {
-        write: u64,
-        read: u64,
-    },
-    /// An API error the CLI gave up on; rate limits (429), overloads (529) and
-    /// other server errors (5xx, 408) are retryable, bad requests are not.
-    ApiError {
-        message: String,
-        retryable: bool,
-    },
-    /// The final `result` event.
-    Finished {
-        is_error: bool,
-        message: Option<String>,
-    },
+/// Whether a final message says `--resume` named a session this machine
+/// does not have (then start afresh with `--session-id`).
+pub fn is_unknown_session(message: &str) -> bool {
+    message.starts_with("No conversation found with session ID")
 }
 
+/// The model Claude Code names its own messages with (API errors it made up).
+const SYNTHETIC_MODEL: &str = "<synthetic>";
 /// Longest phase text, in characters.
 const PHASE_MAX: usize = 60;
 /// Longest error or message text kept in a status file, in characters.
 const MESSAGE_MAX: usize = 300;
 /// A line that does not parse is kept to be joined with the next one, up to this size.
 const PENDING_MAX: usize = 1 << 20;
+
+/// One API request's usage: (input with cache, output, cache writes, cache reads).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Usage {
+    input: u64,
+    output: u64,
+    cache_write: u64,
+    cache_read: u64,
+}
+
+impl Usage {
+    fn of(usage: &Value) -> Usage {
+        let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (write, read) = (
+            n("cache_creation_input_tokens"),
+            n("cache_read_input_tokens"),
+        );
+        Usage {
+            input: n("input_tokens") + write + read,
+            output: n("output_tokens"),
+            cache_write: write,
+            cache_read: read,
+        }
+    }
+
+    fn add(&mut self, u: &Usage) {
+        self.input += u.input;
+        self.output += u.output;
+        self.cache_write += u.cache_write;
+        self.cache_read += u.cache_read;
+    }
+
+    fn updates(&self, out: &mut Vec<StreamUpdate>) {
+        out.push(StreamUpdate::Tokens {
+            input: self.input,
+            output: self.output,
+        });
+        out.push(StreamUpdate::CacheTokens {
+            write: self.cache_write,
+            read: self.cache_read,
+        });
+    }
+}
 
 /// Reads the stream one line at a time, as it comes.
 #[derive(Debug, Default)]
@@ -161,15 +279,18 @@ pub struct StreamParser {
     cwd: Option<String>,
     model: Option<String>,
     phase: Option<String>,
-    /// Ids of the top-level assistant messages seen (one per model turn).
-    messages: Vec<String>,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_write_tokens: u64,
-    cache_read_tokens: u64,
+    /// The top-level assistant messages seen (one per model turn), each with
+    /// the latest usage the stream gave it.
+    messages: Vec<(String, Usage)>,
     api_error_sent: bool,
     /// The start of a JSON object split across lines.
     pending: String,
+}
+
+impl StreamRead for StreamParser {
+    fn feed_line(&mut self, line: &str) -> Vec<StreamUpdate> {
+        StreamParser::feed_line(self, line)
+    }
 }
 
 impl StreamParser {
@@ -251,41 +372,16 @@ impl StreamParser {
         let Some(message) = event.get("message") else {
             return;
         };
-        if event.get("is_api_error_message").and_then(Value::as_bool) == Some(true) {
-            let text = content_text(message).unwrap_or_else(|| "API error".into());
-            out.push(StreamUpdate::ApiError {
-                retryable: is_retryable(event),
-                message: one_line(&text, MESSAGE_MAX),
-            });
-            self.api_error_sent = true;
+        let synthetic = message.get("model").and_then(Value::as_str) == Some(SYNTHETIC_MODEL);
+        if event.get("is_api_error_message").and_then(Value::as_bool) == Some(true) || synthetic {
+            self.api_error(event, message, out);
             return;
         }
         let top_level = event.get("parent_tool_use_id").is_none_or(Value::is_null);
         if top_level {
             self.set_model(message.get("model"), out);
-        }
-        let id = message.get("id").and_then(Value::as_str);
-        if top_level
-            && let Some(id) = id
-            && !self.messages.iter().any(|m| m == id)
-        {
-            self.messages.push(id.to_string());
-            out.push(StreamUpdate::Turns(self.messages.len() as u64));
-            if let Some(usage) = message.get("usage") {
-                let (input, output) = usage_tokens(usage);
-                let (write, read) = cache_tokens(usage);
-                self.input_tokens += input;
-                self.output_tokens += output;
-                self.cache_write_tokens += write;
-                self.cache_read_tokens += read;
-                out.push(StreamUpdate::Tokens {
-                    input: self.input_tokens,
-                    output: self.output_tokens,
-                });
-                out.push(StreamUpdate::CacheTokens {
-                    write: self.cache_write_tokens,
-                    read: self.cache_read_tokens,
-                });
+            if let Some(id) = message.get("id").and_then(Value::as_str) {
+                self.usage(id, message.get("usage"), out);
             }
         }
         let blocks = message.get("content").and_then(Value::as_array);
@@ -299,6 +395,51 @@ impl StreamParser {
         }
     }
 
+    /// A message the CLI made up for an API failure it gave up on: marked
+    /// (`is_api_error_message`, `api_error_status`) or, in 2.1.x, only by its
+    /// `<synthetic>` model and its `API Error: 500 …` text.
+    fn api_error(&mut self, event: &Value, message: &Value, out: &mut Vec<StreamUpdate>) {
+        let Some(text) = content_text(message) else {
+            return;
+        };
+        let marked = event.get("is_api_error_message").and_then(Value::as_bool) == Some(true);
+        if !marked && !text.starts_with("API Error") {
+            // Another made-up message (an interruption notice): not an error.
+            return;
+        }
+        out.push(StreamUpdate::ApiError {
+            retryable: is_retryable(event) || text_is_retryable(&text),
+            message: one_line(&text, MESSAGE_MAX),
+        });
+        self.api_error_sent = true;
+    }
+
+    /// A turn's usage: the latest the stream gave its message id (Claude Code
+    /// repeats an id per content block, its output tokens growing), summed
+    /// over the turns.
+    fn usage(&mut self, id: &str, usage: Option<&Value>, out: &mut Vec<StreamUpdate>) {
+        let usage = usage.filter(|u| u.is_object()).map(Usage::of);
+        match self.messages.iter_mut().find(|(m, _)| m == id) {
+            Some((_, seen)) => match usage {
+                Some(u) if u != *seen => *seen = u,
+                _ => return,
+            },
+            None => {
+                self.messages
+                    .push((id.to_string(), usage.unwrap_or_default()));
+                out.push(StreamUpdate::Turns(self.messages.len() as u64));
+                if usage.is_none() {
+                    return;
+                }
+            }
+        }
+        let mut total = Usage::default();
+        for (_, u) in &self.messages {
+            total.add(u);
+        }
+        total.updates(out);
+    }
+
     fn result(&mut self, event: &Value, out: &mut Vec<StreamUpdate>) {
         if let Some(turns) = event.get("num_turns").and_then(Value::as_u64) {
             out.push(StreamUpdate::Turns(turns));
@@ -306,11 +447,22 @@ impl StreamParser {
         if let Some(cost) = event.get("total_cost_usd").and_then(Value::as_f64) {
             out.push(StreamUpdate::CostUsd(cost));
         }
-        if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
-            let (input, output) = usage_tokens(usage);
-            let (write, read) = cache_tokens(usage);
-            out.push(StreamUpdate::Tokens { input, output });
-            out.push(StreamUpdate::CacheTokens { write, read });
+        let models = model_usage(event);
+        if !models.is_empty() {
+            // `usage` leaves out the subagents' models; `modelUsage` has them all.
+            let mut total = Usage::default();
+            for m in &models {
+                total.add(&Usage {
+                    input: m.input_tokens,
+                    output: m.output_tokens,
+                    cache_write: m.cache_creation_input_tokens,
+                    cache_read: m.cache_read_input_tokens,
+                });
+            }
+            total.updates(out);
+            out.push(StreamUpdate::ModelUsage(models));
+        } else if let Some(usage) = event.get("usage").filter(|u| u.is_object()) {
+            Usage::of(usage).updates(out);
         }
         let is_error = event
             .get("is_error")
@@ -320,19 +472,7 @@ impl StreamParser {
                 .get("subtype")
                 .and_then(Value::as_str)
                 .is_some_and(|s| s.starts_with("error"));
-        let text = event
-            .get("result")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or_else(|| {
-                let errors = event.get("errors")?.as_array()?;
-                let errors: Vec<&str> = errors.iter().filter_map(Value::as_str).collect();
-                (!errors.is_empty()).then(|| errors.join("; "))
-            })
-            .or_else(|| {
-                let subtype = event.get("subtype").and_then(Value::as_str)?;
-                is_error.then(|| format!("claude ended with {subtype}"))
-            });
+        let text = result_text(event, is_error);
         let api_status = event.get("api_error_status").and_then(Value::as_u64);
         if api_status.is_some() && !self.api_error_sent {
             out.push(StreamUpdate::ApiError {
@@ -349,7 +489,10 @@ impl StreamParser {
 
     /// A model name the stream gives (`claude-opus-5-5`), when it changed.
     fn set_model(&mut self, model: Option<&Value>, out: &mut Vec<StreamUpdate>) {
-        let Some(model) = model.and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+        let Some(model) = model
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty() && *m != SYNTHETIC_MODEL)
+        else {
             return;
         };
         let model = one_line(model, PHASE_MAX);
@@ -367,163 +510,46 @@ impl StreamParser {
     }
 }
 
-/// What the stream said that decides the run's final state.
-#[derive(Default, Debug)]
-pub struct StreamOutcome {
-    /// The last API error: its message, and whether trying again may pass.
-    pub api_error: Option<(String, bool)>,
-    /// The `result` event: whether it is an error, and its message.
-    pub finished: Option<(bool, Option<String>)>,
+/// The `result`'s message: its text, its errors, or its subtype when it is an error.
+fn result_text(event: &Value, is_error: bool) -> Option<String> {
+    event
+        .get("result")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| {
+            let errors = event.get("errors")?.as_array()?;
+            let errors: Vec<&str> = errors.iter().filter_map(Value::as_str).collect();
+            (!errors.is_empty()).then(|| errors.join("; "))
+        })
+        .or_else(|| {
+            let subtype = event.get("subtype").and_then(Value::as_str)?;
+            is_error.then(|| format!("claude ended with {subtype}"))
+        })
 }
 
-/// Read the agent's stdout line by line until it closes: append each line to
-/// `log`, feed the parser, and apply what it learns to the status file (at
-/// most every 250 ms, never later than 250 ms after it learned it, and once
-/// at the end: a turn's tokens reach the file while its tool runs, for a
-/// budget to count). `on_line` is called for every line (activity, for stall
-/// detection).
-pub fn read_stream(
-    out: impl std::io::Read + Send + 'static,
-    mut log: Option<std::fs::File>,
-    status_file: &Path,
-    mut on_line: impl FnMut(),
-) -> StreamOutcome {
-    use std::io::{BufRead, Write};
-    use std::sync::mpsc::{self, RecvTimeoutError};
-    use std::time::{Duration, Instant};
-
-    const EVERY: Duration = Duration::from_millis(250);
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut reader = std::io::BufReader::new(out);
-        loop {
-            let mut buf = Vec::new();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if tx.send(buf).is_err() {
-                break;
-            }
-        }
-    });
-    let mut parser = StreamParser::new();
-    let mut outcome = StreamOutcome::default();
-    let mut pending: Vec<StreamUpdate> = Vec::new();
-    let mut last_flush = Instant::now();
-    let flush = |pending: &mut Vec<StreamUpdate>| {
-        if pending.is_empty() {
-            return;
-        }
-        let updates = std::mem::take(pending);
-        let _ = crate::protocol::store::update_status(status_file, |s| {
-            for u in &updates {
-                apply(s, u);
-            }
-            Ok(())
-        });
+/// The `result`'s `modelUsage`: each model's tokens and cost, by name.
+fn model_usage(event: &Value) -> Vec<ModelUsage> {
+    let Some(models) = event.get("modelUsage").and_then(Value::as_object) else {
+        return Vec::new();
     };
-    loop {
-        let wait = match pending.is_empty() {
-            true => Duration::from_secs(3600),
-            false => (last_flush + EVERY).saturating_duration_since(Instant::now()),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(buf) => {
-                on_line();
-                if let Some(f) = log.as_mut() {
-                    let _ = f.write_all(&buf);
+    models
+        .iter()
+        .filter(|(name, _)| !name.is_empty() && name.as_str() != SYNTHETIC_MODEL)
+        .filter_map(|(name, m)| {
+            let n = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+            m.is_object().then(|| {
+                let (write, read) = (n("cacheCreationInputTokens"), n("cacheReadInputTokens"));
+                ModelUsage {
+                    model: one_line(name, PHASE_MAX),
+                    input_tokens: n("inputTokens") + write + read,
+                    output_tokens: n("outputTokens"),
+                    cache_creation_input_tokens: write,
+                    cache_read_input_tokens: read,
+                    cost_usd: m.get("costUSD").and_then(Value::as_f64),
                 }
-                let line = String::from_utf8_lossy(&buf);
-                for u in parser.feed_line(line.trim_end_matches(['\n', '\r'])) {
-                    match &u {
-                        StreamUpdate::ApiError { message, retryable } => {
-                            outcome.api_error = Some((message.clone(), *retryable));
-                        }
-                        StreamUpdate::Finished { is_error, message } => {
-                            outcome.finished = Some((*is_error, message.clone()));
-                        }
-                        _ => {}
-                    }
-                    pending.push(u);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if !pending.is_empty() && last_flush.elapsed() >= EVERY {
-            flush(&mut pending);
-            last_flush = Instant::now();
-        }
-    }
-    flush(&mut pending);
-    outcome
-}
-
-/// Start a new session in place of one the CLI does not have: the attempt
-/// goes on, without the failure the unknown session left.
-pub fn restart_session(status_file: &Path, fresh: &str) -> crate::Result<()> {
-    crate::protocol::store::update_status(status_file, |s| {
-        s.error = None;
-        s.retryable = None;
-        s.exit_code = None;
-        s.metrics.session_id = Some(fresh.to_string());
-        s.metrics.session_cost_usd = None;
-        s.metrics.cost_usd = None;
-        Ok(())
-    })
-    .map(|_| ())
-}
-
-/// Whether a `Finished` message says `--resume` named a session this machine
-/// does not have (then start afresh with `--session-id`).
-pub fn is_unknown_session(message: &str) -> bool {
-    message.starts_with("No conversation found with session ID")
-}
-
-/// Apply an update to a status file's contents.
-///
-/// Only what the stream knows is written: the run's state (`status`) is the
-/// runner's to decide, from `Finished` and the exit code.
-pub fn apply(status: &mut AgentStatus, update: &StreamUpdate) {
-    let metrics = &mut status.metrics;
-    match update {
-        StreamUpdate::SessionId(id) => metrics.session_id = Some(id.clone()),
-        StreamUpdate::Phase(phase) => status.phase = Some(phase.clone()),
-        StreamUpdate::Turns(turns) => metrics.turns = Some(*turns),
-        StreamUpdate::Model(model) => metrics.model = Some(model.clone()),
-        StreamUpdate::CostUsd(total) => {
-            // A resumed session's figure counts its runs before this attempt,
-            // which earlier attempts recorded: this attempt cost what it added.
-            let before = metrics.session_cost_usd.unwrap_or(0.0);
-            let added = ((total - before).max(0.0) * 1e10).round() / 1e10;
-            metrics.cost_usd = Some(added);
-            metrics.session_cost_usd = Some(*total);
-        }
-        StreamUpdate::Tokens { input, output } => {
-            metrics.input_tokens = Some(*input);
-            metrics.output_tokens = Some(*output);
-        }
-        StreamUpdate::CacheTokens { write, read } => {
-            metrics.cache_creation_input_tokens = Some(*write);
-            metrics.cache_read_input_tokens = Some(*read);
-        }
-        StreamUpdate::ApiError { message, retryable } => {
-            status.error = Some(format!("claude: {message}"));
-            status.retryable = Some(*retryable);
-        }
-        StreamUpdate::Finished { is_error, message } => {
-            if *is_error {
-                if status.error.is_none() {
-                    let message = message.as_deref().unwrap_or("claude reported an error");
-                    status.error = Some(format!("claude: {message}"));
-                }
-                status.retryable.get_or_insert(false);
-            } else if let Some(message) = message {
-                status.message = Some(message.clone());
-            }
-        }
-    }
+            })
+        })
+        .collect()
 }
 
 /// The line as a JSON object, if it is one.
@@ -549,22 +575,31 @@ fn is_retryable(event: &Value) -> bool {
     kind_says || matches!(status, Some(408 | 429 | 500..=599))
 }
 
-/// (input including cache reads and writes, output) from an API `usage` object.
-fn usage_tokens(usage: &Value) -> (u64, u64) {
-    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-    (
-        n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens"),
-        n("output_tokens"),
-    )
-}
-
-/// (cache writes, cache reads) from an API `usage` object.
-fn cache_tokens(usage: &Value) -> (u64, u64) {
-    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-    (
-        n("cache_creation_input_tokens"),
-        n("cache_read_input_tokens"),
-    )
+/// A made-up `API Error: …` message's text: its status code (`API Error: 500
+/// {…}`, `Request rejected (429)`) or its error type says whether trying
+/// again may pass.
+fn text_is_retryable(text: &str) -> bool {
+    let rest = text.strip_prefix("API Error").unwrap_or(text);
+    let code = rest
+        .trim_start_matches([':', ' '])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse::<u64>().ok())
+        .or_else(|| {
+            let open = rest.find('(')?;
+            rest[open + 1..].split(')').next()?.trim().parse().ok()
+        });
+    let lower = text.to_ascii_lowercase();
+    matches!(code, Some(408 | 429 | 500..=599))
+        || [
+            "overloaded",
+            "rate_limit",
+            "rate limit",
+            "api_error",
+            "server_error",
+        ]
+        .iter()
+        .any(|k| lower.contains(k))
 }
 
 /// The text blocks of a message, joined.
@@ -608,23 +643,10 @@ fn relative(path: &str, cwd: Option<&str>) -> String {
         .unwrap_or_else(|| path.to_string())
 }
 
-/// The first line, whitespace collapsed, cut to `max` characters with an ellipsis.
-fn one_line(text: &str, max: usize) -> String {
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let line = crate::text::collapse_whitespace(first);
-    let more_lines = text.lines().filter(|l| !l.trim().is_empty()).count() > 1;
-    if line.chars().count() > max {
-        crate::text::ellipsize(&line, max)
-    } else if more_lines && line.chars().count() < max {
-        format!("{line} …")
-    } else {
-        line
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::AgentStatus;
 
     fn opts() -> ClaudeOptions {
         ClaudeOptions {
@@ -791,26 +813,11 @@ mod tests {
         }));
         let mut s = AgentStatus::new("agent-1", "7");
         for x in &u {
-            apply(&mut s, x);
+            super::super::apply(&mut s, x, "claude");
         }
         assert_eq!(s.metrics.model.as_deref(), Some("claude-haiku-4-5"));
         assert_eq!(s.metrics.input_tokens, Some(7000));
         assert_eq!(s.metrics.cache_read_input_tokens, Some(4000));
-    }
-
-    #[test]
-    fn a_resumed_sessions_total_counts_only_what_this_attempt_added() {
-        let mut s = AgentStatus::new("agent-1", "7");
-        apply(&mut s, &StreamUpdate::CostUsd(0.0132));
-        assert_eq!(
-            (s.metrics.cost_usd, s.metrics.session_cost_usd),
-            (Some(0.0132), Some(0.0132))
-        );
-        // A retry resumes the session: Claude Code's figure is the session's.
-        s.metrics.cost_usd = None;
-        apply(&mut s, &StreamUpdate::CostUsd(0.0198));
-        assert_eq!(s.metrics.cost_usd, Some(0.0066));
-        assert_eq!(s.metrics.session_cost_usd, Some(0.0198));
     }
 
     /// A turn's tokens reach the status file while its tool still runs (the
@@ -823,7 +830,16 @@ mod tests {
         crate::protocol::store::write_status(&file, &AgentStatus::new("agent-1", "7")).unwrap();
         let (reader, mut writer) = std::io::pipe().unwrap();
         let f = file.clone();
-        let stream = std::thread::spawn(move || read_stream(reader, None, &f, || {}));
+        let stream = std::thread::spawn(move || {
+            super::super::read_stream(
+                reader,
+                None,
+                &f,
+                Box::new(StreamParser::new()),
+                "claude",
+                || {},
+            )
+        });
         for line in [
             r#"{"type":"system","subtype":"init","session_id":"s","model":"claude-sonnet-4-5"}"#,
             r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","name":"Bash","input":{"command":"sleep 600"}}],"usage":{"input_tokens":1200,"cache_creation_input_tokens":300,"cache_read_input_tokens":2000,"output_tokens":1}}}"#,
@@ -854,58 +870,5 @@ mod tests {
             ..opts()
         });
         assert_eq!(&a[a.len() - 2..], ["--max-turns", "7"]);
-    }
-
-    #[test]
-    fn apply_writes_metrics_phase_and_errors() {
-        let mut s = AgentStatus::new("agent-1", "7");
-        for u in [
-            StreamUpdate::SessionId("sid".into()),
-            StreamUpdate::Phase("Bash: make".into()),
-            StreamUpdate::Turns(3),
-            StreamUpdate::CostUsd(0.25),
-            StreamUpdate::Tokens {
-                input: 10,
-                output: 2,
-            },
-            StreamUpdate::ApiError {
-                message: "API Error: 529 Overloaded".into(),
-                retryable: true,
-            },
-            StreamUpdate::Finished {
-                is_error: true,
-                message: Some("something else".into()),
-            },
-        ] {
-            apply(&mut s, &u);
-        }
-        assert_eq!(s.metrics.session_id.as_deref(), Some("sid"));
-        assert_eq!(s.phase.as_deref(), Some("Bash: make"));
-        assert_eq!(s.metrics.turns, Some(3));
-        assert_eq!(s.metrics.cost_usd, Some(0.25));
-        assert_eq!(
-            (s.metrics.input_tokens, s.metrics.output_tokens),
-            (Some(10), Some(2))
-        );
-        assert_eq!(
-            s.error.as_deref(),
-            Some("claude: API Error: 529 Overloaded")
-        );
-        assert_eq!(s.retryable, Some(true));
-        assert_eq!(s.status, crate::protocol::State::Pending);
-
-        let mut s = AgentStatus::new("agent-2", "7");
-        apply(
-            &mut s,
-            &StreamUpdate::Finished {
-                is_error: true,
-                message: Some("Reached maximum budget ($0.01)".into()),
-            },
-        );
-        assert_eq!(
-            s.error.as_deref(),
-            Some("claude: Reached maximum budget ($0.01)")
-        );
-        assert_eq!(s.retryable, Some(false));
     }
 }
