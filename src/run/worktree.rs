@@ -22,7 +22,9 @@
 //! One without the lock is complete, and is reused as it is: its edits are a
 //! previous attempt's. Telling the two apart reads two small files; nothing
 //! is hashed. A worktree an older po left with no index at all (its checkout
-//! was killed) gets the files it misses, and keeps every file it has.
+//! was killed) gets its checkout finished; a file that differed from HEAD
+//! (the one the kill cut short, most likely) is moved aside first, into
+//! git's directory for the worktree, never deleted.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -557,10 +559,16 @@ fn plain_ref_name(name: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
 }
 
+/// Where [`finish_checkout`] keeps the files it replaced, in the worktree's
+/// private git directory.
+pub const REPLACED_DIR: &str = "po-replaced";
+
 /// Finish a checkout that an older po (or `git worktree add --no-checkout`)
-/// left without an index: the index from HEAD, and the files git never wrote;
-/// every file already there is kept as it is, and named when it differs from
-/// HEAD.
+/// left without an index. No index means no `git add` or `git commit` ever
+/// ran there: the files are git's, one of them perhaps cut short by the
+/// kill. The index comes from HEAD and every file that is missing or
+/// differs from HEAD is checked out; a differing one is first copied to
+/// `<private>/po-replaced/`, so nothing is lost even if it was someone's.
 fn finish_checkout(path: &Path, note: &mut dyn FnMut(String)) -> Result<()> {
     for lock in clear_stale_locks(path) {
         note(format!(
@@ -569,30 +577,43 @@ fn finish_checkout(path: &Path, note: &mut dyn FnMut(String)) -> Result<()> {
         ));
     }
     git(path, &["read-tree", "HEAD"])?;
-    let missing = crate::git::git_raw(path, &["ls-files", "-z", "--deleted"])?;
-    if !missing.is_empty() {
-        crate::git::git_stdin(
-            path,
-            &["checkout-index", "-z", "--stdin"],
-            missing.as_bytes(),
-        )?;
-    }
     // The index from read-tree has no file times: compare contents once
-    // (refresh exits 1 when some differ, which the next line lists).
+    // (refresh exits 1 when some differ, which the next command lists).
     crate::git::git_ok(path, &["update-index", "-q", "--refresh"]);
-    let differ = git(path, &["diff-files", "--name-only"])?;
-    let differ: Vec<&str> = differ.lines().collect();
+    let differ = crate::git::git_raw(path, &["diff-files", "--name-only", "-z"])?;
+    let differ: Vec<&str> = differ.split('\0').filter(|f| !f.is_empty()).collect();
+    let private = private_dir(path).unwrap_or_else(|| path.join(".git"));
+    let keep = private.join(REPLACED_DIR);
+    let mut replaced = Vec::new();
+    for rel in &differ {
+        let from = path.join(rel);
+        if fs::symlink_metadata(&from).is_err() {
+            continue; // missing: nothing to keep
+        }
+        let to = keep.join(rel);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
+        fs::rename(&from, &to).map_err(Error::io("move aside", &from))?;
+        replaced.push(*rel);
+    }
+    if !differ.is_empty() {
+        let mut input = differ.join("\0").into_bytes();
+        input.push(0);
+        crate::git::git_stdin(path, &["checkout-index", "-f", "-z", "--stdin"], &input)?;
+    }
     note(format!(
         "finished the checkout of worktree {}, which a killed run left without an index{}",
         path.display(),
-        if differ.is_empty() {
+        if replaced.is_empty() {
             String::new()
         } else {
             format!(
-                "; kept {} file{} that differ from HEAD: {}",
-                differ.len(),
-                if differ.len() == 1 { "" } else { "s" },
-                differ
+                "; {} file{} that differed from HEAD moved to {}: {}",
+                replaced.len(),
+                if replaced.len() == 1 { "" } else { "s" },
+                keep.display(),
+                replaced
                     .iter()
                     .take(5)
                     .copied()
@@ -788,8 +809,8 @@ mod tests {
     }
 
     #[test]
-    fn a_registration_an_older_po_left_without_an_index_gets_its_missing_files_and_keeps_the_rest()
-    {
+    fn a_registration_an_older_po_left_without_an_index_is_finished_and_keeps_a_copy_of_what_differed()
+     {
         let fx = fixture();
         let wt = fx.task(1);
         fs::create_dir_all(wt.parent().unwrap()).unwrap();
@@ -808,28 +829,23 @@ mod tests {
             ],
         );
         partial_files(&wt);
-        fs::write(wt.join("d2/edit.txt"), "someone's\n").unwrap_or_else(|_| {
-            fs::create_dir_all(wt.join("d2")).unwrap();
-            fs::write(wt.join("d2/edit.txt"), "someone's\n").unwrap()
-        });
+        fs::create_dir_all(wt.join("d2")).unwrap();
+        fs::write(wt.join("d2/new.txt"), "someone's\n").unwrap();
         let (got, notes) = fx.ensure(&wt, "b1");
         assert_eq!(got, Prepared::Reused);
         assert!(
-            notes.iter().any(|n| n.contains("d0/f7.txt")),
+            notes
+                .iter()
+                .any(|n| n.contains("1 file that differed") && n.contains("d0/f7.txt")),
             "the cut-short file is named: {notes:?}"
         );
-        // Nothing deleted: every file of HEAD is there, the cut-short one as it was.
-        assert_eq!(
-            run(&wt, &["status", "--porcelain"]),
-            " M d0/f7.txt\n?? d2/edit.txt".trim()
-        );
-        assert_eq!(
-            fs::read_to_string(wt.join("d2/edit.txt")).unwrap(),
-            "someone's\n"
-        );
+        // Every file of HEAD is there and whole; the untracked one stays.
+        assert_eq!(run(&wt, &["status", "--porcelain"]), "?? d2/new.txt");
+        let kept = fx.private(&wt).join(REPLACED_DIR).join("d0/f7.txt");
+        assert_eq!(fs::read_to_string(kept).unwrap(), "0");
         run(&wt, &["add", "-A"]);
         let staged = run(&wt, &["diff", "--cached", "--name-status"]);
-        assert_eq!(staged, "M\td0/f7.txt\nA\td2/edit.txt");
+        assert_eq!(staged, "A\td2/new.txt");
     }
 
     #[test]
