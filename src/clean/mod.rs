@@ -1094,7 +1094,7 @@ fn shell_word(w: &str) -> String {
     }
 }
 
-/// What `git clean -ffdx` would delete in `path`, in bytes (a dry run's
+/// What `git clean -fdx` would delete in `path`, in bytes (a dry run's
 /// estimate of what pooling frees).
 fn ignored_usage(path: &Path) -> u64 {
     git::git_raw(path, &["clean", "-ndx"])

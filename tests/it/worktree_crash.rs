@@ -315,10 +315,8 @@ fn a_kill_at_any_point_of_a_checkout_never_hands_an_agent_a_half_made_worktree()
         (When::Start(0), None),
         (When::GitFile(0), None),
         (When::GitFile(5), Some(40)),
-        (When::GitFile(15), None),
         (When::GitFile(30), Some(120)),
-        (When::GitFile(60), None),
-        (When::GitFile(120), None),
+        (When::GitFile(80), None),
         (When::GitFile(250), Some(250)),
         (When::Checkout, None),
     ];
