@@ -517,7 +517,10 @@ impl<'a> Cleaner<'a> {
         if po_lock == Some(Unfinished::Checkout) {
             return Ok(self.half_made(path, agent_id));
         }
-        if let Some(why) = self.holds_work(path, branch) {
+        // The integration worktree is po's: what its validation commands
+        // built is po's too.
+        let task = poolable;
+        if let Some(why) = self.holds_work(path, branch, task) {
             self.keep(path, agent_id, why);
             return Ok(false);
         }
@@ -579,7 +582,8 @@ impl<'a> Cleaner<'a> {
     }
 
     /// Why the worktree at `path` must stay, if it must, and what to do.
-    fn holds_work(&self, path: &Path, branch: Option<&str>) -> Option<Keep> {
+    /// Ignored files count only in a `task`'s worktree.
+    fn holds_work(&self, path: &Path, branch: Option<&str>, task: bool) -> Option<Keep> {
         let entry = self.registered(path)?;
         let at = quote(path);
         if let Some(why) = &entry.locked
@@ -723,7 +727,7 @@ impl<'a> Cleaner<'a> {
                 "apply it (git stash pop) or drop it (git stash drop), then run po-clean again",
             ));
         }
-        if !self.opts.include_ignored {
+        if task && !self.opts.include_ignored {
             let theirs: Vec<&str> = ignored
                 .iter()
                 .map(String::as_str)

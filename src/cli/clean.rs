@@ -25,7 +25,8 @@ use crate::text::{human_bytes, one_line};
 /// are pruned. po-spawn's wave integration worktree goes too once no task of
 /// the orchestration runs, and so does a scratch worktree an interrupted
 /// po-merge left behind, or one a killed po-spawn left half-made (its
-/// checkout unfinished, never handed to an agent).
+/// checkout unfinished, never handed to an agent). What a wave validation
+/// built in the integration worktree is po's, and goes with it.
 ///
 /// Ignored files: the files .worktreeinclude copied in, unchanged, are po's
 /// and go with the worktree. Any other ignored file (build output such as

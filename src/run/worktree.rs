@@ -128,6 +128,16 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
 /// The worktree at `path` is complete (no lock of po's): reuse it if it has
 /// `branch` checked out.
 fn reuse(path: &Path, branch: &str, note: &mut dyn FnMut(String)) -> Result<Prepared> {
+    if let Some(private) = private_dir(path)
+        && !private.is_dir()
+    {
+        return Err(Error::system(format!(
+            "use worktree {}: git's directory for it ({}) is gone (pruned?); move it away, \
+             its files are as they were",
+            path.display(),
+            private.display()
+        )));
+    }
     let head = git(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).unwrap_or_default();
     if head != branch {
         return Err(Error::system(format!(

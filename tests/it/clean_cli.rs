@@ -488,6 +488,22 @@ fn hidden_edits_ignored_files_and_nested_repositories_keep_a_worktree_named_with
     std::fs::write(wt[5].join(".env"), "SECRET=2\n").unwrap();
     let untracked_nested = wt[6].join("vendor/dep");
     nested_repo(&untracked_nested);
+    // po-spawn's integration worktree, with what a wave validation built.
+    let integration = repo.runtime().join("worktrees/7/integration");
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "po/7/wave-1",
+            integration.to_str().unwrap(),
+            "main",
+        ],
+    );
+    std::fs::create_dir_all(integration.join("out")).unwrap();
+    std::fs::write(integration.join("out/build.o"), "obj\n").unwrap();
     // git status sees nothing of the hidden edits, nor of the ignored files.
     for w in &wt[..6] {
         assert_eq!(git(w, &["status", "--porcelain"]), "", "{}", w.display());
@@ -523,6 +539,7 @@ fn hidden_edits_ignored_files_and_nested_repositories_keep_a_worktree_named_with
             at(4)
         ),
         format!("removed      {} (", at(5)),
+        "removed      .claude/runtime/worktrees/7/integration (".to_string(),
         format!(
             "kept         {}: 1 file ignored by git that po did not put there: .env",
             at(6)
