@@ -10,7 +10,8 @@
 //! in progress, commits its branch does not hold, a stash made on its
 //! branch, a `git worktree lock`, a nested repository (never deleted, by any
 //! path), or ignored files po did not put there (unless `--include-ignored`;
-//! the files `.worktreeinclude` copied in, unchanged, are po's). Removal is
+//! the files `.worktreeinclude` copied in, unchanged, are po's, and so is
+//! everything in po-spawn's integration worktree). Removal is
 //! `git worktree remove` without `--force`, so git checks again. A worktree
 //! a killed po-spawn left half-made (see [`crate::run::worktree`]) was never
 //! a task's: it goes, unless it holds a nested repository.
