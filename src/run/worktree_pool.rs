@@ -114,7 +114,8 @@ pub fn retire(repo: &Path, worktree: &Path, pool: &Path) -> Result<PathBuf> {
         let _ = worktree::unlock(&private);
         return Err(e);
     }
-    worktree::unlock(&private)?;
+    // Still locked, it is taken all the same (po's lock).
+    let _ = worktree::unlock(&private);
     Ok(to)
 }
 
@@ -181,7 +182,8 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
         };
         if let Some(nested) = untracked.iter().find(|u| git::is_nested_repo(u)) {
             tracing::warn!(
-                "pooled worktree {}: left in the pool, unused: it holds a nested repository                  {nested}",
+                "pooled worktree {}: left in the pool, unused: it holds a nested repository \
+                 {nested}",
                 entry.display()
             );
             continue;
@@ -249,7 +251,8 @@ pub(crate) fn switch(path: &Path, branch: &str, base: &str, untracked: bool) -> 
         let left = git::untracked(path)?;
         if let Some(nested) = left.iter().find(|u| git::is_nested_repo(u)) {
             return Err(Error::system(format!(
-                "prepare worktree {}: it holds a nested repository {nested} that po did not put                  there (po never deletes one); move it away",
+                "prepare worktree {}: it holds a nested repository {nested} that po did not put \
+                 there (po never deletes one); move it away",
                 path.display()
             )));
         }
