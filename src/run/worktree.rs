@@ -11,9 +11,9 @@
 //!   `.git` file and HEAD), so no half-made worktree lacks it;
 //! * `git worktree prune` never removes a locked worktree, not even in the
 //!   instant a move leaves git's record naming the old place;
-//! * po removes the lock only once the checkout is on disk (`syncfs`), and
-//!   makes the removal itself durable (`fsync` of git's directory for the
-//!   worktree) before anyone works there.
+//! * po removes the lock only once the checkout is complete, and makes the
+//!   removal durable (`fsync` of git's directory for the worktree) before
+//!   anyone works there, so a lock never comes back over an agent's work.
 //!
 //! So a worktree that still carries po's lock was never given to an agent:
 //! nothing in it is anyone's work, and the next po-spawn of its task finishes
@@ -25,6 +25,15 @@
 //! was killed) gets its checkout finished; a file that differed from HEAD
 //! (the one the kill cut short, most likely) is moved aside first, into
 //! git's directory for the worktree, never deleted.
+//!
+//! A kill loses nothing the kernel has; a power cut can lose files written
+//! shortly before it, as for any git checkout (git syncs objects and refs,
+//! not checked-out files). Rather than sync every checkout (a `syncfs` costs
+//! seconds on a busy disk), po records the boot a checkout completed in
+//! ([`INTACT_FILE`]); a worktree reused after the machine restarted is
+//! checked once for tracked files that are missing or empty where HEAD's are
+//! not, and refused, naming them, if it has any: an agent never commits what
+//! a power cut took.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -155,6 +164,7 @@ fn reuse(path: &Path, branch: &str, note: &mut dyn FnMut(String)) -> Result<Prep
     if !gitdir.join("index").exists() {
         finish_checkout(path, note)?;
     }
+    check_after_restart(path)?;
     Ok(Prepared::Reused)
 }
 
@@ -385,8 +395,9 @@ fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(Error::io("fsync", dir))
 }
 
-/// The checkout at `path` is done: make it durable, then remove po's lock.
-/// After this the worktree may be handed to an agent.
+/// The checkout at `path` is done: record the boot it completed in, then
+/// remove po's lock, durably. After this the worktree may be handed to an
+/// agent.
 pub(crate) fn complete(path: &Path) -> Result<()> {
     let private = private_dir(path).ok_or_else(|| {
         Error::system(format!(
@@ -394,22 +405,87 @@ pub(crate) fn complete(path: &Path) -> Result<()> {
             path.display()
         ))
     })?;
-    sync_filesystem(path)?;
+    mark_intact(&private)?;
     unlock(&private)
 }
 
-/// Write out everything cached for the filesystem holding `path` (the files a
-/// checkout just wrote), so no lock comes off before they are on disk.
-fn sync_filesystem(path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = File::open(path).map_err(Error::io("open", path))?;
-    // SAFETY: syncfs on a descriptor this function owns.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-        return Err(Error::io("sync the filesystem of", path)(
-            std::io::Error::last_os_error(),
-        ));
+/// The file in a worktree's private git directory naming the boot (Linux's
+/// `boot_id`) in which its checkout was last known complete.
+pub const INTACT_FILE: &str = "po-checkout-boot";
+
+/// This boot's id; `None` where the system has none.
+fn boot_id() -> Option<String> {
+    read_small(Path::new("/proc/sys/kernel/random/boot_id")).map(|b| b.trim().to_string())
+}
+
+fn mark_intact(private: &Path) -> Result<()> {
+    let Some(boot) = boot_id() else {
+        return Ok(());
+    };
+    crate::protocol::store::write_atomic(&private.join(INTACT_FILE), boot.as_bytes())?;
+    fsync_dir(private)
+}
+
+/// A complete worktree about to be reused: if the machine restarted since
+/// its checkout was known complete, check that no tracked file is missing,
+/// or empty where HEAD's is not (what a power cut leaves of files written
+/// just before it); refuse it if some are. Then (or when there was nothing
+/// to check) it is known complete in this boot.
+fn check_after_restart(path: &Path) -> Result<()> {
+    let Some(private) = private_dir(path) else {
+        return Ok(()); // not a linked worktree: nothing recorded
+    };
+    let Some(boot) = boot_id() else {
+        return Ok(());
+    };
+    if read_small(&private.join(INTACT_FILE)).is_some_and(|b| b.trim() == boot) {
+        return Ok(());
     }
-    Ok(())
+    let missing = crate::git::git_raw(path, &["ls-files", "-z", "--deleted"])?;
+    let mut lost: Vec<String> = missing
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
+    let changed = crate::git::git_raw(path, &["diff-files", "-z", "--name-only"])?;
+    let emptied: Vec<&str> = changed
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .filter(|f| fs::symlink_metadata(path.join(f)).is_ok_and(|m| m.is_file() && m.len() == 0))
+        .collect();
+    if !emptied.is_empty() {
+        let input: String = emptied.iter().map(|f| format!("HEAD:{f}\n")).collect();
+        let sizes = crate::git::git_stdin(
+            path,
+            &["cat-file", "--batch-check=%(objectsize)"],
+            input.as_bytes(),
+        )?;
+        lost.extend(
+            emptied
+                .iter()
+                .zip(sizes.lines())
+                .filter(|(_, size)| size.trim().parse::<u64>().is_ok_and(|n| n > 0))
+                .map(|(f, _)| f.to_string()),
+        );
+    }
+    if !lost.is_empty() {
+        lost.sort();
+        let shown: Vec<&str> = lost.iter().take(5).map(String::as_str).collect();
+        return Err(Error::system(format!(
+            "use worktree {}: the machine restarted since its checkout, and {} file{} git \
+             tracks {} missing or empty ({}{}): a power cut may have taken them. If so, `git -C \
+             {} checkout HEAD -- FILE…` restores them; if an agent removed them, commit that; \
+             then retry",
+            path.display(),
+            lost.len(),
+            if lost.len() == 1 { "" } else { "s" },
+            if lost.len() == 1 { "is" } else { "are" },
+            shown.join(", "),
+            if lost.len() > 5 { ", …" } else { "" },
+            path.display()
+        )));
+    }
+    mark_intact(&private)
 }
 
 /// Finish the half-made worktree at `path` (locked by po; its private git
@@ -786,6 +862,44 @@ mod tests {
             "edited\n"
         );
         assert!(wt.join("new.txt").is_file());
+    }
+
+    #[test]
+    fn a_worktree_reused_after_a_restart_is_refused_if_tracked_files_went_missing_or_empty() {
+        let fx = fixture();
+        let wt = fx.task(1);
+        fx.ensure(&wt, "b1");
+        let marker = fx.private(&wt).join(INTACT_FILE);
+        assert_eq!(
+            fs::read_to_string(&marker).unwrap(),
+            boot_id().unwrap(),
+            "the checkout's boot is recorded"
+        );
+        // What a power cut can leave: an emptied file, a missing one; and
+        // an agent's ordinary edits, which do not count.
+        fs::write(&marker, "an earlier boot").unwrap();
+        fs::write(wt.join("d0/f1.txt"), "").unwrap();
+        fs::remove_file(wt.join("d2/f9.txt")).unwrap();
+        fs::write(wt.join("d1/f1.txt"), "edited\n").unwrap();
+        let err = ensure(&fx.repo, &wt, "b1", &fx.base)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the machine restarted")
+                && err.contains("2 files git tracks are missing or empty (d0/f1.txt, d2/f9.txt)"),
+            "{err}"
+        );
+        assert_eq!(fs::read_to_string(&marker).unwrap(), "an earlier boot");
+        run(&wt, &["checkout", "HEAD", "--", "d0/f1.txt", "d2/f9.txt"]);
+        assert_eq!(fx.ensure(&wt, "b1").0, Prepared::Reused);
+        assert_eq!(fs::read_to_string(&marker).unwrap(), boot_id().unwrap());
+        assert_eq!(
+            fs::read_to_string(wt.join("d1/f1.txt")).unwrap(),
+            "edited\n"
+        );
+        // In this boot, nothing is checked again.
+        fs::remove_file(wt.join("d2/f9.txt")).unwrap();
+        assert_eq!(fx.ensure(&wt, "b1").0, Prepared::Reused);
     }
 
     #[test]
