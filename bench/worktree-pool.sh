@@ -10,6 +10,9 @@
 #   pooled   every task takes a pooled worktree: `git worktree move`, a
 #            checkout that rewrites only the 50 files that differ, `git clean`;
 #   fresh-2  the pool is empty again: new worktrees, as in fresh-1;
+#   reused   tasks whose first attempt failed (agent `false`, not timed) run
+#            again with --retry: each finds its worktree complete and reuses
+#            it (the check reads two small files; nothing is hashed);
 #   none     the same tasks with --isolation none: po-spawn's own cost, which
 #            the worktree runs also pay.
 #
@@ -63,9 +66,14 @@ elapsed() { echo "$2 - $1" | bc -l; }
 
 # run ID [po-spawn options…]: the wall clock of one po-spawn, one task at a time.
 run() {
+    make_tasks "$1"
+    rerun "$@"
+}
+
+# rerun ID [po-spawn options…]: the same, of the tasks as they are.
+rerun() {
     local id=$1
     shift
-    make_tasks "$id"
     sync
     local t0 t1
     t0=$(now)
@@ -102,6 +110,10 @@ pooled=$(run pooled)
 taken=$(grep -l 'from the pool' "$repo"/.claude/runtime/logs/orch-pooled-*/agent-*.log | wc -l)
 left=$(pooled_count)
 fresh2=$(run fresh-2)
+make_tasks reused
+(cd "$repo" && "$bin/po-spawn" --id reused --max-workers 1 --agent-cmd false >/dev/null 2>&1) || true
+reused=$(rerun reused --retry)
+reuses=$(grep -l 'reusing worktree' "$repo"/.claude/runtime/logs/orch-reused-*/agent-*.log | sort -u | wc -l)
 none=$(run none --isolation none)
 
 setup() { echo "scale=4; ($1 - $none) / $N_TASKS * 1000" | bc -l; }
@@ -110,6 +122,8 @@ printf '   fresh-1:  %6.2fs  (worktree setup %6.1f ms/task)\n' "$fresh1" "$(setu
 printf '   pooled:   %6.2fs  (worktree setup %6.1f ms/task; %s of %s taken from the pool, %s left)\n' \
     "$pooled" "$(setup "$pooled")" "$taken" "$N_TASKS" "$left"
 printf '   fresh-2:  %6.2fs  (worktree setup %6.1f ms/task)\n' "$fresh2" "$(setup "$fresh2")"
+printf '   reused:   %6.2fs  (worktree setup %6.1f ms/task; %s of %s reused)\n' \
+    "$reused" "$(setup "$reused")" "$reuses" "$N_TASKS"
 printf '   none:     %6.2fs  (po-spawn alone, %6.1f ms/task)\n' "$none" "$(echo "scale=4; $none / $N_TASKS * 1000" | bc -l)"
 printf '   po-clean --pool of %s worktrees: %.2fs\n' "$N_TASKS" "$retire"
 printf '   ratio pooled / fresh, worktree setup: %.2f\n' "$(echo "scale=4; ($pooled - $none) / ($fresh - $none)" | bc -l)"

@@ -23,7 +23,7 @@ _po__clean() {
 
     case "${cmd}" in
         po__clean)
-            opts="-v -h -V --runtime-dir --verbose --all --older-than --pool --branches --base --dry-run --json --help --version"
+            opts="-v -h -V --runtime-dir --verbose --all --older-than --pool --branches --base --include-ignored --dry-run --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

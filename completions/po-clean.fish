@@ -5,6 +5,7 @@ complete -c po-clean -s v -l verbose -d 'More detail on stderr (-v debug, -vv tr
 complete -c po-clean -l all -d 'Every orchestration under the runtime root (and, without --pool, the worktrees in the warm pool)'
 complete -c po-clean -l pool -d 'Retire clean worktrees into the warm pool instead of deleting them'
 complete -c po-clean -l branches -d 'Also delete task branches merged into the base or through a merged PR'
+complete -c po-clean -l include-ignored -d 'Also delete ignored files po did not put there (build output, results, .env edits…) with their worktree; a nested repository is kept all the same'
 complete -c po-clean -l dry-run -d 'Show what would go; change nothing'
 complete -c po-clean -l json -d 'Print the report as JSON'
 complete -c po-clean -s h -l help -d 'Print help (see more with \'--help\')'

@@ -41,6 +41,36 @@ pub fn git_raw(dir: &Path, args: &[&str]) -> Result<String> {
     )))
 }
 
+/// `git ARGS…` in `dir` with `input` on its stdin (for `--stdin -z`); its
+/// trimmed stdout, or an error quoting git's message.
+pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A git that exits early closes its end: its status says why.
+        let _ = stdin.write_all(input);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    Err(Error::system(format!(
+        "run `git {}` in {}: {}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 /// Whether `git ARGS…` succeeds (quietly).
 pub fn git_ok(dir: &Path, args: &[&str]) -> bool {
     Command::new("git")
@@ -270,6 +300,96 @@ pub fn worktrees(repo: &Path) -> Result<Vec<Worktree>> {
     }
     list.extend(cur);
     Ok(list)
+}
+
+/// The files in a worktree git does not track, ignored ones included, as
+/// `git ls-files --others` lists them (relative, `/`-separated): git does not
+/// look inside a nested repository, and names it as its directory with a
+/// trailing `/` (see [`is_nested_repo`]).
+pub fn untracked(dir: &Path) -> Result<Vec<String>> {
+    let out = git_raw(dir, &["ls-files", "-z", "--others"])?;
+    Ok(out
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The ignored files in a worktree (nested repositories among them named
+/// with a trailing `/`).
+pub fn ignored(dir: &Path) -> Result<Vec<String>> {
+    let out = git_raw(
+        dir,
+        &[
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+        ],
+    )?;
+    Ok(out
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Whether an entry of [`untracked`] or [`ignored`] is a nested repository.
+pub fn is_nested_repo(entry: &str) -> bool {
+    entry.ends_with('/')
+}
+
+/// A file of the index that `git update-index` hid from `git status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HiddenEntry {
+    pub path: String,
+    /// `--assume-unchanged` (`git ls-files -v` shows a lower-case letter).
+    pub assume_unchanged: bool,
+    /// `--skip-worktree` (`S`, or `s` with both).
+    pub skip_worktree: bool,
+}
+
+/// The index entries of a worktree with the assume-unchanged or
+/// skip-worktree flag (`git ls-files -v`).
+pub fn hidden_entries(dir: &Path) -> Result<Vec<HiddenEntry>> {
+    Ok(parse_hidden(&git_raw(dir, &["ls-files", "-v", "-z"])?))
+}
+
+fn parse_hidden(out: &str) -> Vec<HiddenEntry> {
+    out.split('\0')
+        .filter_map(|e| {
+            let (tag, path) = e.split_once(' ')?;
+            let tag = tag.chars().next()?;
+            let entry = HiddenEntry {
+                path: path.to_string(),
+                assume_unchanged: tag.is_ascii_lowercase(),
+                skip_worktree: tag.eq_ignore_ascii_case(&'s'),
+            };
+            (entry.assume_unchanged || entry.skip_worktree).then_some(entry)
+        })
+        .collect()
+}
+
+/// Clear both flags of `entries` (what [`hidden_entries`] found).
+pub fn unhide(dir: &Path, entries: &[HiddenEntry]) -> Result<()> {
+    for (flag, pick) in [
+        (
+            "--no-assume-unchanged",
+            (|e: &HiddenEntry| e.assume_unchanged) as fn(&HiddenEntry) -> bool,
+        ),
+        ("--no-skip-worktree", |e: &HiddenEntry| e.skip_worktree),
+    ] {
+        let mut input = Vec::new();
+        for e in entries.iter().filter(|e| pick(e)) {
+            input.extend_from_slice(e.path.as_bytes());
+            input.push(0);
+        }
+        if !input.is_empty() {
+            git_stdin(dir, &["update-index", flag, "-z", "--stdin"], &input)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a task changed against its base.

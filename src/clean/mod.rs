@@ -4,10 +4,17 @@
 //! A task's worktree goes only when the task is finished (a terminal state)
 //! and its liveness lock is free; po-clean holds that lock while it works,
 //! so no run can start in the worktree meanwhile. A worktree is kept, and
-//! named with the reason, when it has uncommitted changes (untracked files
-//! included), a merge or rebase in progress, commits its branch does not
-//! hold, a stash made on its branch, or a `git worktree lock`. Removal is
-//! `git worktree remove` without `--force`, so git checks again.
+//! named with the reason and what to do about it, when it has uncommitted
+//! changes (untracked files included), edits hidden from `git status` by
+//! index flags (`--assume-unchanged`, `--skip-worktree`), a merge or rebase
+//! in progress, commits its branch does not hold, a stash made on its
+//! branch, a `git worktree lock`, a nested repository (never deleted, by any
+//! path), or ignored files po did not put there (unless `--include-ignored`;
+//! the files `.worktreeinclude` copied in, unchanged, are po's, and so is
+//! everything in po-spawn's integration worktree). Removal is
+//! `git worktree remove` without `--force`, so git checks again. A worktree
+//! a killed po-spawn left half-made (see [`crate::run::worktree`]) was never
+//! a task's: it goes, unless it holds a nested repository.
 //!
 //! With `--branches`, the branch of a task whose worktree is gone is
 //! deleted when the base holds it, or when its pull request is merged on
@@ -29,6 +36,7 @@ use crate::forge::Gh;
 use crate::git::{self, git};
 use crate::protocol::{AgentStatus, Runtime, sanitize, store};
 use crate::report::summary;
+use crate::run::worktree::{self, Unfinished};
 use crate::run::worktree_pool;
 use crate::timefmt;
 use usage::disk_usage;
@@ -47,6 +55,9 @@ pub struct Options<'a> {
     pub base: Option<String>,
     /// Also remove the worktrees in the warm pool.
     pub drain_pool: bool,
+    /// Delete ignored files po did not put there with their worktree
+    /// (nested repositories are kept all the same).
+    pub include_ignored: bool,
     pub gh: &'a Gh,
 }
 
@@ -71,6 +82,9 @@ pub struct WorktreeItem {
     pub path: PathBuf,
     pub action: Action,
     pub reason: Option<String>,
+    /// What to do to let a kept worktree go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
     /// Disk space freed (or that would be).
     pub bytes: u64,
     /// Where it went in the pool.
@@ -87,6 +101,9 @@ pub struct BranchItem {
     pub commit: String,
     pub action: Action,
     pub reason: String,
+    /// What to do to let a kept branch go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -174,6 +191,9 @@ struct Cleaner<'a> {
     /// (name for messages, commit) of the base, when --branches.
     base: Option<(String, String)>,
     id: String,
+    /// The ignored files of the repository `.worktreeinclude` copies into
+    /// each worktree (relative), once asked.
+    included: std::cell::OnceCell<HashSet<PathBuf>>,
 }
 
 impl<'a> Cleaner<'a> {
@@ -208,6 +228,7 @@ impl<'a> Cleaner<'a> {
             stashed,
             base,
             id: String::new(),
+            included: std::cell::OnceCell::new(),
         })
     }
 
@@ -234,7 +255,10 @@ impl<'a> Cleaner<'a> {
                 self.keep(
                     &integration,
                     "integration",
-                    "the orchestration is still running",
+                    Keep::new(
+                        "the orchestration is still running",
+                        "run po-clean again once no task of it runs",
+                    ),
                 );
             } else {
                 self.worktree(&integration, "integration", None, false)?;
@@ -254,6 +278,16 @@ impl<'a> Cleaner<'a> {
     /// Remove a worktree of po's own that holds no one's work (a stale
     /// po-merge scratch with `force`, a pooled one without).
     fn discard(&mut self, path: &Path, agent_id: &str, why: &str, force: bool) {
+        if let Some(keep) = nested_keep(path) {
+            return self.keep(path, agent_id, keep);
+        }
+        if !self.opts.dry_run
+            && let Some(private) = worktree::private_dir(path)
+            && worktree::unfinished_in(&private).is_some()
+        {
+            // Locked by po on its way into or out of the pool: po's own.
+            let _ = worktree::unlock(&private);
+        }
         let bytes = disk_usage(path);
         let p = path.to_string_lossy();
         let mut args = vec!["worktree", "remove"];
@@ -275,6 +309,7 @@ impl<'a> Cleaner<'a> {
             path: path.to_path_buf(),
             action,
             reason: Some(reason),
+            advice: None,
             bytes: if action == Action::Kept { 0 } else { bytes },
             pooled_as: None,
         });
@@ -318,16 +353,26 @@ impl<'a> Cleaner<'a> {
         if worktree.is_none() && branch.is_none() {
             return Ok(());
         }
-        let keep = |me: &mut Self, why: String| {
-            if let Some(w) = &worktree {
-                me.keep(w, &task.agent_id, &why);
-            }
+        let keep = |me: &mut Self, why: Keep| {
             if let Some(b) = branch {
-                me.keep_branch(task, b, format!("its task is kept: {why}"));
+                me.keep_branch(task, b, format!("its task is kept: {}", why.reason));
+                if let Some(last) = me.report.branches.last_mut() {
+                    last.advice = Some(why.advice.clone());
+                }
+            }
+            if let Some(w) = &worktree {
+                me.keep(w, &task.agent_id, why);
             }
         };
+        let unfinished = |state: &dyn std::fmt::Display, what: &str| {
+            Keep::new(
+                format!("{state}: {what}"),
+                "wait for its run to end (po-watch shows it), or stop that po-spawn; then run \
+                 po-clean again",
+            )
+        };
         if !task.status.is_terminal() {
-            keep(self, format!("{}: not finished", task.status));
+            keep(self, unfinished(&task.status, "not finished"));
             return Ok(());
         }
         if let Some(why) = self.too_recent(task) {
@@ -345,7 +390,14 @@ impl<'a> Cleaner<'a> {
             lock.is_none()
         };
         if live {
-            keep(self, "live: its runner holds the liveness lock".into());
+            keep(
+                self,
+                Keep::new(
+                    "live: its runner holds the liveness lock",
+                    "its run is still going: wait for it to end, or stop it; then run po-clean \
+                     again",
+                ),
+            );
             return Ok(());
         }
         let task = if self.opts.dry_run {
@@ -354,7 +406,7 @@ impl<'a> Cleaner<'a> {
             store::read_status(status_file)?
         };
         if !task.status.is_terminal() {
-            keep(self, format!("{}: it started again", task.status));
+            keep(self, unfinished(&task.status, "it started again"));
             return Ok(());
         }
         let gone = match &worktree {
@@ -372,18 +424,22 @@ impl<'a> Cleaner<'a> {
     }
 
     /// `--older-than`: why a task finished too recently, if it did.
-    fn too_recent(&self, task: &AgentStatus) -> Option<String> {
+    fn too_recent(&self, task: &AgentStatus) -> Option<Keep> {
         let min = self.opts.older_than?;
         let finished = task.completion_time.or(task.last_update);
         let age = finished.map(|t| (timefmt::now() - t).num_seconds().max(0) as u64);
+        let advice = "run po-clean later, or with a smaller --older-than (or none)";
         match age {
             Some(a) if a >= min => None,
-            Some(a) => Some(format!(
-                "finished {} ago (--older-than {})",
-                human_age(a),
-                human_age(min)
+            Some(a) => Some(Keep::new(
+                format!(
+                    "finished {} ago (--older-than {})",
+                    human_age(a),
+                    human_age(min)
+                ),
+                advice,
             )),
-            None => Some("no finish time recorded (--older-than)".into()),
+            None => Some(Keep::new("no finish time recorded (--older-than)", advice)),
         }
     }
 
@@ -396,16 +452,54 @@ impl<'a> Cleaner<'a> {
             .find(|w| !w.bare && std::fs::canonicalize(&w.path).ok().as_deref() == Some(&*want))
     }
 
-    fn keep(&mut self, path: &Path, agent_id: &str, why: &str) {
+    fn keep(&mut self, path: &Path, agent_id: &str, why: Keep) {
         self.report.worktrees.push(WorktreeItem {
             orchestration_id: self.id.clone(),
             agent_id: agent_id.to_string(),
             path: path.to_path_buf(),
             action: Action::Kept,
-            reason: Some(why.to_string()),
+            reason: Some(why.reason),
+            advice: Some(why.advice),
             bytes: 0,
             pooled_as: None,
         });
+    }
+
+    /// A worktree po-spawn left half-made (killed while checking it out, or
+    /// taking it from the pool): never a task's, so it goes, forced (git
+    /// would count the unfinished checkout as changes), unless it holds a
+    /// nested repository.
+    fn half_made(&mut self, path: &Path, agent_id: &str) -> bool {
+        if let Some(keep) = nested_keep(path) {
+            self.keep(path, agent_id, keep);
+            return false;
+        }
+        let why = "half-made: a killed po-spawn left its checkout unfinished (no agent worked \
+                   there)";
+        let bytes = disk_usage(path);
+        let (action, reason) = if self.opts.dry_run {
+            (Action::WouldRemove, why.to_string())
+        } else {
+            let p = path.to_string_lossy();
+            match git(
+                &self.repo,
+                &["worktree", "remove", "--force", "--force", &p],
+            ) {
+                Ok(_) => (Action::Removed, why.to_string()),
+                Err(e) => (Action::Kept, format!("failed to {e}")),
+            }
+        };
+        self.report.worktrees.push(WorktreeItem {
+            orchestration_id: self.id.clone(),
+            agent_id: agent_id.to_string(),
+            path: path.to_path_buf(),
+            action,
+            reason: Some(reason),
+            advice: None,
+            bytes: if action == Action::Kept { 0 } else { bytes },
+            pooled_as: None,
+        });
+        action != Action::Kept
     }
 
     /// Remove or pool one worktree unless it holds work; whether it is gone
@@ -417,8 +511,18 @@ impl<'a> Cleaner<'a> {
         branch: Option<&str>,
         poolable: bool,
     ) -> Result<bool> {
-        if let Some(why) = self.holds_work(path, branch) {
-            self.keep(path, agent_id, &why);
+        let po_lock = self
+            .registered(path)
+            .and_then(|w| w.locked.as_deref())
+            .and_then(worktree::unfinished_reason);
+        if po_lock == Some(Unfinished::Checkout) {
+            return Ok(self.half_made(path, agent_id));
+        }
+        // The integration worktree is po's: what its validation commands
+        // built is po's too.
+        let task = poolable;
+        if let Some(why) = self.holds_work(path, branch, task) {
+            self.keep(path, agent_id, why);
             return Ok(false);
         }
         let not_pooled = worktree_pool::unpoolable(path);
@@ -434,6 +538,7 @@ impl<'a> Cleaner<'a> {
             path: path.to_path_buf(),
             action: Action::Kept,
             reason,
+            advice: None,
             bytes: before,
             pooled_as: None,
         };
@@ -451,8 +556,16 @@ impl<'a> Cleaner<'a> {
                     Action::Pooled
                 })
             }
-            (false, false) => git(&self.repo, &["worktree", "remove", &path.to_string_lossy()])
-                .map(|_| Action::Removed),
+            (false, false) => {
+                if po_lock.is_some()
+                    && let Some(private) = worktree::private_dir(path)
+                {
+                    // A killed po-clean's retiring: it was clean then and is now.
+                    worktree::unlock(&private)?;
+                }
+                git(&self.repo, &["worktree", "remove", &path.to_string_lossy()])
+                    .map(|_| Action::Removed)
+            }
         };
         let gone = match result {
             Ok(action) => {
@@ -469,44 +582,117 @@ impl<'a> Cleaner<'a> {
         Ok(gone)
     }
 
-    /// Why the worktree at `path` must stay, if it must.
-    fn holds_work(&self, path: &Path, branch: Option<&str>) -> Option<String> {
+    /// Why the worktree at `path` must stay, if it must, and what to do.
+    /// Ignored files count only in a `task`'s worktree.
+    fn holds_work(&self, path: &Path, branch: Option<&str>, task: bool) -> Option<Keep> {
         let entry = self.registered(path)?;
-        if let Some(why) = &entry.locked {
-            return Some(if why.is_empty() {
-                "locked (git worktree lock)".into()
-            } else {
-                format!("locked (git worktree lock: {why})")
-            });
+        let at = quote(path);
+        if let Some(why) = &entry.locked
+            && worktree::unfinished_reason(why).is_none()
+        {
+            return Some(Keep::new(
+                if why.is_empty() {
+                    "locked (git worktree lock)".to_string()
+                } else {
+                    format!("locked (git worktree lock: {why})")
+                },
+                format!("if it may go: git worktree unlock {at}; then run po-clean again"),
+            ));
         }
-        let private = git(path, &["rev-parse", "--path-format=absolute", "--git-dir"])
-            .map(PathBuf::from)
-            .ok()?;
-        for (file, what) in [
-            ("MERGE_HEAD", "a merge"),
-            ("rebase-merge", "a rebase"),
-            ("rebase-apply", "a rebase or git am"),
-            ("CHERRY_PICK_HEAD", "a cherry-pick"),
-            ("REVERT_HEAD", "a revert"),
-            ("BISECT_LOG", "a bisect"),
+        let private = worktree::private_dir(path)?;
+        for (file, what, undo) in [
+            (
+                "MERGE_HEAD",
+                "a merge",
+                "merge --continue` or `merge --abort",
+            ),
+            (
+                "rebase-merge",
+                "a rebase",
+                "rebase --continue` or `rebase --abort",
+            ),
+            (
+                "rebase-apply",
+                "a rebase or git am",
+                "rebase --abort` or `am --abort",
+            ),
+            (
+                "CHERRY_PICK_HEAD",
+                "a cherry-pick",
+                "cherry-pick --continue` or `cherry-pick --abort",
+            ),
+            (
+                "REVERT_HEAD",
+                "a revert",
+                "revert --continue` or `revert --abort",
+            ),
+            ("BISECT_LOG", "a bisect", "bisect reset"),
         ] {
             if private.join(file).exists() {
-                return Some(format!("{what} is in progress there"));
-            }
-        }
-        match changed_files(path) {
-            Ok(files) if !files.is_empty() => {
-                let shown: Vec<&str> = files.iter().take(3).map(String::as_str).collect();
-                return Some(format!(
-                    "uncommitted changes in {} file{}: {}{}",
-                    files.len(),
-                    if files.len() == 1 { "" } else { "s" },
-                    shown.join(", "),
-                    if files.len() > 3 { ", …" } else { "" }
+                return Some(Keep::new(
+                    format!("{what} is in progress there"),
+                    format!(
+                        "finish it or give it up (`git -C {at} {undo}`), then run po-clean again"
+                    ),
                 ));
             }
-            Ok(_) => {}
-            Err(e) => return Some(format!("its state is unknown: failed to {e}")),
+        }
+        let ignored = match git::ignored(path) {
+            Ok(list) => list,
+            Err(e) => return Some(unknown(e)),
+        };
+        let changes = match changed_files(path) {
+            Ok(files) => files,
+            Err(e) => return Some(unknown(e)),
+        };
+        // Never deleted, with or without --include-ignored.
+        let nested: Vec<&str> = ignored
+            .iter()
+            .map(String::as_str)
+            .filter(|f| git::is_nested_repo(f))
+            .chain(
+                changes
+                    .iter()
+                    .filter(|(code, f)| code == "??" && git::is_nested_repo(f))
+                    .map(|(_, f)| f.as_str()),
+            )
+            .collect();
+        if !nested.is_empty() {
+            return Some(nested_reason(&nested));
+        }
+        if !changes.is_empty() {
+            let files: Vec<&str> = changes.iter().map(|(_, f)| f.as_str()).collect();
+            return Some(Keep::new(
+                format!(
+                    "uncommitted changes in {}: {}",
+                    plural(files.len(), "file"),
+                    sample(&files)
+                ),
+                format!(
+                    "commit them (git -C {at} add -A && git -C {at} commit), or discard them \
+                     (git -C {at} reset --hard && git -C {at} clean -fd); then run po-clean again"
+                ),
+            ));
+        }
+        match git::hidden_entries(path) {
+            Ok(hidden) => {
+                let sparse = private.join("info").join("sparse-checkout").exists();
+                // In a sparse checkout, skip-worktree on an absent file is
+                // what leaves it out.
+                let hidden: Vec<&git::HiddenEntry> = hidden
+                    .iter()
+                    .filter(|h| {
+                        !(sparse
+                            && h.skip_worktree
+                            && !h.assume_unchanged
+                            && std::fs::symlink_metadata(path.join(&h.path)).is_err())
+                    })
+                    .collect();
+                if !hidden.is_empty() {
+                    return Some(hidden_reason(&at, &hidden));
+                }
+            }
+            Err(e) => return Some(unknown(e)),
         }
         let head = entry.head.as_deref().unwrap_or_default();
         let held = match branch {
@@ -520,23 +706,88 @@ impl<'a> Cleaner<'a> {
                 Some(other) => format!("on {other}"),
                 None => "detached".into(),
             };
-            return Some(match branch {
-                Some(b) => format!("commits its branch {b} does not hold (HEAD {short}, {place})"),
-                None => format!("commits on no branch (HEAD {short}, {place})"),
-            });
+            let advice = format!(
+                "save them on a branch (git -C {at} branch NAME); if the worktree may go then, \
+                 git worktree remove {at}"
+            );
+            return Some(Keep::new(
+                match branch {
+                    Some(b) => {
+                        format!("commits its branch {b} does not hold (HEAD {short}, {place})")
+                    }
+                    None => format!("commits on no branch (HEAD {short}, {place})"),
+                },
+                advice,
+            ));
         }
         if let Some(b) = branch.or(entry.branch.as_deref())
             && self.stashed.contains(b)
         {
-            return Some(format!(
-                "a stash was made on its branch {b} (git stash list)"
+            return Some(Keep::new(
+                format!("a stash was made on its branch {b} (git stash list)"),
+                "apply it (git stash pop) or drop it (git stash drop), then run po-clean again",
             ));
+        }
+        if task && !self.opts.include_ignored {
+            let theirs: Vec<&str> = ignored
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !self.is_included_copy(path, f))
+                .collect();
+            if !theirs.is_empty() {
+                return Some(Keep::new(
+                    format!(
+                        "{} ignored by git that po did not put there: {}",
+                        plural(theirs.len(), "file"),
+                        sample(&grouped(&theirs))
+                    ),
+                    "move what you need out of it; --include-ignored deletes them with the \
+                     worktree"
+                        .to_string(),
+                ));
+            }
         }
         None
     }
 
+    /// Whether the ignored file `rel` of the worktree at `path` is a copy
+    /// `.worktreeinclude` made, unchanged: po's, and it may go.
+    fn is_included_copy(&self, path: &Path, rel: &str) -> bool {
+        let included = self.included.get_or_init(|| {
+            worktree::included_files(&self.repo, &self.runtime.root)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        });
+        if !included.contains(Path::new(rel)) {
+            return false;
+        }
+        let (ours, theirs) = (path.join(rel), self.repo.join(rel));
+        let regular = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        regular(&ours)
+            && regular(&theirs)
+            && std::fs::read(&ours)
+                .ok()
+                .is_some_and(|a| std::fs::read(&theirs).ok() == Some(a))
+    }
+
     fn keep_branch(&mut self, task: &AgentStatus, branch: &str, reason: String) {
+        let word = shell_word(branch);
+        let advice = if reason.starts_with("not merged into") {
+            Some(format!(
+                "merge it (po-merge), or if it may go: git branch -D {word}"
+            ))
+        } else if reason.starts_with("checked out in") {
+            Some("po-clean deletes it once that worktree is gone".to_string())
+        } else if reason == "its worktree is kept" {
+            Some("see its worktree's line".to_string())
+        } else {
+            None
+        };
         self.push_branch(task, branch, Action::Kept, reason);
+        if let Some(last) = self.report.branches.last_mut() {
+            last.advice = advice;
+        }
     }
 
     fn push_branch(&mut self, task: &AgentStatus, branch: &str, action: Action, reason: String) {
@@ -547,6 +798,7 @@ impl<'a> Cleaner<'a> {
             commit: self.tips.get(branch).cloned().unwrap_or_default(),
             action,
             reason,
+            advice: None,
         });
     }
 
@@ -670,9 +922,10 @@ fn human_age(secs: u64) -> String {
     }
 }
 
-/// Files `git status` reports (untracked included), without taking git's
-/// optional index lock: nothing is written.
-fn changed_files(path: &Path) -> Result<Vec<String>> {
+/// Files `git status` reports (untracked included), with their two-letter
+/// status (`??` untracked; a nested repository ends in `/`), without taking
+/// git's optional index lock: nothing is written.
+fn changed_files(path: &Path) -> Result<Vec<(String, String)>> {
     let out = git::git_raw(
         path,
         &[
@@ -688,7 +941,7 @@ fn changed_files(path: &Path) -> Result<Vec<String>> {
     let mut fields = out.split('\0').filter(|f| !f.is_empty());
     while let Some(f) = fields.next() {
         if f.len() > 3 {
-            files.push(f[3..].to_string());
+            files.push((f[..2].to_string(), f[3..].to_string()));
             // A rename names its source next.
             if f.starts_with('R') || f.starts_with('C') {
                 fields.next();
@@ -698,7 +951,155 @@ fn changed_files(path: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// What `git clean -ffdx` would delete in `path`, in bytes (a dry run's
+/// A reason to keep a worktree, and what to do to let it go.
+struct Keep {
+    reason: String,
+    advice: String,
+}
+
+impl Keep {
+    fn new(reason: impl Into<String>, advice: impl Into<String>) -> Keep {
+        Keep {
+            reason: reason.into(),
+            advice: advice.into(),
+        }
+    }
+}
+
+fn unknown(e: Error) -> Keep {
+    Keep::new(
+        format!("its state is unknown: failed to {e}"),
+        "look at it by hand (git status there)",
+    )
+}
+
+fn nested_reason(nested: &[&str]) -> Keep {
+    Keep::new(
+        format!(
+            "holds a nested git repository ({}), which po-clean never deletes",
+            sample(nested)
+        ),
+        "move it out of the worktree (it has its own history), then run po-clean again",
+    )
+}
+
+/// Keep a worktree holding a nested repository, with the reason.
+fn nested_keep(path: &Path) -> Option<Keep> {
+    let nested = worktree::nested_repos(path);
+    if nested.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = nested.iter().map(String::as_str).collect();
+    Some(nested_reason(&names))
+}
+
+fn hidden_reason(at: &str, hidden: &[&git::HiddenEntry]) -> Keep {
+    let names: Vec<&str> = hidden.iter().map(|h| h.path.as_str()).collect();
+    let flags = match (
+        hidden.iter().any(|h| h.assume_unchanged),
+        hidden.iter().any(|h| h.skip_worktree),
+    ) {
+        (true, true) => "--assume-unchanged and --skip-worktree",
+        (true, false) => "--assume-unchanged",
+        _ => "--skip-worktree",
+    };
+    let listed: String = names
+        .iter()
+        .take(3)
+        .map(|n| format!(" {}", shell_word(n)))
+        .collect();
+    let mut undo = Vec::new();
+    if hidden.iter().any(|h| h.assume_unchanged) {
+        undo.push(format!(
+            "git -C {at} update-index --no-assume-unchanged --{listed}"
+        ));
+    }
+    if hidden.iter().any(|h| h.skip_worktree) {
+        undo.push(format!(
+            "git -C {at} update-index --no-skip-worktree --{listed}"
+        ));
+    }
+    Keep::new(
+        format!(
+            "{} hidden from git status by git update-index {flags}: {}",
+            plural(names.len(), "file"),
+            sample(&names)
+        ),
+        format!(
+            "show their changes ({}{}), then commit or discard them and run po-clean again",
+            undo.join("; "),
+            if names.len() > 3 {
+                "; and the others"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
+/// `3 files`, `1 file`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The first three names, then `…`.
+fn sample<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(AsRef::as_ref).collect();
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if names.len() > 3 { ", …" } else { "" }
+    )
+}
+
+/// Files grouped by their top directory: `target/ (1204 files)`, `.env`.
+fn grouped(files: &[&str]) -> Vec<String> {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for f in files {
+        let key = match f.split_once('/') {
+            Some((top, _)) => format!("{top}/"),
+            None => f.to_string(),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((key, 1)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(k, n)| {
+            if n == 1 && k.ends_with('/') {
+                files
+                    .iter()
+                    .find(|f| f.starts_with(&k))
+                    .map(|f| f.to_string())
+                    .unwrap_or(k)
+            } else if n == 1 {
+                k
+            } else {
+                format!("{k} ({n} files)")
+            }
+        })
+        .collect()
+}
+
+/// `path` as a shell word for the advice (quoted when it needs to be).
+fn quote(path: &Path) -> String {
+    shell_word(&path.to_string_lossy())
+}
+
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=+@%:,".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// What `git clean -fdx` would delete in `path`, in bytes (a dry run's
 /// estimate of what pooling frees).
 fn ignored_usage(path: &Path) -> u64 {
     git::git_raw(path, &["clean", "-ndx"])

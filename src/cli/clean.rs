@@ -16,17 +16,30 @@ use crate::text::{human_bytes, one_line};
 ///
 /// A worktree goes only when its task is finished and no process holds the
 /// task's liveness lock (po-clean holds it while it works). It is kept, and
-/// named with the reason, when it has uncommitted changes (untracked files
-/// included), a merge or rebase in progress, commits its branch does not
-/// hold, a stash made on its branch, or a `git worktree lock`. git's records
-/// of worktrees whose directory is gone are pruned. po-spawn's wave
-/// integration worktree goes too once no task of the orchestration runs, and
-/// so does a scratch worktree an interrupted po-merge left behind.
+/// named with the reason and what to do about it, when it has uncommitted
+/// changes (untracked files included), edits hidden from git status by `git
+/// update-index --assume-unchanged` or `--skip-worktree`, a merge or rebase
+/// in progress, commits its branch does not hold, a stash made on its
+/// branch, a `git worktree lock`, a nested git repository, or ignored files
+/// po did not put there. git's records of worktrees whose directory is gone
+/// are pruned. po-spawn's wave integration worktree goes too once no task of
+/// the orchestration runs, and so does a scratch worktree an interrupted
+/// po-merge left behind, or one a killed po-spawn left half-made (its
+/// checkout unfinished, never handed to an agent). What a wave validation
+/// built in the integration worktree is po's, and goes with it.
+///
+/// Ignored files: the files .worktreeinclude copied in, unchanged, are po's
+/// and go with the worktree. Any other ignored file (build output such as
+/// target/ or node_modules/, results, an edited .env) keeps the worktree,
+/// named, unless --include-ignored is given: po cannot tell output a user
+/// expects to lose from output a user needs. A nested git repository (a
+/// directory with its own .git, ignored or not) is never deleted, not even
+/// with --include-ignored, nor by --pool or --all.
 ///
 /// --pool retires clean worktrees into a warm pool (<runtime>/worktrees/.pool,
-/// detached, untracked and ignored files deleted) instead of deleting them;
-/// po-spawn then takes a worktree from there and switches it to the new
-/// task's branch, rewriting only the files that differ.
+/// detached, untracked and ignored files and index flags cleared) instead of
+/// deleting them; po-spawn then takes a worktree from there and switches it
+/// to the new task's branch, rewriting only the files that differ.
 ///
 /// --branches also deletes the branch of a task whose worktree is gone when
 /// the base holds it, or when its pull request is merged on GitHub with the
@@ -67,6 +80,12 @@ pub struct Args {
     #[arg(long, value_name = "BRANCH", requires = "branches")]
     pub base: Option<String>,
 
+    /// Also delete ignored files po did not put there (build output,
+    /// results, .env edits…) with their worktree; a nested repository is
+    /// kept all the same
+    #[arg(long)]
+    pub include_ignored: bool,
+
     /// Show what would go; change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -103,6 +122,7 @@ pub fn run(args: Args) -> Result<i32> {
             dry_run: args.dry_run,
             base: args.base,
             drain_pool: args.all && !args.pool,
+            include_ignored: args.include_ignored,
             gh: &gh,
         },
     )?;
@@ -152,6 +172,9 @@ fn render(r: &Report, paths: &Paths) -> String {
         }
         o.push_str(&line);
         o.push('\n');
+        if let Some(advice) = &w.advice {
+            hint(&mut o, advice, &w.path, paths);
+        }
     }
     for b in &r.branches {
         let short = &b.commit[..b.commit.len().min(7)];
@@ -175,6 +198,9 @@ fn render(r: &Report, paths: &Paths) -> String {
         };
         o.push_str(&line);
         o.push('\n');
+        if let (Action::Kept, Some(advice)) = (b.action, &b.advice) {
+            o.push_str(&format!("             hint: {}\n", one_line(advice)));
+        }
     }
     if !r.pruned.is_empty() {
         o.push_str(&format!(
@@ -196,4 +222,12 @@ fn render(r: &Report, paths: &Paths) -> String {
         format!("Freed {}.\n", human_bytes(r.freed_bytes))
     });
     o
+}
+
+/// What to do about a kept worktree, on the line below it, its path as the
+/// report shows it.
+fn hint(o: &mut String, advice: &str, path: &std::path::Path, paths: &Paths) {
+    let shown = paths.show(path);
+    let advice = advice.replace(&*path.to_string_lossy(), &shown);
+    o.push_str(&format!("             hint: {}\n", one_line(&advice)));
 }

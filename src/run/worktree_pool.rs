@@ -1,23 +1,32 @@
 //! A warm pool of worktrees: `po-clean --pool` retires a clean, finished
 //! task's worktree into `<runtime>/worktrees/.pool/` (detached, wiped of
-//! untracked and ignored files and of its private git state), and the next
-//! task that needs a worktree takes one from there instead of checking out
-//! the whole tree: `git worktree move`, `git checkout --force` of its branch
-//! (only the files that differ are rewritten) and `git clean -ffdx`.
+//! untracked and ignored files, of index flags and of its private git
+//! state), and the next task that needs a worktree takes one from there
+//! instead of checking out the whole tree: `git worktree move`, `git
+//! checkout --force` of its branch (only the files that differ are
+//! rewritten), and `git clean -fdx` if anything untracked got in.
 //!
 //! A pooled worktree carries nothing of its previous task: no branch (it is
 //! detached), no untracked or ignored file, no index change (checkout
-//! `--force` rewrites the index from the new commit), no reflog, per-worktree
-//! config or refs. Stashes belong to the repository, not to a worktree; a
-//! worktree whose branch has one is never pooled (see po-clean).
+//! `--force` rewrites the index from the new commit) and no index flag
+//! (`--assume-unchanged`, `--skip-worktree`: cleared first, or checkout would
+//! keep them and the file under them), no reflog, per-worktree config or
+//! refs. Stashes belong to the repository, not to a worktree; a worktree
+//! whose branch has one is never pooled (see po-clean). A nested repository
+//! is never deleted: po-clean does not pool a worktree holding one, and an
+//! entry someone put one into is left in the pool, unused.
 //!
 //! Taking is safe between processes: an entry is claimed with an exclusive
-//! `flock` on `<entry>.lock` before it is moved out of the pool.
+//! `flock` on `<entry>.lock` before it is moved out of the pool. It is safe
+//! against kills: a worktree on its way into or out of the pool is locked as
+//! half-made (see [`super::worktree`]) until it is complete, and whoever
+//! meets it next finishes the job.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::worktree::{self, RETIRING, TAKING};
 use crate::error::{Error, Result};
 use crate::git::{self, branch_exists, git};
 use crate::protocol::store;
@@ -58,7 +67,7 @@ pub fn entries(pool: &Path) -> Vec<PathBuf> {
 
 /// Why `worktree` cannot go into the pool, if it cannot (it can still be removed).
 pub fn unpoolable(worktree: &Path) -> Option<String> {
-    let gitdir = private_dir(worktree).ok()?;
+    let gitdir = worktree::private_dir(worktree)?;
     if gitdir.join("info").join("sparse-checkout").exists() {
         return Some("it is a sparse checkout".into());
     }
@@ -69,15 +78,16 @@ pub fn unpoolable(worktree: &Path) -> Option<String> {
 }
 
 /// Retire the clean worktree `worktree` into `pool`: detach it, delete its
-/// untracked and ignored files and its private git state (reflog, ORIG_HEAD,
-/// FETCH_HEAD, per-worktree config and refs), and move it into the pool.
-/// Returns its place in the pool. The caller checked it holds no work.
+/// untracked and ignored files, its index flags and its private git state
+/// (reflog, ORIG_HEAD, FETCH_HEAD, per-worktree config and refs), and move it
+/// into the pool. Returns its place in the pool. The caller checked it holds
+/// no work and no nested repository. Locked as half-made throughout: a kill
+/// leaves it for po-clean (or the task's next po-spawn) to finish.
 pub fn retire(repo: &Path, worktree: &Path, pool: &Path) -> Result<PathBuf> {
     static N: AtomicU64 = AtomicU64::new(0);
-    git(worktree, &["checkout", "--quiet", "--detach"])?;
-    git(worktree, &["clean", "-ffdxq"])?;
-    forget(worktree)?;
-    fs::create_dir_all(pool).map_err(Error::io("create", pool))?;
+    let private = private(worktree)?;
+    let branch = git::current_branch(worktree);
+    worktree::write_lock(&private, RETIRING)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -87,16 +97,42 @@ pub fn retire(repo: &Path, worktree: &Path, pool: &Path) -> Result<PathBuf> {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
+    let moved = (|| {
+        unhide(worktree)?;
+        git(worktree, &["checkout", "--quiet", "--detach"])?;
+        // One -f: git skips a nested repository (there is none, but never one).
+        git(worktree, &["clean", "-fdxq"])?;
+        forget(worktree)?;
+        fs::create_dir_all(pool).map_err(Error::io("create", pool))?;
+        move_worktree(repo, worktree, &to)
+    })();
+    if let Err(e) = moved {
+        // Back as it was: on its branch, unlocked (it is still clean).
+        if let Some(b) = branch {
+            let _ = git(worktree, &["checkout", "--quiet", &b]);
+        }
+        let _ = worktree::unlock(&private);
+        return Err(e);
+    }
+    // Still locked, it is taken all the same (po's lock).
+    let _ = worktree::unlock(&private);
+    Ok(to)
+}
+
+/// `git worktree move -f -f FROM TO` (twice forced: it is locked, by po).
+fn move_worktree(repo: &Path, from: &Path, to: &Path) -> Result<()> {
     git(
         repo,
         &[
             "worktree",
             "move",
-            &worktree.to_string_lossy(),
+            "--force",
+            "--force",
+            &from.to_string_lossy(),
             &to.to_string_lossy(),
         ],
-    )?;
-    Ok(to)
+    )
+    .map(|_| ())
 }
 
 /// Take a worktree from the pool of `path` and make it `path`, on `branch`
@@ -128,19 +164,39 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
             let _ = fs::remove_file(&lock_path);
             continue;
         }
+        let Some(private) = worktree::private_dir(&entry) else {
+            continue;
+        };
+        if let Some(r) = worktree::lock_reason(&private)
+            && worktree::unfinished_reason(&r).is_none()
+        {
+            continue; // someone locked it: theirs
+        }
+        // What got in since it was pooled; a nested repository is someone's.
+        let untracked = match git::untracked(&entry) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!("pooled worktree {}: failed to {e}", entry.display());
+                continue;
+            }
+        };
+        if let Some(nested) = untracked.iter().find(|u| git::is_nested_repo(u)) {
+            tracing::warn!(
+                "pooled worktree {}: left in the pool, unused: it holds a nested repository \
+                 {nested}",
+                entry.display()
+            );
+            continue;
+        }
+        if let Err(e) = worktree::write_lock(&private, TAKING) {
+            tracing::warn!("pooled worktree {}: failed to {e}", entry.display());
+            continue;
+        }
         if path.is_dir() {
             // An empty directory in the way (the caller refuses a full one).
             let _ = fs::remove_dir(path);
         }
-        let moved = git(
-            repo,
-            &[
-                "worktree",
-                "move",
-                &entry.to_string_lossy(),
-                &path.to_string_lossy(),
-            ],
-        );
+        let moved = move_worktree(repo, &entry, path);
         let _ = fs::remove_file(&lock_path);
         drop(lock);
         if let Err(e) = moved {
@@ -148,15 +204,17 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
                 "pooled worktree {}: failed to {e}; removing it",
                 entry.display()
             );
-            super::worktree::discard(repo, &entry);
+            worktree::discard(repo, &entry);
             continue;
         }
-        match switch(path, branch, base) {
+        match switch(path, branch, base, !untracked.is_empty())
+            .and_then(|()| worktree::complete(path))
+        {
             Ok(()) => return Ok(true),
             Err(e) => {
                 // Its files were the pool's, nothing of a task: start afresh.
                 tracing::warn!("pooled worktree at {}: failed to {e}", path.display());
-                super::worktree::discard(repo, path);
+                worktree::discard(repo, path);
                 return Ok(false);
             }
         }
@@ -164,10 +222,16 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
     Ok(false)
 }
 
-/// Check out `branch` (new from `base`, or as it is) over whatever is in
-/// `path`, then delete every untracked and ignored file.
-fn switch(path: &Path, branch: &str, base: &str) -> Result<()> {
-    if branch_exists(path, branch) {
+/// Make the (half-made, po's) worktree at `path` `branch`'s: index flags
+/// cleared, then `branch` (new from `base`, or as it is) checked out over
+/// whatever is in it; with `untracked`, every untracked and ignored file
+/// deleted (never a nested repository: that is an error). The branch itself
+/// does not move.
+pub(crate) fn switch(path: &Path, branch: &str, base: &str, untracked: bool) -> Result<()> {
+    unhide(path)?;
+    if git::current_branch(path).as_deref() == Some(branch) {
+        git(path, &["reset", "--quiet", "--hard"])?;
+    } else if branch_exists(path, branch) {
         git(path, &["checkout", "--quiet", "--force", branch])?;
     } else {
         git(
@@ -183,16 +247,38 @@ fn switch(path: &Path, branch: &str, base: &str) -> Result<()> {
             ],
         )?;
     }
-    git(path, &["clean", "-ffdxq"])?;
+    if untracked {
+        let left = git::untracked(path)?;
+        if let Some(nested) = left.iter().find(|u| git::is_nested_repo(u)) {
+            return Err(Error::system(format!(
+                "prepare worktree {}: it holds a nested repository {nested} that po did not put \
+                 there (po never deletes one); move it away",
+                path.display()
+            )));
+        }
+        if !left.is_empty() {
+            git(path, &["clean", "-fdxq"])?;
+        }
+    }
     // The checkout's own reflog entry names the commit it came from.
     forget(path)
+}
+
+/// Clear the assume-unchanged and skip-worktree flags of every index entry:
+/// a flagged file is one checkout and clean leave alone.
+fn unhide(path: &Path) -> Result<()> {
+    let hidden = git::hidden_entries(path)?;
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    git::unhide(path, &hidden)
 }
 
 /// Delete the worktree's private git state a task leaves: the reflog of
 /// HEAD (it names the task's commits), ORIG_HEAD, FETCH_HEAD, AUTO_MERGE,
 /// per-worktree config and refs.
 fn forget(worktree: &Path) -> Result<()> {
-    let private = private_dir(worktree)?;
+    let private = private(worktree)?;
     for name in [
         "logs/HEAD",
         "ORIG_HEAD",
@@ -217,18 +303,17 @@ fn forget(worktree: &Path) -> Result<()> {
 /// Whether the worktree at `entry` is one of the repository whose common git
 /// directory is `common` (its `.git` file points inside it).
 fn belongs_to(entry: &Path, common: &Path) -> bool {
-    fs::read_to_string(entry.join(".git"))
-        .ok()
-        .and_then(|t| t.strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
+    worktree::private_dir(entry)
         .and_then(|g| fs::canonicalize(g).ok())
         .is_some_and(|g| fs::canonicalize(common).is_ok_and(|c| g.starts_with(c)))
 }
 
 /// The worktree's private git directory (`.git/worktrees/<name>`).
-fn private_dir(worktree: &Path) -> Result<PathBuf> {
-    git::git(
-        worktree,
-        &["rev-parse", "--path-format=absolute", "--git-dir"],
-    )
-    .map(PathBuf::from)
+fn private(worktree: &Path) -> Result<PathBuf> {
+    worktree::private_dir(worktree).ok_or_else(|| {
+        Error::system(format!(
+            "read {}: not a linked worktree's .git file",
+            worktree.join(".git").display()
+        ))
+    })
 }

@@ -126,6 +126,30 @@ fn finished_clean_worktrees_go_and_dirty_or_live_ones_are_named_and_kept() {
     for e in expect {
         assert!(text.contains(e), "missing {e:?} in:\n{text}");
     }
+    // Each kept worktree says what to do about it, on the line below.
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("kept "))
+    {
+        assert!(
+            lines
+                .get(i + 1)
+                .is_some_and(|h| h.starts_with("             hint: ")),
+            "no advice for {l:?}:\n{text}"
+        );
+    }
+    for hint in [
+        "hint: commit them (git -C .claude/runtime/worktrees/5/agent-2 add -A && git -C \
+         .claude/runtime/worktrees/5/agent-2 commit), or discard them",
+        "hint: its run is still going: wait for it to end, or stop it",
+        "hint: save them on a branch (git -C .claude/runtime/worktrees/5/agent-4 branch NAME)",
+        "hint: wait for its run to end",
+        "hint: apply it (git stash pop) or drop it (git stash drop)",
+    ] {
+        assert!(text.contains(hint), "missing {hint:?} in:\n{text}");
+    }
     assert!(
         text.contains("Freed ") && !text.contains("Freed 0 B"),
         "{text}"
@@ -413,4 +437,226 @@ fn the_pool_drains_with_all_and_an_interrupted_merges_scratch_goes() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(repo.worktrees().len(), 1, "{:?}", repo.worktrees());
+}
+
+/// `git init` a repository with one commit at `dir` (its own history).
+fn nested_repo(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("lib.txt"), "theirs\n").unwrap();
+    git(dir, &["add", "lib.txt"]);
+    git(dir, &["commit", "-q", "-m", "nested work"]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn hidden_edits_ignored_files_and_nested_repositories_keep_a_worktree_named_with_what_to_do() {
+    let repo = Repo::new();
+    std::fs::write(repo.path.join(".gitignore"), "out/\n.env\n").unwrap();
+    std::fs::write(repo.path.join(".worktreeinclude"), ".env\n").unwrap();
+    git(&repo.path, &["add", "."]);
+    git(&repo.path, &["commit", "-q", "-m", "ignore rules"]);
+    std::fs::write(repo.path.join(".env"), "SECRET=1\n").unwrap();
+    let p = orchestrate(
+        &repo,
+        "7",
+        &[
+            task("assume"),
+            task("skip"),
+            task("results"),
+            task("nested"),
+            task("env copy"),
+            task("env edited"),
+            task("untracked nested"),
+        ],
+        &[],
+    );
+    let wt: Vec<PathBuf> = p
+        .iter()
+        .enumerate()
+        .map(|(i, s)| run_task(&repo, "7", s, State::Completed, 1, &format!("f{i}.txt")))
+        .collect();
+    std::fs::write(wt[0].join("f0.txt"), "hidden edit\n").unwrap();
+    git(&wt[0], &["update-index", "--assume-unchanged", "f0.txt"]);
+    std::fs::write(wt[1].join("f1.txt"), "hidden edit\n").unwrap();
+    git(&wt[1], &["update-index", "--skip-worktree", "f1.txt"]);
+    std::fs::create_dir_all(wt[2].join("out")).unwrap();
+    std::fs::write(wt[2].join("out/results.csv"), "a,b\n1,2\n").unwrap();
+    let nested = wt[3].join("out/lib");
+    let nested_head = nested_repo(&nested);
+    std::fs::write(wt[4].join(".env"), "SECRET=1\n").unwrap();
+    std::fs::write(wt[5].join(".env"), "SECRET=2\n").unwrap();
+    let untracked_nested = wt[6].join("vendor/dep");
+    nested_repo(&untracked_nested);
+    // po-spawn's integration worktree, with what a wave validation built.
+    let integration = repo.runtime().join("worktrees/7/integration");
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "po/7/wave-1",
+            integration.to_str().unwrap(),
+            "main",
+        ],
+    );
+    std::fs::create_dir_all(integration.join("out")).unwrap();
+    std::fs::write(integration.join("out/build.o"), "obj\n").unwrap();
+    // git status sees nothing of the hidden edits, nor of the ignored files.
+    for w in &wt[..6] {
+        assert_eq!(git(w, &["status", "--porcelain"]), "", "{}", w.display());
+    }
+
+    let out = clean_cmd(&repo).arg("7").output().unwrap();
+    let text = lines(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", lines(&out.stderr));
+    let at = |n: usize| format!(".claude/runtime/worktrees/7/agent-{n}");
+    let expect = [
+        format!(
+            "kept         {}: 1 file hidden from git status by git update-index \
+             --assume-unchanged: f0.txt\n             hint: show their changes (git -C {} \
+             update-index --no-assume-unchanged -- f0.txt)",
+            at(1),
+            at(1)
+        ),
+        format!(
+            "kept         {}: 1 file hidden from git status by git update-index \
+             --skip-worktree: f1.txt\n             hint: show their changes (git -C {} \
+             update-index --no-skip-worktree -- f1.txt)",
+            at(2),
+            at(2)
+        ),
+        format!(
+            "kept         {}: 1 file ignored by git that po did not put there: out/results.csv\n\
+             \x20            hint: move what you need out of it; --include-ignored deletes them",
+            at(3)
+        ),
+        format!(
+            "kept         {}: holds a nested git repository (out/lib/), which po-clean never \
+             deletes\n             hint: move it out of the worktree",
+            at(4)
+        ),
+        format!("removed      {} (", at(5)),
+        "removed      .claude/runtime/worktrees/7/integration (".to_string(),
+        format!(
+            "kept         {}: 1 file ignored by git that po did not put there: .env",
+            at(6)
+        ),
+        format!(
+            "kept         {}: holds a nested git repository (vendor/dep/)",
+            at(7)
+        ),
+    ];
+    for e in &expect {
+        assert!(text.contains(e.as_str()), "missing {e:?} in:\n{text}");
+    }
+    assert!(!wt[4].exists());
+    for (i, w) in wt.iter().enumerate().filter(|(i, _)| *i != 4) {
+        assert!(w.join(".git").is_file(), "agent-{} went:\n{text}", i + 1);
+    }
+
+    // With --include-ignored the ignored files may go; a nested repository
+    // stays, with --pool as without.
+    for args in [
+        vec!["7", "--include-ignored", "--pool"],
+        vec!["7", "--include-ignored"],
+    ] {
+        let out = clean_cmd(&repo).args(&args).output().unwrap();
+        let text = lines(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}{}", lines(&out.stderr));
+        assert!(
+            text.contains(&format!(
+                "kept         {}: holds a nested git repository",
+                at(4)
+            )),
+            "{args:?}: {text}"
+        );
+    }
+    assert!(!wt[2].exists() && !wt[5].exists());
+    assert!(wt[0].exists() && wt[1].exists() && wt[3].exists() && wt[6].exists());
+    assert_eq!(git(&nested, &["rev-parse", "HEAD"]), nested_head);
+    assert_eq!(
+        std::fs::read_to_string(nested.join("lib.txt")).unwrap(),
+        "theirs\n"
+    );
+    assert!(untracked_nested.join(".git").is_dir());
+
+    // The JSON report carries the advice too.
+    let out = clean_cmd(&repo).args(["7", "--json"]).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = r["worktrees"].as_array().unwrap();
+    assert!(
+        kept.iter()
+            .all(|w| w["action"] == "kept" && w["advice"].as_str().is_some_and(|a| !a.is_empty())),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn a_worktree_a_killed_po_spawn_left_half_made_goes_and_a_pooled_nested_repository_stays() {
+    let repo = Repo::new();
+    let p = orchestrate(&repo, "8", &[task("half"), task("pooled")], &[]);
+    // Registered, locked as half-made, its checkout never done: git status
+    // would call every file deleted.
+    let wt = repo.runtime().join("worktrees/8/agent-1");
+    std::fs::create_dir_all(wt.parent().unwrap()).unwrap();
+    let reason = format!("{}: checkout in progress", po::run::worktree::LOCK_PREFIX);
+    git(
+        &repo.path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "--lock",
+            "--reason",
+            &reason,
+            "-b",
+            "feat/8-agent-1",
+            wt.to_str().unwrap(),
+            "main",
+        ],
+    );
+    store::update_status(&p[0], |s| {
+        s.status = State::Failed;
+        s.worktree = Some(wt.clone());
+        Ok(())
+    })
+    .unwrap();
+    // A pooled worktree someone cloned a repository into.
+    let other = run_task(&repo, "8", &p[1], State::Completed, 1, "b.txt");
+    let out = clean_cmd(&repo).args(["8", "--pool"]).output().unwrap();
+    let text = lines(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", lines(&out.stderr));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("removed      .claude/runtime/worktrees/8/agent-1 ("))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with(
+            "): half-made: a killed po-spawn left its checkout unfinished (no agent worked there)"
+        ),
+        "{text}"
+    );
+    assert!(!wt.exists() && !other.exists(), "{text}");
+    // The branch stays.
+    assert!(repo.branches().contains(&"feat/8-agent-1".to_string()));
+    let pool = repo.runtime().join("worktrees/.pool");
+    let entry = std::fs::read_dir(&pool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let nested = entry.join("lib");
+    let head = nested_repo(&nested);
+    let out = clean_cmd(&repo).arg("--all").output().unwrap();
+    let text = lines(&out.stdout);
+    assert!(
+        text.contains("holds a nested git repository (lib/), which po-clean never deletes"),
+        "{text}"
+    );
+    assert_eq!(git(&nested, &["rev-parse", "HEAD"]), head);
 }

@@ -52,4 +52,5 @@ mod summarize_github;
 mod summarize_report;
 mod watch_events;
 mod watch_snapshot;
+mod worktree_crash;
 mod worktree_pool;

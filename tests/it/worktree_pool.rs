@@ -52,6 +52,8 @@ out="$SCRATCH/seen-$PO_AGENT_ID.txt"
   echo "env=$(cat .env)"
   echo "setup=$(cat setup.txt)"
   echo "files=$(ls -A | sort | tr '\n' ' ')"
+  echo "flags=$(git ls-files -v | cut -c1 | sort -u | tr -d '\n')"
+  echo "ignore=$(cat .gitignore | tr '\n' ';')"
 } > "$out"
 "#;
 
@@ -90,10 +92,27 @@ fn a_pooled_worktree_carries_nothing_of_its_previous_task() {
     let first_wt = status(&first[0]).worktree.unwrap();
     assert!(first_wt.join("build/out.o").is_file());
 
+    // Its build output is ignored, and not po's: kept, named, unless asked.
     let out = cargo_bin_cmd!("po-clean")
         .current_dir(&repo.path)
         .envs(git_env())
         .args(["first", "--pool"])
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains(
+            "kept         .claude/runtime/worktrees/first/agent-1: 2 files ignored by git that \
+             po did not put there: build/ (2 files)\n             hint: "
+        ) && said.contains("--include-ignored"),
+        "{said}"
+    );
+    assert!(first_wt.join("build/out.o").is_file() && pooled(&repo).is_empty());
+    let out = cargo_bin_cmd!("po-clean")
+        .current_dir(&repo.path)
+        .envs(git_env())
+        .args(["first", "--pool", "--include-ignored"])
         .output()
         .unwrap();
     let said = text(&out.stdout);
@@ -123,6 +142,10 @@ fn a_pooled_worktree_carries_nothing_of_its_previous_task() {
     std::fs::write(entry.join("README.md"), "edited\n").unwrap();
     std::fs::write(entry.join("staged.txt"), "staged\n").unwrap();
     git(entry, &["add", "staged.txt"]);
+    // And edits hidden by index flags, which checkout and clean leave alone.
+    git(entry, &["update-index", "--assume-unchanged", "README.md"]);
+    std::fs::write(entry.join(".gitignore"), "hidden\n").unwrap();
+    git(entry, &["update-index", "--skip-worktree", ".gitignore"]);
 
     // Two new tasks at once: one takes the pooled worktree, one is created.
     let second = orchestrate(&repo, "second", &[task("A"), task("B")], &[]);
@@ -157,6 +180,11 @@ fn a_pooled_worktree_carries_nothing_of_its_previous_task() {
         assert_eq!(seen["head"], base);
         assert_eq!(seen["status"], "!! .env;?? setup.txt;", "{agent}: {seen:?}");
         assert_eq!(seen["staged"], "");
+        assert_eq!(
+            seen["flags"], "H",
+            "{agent}: an index flag came along: {seen:?}"
+        );
+        assert_eq!(seen["ignore"], ".env;build/;", "{agent}");
         assert!(
             !seen["reflog"].contains(&first_commit[..7]),
             "{agent}: {seen:?}"

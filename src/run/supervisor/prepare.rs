@@ -72,7 +72,9 @@ pub fn prepare(
 
     let mut base = spec.base.clone();
     if let Some(wt) = &spec.worktree {
-        match worktree::ensure(&spec.repo, wt, &spec.branch, &spec.base) {
+        match worktree::ensure_noting(&spec.repo, wt, &spec.branch, &spec.base, &mut |m| {
+            log.note(&m)
+        }) {
             Ok(worktree::Prepared::Reused) => {
                 log.note(&format!(
                     "reusing worktree {} on {}",
