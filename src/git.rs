@@ -404,16 +404,17 @@ pub struct DiffStats {
 /// The commit a worktree's branch points at, read from its loose ref without
 /// running git; `None` when it is not that simple (packed refs, detached HEAD).
 pub fn loose_head(worktree: &Path) -> Option<String> {
-    let dotgit = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    let read = |p: PathBuf| crate::fsx::read_to_string(&p, crate::fsx::SMALL_MAX).ok();
+    let dotgit = read(worktree.join(".git"))?;
     let gitdir = PathBuf::from(dotgit.strip_prefix("gitdir:")?.trim());
-    let head = std::fs::read_to_string(gitdir.join("HEAD")).ok()?;
+    let head = read(gitdir.join("HEAD"))?;
     let refname = head.strip_prefix("ref:")?.trim();
     if !refname.starts_with("refs/heads/") || refname.contains("..") {
         return None;
     }
-    let common = std::fs::read_to_string(gitdir.join("commondir")).ok()?;
+    let common = read(gitdir.join("commondir"))?;
     let common = gitdir.join(common.trim());
-    let value = std::fs::read_to_string(common.join(refname)).ok()?;
+    let value = read(common.join(refname))?;
     let value = value.trim();
     (value.len() >= 40 && value.chars().all(|c| c.is_ascii_hexdigit())).then(|| value.to_string())
 }

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod cpo;
 pub mod error;
 pub mod forge;
+pub mod fsx;
 pub mod git;
 pub mod merge;
 pub mod out;

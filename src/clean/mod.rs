@@ -240,6 +240,13 @@ impl<'a> Cleaner<'a> {
             .as_ref()
             .is_some_and(|o| o.source.kind == "issue");
         let mut active = loaded.bad().next().is_some();
+        for b in loaded.bad() {
+            eprintln!(
+                "po-clean: failed to read status file {}: {}; that task's worktree and branch are left alone",
+                b.file.display(),
+                b.problem
+            );
+        }
         for t in loaded.tasks() {
             active |= !t.state().is_terminal() || store::is_live(&t.file);
             self.task(&t.file, &t.status, github)?;

@@ -341,7 +341,8 @@ fn load(arg: &SourceArg, args: &Args, runtime: &Runtime) -> Result<Loaded> {
             })
         }
         SourceArg::File(path) => {
-            let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+            let bytes =
+                crate::fsx::read(path, crate::fsx::SOURCE_MAX).map_err(Error::io("read", path))?;
             let what = path.display().to_string();
             let text = sources::decode(bytes, &what)?;
             let plan = markdown_tasks(&text, &what, args, runtime)?;
@@ -367,8 +368,8 @@ fn load(arg: &SourceArg, args: &Args, runtime: &Runtime) -> Result<Loaded> {
             let m = manifest::load(path)?;
             let mut bodies = Vec::new();
             for (_, t) in m.tasks() {
-                let bytes =
-                    std::fs::read(&t.prompt_file).map_err(Error::io("read", &t.prompt_file))?;
+                let bytes = crate::fsx::read(&t.prompt_file, crate::fsx::SOURCE_MAX)
+                    .map_err(Error::io("read", &t.prompt_file))?;
                 let what = format!(
                     "prompt_file of task {:?} ({})",
                     t.id,

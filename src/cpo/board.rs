@@ -40,7 +40,7 @@ pub fn command(tools: &Tools, dir: &Path, json: bool, id: Option<&str>) -> Resul
 }
 
 pub(crate) fn recorded_orchestration(pd: &ParallelDir) -> Option<std::path::PathBuf> {
-    let text = std::fs::read_to_string(pd.report()).ok()?;
+    let text = crate::fsx::read_to_string(&pd.report(), crate::fsx::STATE_MAX).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     let dir = std::path::PathBuf::from(value.get("orchestration_dir")?.as_str()?);
     dir.is_dir().then_some(dir)

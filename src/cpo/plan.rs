@@ -38,7 +38,8 @@ impl Plan {
     /// Read `manifest.json` of `dir`. Only unreadable or non-JSON files fail.
     pub fn load(dir: &Path) -> Result<Plan> {
         let path = dir.join(super::MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        let text = crate::fsx::read_to_string(&path, crate::fsx::SOURCE_MAX)
+            .map_err(Error::io("read", &path))?;
         let value: Value = serde_json::from_str(&text).map_err(|e| {
             Error::parse(
                 path.display().to_string(),

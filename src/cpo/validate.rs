@@ -112,7 +112,7 @@ fn prompt_contents(pd: &ParallelDir, prompts: &[(String, PathBuf)], f: &mut Find
             .strip_prefix(&pd.path)
             .map(|r| pd.shown_join(&r.to_string_lossy()))
             .unwrap_or_else(|_| prompt.display().to_string());
-        let Ok(bytes) = std::fs::read(prompt) else {
+        let Ok(bytes) = crate::fsx::read(prompt, crate::fsx::SOURCE_MAX) else {
             f.problems.push(format!(
                 "task {id:?}: prompt file {shown} cannot be read; write the task's prompt there"
             ));

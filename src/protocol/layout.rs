@@ -139,7 +139,12 @@ impl Runtime {
         };
         let info = common.join("info");
         let exclude = info.join("exclude");
-        let current = fs::read_to_string(&exclude).unwrap_or_default();
+        // Not rewritten unless it is a file read whole (a FIFO would block).
+        let current = match crate::fsx::read_to_string(&exclude, crate::fsx::SMALL_MAX) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io("read", &exclude)(e)),
+        };
         if current.lines().any(|l| l.trim() == EXCLUDE_LINE) {
             return Ok(());
         }

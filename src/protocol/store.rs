@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::schema::AgentStatus;
 use crate::error::{Error, Result};
+use crate::fsx;
 
 /// An exclusive `flock` that is released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -117,7 +118,8 @@ pub fn hold_liveness(status_file: &Path) -> Result<Option<FileLock>> {
 /// tried and dropped at once: it fails exactly while a runner holds its
 /// exclusive lock, and two readers probing a free lock never see each other.
 pub fn is_live(status_file: &Path) -> bool {
-    let Ok(file) = File::open(liveness_path(status_file)) else {
+    // Without blocking: someone may have put a FIFO there.
+    let Ok(file) = fsx::open_any(&liveness_path(status_file)) else {
         return false;
     };
     matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
@@ -153,9 +155,18 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Read and parse a JSON file, naming the file and the problem on failure.
+///
+/// Anyone who can write the runtime directory can put a FIFO, a device or
+/// a huge file where a status file should be: it is opened without blocking
+/// and refused unless it is a regular file of at most [`fsx::STATE_MAX`].
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(Error::io("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::BadStatus {
+    let bytes = fsx::read(path, fsx::STATE_MAX).map_err(Error::io("read", path))?;
+    parse_json(path, &bytes)
+}
+
+/// Parse the bytes of a JSON file read from `path`.
+pub fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::BadStatus {
         path: path.to_path_buf(),
         detail: format!("{e}; fix or remove the file (other tasks are unaffected)"),
     })
@@ -226,6 +237,44 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(before, fs::read(&p).unwrap());
+    }
+
+    #[test]
+    fn a_fifo_status_file_is_refused_at_once_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent-1.status.json");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = read_status(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        assert!(msg.contains("FIFO"), "{msg}");
+        assert_eq!(e.exit_code(), crate::exit::SYSTEM);
+        // A FIFO where the liveness lock should be is not a live runner, and
+        // probing it does not block either.
+        nix::unistd::mkfifo(&liveness_path(&p), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(!is_live(&p));
+    }
+
+    #[test]
+    fn numbers_survive_any_number_of_rewrites() {
+        // Found by fuzzing: without exact float parsing a number drifts by
+        // one unit in the last place on every rewrite.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent-1.status.json");
+        let mut s = AgentStatus::new("agent-1", "1");
+        s.metrics.cost_usd = Some(0.1 + 0.2);
+        s.extra
+            .insert("big".into(), serde_json::json!(1.111111111111111e120));
+        write_status(&p, &s).unwrap();
+        let first = fs::read(&p).unwrap();
+        for _ in 0..3 {
+            let again = read_status(&p).unwrap();
+            write_status(&p, &again).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(first).unwrap(),
+            fs::read_to_string(&p).unwrap()
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! the new failure becomes a comment there (`follow_up_attempt` records the
 //! attempt reported last), never a second issue.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -259,7 +258,7 @@ pub fn again_text(s: &AgentStatus, orchestration_id: &str, paths: &Paths) -> Str
 
 /// The last `lines` lines of a log, ANSI escapes and other controls removed.
 pub fn log_tail(path: &Path, lines: usize) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
+    let mut f = crate::fsx::open(path)?;
     let len = f.metadata()?.len();
     let start = len.saturating_sub(LOG_TAIL_BYTES);
     f.seek(SeekFrom::Start(start))?;

@@ -11,7 +11,6 @@
 //! The scheduler calls these through [`Integrate`], so its logic can be
 //! tested without git.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -316,11 +315,7 @@ pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Resu
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
     }
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(Error::io("open", log))?;
+    let out = crate::fsx::append(log, true).map_err(Error::io("open", log))?;
     let err = out.try_clone().map_err(Error::io("open", log))?;
     let marker = format!(
         "{}-{}-{}",
@@ -383,7 +378,7 @@ pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Resu
             } else {
                 "was interrupted".to_string()
             };
-            if let Ok(mut f) = OpenOptions::new().append(true).open(log) {
+            if let Ok(mut f) = crate::fsx::append(log, false) {
                 let _ = writeln!(f, "po: the validation {what}; its process tree was ended");
             }
             return Ok(if late {

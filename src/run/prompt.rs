@@ -111,14 +111,18 @@ pub fn own_prompt(file: &Path, dirs: &[PathBuf]) -> Result<String> {
             .collect()
     };
     for c in &candidates {
-        if let Ok(text) = std::fs::read_to_string(c) {
-            let mut text = text;
-            if !text.ends_with('\n') {
+        match crate::fsx::read_to_string(c, crate::fsx::SOURCE_MAX) {
+            Ok(mut text) => {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
                 text.push('\n');
+                text.push_str(&reporting_note());
+                return Ok(text);
             }
-            text.push('\n');
-            text.push_str(&reporting_note());
-            return Ok(text);
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // There, but not a file to read (a FIFO, a directory, too large).
+            Err(e) => return Err(Error::io("read the task's prompt_file", c)(e)),
         }
     }
     Err(Error::system(format!(

@@ -231,12 +231,16 @@ pub fn discard(repo: &Path, worktree: &Path) -> bool {
 /// relative to the repository root. Empty when there is no such file.
 pub fn included_files(repo: &Path, skip: &Path) -> Result<Vec<PathBuf>> {
     let spec = repo.join(".worktreeinclude");
-    if !spec.is_file() {
-        return Ok(Vec::new());
-    }
+    let text = match crate::fsx::read_to_string(&spec, crate::fsx::SMALL_MAX) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &spec)(e)),
+    };
     let mut builder = GitignoreBuilder::new(repo);
-    if let Some(e) = builder.add(&spec) {
-        return Err(Error::parse(spec.display().to_string(), e.to_string()));
+    for line in text.trim_start_matches('\u{feff}').lines() {
+        builder
+            .add_line(Some(spec.clone()), line)
+            .map_err(|e| Error::parse(spec.display().to_string(), e.to_string()))?;
     }
     let matcher = builder
         .build()
@@ -365,11 +369,7 @@ pub fn lock_reason(private: &Path) -> Option<String> {
 
 /// A small regular file's text; `None` for anything else (never blocks on a FIFO).
 fn read_small(path: &Path) -> Option<String> {
-    let meta = fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > 64 * 1024 {
-        return None;
-    }
-    fs::read_to_string(path).ok()
+    crate::fsx::read_to_string(path, 64 * 1024).ok()
 }
 
 /// Lock the worktree whose private git directory is `private` with `reason`,

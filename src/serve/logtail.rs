@@ -2,7 +2,9 @@
 //!
 //! A log is found through its task's status file, never through a path in a
 //! URL, and is read only when the file opened lies under the runtime root
-//! (symbolic links resolved on the open file, so a link cannot lead out).
+//! (symbolic links resolved on the open file, so a link cannot lead out)
+//! and is a regular file: it is opened without blocking, so a FIFO or a
+//! device in its place is refused, not waited on.
 //! Text is made safe to show: invalid UTF-8 replaced, terminal escape
 //! sequences and other control characters dropped.
 
@@ -10,6 +12,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::fsx;
 
 /// How much of a log the page starts with.
 pub const TAIL_BYTES: u64 = 64 * 1024;
@@ -27,9 +31,12 @@ pub enum Refusal {
     Unreadable(String),
 }
 
-/// Open `path` for reading if it lies under `root` (both resolved).
+/// Open `path` for reading if it lies under `root` (both resolved) and is
+/// a regular file. The open never blocks (a task can make its log a FIFO,
+/// and a status file can name any FIFO or device), and where the file lies
+/// is checked before what it is, so nothing is said of a file outside.
 pub fn open_inside(path: &Path, root: &Path) -> Result<File, Refusal> {
-    let file = match File::open(path) {
+    let file = match fsx::open_any(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Refusal::Missing),
         Err(e) => return Err(Refusal::Unreadable(e.to_string())),
@@ -39,11 +46,7 @@ pub fn open_inside(path: &Path, root: &Path) -> Result<File, Refusal> {
     if !real.starts_with(&root) {
         return Err(Refusal::Outside(real));
     }
-    match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
-        Ok(_) => Err(Refusal::Unreadable("not a regular file".into())),
-        Err(e) => Err(Refusal::Unreadable(e.to_string())),
-    }
+    fsx::regular(file).map_err(|e| Refusal::Unreadable(e.to_string()))
 }
 
 /// Where an open file really is: `/proc/self/fd/N` names it after every
@@ -236,6 +239,31 @@ mod tests {
         assert_eq!(end, 100_000);
         assert!(text.len() <= TAIL_BYTES as usize && text.len() > 60_000);
         assert!(text.starts_with('x') && text.len() % 100 == 0);
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_as_the_log_is_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("runtime");
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        let fifo = root.join("logs/agent-1.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let dev = root.join("logs/agent-2.log");
+        std::os::unix::fs::symlink("/dev/zero", &dev).unwrap();
+        let Err(Refusal::Unreadable(why)) = open_inside(&fifo, &root) else {
+            panic!("a FIFO log was opened");
+        };
+        assert!(why.contains("FIFO"), "{why}");
+        let mut t = Tail::new(&fifo, &root, 0);
+        assert!(matches!(t.tail(), Err(Refusal::Unreadable(_))));
+        assert!(matches!(t.step(), Err(Refusal::Unreadable(_))));
+        // A device outside the root is refused as outside, its kind unsaid.
+        assert!(matches!(open_inside(&dev, &root), Err(Refusal::Outside(_))));
+        let inside_dev = Path::new("/dev/zero");
+        assert!(matches!(
+            open_inside(inside_dev, Path::new("/dev")),
+            Err(Refusal::Unreadable(w)) if w.contains("character device")
+        ));
     }
 
     #[test]

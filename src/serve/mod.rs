@@ -1,19 +1,25 @@
 //! po-serve: a read-only live web dashboard over the runtime directory.
 //!
 //! * [`hub`]: one reader of the runtime, fed by po-watch's change source.
+//! * [`server`]: the connections, a thread each, capped and timed, so that
+//!   no client can hold up another; [`http`]: request heads and response
+//!   heads.
 //! * [`router`]: token and host checks, then the routes.
 //! * [`page`]: the HTML (orchestrations, tiles, log view); [`sse`]: the
 //!   event streams that keep it live; [`logtail`]: an agent log's tail.
 //! * The timeline is [`crate::report::timeline`], shared with the report.
 //!
-//! The server is `tiny_http`: synchronous, a thread per connection, no async
-//! runtime, which fits po. An event stream holds its connection's thread.
+//! The server is po's own, on `std::net`: synchronous, a thread per
+//! connection, no async runtime, which fits po (a dashboard has a handful of
+//! viewers). An event stream holds its connection's thread.
 
 pub mod auth;
+pub mod http;
 pub mod hub;
 pub mod logtail;
 pub mod page;
 pub mod router;
+pub mod server;
 pub mod sse;
 
 use std::io::Write;
@@ -45,8 +51,6 @@ pub fn run(cfg: Config) -> Result<i32> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::system(format!("find the address listened on: {e}")))?;
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| Error::system(format!("start the HTTP server on {addr}: {e}")))?;
     let root = cfg.runtime.root.clone();
     let hub = Hub::start(cfg.runtime, cfg.watching.clone());
     let app = Arc::new(router::App {
@@ -74,10 +78,5 @@ pub fn run(cfg: Config) -> Result<i32> {
             ""
         }
     );
-    loop {
-        match server.recv() {
-            Ok(req) => router::handle(&app, req),
-            Err(e) => tracing::warn!("failed to receive a request: {e}"),
-        }
-    }
+    server::serve(listener, app, server::Limits::default())
 }

@@ -12,18 +12,17 @@
 //! /assets/app.css, /assets/app.js    the page's style and script
 //! ```
 
-use std::io::{Cursor, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tiny_http::{Header, Method, Request, Response};
-
 use super::auth::{self, Access};
+use super::http::Request;
 use super::hub::{Hub, Watching};
 use super::logtail::Tail;
 use super::page::{self, Links, segment_ok};
-use super::sse;
+use super::sse::{self, Client};
 use crate::report::timeline;
 
 /// At most this many event streams at once; more are refused with 503.
@@ -36,6 +35,15 @@ const JS: &str = include_str!("assets/app.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The headers of every page.
+pub const PAGE_HEADERS: [(&str, &str); 5] = [
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", CSP),
+];
+
 /// What every request handler shares.
 pub struct App {
     pub hub: Arc<Hub>,
@@ -45,73 +53,99 @@ pub struct App {
     pub streams: AtomicUsize,
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("header names and values are ASCII")
+/// An event stream to run on the connection: it writes the whole response.
+pub type StreamJob = Box<dyn FnOnce(&mut dyn Client, &App) -> io::Result<()> + Send>;
+
+/// The answer to a request.
+pub enum Reply {
+    Page(Page),
+    /// An event stream, holding one of the [`MAX_STREAMS`] slots until it ends.
+    Stream(StreamSlot, StreamJob),
 }
 
-fn request_header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
+/// A whole response with its body.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub extra: Vec<(&'static str, &'static str)>,
 }
 
-fn respond(req: Request, status: u16, content_type: &str, body: String, extra: &[(&str, &str)]) {
-    let len = body.len();
-    let mut resp = Response::new(
-        status.into(),
-        Vec::new(),
-        Cursor::new(body.into_bytes()),
-        Some(len),
-        None,
-    );
-    for (k, v) in [
-        ("Content-Type", content_type),
-        ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
-        ("Content-Security-Policy", CSP),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        resp.add_header(header(k, v));
+/// One of the [`MAX_STREAMS`] event-stream slots, freed when dropped.
+pub struct StreamSlot(Arc<App>);
+
+impl StreamSlot {
+    fn take(app: &Arc<App>) -> Option<StreamSlot> {
+        if app.streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+            app.streams.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(StreamSlot(app.clone()))
     }
-    let _ = req.respond(resp);
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 const HTML: &str = "text/html; charset=utf-8";
 
-fn error(req: Request, status: u16, title: &str, message: &str, links: &Links) {
-    let body = page::error_page(title, message, links);
-    respond(req, status, HTML, body, &[]);
+fn page(status: u16, content_type: &'static str, body: String) -> Reply {
+    Reply::Page(Page {
+        status,
+        content_type,
+        body,
+        extra: Vec::new(),
+    })
+}
+
+/// A short error page.
+pub fn error(status: u16, title: &str, message: &str, links: &Links) -> Reply {
+    page(status, HTML, page::error_page(title, message, links))
+}
+
+/// A request target split into its path segments and its query, or `None`
+/// when a segment is not a plain name (`[A-Za-z0-9._-]`, no leading dot):
+/// what a URL may name is looked up among what the hub read, never joined
+/// to a path.
+pub fn parse_target(target: &str) -> Option<(Vec<&str>, &str)> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs.iter().any(|s| !s.is_empty() && !segment_ok(s)) {
+        return None;
+    }
+    Some((segs, query))
 }
 
 /// Answer one request.
-pub fn handle(app: &Arc<App>, req: Request) {
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+pub fn handle(app: &Arc<App>, req: &Request) -> Reply {
     let none = Links::default();
-    if !matches!(req.method(), Method::Get | Method::Head) {
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
         let msg = "po-serve only reads: use GET or HEAD";
-        return error(req, 405, "Method not allowed", msg, &none);
+        return error(405, "Method not allowed", msg, &none);
     }
+    let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let query_token = auth::query_param(query, "token");
     let access = auth::access(
         app.token.as_deref(),
-        request_header(&req, "Authorization"),
+        req.header("Authorization"),
         query_token.as_deref(),
     );
     if access == Access::Denied {
         let msg = "pass the token as `Authorization: Bearer TOKEN` or `?token=TOKEN`";
-        let body = page::error_page("Token required", msg, &none);
-        return respond(req, 401, HTML, body, &[("WWW-Authenticate", "Bearer")]);
+        return Reply::Page(Page {
+            status: 401,
+            content_type: HTML,
+            body: page::error_page("Token required", msg, &none),
+            extra: vec![("WWW-Authenticate", "Bearer")],
+        });
     }
-    if access == Access::Open && !request_header(&req, "Host").is_some_and(auth::loopback_host) {
+    if access == Access::Open && !req.header("Host").is_some_and(auth::loopback_host) {
         let msg = "without a token, po-serve answers only requests addressed to localhost";
-        return error(req, 421, "Misdirected request", msg, &none);
+        return error(421, "Misdirected request", msg, &none);
     }
     let links = match (access, query_token) {
         (Access::Query, Some(t)) => Links {
@@ -119,45 +153,36 @@ pub fn handle(app: &Arc<App>, req: Request) {
         },
         _ => Links::default(),
     };
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if segs.iter().any(|s| !s.is_empty() && !segment_ok(s)) {
+    let Some((segs, query)) = parse_target(&req.target) else {
         let msg = "a path here is made of plain names ([A-Za-z0-9._-], no leading dot)";
-        return error(req, 400, "Bad path", msg, &links);
-    }
-    route(app, req, &segs, query, links);
+        return error(400, "Bad path", msg, &links);
+    };
+    route(app, req, &segs, query, links)
 }
 
-fn route(app: &Arc<App>, req: Request, segs: &[&str], query: &str, links: Links) {
+fn route(app: &Arc<App>, req: &Request, segs: &[&str], query: &str, links: Links) -> Reply {
     let snap = app.hub.current();
     match segs {
-        [""] => respond(req, 200, HTML, page::index_page(&snap, &links), &[]),
+        [""] => page(200, HTML, page::index_page(&snap, &links)),
         ["assets", "app.css"] => {
             let css = timeline::palette_css() + CSS;
-            respond(req, 200, "text/css; charset=utf-8", css, &[]);
+            page(200, "text/css; charset=utf-8", css)
         }
-        ["assets", "app.js"] => respond(
-            req,
-            200,
-            "text/javascript; charset=utf-8",
-            JS.to_string(),
-            &[],
-        ),
+        ["assets", "app.js"] => page(200, "text/javascript; charset=utf-8", JS.to_string()),
         ["o", key, rest @ ..] => {
             let Some(v) = snap.find(key) else {
                 let msg = format!("no orchestration {key} under the runtime root");
-                return error(req, 404, "Not found", &msg, &links);
+                return error(404, "Not found", &msg, &links);
             };
             match rest {
-                [] => {
-                    let page = page::board_page(v, crate::timefmt::now(), &links);
-                    respond(req, 200, HTML, page, &[]);
-                }
-                ["timeline.svg"] => {
-                    let svg = page::timeline_svg(v, snap.time);
-                    respond(req, 200, "image/svg+xml", svg, &[]);
-                }
-                ["log", agent] => log_page(app, req, v, agent, &links),
-                _ => error(req, 404, "Not found", "no such page", &links),
+                [] => page(
+                    200,
+                    HTML,
+                    page::board_page(v, crate::timefmt::now(), &links),
+                ),
+                ["timeline.svg"] => page(200, "image/svg+xml", page::timeline_svg(v, snap.time)),
+                ["log", agent] => log_page(app, v, agent, &links),
+                _ => error(404, "Not found", "no such page", &links),
             }
         }
         ["events"] => stream(app, req, move |w, app| sse::index(w, &app.hub, &links)),
@@ -165,7 +190,7 @@ fn route(app: &Arc<App>, req: Request, segs: &[&str], query: &str, links: Links)
             let key = key.to_string();
             stream(app, req, move |w, app| {
                 sse::board(w, &app.hub, &key, &links)
-            });
+            })
         }
         ["events", "log", key, agent] => {
             let Some(log) = snap
@@ -173,37 +198,31 @@ fn route(app: &Arc<App>, req: Request, segs: &[&str], query: &str, links: Links)
                 .and_then(|v| v.tasks().find(|t| t.status.agent_id == *agent))
                 .and_then(|t| t.status.log_file.clone())
             else {
-                return error(
-                    req,
-                    404,
-                    "Not found",
-                    "no such task, or it has no log",
-                    &links,
-                );
+                return error(404, "Not found", "no such task, or it has no log", &links);
             };
-            let from = request_header(&req, "Last-Event-ID")
+            let from = req
+                .header("Last-Event-ID")
                 .map(str::to_string)
                 .or_else(|| auth::query_param(query, "from"))
                 .and_then(|f| f.trim().parse::<u64>().ok())
                 .unwrap_or(0);
             stream(app, req, move |w, app| {
                 sse::log(w, &log, &app.root, from, &app.watching)
-            });
+            })
         }
-        _ => error(req, 404, "Not found", "no such page", &links),
+        _ => error(404, "Not found", "no such page", &links),
     }
 }
 
 fn log_page(
     app: &Arc<App>,
-    req: Request,
     v: &crate::protocol::view::OrchestrationView,
     agent: &str,
     links: &Links,
-) {
+) -> Reply {
     let Some(t) = v.tasks().find(|t| t.status.agent_id == agent) else {
         let msg = format!("no task {agent} in orchestration {}", v.id);
-        return error(req, 404, "Not found", &msg, links);
+        return error(404, "Not found", &msg, links);
     };
     let tail = match &t.status.log_file {
         None => Err("This task has no log yet; it gets one when it starts.".to_string()),
@@ -211,33 +230,21 @@ fn log_page(
             .tail()
             .map_err(|r| page::log_note(&r)),
     };
-    respond(req, 200, HTML, page::log_page(v, t, tail, links), &[]);
+    page(200, HTML, page::log_page(v, t, tail, links))
 }
 
-/// Run an event stream on a thread of its own, up to [`MAX_STREAMS`].
+/// An event stream, if one of the [`MAX_STREAMS`] slots is free.
 fn stream(
     app: &Arc<App>,
-    req: Request,
-    run: impl FnOnce(&mut dyn Write, &App) -> std::io::Result<()> + Send + 'static,
-) {
-    if *req.method() == Method::Head {
-        return respond(req, 200, "text/event-stream", String::new(), &[]);
+    req: &Request,
+    run: impl FnOnce(&mut dyn Client, &App) -> io::Result<()> + Send + 'static,
+) -> Reply {
+    if req.method == "HEAD" {
+        return page(200, "text/event-stream", String::new());
     }
-    if app.streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
+    let Some(slot) = StreamSlot::take(app) else {
         let msg = "too many open event streams; close some pages";
-        return error(req, 503, "Busy", msg, &Links::default());
-    }
-    let shared = app.clone();
-    let mut w = req.into_writer();
-    let spawned = std::thread::Builder::new()
-        .name("po-serve-stream".into())
-        .spawn(move || {
-            let _ = run(&mut *w, &shared);
-            shared.streams.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!("failed to start a stream thread: {e}");
-    }
+        return error(503, "Busy", msg, &Links::default());
+    };
+    Reply::Stream(slot, Box::new(run))
 }

@@ -4,9 +4,11 @@
 //! when it was replaced; the event id is the byte offset, so a reconnecting
 //! browser resumes where it was).
 //!
-//! Each stream runs on a thread of its own and ends when the browser goes
-//! away (a write fails; a comment line is sent when nothing else is, to find
-//! out).
+//! Each stream runs on its connection's thread and ends as soon as the
+//! browser goes away: while it waits for news it looks every [`CHECK`]
+//! whether the browser hung up, and a comment line is sent after
+//! [`KEEPALIVE`] of silence (which finds out about a browser that vanished
+//! without a word).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -21,6 +23,22 @@ use crate::watch::source::{Changes, Wake};
 
 /// How long a stream stays silent before it sends a comment line.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often a waiting stream looks whether its browser hung up.
+pub const CHECK: Duration = Duration::from_millis(250);
+
+/// Where a stream goes: a writer that can tell when its reader left.
+pub trait Client: Write {
+    /// Whether the other end hung up (a stream to it would be written for
+    /// nobody).
+    fn left(&mut self) -> bool;
+}
+
+/// A sink for tests: never leaves.
+impl Client for Vec<u8> {
+    fn left(&mut self) -> bool {
+        false
+    }
+}
 
 /// The response head of every stream, and how soon to reconnect.
 pub const HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\
@@ -42,43 +60,58 @@ pub fn event(name: &str, id: Option<u64>, data: &str) -> String {
     o
 }
 
-fn send(w: &mut dyn Write, text: &str) -> io::Result<()> {
+fn send(w: &mut dyn Client, text: &str) -> io::Result<()> {
     w.write_all(text.as_bytes())?;
     w.flush()
 }
 
-fn keepalive(w: &mut dyn Write) -> io::Result<()> {
+fn keepalive(w: &mut dyn Client) -> io::Result<()> {
     send(w, ": keepalive\n\n")
+}
+
+/// When nothing came before `deadline`: end if the browser left, send a
+/// keepalive when [`KEEPALIVE`] passed since `last` was sent.
+fn idle(w: &mut dyn Client, last: &mut Instant) -> io::Result<()> {
+    if w.left() {
+        return Err(io::ErrorKind::ConnectionAborted.into());
+    }
+    if last.elapsed() >= KEEPALIVE {
+        keepalive(w)?;
+        *last = Instant::now();
+    }
+    Ok(())
 }
 
 /// Follow the hub: render each new snapshot, send what changed.
 fn follow_hub(
-    w: &mut dyn Write,
+    w: &mut dyn Client,
     hub: &Hub,
     mut render: impl FnMut(&Snapshot) -> Map<String, Value>,
 ) -> io::Result<()> {
     send(w, HEAD)?;
+    let mut last = Instant::now();
     let mut generation = 0;
     loop {
         let snap = if generation == 0 {
             hub.current()
         } else {
-            hub.next_after(generation, KEEPALIVE)
+            hub.next_after(generation, CHECK)
         };
         if snap.generation == generation {
-            keepalive(w)?;
+            idle(w, &mut last)?;
             continue;
         }
         generation = snap.generation;
         let parts = render(&snap);
         if !parts.is_empty() {
             send(w, &event("parts", None, &Value::Object(parts).to_string()))?;
+            last = Instant::now();
         }
     }
 }
 
 /// The orchestrations list.
-pub fn index(w: &mut dyn Write, hub: &Hub, links: &Links) -> io::Result<()> {
+pub fn index(w: &mut dyn Client, hub: &Hub, links: &Links) -> io::Result<()> {
     let mut last = String::new();
     follow_hub(w, hub, |snap| {
         let html = page::orchestrations(snap, links);
@@ -92,7 +125,7 @@ pub fn index(w: &mut dyn Write, hub: &Hub, links: &Links) -> io::Result<()> {
 }
 
 /// One orchestration's board.
-pub fn board(w: &mut dyn Write, hub: &Hub, key: &str, links: &Links) -> io::Result<()> {
+pub fn board(w: &mut dyn Client, hub: &Hub, key: &str, links: &Links) -> io::Result<()> {
     let mut last: Option<BoardParts> = None;
     follow_hub(w, hub, |snap| match snap.find(key) {
         Some(v) => {
@@ -151,7 +184,7 @@ pub fn changed(last: Option<&BoardParts>, new: &BoardParts) -> Map<String, Value
 
 /// A log, from byte `from`, as it grows.
 pub fn log(
-    w: &mut dyn Write,
+    w: &mut dyn Client,
     path: &Path,
     root: &Path,
     from: u64,
@@ -166,33 +199,25 @@ pub fn log(
         )]
     };
     changes.watch(&watch_dir());
+    let mut last = Instant::now();
     loop {
-        match tail.step() {
-            Ok(Some(Chunk::Append(text))) => send(
-                w,
-                &event(
-                    "append",
-                    Some(tail.offset()),
-                    &Value::String(text).to_string(),
-                ),
-            )?,
-            Ok(Some(Chunk::Reset(text))) => send(
-                w,
-                &event(
-                    "reset",
-                    Some(tail.offset()),
-                    &Value::String(text).to_string(),
-                ),
-            )?,
-            Ok(None) | Err(Refusal::Missing) => {}
+        let (name, text) = match tail.step() {
+            Ok(Some(Chunk::Append(text))) => ("append", text),
+            Ok(Some(Chunk::Reset(text))) => ("reset", text),
+            Ok(None) | Err(Refusal::Missing) => ("", String::new()),
             Err(other) => {
                 let note = Value::String(page::log_note(&other)).to_string();
                 send(w, &event("note", None, &note))?;
                 return Ok(());
             }
+        };
+        if !name.is_empty() {
+            let data = Value::String(text).to_string();
+            send(w, &event(name, Some(tail.offset()), &data))?;
+            last = Instant::now();
         }
-        if changes.wait(Some(Instant::now() + KEEPALIVE)) == Wake::Deadline {
-            keepalive(w)?;
+        while changes.wait(Some(Instant::now() + CHECK)) == Wake::Deadline {
+            idle(w, &mut last)?;
         }
         changes.watch(&watch_dir());
     }

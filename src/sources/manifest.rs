@@ -103,7 +103,7 @@ impl From<ManifestError> for crate::Error {
 /// Whether `path` is (or is a directory holding) a manifest.
 pub fn is_manifest(path: &Path) -> bool {
     if path.is_dir() {
-        return path.join(MANIFEST_FILE).is_file();
+        return path.join(MANIFEST_FILE).exists();
     }
     path.file_name().is_some_and(|n| n == MANIFEST_FILE)
 }
@@ -129,7 +129,19 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let bytes = std::fs::read(&file).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let bytes = crate::fsx::read(&file, crate::fsx::SOURCE_MAX)
+        .map_err(|e| fail(format!("cannot read it: {e}")))?;
+    parse(bytes, file, dir)
+}
+
+/// Parse and check the bytes of the manifest `file` in the parallel
+/// directory `dir` (prompt files are looked up there).
+pub fn parse(bytes: Vec<u8>, file: PathBuf, dir: PathBuf) -> Result<Manifest, ManifestError> {
+    let fail = |problem: String| ManifestError {
+        path: file.clone(),
+        missing_fields: Vec::new(),
+        problems: vec![problem],
+    };
     let text = String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "it is not UTF-8 text (invalid byte at offset {}); save it as UTF-8 JSON",

@@ -497,3 +497,59 @@ fn the_board_shows_spend_against_the_budget_and_no_made_up_cost() {
     assert!(t3.contains("<dt>tokens</dt><dd>7,000</dd>"), "{t3}");
     assert!(!page.contains("$0.00<"), "{page}");
 }
+
+/// Keep-alive and pipelining: requests on one connection are answered in
+/// order; HEAD gets the head alone; what is not an HTTP/1.x request head is
+/// refused with the status that says why, and the connection closed.
+#[test]
+fn requests_on_one_connection_are_answered_in_order_and_bad_heads_refused() {
+    use std::io::{Read, Write};
+    let fx = Fixture::new();
+    let (_dir, _guard) = board(&fx);
+    let srv = Server::start(&fx.root, &[], &[]);
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(serve_support::HANG_GUARD)).unwrap();
+    s.write_all(
+        b"GET /o/1234 HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          HEAD /assets/app.css HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let statuses: Vec<&str> = all
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &all[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "200", "404"], "{all}");
+    let board_at = all.find("id=\"t-agent-1\"").expect("the board came first");
+    assert!(board_at < all.find("HTTP/1.1 404").unwrap());
+    // The HEAD answer has a length but no body: the next answer follows it.
+    let head = &all[all
+        .find("HTTP/1.1 200 OK\r\nContent-Type: text/css")
+        .unwrap()..];
+    let end = head.find("\r\n\r\n").unwrap() + 4;
+    assert!(head[end..].starts_with("HTTP/1.1 404"), "{head}");
+    assert!(all.contains("Connection: keep-alive") && all.contains("Connection: close"));
+
+    for (raw, status) in [
+        ("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+        ("GET /\r\nHost: localhost\r\n\r\n", 400),
+        (
+            "GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            400,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: localhost\r\n folded: x\r\n\r\n",
+            400,
+        ),
+    ] {
+        assert_eq!(srv.request(raw).status, status, "{raw:?}");
+    }
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(srv.request(&huge).status, 431);
+    assert_eq!(srv.get("/").status, 200, "still answering");
+}

@@ -2,7 +2,7 @@
 //! every scheduler decision in the session log, and each finished task's
 //! status path on stdout.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -86,11 +86,7 @@ impl Console {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
         }
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(Error::io("open", path))?;
+        let f = crate::fsx::append(path, true).map_err(Error::io("open", path))?;
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
         Ok(())
     }

@@ -140,7 +140,8 @@ impl Setup {
                 Ok(lock)
             }
             None => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder =
+                    crate::fsx::read_to_string(&path, crate::fsx::SMALL_MAX).unwrap_or_default();
                 let holder = holder.trim();
                 Err(Error::usage(format!(
                     "run orchestration {}: another po-spawn{} is running it (it holds {}); wait \

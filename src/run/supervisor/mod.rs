@@ -163,7 +163,7 @@ impl Log {
             let _ = std::fs::create_dir_all(parent);
         }
         Log {
-            file: OpenOptions::new().create(true).append(true).open(path).ok(),
+            file: crate::fsx::append(path, true).ok(),
         }
     }
 
@@ -336,7 +336,7 @@ fn redirect_output(path: Option<&Path>) {
             if let Some(parent) = p.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            OpenOptions::new().create(true).append(true).open(p)
+            crate::fsx::append(p, true)
         }
         None => OpenOptions::new().write(true).open("/dev/null"),
     };
@@ -392,7 +392,7 @@ pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 /// The last non-empty line the agent wrote, for error messages.
 fn last_log_line(path: &Path) -> Option<String> {
     use std::io::{Read, Seek};
-    let mut f = File::open(path).ok()?;
+    let mut f = crate::fsx::open(path).ok()?;
     let len = f.metadata().ok()?.len();
     f.seek(std::io::SeekFrom::Start(len.saturating_sub(4096)))
         .ok()?;
@@ -411,7 +411,7 @@ fn session_note(spec: &Spec, task: &AgentStatus, note: &str) {
     let Some(path) = &spec.session_log else {
         return;
     };
-    if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
+    if let Ok(mut f) = crate::fsx::append(path, false) {
         let _ = writeln!(
             f,
             "{} {}: {note}",

@@ -2,7 +2,6 @@
 //! fresh session when the agent does not have the one it was told to
 //! resume), watch it ([`super::watch`]), judge and record how it ended.
 
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -272,14 +271,14 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         let mut argv = inv.argv.clone();
         let stdin = match inv.prompt {
             PromptVia::Argument(at) => {
-                let text = std::fs::read_to_string(&spec.prompt_file)
+                let text = crate::fsx::read_to_string(&spec.prompt_file, crate::fsx::SOURCE_MAX)
                     .map_err(|e| format!("read {}: {e}", spec.prompt_file.display()))?;
                 if at <= argv.len() {
                     argv.insert(at, text);
                 }
                 Stdio::null()
             }
-            PromptVia::Stdin | PromptVia::File => File::open(&spec.prompt_file)
+            PromptVia::Stdin | PromptVia::File => crate::fsx::open(&spec.prompt_file)
                 .map(Stdio::from)
                 .map_err(|e| format!("open {}: {e}", spec.prompt_file.display()))?,
         };

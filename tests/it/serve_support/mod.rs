@@ -38,12 +38,22 @@ impl Server {
         Server::spawn(cmd)
     }
 
+    /// Start po-serve; panics (killing it) if it prints no address within
+    /// [`HANG_GUARD`].
     pub fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let Ok(line) = rx.recv_timeout(HANG_GUARD) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("po-serve printed no address within {HANG_GUARD:?}");
+        };
         let addr = line
             .trim()
             .strip_prefix("http://")
