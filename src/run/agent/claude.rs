@@ -35,7 +35,7 @@
 //! session this machine does not have ends in a `result` whose `errors` say
 //! `No conversation found with session ID: …` ([`is_unknown_session`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -83,6 +83,16 @@ impl Agent for Claude {
             PROGRAM
         } else {
             &self.spec.program
+        }
+    }
+
+    fn state_paths(&self, home: &Path) -> Vec<PathBuf> {
+        // Claude Code keeps sessions, todos and logs under ~/.claude and its
+        // settings in ~/.claude.json (replaced by rename, with backups beside
+        // it), unless CLAUDE_CONFIG_DIR moves both.
+        match std::env::var_os("CLAUDE_CONFIG_DIR") {
+            Some(dir) if !dir.is_empty() => vec![PathBuf::from(dir)],
+            _ => vec![home.join(".claude"), home.join(".claude.json")],
         }
     }
 

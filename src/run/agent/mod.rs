@@ -214,6 +214,14 @@ pub trait Agent: Send + Sync + std::fmt::Debug {
     fn typical_memory(&self) -> Option<u64> {
         None
     }
+
+    /// The agent's own state under `home` that it must be able to write
+    /// (its settings, sessions and logs): the paths a sandbox leaves writable
+    /// beside the task's worktree. Paths that do not exist yet are listed
+    /// too; the sandbox decides what to make.
+    fn state_paths(&self, _home: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// Reads one run's output, a line at a time, as it comes.
