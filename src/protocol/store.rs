@@ -125,15 +125,20 @@ pub fn is_live(status_file: &Path) -> bool {
     matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
 
-/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// A temporary file beside `path`, unique to this process and call.
+fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp = path.with_file_name(format!(
+    path.with_file_name(format!(
         ".{}.tmp-{}-{}",
         file_name(path),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
     let result = (|| {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(bytes).map_err(Error::io("write", &tmp))?;
@@ -194,6 +199,58 @@ where
     status.last_update = Some(crate::timefmt::now());
     write_json(path, &status)?;
     Ok(status)
+}
+
+/// Write many status files of one directory, each atomically and under its
+/// lock, with one flush of the file system instead of one `fsync` per file
+/// (on Linux): every temporary file is written first, then made durable at
+/// once (`syncfs(2)`; elsewhere an `fsync` each), then each is renamed into
+/// place under its lock once `may_replace` accepted the file there (if
+/// any), and the directory is `fsync`ed. A crash leaves each file whole,
+/// old or new; on an error the temporary files that were not renamed go.
+pub fn write_statuses<F>(dir: &Path, files: &[(PathBuf, AgentStatus)], may_replace: F) -> Result<()>
+where
+    F: Fn(&Path, &AgentStatus) -> Result<()>,
+{
+    let mut tmps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let mut renamed = 0;
+    let result = (|| {
+        for (path, status) in files {
+            let tmp = temp_path(path);
+            let mut bytes = serde_json::to_vec_pretty(status)
+                .map_err(|e| Error::system(format!("serialise {}: {e}", path.display())))?;
+            bytes.push(b'\n');
+            let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+            tmps.push(tmp.clone());
+            f.write_all(&bytes).map_err(Error::io("write", &tmp))?;
+            #[cfg(not(target_os = "linux"))]
+            f.sync_all().map_err(Error::io("fsync", &tmp))?;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let d = File::open(dir).map_err(Error::io("open", dir))?;
+            nix::unistd::syncfs(d.as_raw_fd())
+                .map_err(|e| Error::io("sync the file system of", dir)(e.into()))?;
+        }
+        for ((path, _), tmp) in files.iter().zip(&tmps) {
+            let _lock = lock_exclusive(&lock_path(path))?;
+            match read_status(path) {
+                Ok(old) => may_replace(path, &old)?,
+                Err(_) if !path.exists() => {}
+                Err(e) => return Err(e),
+            }
+            fs::rename(tmp, path).map_err(Error::io("rename into place", path))?;
+            renamed += 1;
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io("fsync", dir))
+    })();
+    for tmp in &tmps[renamed..] {
+        let _ = fs::remove_file(tmp);
+    }
+    result
 }
 
 /// Read-modify-write any JSON file as an untyped value under its lock.
