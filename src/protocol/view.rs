@@ -132,7 +132,8 @@ impl Serialize for TaskView {
             log_file: Option<&'a Path>,
             queued: Option<String>,
             node: Option<&'a str>,
-            job_id: Option<u64>,
+            runner_id: Option<String>,
+            runner: Option<String>,
             #[serde(with = "opt_rfc3339")]
             start_time: Option<Timestamp>,
             #[serde(with = "opt_rfc3339")]
@@ -166,7 +167,8 @@ impl Serialize for TaskView {
             log_file: s.log_file.as_deref(),
             queued: self.queued(),
             node: self.node(),
-            job_id: runner::job_id(s),
+            runner_id: runner::runner_id(s),
+            runner: runner::shown(s),
             start_time: s.start_time,
             last_update: s.last_update,
             completion_time: s.completion_time,

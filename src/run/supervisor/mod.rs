@@ -191,7 +191,7 @@ impl Log {
 struct Supervisor {
     control: Control,
     /// Fields naming this supervisor's runner, recorded when a task starts
-    /// (its Slurm job and node).
+    /// (its launcher's, and its node).
     runner: serde_json::Map<String, serde_json::Value>,
     /// A reaper thread still waits for children of this process. It reaps
     /// any child, so a pool supervisor whose last agent left unkillable
@@ -205,53 +205,10 @@ impl Supervisor {
     fn install(one_task: bool) -> Supervisor {
         Supervisor {
             control: Control::install(one_task),
-            runner: if one_task {
-                job_fields()
-            } else {
-                serde_json::Map::new()
-            },
+            runner: crate::run::launcher::runner_fields(one_task),
             reaping: Arc::new(AtomicBool::new(false)),
         }
     }
-}
-
-/// The runner fields of a one-task supervisor: its Slurm job, the node it
-/// runs on, and that it waits no more.
-fn job_fields() -> serde_json::Map<String, serde_json::Value> {
-    use crate::protocol::runner;
-    use serde_json::Value;
-    let mut m = serde_json::Map::new();
-    if let Some(job) = std::env::var("SLURM_JOB_ID")
-        .ok()
-        .and_then(|j| j.trim().parse::<u64>().ok())
-    {
-        m.insert(runner::LAUNCHER.into(), Value::from("slurm"));
-        m.insert(runner::JOB_ID.into(), Value::from(job));
-    }
-    // Slurm's name for the node (a one-node job's node list is that name),
-    // else the host's.
-    let node = std::env::var("SLURMD_NODENAME")
-        .ok()
-        .or_else(|| {
-            std::env::var("SLURM_JOB_NODELIST")
-                .ok()
-                .filter(|l| !l.contains([',', '[']))
-        })
-        .filter(|n| !n.trim().is_empty())
-        .or_else(hostname);
-    if let Some(node) = node {
-        m.insert(runner::NODE.into(), Value::from(node));
-    }
-    m.insert(runner::QUEUED.into(), Value::Null);
-    m
-}
-
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0)?;
-    (r == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// The supervisor of one task, as a Slurm job: run the task whose spec is in
