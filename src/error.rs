@@ -132,6 +132,18 @@ impl Error {
         Error::System(msg.into())
     }
 
+    /// The message with every cause after it, `: `-separated, as a tool
+    /// prints it after "failed to".
+    pub fn chain(&self) -> String {
+        let mut msg = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        msg
+    }
+
     /// `map_err(Error::io("read", &path))`
     pub fn io(
         action: &'static str,
@@ -156,7 +168,7 @@ mod tests {
             libc::ENOSPC,
         ));
         assert_eq!(
-            crate::cli::message("po-summarize", &e),
+            format!("po-summarize: failed to {}", e.chain()),
             "po-summarize: failed to write /data/summary.json: No space left on device (os error 28)"
         );
         assert_eq!(e.exit_code(), exit::SYSTEM);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::schema::{AgentStatus, State};
+use super::schema::{AgentStatus, Metrics, State};
 use super::store;
 use crate::error::{Error, Result};
 use crate::git::DiffStats;
@@ -226,12 +226,16 @@ pub fn abandon(path: &Path, reason: &str, cancelled: bool) -> Result<AgentStatus
     finish(path, Outcome::of(state, Some(reason.to_string())))
 }
 
+/// What an attempt of these figures cost, in USD, when it is known.
+pub type Price = fn(&Metrics) -> Option<f64>;
+
 /// `failed | timed_out | cancelled → pending`, attempt + 1. `None` when the
 /// task is not in a state a retry leaves.
 ///
-/// What the attempt cost moves to `metrics.previous_cost_usd`, so a retry's
-/// new figures never hide the spend of the attempts before it.
-pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
+/// What the attempt cost (`price`: its reported cost, else an estimate,
+/// [`crate::cost::attempt_cost`]) moves to `metrics.previous_cost_usd`, so
+/// a retry's new figures never hide the spend of the attempts before it.
+pub fn retry(path: &Path, price: Price) -> Result<Option<AgentStatus>> {
     let mut moved = false;
     let s = store::update_status(path, |s| {
         if !s.status.is_retryable() {
@@ -250,7 +254,7 @@ pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
         s.progress_percentage = Some(0);
         s.stop_reason = None;
         s.metrics.duration_seconds = None;
-        settle_attempt_cost(&mut s.metrics);
+        settle_attempt_cost(&mut s.metrics, price);
         Ok(())
     })?;
     Ok(moved.then_some(s))
@@ -258,8 +262,8 @@ pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
 
 /// Move the attempt's cost (reported, else estimated from its tokens) to
 /// `previous_cost_usd` and clear the attempt's own figures.
-fn settle_attempt_cost(m: &mut crate::protocol::Metrics) {
-    if let Some(cost) = crate::cost::attempt_cost(m) {
+fn settle_attempt_cost(m: &mut Metrics, price: Price) {
+    if let Some(cost) = price(m) {
         m.previous_cost_usd = Some(m.previous_cost_usd.unwrap_or(0.0) + cost.max(0.0));
         if m.cost_usd.is_none() && m.session_id.is_some() {
             // An estimate of a run that never reported its figure: once the
@@ -494,7 +498,9 @@ mod tests {
         assert_eq!(s.status, State::TimedOut);
         assert!(phase(&p, "testing").is_err());
         assert!(start(&p, &Start::default()).is_err());
-        let s = retry(&p).unwrap().expect("timed out is retryable");
+        let s = retry(&p, crate::cost::attempt_cost)
+            .unwrap()
+            .expect("timed out is retryable");
         assert_eq!((s.status, s.attempt, s.error), (State::Pending, 2, None));
     }
 
@@ -504,7 +510,7 @@ mod tests {
         let p = started(dir.path());
         assert_eq!(cancel(&p, "stop").unwrap().status, State::InProgress);
         finish(&p, Outcome::of(State::Completed, None)).unwrap();
-        assert!(retry(&p).unwrap().is_none());
+        assert!(retry(&p, crate::cost::attempt_cost).unwrap().is_none());
         assert_eq!(store::read_status(&p).unwrap().status, State::Completed);
 
         let other = tempfile::tempdir().unwrap();
@@ -529,7 +535,7 @@ mod tests {
         })
         .unwrap();
         finish(&p, Outcome::of(State::Failed, Some("rate limited".into()))).unwrap();
-        let s = retry(&p).unwrap().unwrap();
+        let s = retry(&p, crate::cost::attempt_cost).unwrap().unwrap();
         let m = &s.metrics;
         assert_eq!((m.previous_cost_usd, m.cost_usd), (Some(0.25), None));
         assert_eq!(
@@ -556,7 +562,10 @@ mod tests {
         })
         .unwrap();
         finish(&p, Outcome::of(State::TimedOut, None)).unwrap();
-        let m = retry(&p).unwrap().unwrap().metrics;
+        let m = retry(&p, crate::cost::attempt_cost)
+            .unwrap()
+            .unwrap()
+            .metrics;
         assert!(
             (m.previous_cost_usd.unwrap() - 0.2632).abs() < 1e-9,
             "{m:?}"

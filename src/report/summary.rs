@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
-use crate::merge::conflicts::Conflict;
+use crate::integration::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, TaskView};
 use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};

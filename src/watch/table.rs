@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::cost::{self, Total};
-use crate::merge::conflicts::Conflict;
+use crate::integration::conflicts::Conflict;
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::text::{ellipsize, printable};

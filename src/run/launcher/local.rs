@@ -27,8 +27,8 @@ use nix::sys::signal::Signal;
 
 use super::{Ended, Launcher, Runner, RunnerState, Waker};
 use crate::error::{Error, Result};
+use crate::proctree::Tree;
 use crate::protocol::{AgentStatus, store};
-use crate::run::proctree::Tree;
 use crate::run::supervisor::{
     EXIT_BUSY, POOL_ENV, RESULT_FD, SUPERVISOR_PID_FIELD, Spec, describe_exit,
 };

@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::proctree;
 use crate::error::exit;
+use crate::proctree;
 use crate::protocol::lifecycle;
 use crate::protocol::{AgentStatus, store};
 pub use crate::run::agent::AgentSpec;

@@ -34,14 +34,18 @@
 //! checked once for tracked files that are missing or empty where HEAD's are
 //! not, and refused, naming them, if it has any: an agent never commits what
 //! a power cut took.
+//!
+//! Retired worktrees wait in a warm [`pool`] for the next task.
+
+pub mod pool;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ignore::gitignore::GitignoreBuilder;
 
-use super::git::{branch_exists, git};
 use crate::error::{Error, Result};
+use crate::git::{branch_exists, git};
 
 /// What [`ensure`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +53,7 @@ pub enum Prepared {
     /// Checked out anew, or a half-made one (see the module) finished.
     Created,
     Reused,
-    /// Taken from the warm pool (see [`super::worktree_pool`]).
+    /// Taken from the warm pool (see [`pool`]).
     Pooled,
 }
 
@@ -92,7 +96,7 @@ pub fn ensure_noting(
     if let Some(lock) = stale_ref_lock(repo, branch) {
         note(format!("removed {} that a killed git left", lock.display()));
     }
-    if super::worktree_pool::take(repo, path, branch, base)? {
+    if pool::take(repo, path, branch, base)? {
         return Ok(Prepared::Pooled);
     }
     create(repo, path, branch, base)?;
@@ -521,7 +525,7 @@ fn repair(
         // record still names the old place.
         git(repo, &["worktree", "repair", &path.to_string_lossy()])?;
     }
-    super::worktree_pool::switch(path, branch, base, true)?;
+    pool::switch(path, branch, base, true)?;
     complete(path)?;
     note(format!(
         "finished worktree {} on {branch}, which a killed run left half-made",
@@ -1086,8 +1090,8 @@ mod tests {
     fn pooled(fx: &Fixture) -> PathBuf {
         let donor = fx.task(9);
         fx.ensure(&donor, "donor");
-        let pool = super::super::worktree_pool::pool_dir(&fx.worktrees);
-        let entry = super::super::worktree_pool::retire(&fx.repo, &donor, &pool).unwrap();
+        let pool = super::pool::pool_dir(&fx.worktrees);
+        let entry = super::pool::retire(&fx.repo, &donor, &pool).unwrap();
         fs::write(entry.join("junk.txt"), "junk\n").unwrap();
         fs::create_dir_all(entry.join("out")).unwrap();
         fs::write(entry.join("out/o.bin"), "o\n").unwrap();
