@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 

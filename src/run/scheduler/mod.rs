@@ -162,7 +162,7 @@ struct Task {
 impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
-            label: crate::text::printable(&lifecycle::label(&status)),
+            label: crate::text::printable(&crate::protocol::view::label(&status)),
             path,
             status,
             slot: Slot::Waiting,
@@ -308,7 +308,7 @@ impl Scheduler {
             .map(|(t, (state, error))| {
                 let why = error
                     .as_deref()
-                    .map(lifecycle::error_gist)
+                    .map(crate::protocol::view::error_gist)
                     .unwrap_or_else(|| state.to_string());
                 (t.label.clone(), why)
             })
