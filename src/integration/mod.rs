@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GitRefusal, Result};
 use crate::git::{self, git};
 use crate::proctree::Tree;
 use crate::worktree;
@@ -53,7 +53,7 @@ pub fn prepare(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()>
     let add = || worktree::worktree_add(repo, &["-B", branch, &p, base]);
     match add() {
         Ok(()) => Ok(()),
-        Err(e) if e.to_string().contains("already registered") => {
+        Err(e) if e.git_refusal() == Some(GitRefusal::MissingButRegistered) => {
             git(repo, &["worktree", "prune"])?;
             add().map(|_| ())
         }

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::GitignoreBuilder;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GitRefusal, Result};
 use crate::git::{branch_exists, git};
 
 /// What [`ensure`] did.
@@ -115,7 +115,10 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
         let mut new = head.to_vec();
         new.extend(["-b", branch, &p, base]);
         match worktree_add(repo, &new) {
-            Err(e) if e.to_string().contains("already exists") && branch_exists(repo, branch) => {
+            Err(e)
+                if e.git_refusal() == Some(GitRefusal::AlreadyExists)
+                    && branch_exists(repo, branch) =>
+            {
                 let mut existing = head.to_vec();
                 existing.extend([&*p, branch]);
                 worktree_add(repo, &existing)
@@ -125,7 +128,7 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
     };
     match add(repo) {
         Ok(()) => {}
-        Err(e) if e.to_string().contains("missing but") => {
+        Err(e) if e.git_refusal() == Some(GitRefusal::MissingButRegistered) => {
             // The directory is gone (or was never made) but git still lists
             // it: forget that record (nothing on disk is lost) and try again.
             forget_registration(repo, path)?;
@@ -205,8 +208,7 @@ pub fn worktree_add(repo: &Path, args: &[&str]) -> Result<()> {
 }
 
 fn is_registration_race(e: &Error) -> bool {
-    let m = e.to_string();
-    m.contains("failed to read") && m.contains("worktrees")
+    e.git_refusal() == Some(GitRefusal::WorktreeRace)
 }
 
 /// Remove a worktree of po's own that holds nothing of anyone (a scratch or

@@ -7,7 +7,7 @@
 //! task's spec file. The process starts in its own session with its output
 //! in the running task's agent log, so it outlives the scheduler. It holds each
 //! task's liveness lock while it runs it (a second supervisor for the same
-//! task gives up with [`EXIT_BUSY`]) and marks itself a child subreaper.
+//! task gives up with [`exit::BUSY`]) and marks itself a child subreaper.
 //!
 //! One task is three steps:
 //! 1. [`prepare`]: the worktree, the ignored files it needs, the prompt, the
@@ -60,8 +60,6 @@ pub const POOL_ENV: &str = "PO_SPAWN_POOL";
 /// The environment variable that makes `po-spawn` the supervisor of one
 /// task, the one whose spec is in the file it names (a Slurm job's).
 pub const TASK_ENV: &str = "PO_SPAWN_TASK";
-/// A supervisor found the task's liveness lock taken: someone else runs it.
-pub const EXIT_BUSY: i32 = 75;
 /// The extra status field holding the supervisor's pid.
 pub const SUPERVISOR_PID_FIELD: &str = crate::protocol::runner::SUPERVISOR_PID;
 /// The fd a pool supervisor reports finished tasks on.
@@ -312,7 +310,7 @@ fn redirect_output(path: Option<&Path>) {
 fn run_task(spec: &Spec, sup: &Supervisor) -> i32 {
     let _live = match store::hold_liveness(&spec.status_file) {
         Ok(Some(lock)) => lock,
-        Ok(None) => return EXIT_BUSY,
+        Ok(None) => return exit::BUSY,
         Err(e) => {
             eprintln!("po-spawn: failed to {e}");
             return exit::SYSTEM;
