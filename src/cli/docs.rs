@@ -308,6 +308,12 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
          a token under 16 characters).",
     ),
     (
+        "po-spawn",
+        exit::BUSY,
+        "As the supervisor of one task (PO_SPAWN_TASK, what a Slurm job runs): another process \
+         holds the task's liveness lock and runs it; nothing was changed.",
+    ),
+    (
         "po-spawn po-watch po-merge cpo cpo-run cpo-integrate",
         exit::INTERRUPTED,
         "Interrupted (Ctrl-C or SIGTERM); running again continues where it stopped.",

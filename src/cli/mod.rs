@@ -86,13 +86,7 @@ pub fn report(name: &str, e: &Error) -> i32 {
 /// `name: failed to …`, then its causes (errors whose message holds the
 /// cause, as [`Error::Io`] does, do not also give it as `source()`).
 pub fn message(name: &str, e: &Error) -> String {
-    let mut msg = format!("{name}: failed to {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    format!("{name}: failed to {}", e.chain())
 }
 
 /// Every tool's clap definition, by binary name (for man pages and completions).

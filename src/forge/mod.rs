@@ -9,6 +9,7 @@ pub mod comment;
 pub mod labels;
 pub mod mentions;
 pub mod pr;
+pub mod refs;
 
 use std::ffi::OsString;
 use std::io::Write;

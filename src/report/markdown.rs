@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 
@@ -227,9 +227,9 @@ fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
             let note = match (a.state, &a.queued) {
                 (State::Cancelled, _) => a.error_text(),
                 (State::InProgress, _) => a.phase.clone().unwrap_or_else(|| "running".into()),
-                (_, Some(why)) => match (why.trim(), a.job_id) {
-                    ("", Some(j)) => format!("Slurm job {j} waits in the queue"),
-                    (why, Some(j)) => format!("Slurm job {j} waits: {why}"),
+                (_, Some(why)) => match (why.trim(), &a.runner) {
+                    ("", Some(r)) => format!("{r} waits in the queue"),
+                    (why, Some(r)) => format!("{r} waits: {why}"),
                     (why, None) => format!("waits in the queue: {why}"),
                 },
                 _ => "waiting to run".into(),

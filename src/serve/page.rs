@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::hub::{Snapshot, dir_key};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::report::html::link;
 use crate::report::markdown::thousands;

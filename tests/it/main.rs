@@ -29,6 +29,7 @@ mod github_e2e;
 mod github_pr;
 mod github_refs;
 mod hostile_files;
+mod layers;
 mod merge_cli;
 mod parse_input;
 mod parse_issue;

@@ -52,9 +52,7 @@ pub fn print(cfg: &Config, setup: &Setup) {
                         have completed, from their branches)\n"
             .to_string(),
     });
-    if let crate::run::launcher::Choice::Slurm(opts) = &cfg.launcher {
-        out.push_str(&opts.describe(cfg.timeout_secs, cfg.grace_secs));
-    }
+    out.push_str(&cfg.launcher.describe(cfg.timeout_secs, cfg.grace_secs));
     let base = cfg.base.clone().unwrap_or_else(|| "HEAD".into());
     let first_wave = tasks.first().map(|t| t.status.wave);
     let mut wave = None;

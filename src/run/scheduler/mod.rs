@@ -49,11 +49,11 @@ use nix::sys::signal::Signal;
 
 use super::integration::{GitIntegration, Integrate};
 use super::launcher::{self as launchers, Ended, Launcher, Runner, RunnerState};
-use super::signals;
 use super::supervisor::{AgentSpec, SUPERVISOR_PID_FIELD};
 use crate::error::{Result, exit};
 use crate::protocol::view::Row;
 use crate::protocol::{AgentStatus, Runtime, State, lifecycle, store};
+use crate::signals;
 pub use console::Console;
 pub use plan::Mode;
 use setup::{Context, Setup};
@@ -162,7 +162,7 @@ struct Task {
 impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
-            label: crate::text::printable(&lifecycle::label(&status)),
+            label: crate::text::printable(&crate::protocol::view::label(&status)),
             path,
             status,
             slot: Slot::Waiting,
@@ -308,7 +308,7 @@ impl Scheduler {
             .map(|(t, (state, error))| {
                 let why = error
                     .as_deref()
-                    .map(lifecycle::error_gist)
+                    .map(crate::protocol::view::error_gist)
                     .unwrap_or_else(|| state.to_string());
                 (t.label.clone(), why)
             })
@@ -524,7 +524,7 @@ impl Scheduler {
 
     fn retry_reset(&mut self, idx: usize) -> Result<()> {
         let t = &mut self.tasks[idx];
-        if let Some(s) = lifecycle::retry(&t.path)? {
+        if let Some(s) = lifecycle::retry(&t.path, crate::cost::attempt_cost)? {
             self.out
                 .log(&format!("retry {}: attempt {}", s.agent_id, s.attempt));
             t.status = s;

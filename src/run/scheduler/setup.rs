@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::protocol::view::{OrchestrationView, Reader};
 use crate::protocol::{AgentStatus, Orchestration, Runtime, layout, sanitize, store};
 use crate::run::supervisor::{PrSpec, Spec};
-use crate::run::{git, worktree};
 use crate::timefmt;
+use crate::{git, worktree};
 
 /// The orchestration a run works on.
 pub struct Setup {

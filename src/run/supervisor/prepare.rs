@@ -13,7 +13,8 @@ use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
 use crate::protocol::lifecycle::{self, Start};
 use crate::protocol::{AgentStatus, Orchestration, store};
-use crate::run::{prompt, worktree};
+use crate::run::prompt;
+use crate::worktree;
 
 /// A task ready for its agent.
 pub struct Prepared {
@@ -170,7 +171,7 @@ fn run_setup(
     log: &Log,
 ) -> std::result::Result<(), String> {
     log.note(&format!("setup: sh -c {setup:?}"));
-    let status = crate::run::signals::unblocked(
+    let status = crate::signals::unblocked(
         Command::new("sh")
             .args(["-c", setup])
             .current_dir(workdir)

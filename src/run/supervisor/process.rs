@@ -15,7 +15,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::state::ExitStatus;
-use crate::run::proctree::Tree;
+use crate::proctree::Tree;
 
 /// What reaches a running task's supervisor.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl Real {
 impl ProcessTree for Real {
     fn spawn(&mut self, mut cmd: Command, events: mpsc::Sender<Ev>) -> std::io::Result<Spawned> {
         cmd.process_group(0);
-        crate::run::signals::unblocked(&mut cmd);
+        crate::signals::unblocked(&mut cmd);
         let mut child = cmd.spawn()?;
         let pid = child.id() as i32;
         let stdout = child

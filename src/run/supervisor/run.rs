@@ -340,7 +340,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         let diff = spec
             .worktree
             .as_deref()
-            .and_then(|wt| super::super::git::diff_stats(wt, &prepared.base).ok());
+            .and_then(|wt| crate::git::diff_stats(wt, &prepared.base).ok());
         let done = lifecycle::finish(
             &spec.status_file,
             Outcome {
