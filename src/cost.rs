@@ -111,7 +111,7 @@ impl Tokens {
 
 /// The current attempt's tokens at its model's price, when both are known.
 pub fn estimate(m: &Metrics) -> Option<f64> {
-    let price = Price::of(m.model.as_deref()?)?;
+    let price = crate::prices::of(m.model.as_deref()?)?;
     Some(price.cost(&Tokens::of(m)?))
 }
 

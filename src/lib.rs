@@ -15,6 +15,7 @@ pub mod git;
 pub mod merge;
 pub mod out;
 pub mod plan;
+pub mod prices;
 pub mod protocol;
 pub mod report;
 pub mod run;
