@@ -31,11 +31,13 @@
 //! Commits: under `--sandbox workspace-write` Codex makes the `.git` of
 //! every writable root read-only, and a git worktree's index, objects and
 //! refs live in the main repository's git directory, so the agent's own
-//! `git commit` would fail. po keeps Codex's sandbox and adds that git
-//! directory (`git rev-parse --git-common-dir`, which holds the worktree's
-//! own admin directory) as a writable root with `--add-dir`: the agent
-//! commits on its branch like any other agent, and nothing else outside its
-//! worktree is writable.
+//! `git commit` would fail. po keeps Codex's sandbox and adds the git
+//! directories a commit writes as writable roots with `--add-dir`: the
+//! repository's (`git rev-parse --git-common-dir`: objects, refs) and the
+//! worktree's own (`--absolute-git-dir`: its index and HEAD, which Codex
+//! protects apart even inside the first). The agent commits on its branch
+//! like any other agent, and nothing else outside its worktree is
+//! writable.
 
 use std::path::{Path, PathBuf};
 
@@ -147,7 +149,7 @@ impl Agent for Codex {
                 program: self.program().to_string(),
                 model: self.spec.model.clone(),
                 worktree: worktree.to_path_buf(),
-                git_dir: git_common_dir(worktree),
+                git_dirs: git_dirs(worktree),
                 resume,
             }),
             prompt: PromptVia::Stdin,
@@ -188,15 +190,28 @@ impl Agent for Codex {
     }
 }
 
-/// The git directory a worktree's commits are written to (its index, the
-/// objects and the refs): the repository's common git directory.
-fn git_common_dir(worktree: &Path) -> Option<PathBuf> {
-    let out = crate::git::git(
+/// The git directories a worktree's commits are written to: the
+/// repository's (objects, refs), then the worktree's own (index, HEAD) when
+/// it is another one. None outside a repository.
+fn git_dirs(worktree: &Path) -> Vec<PathBuf> {
+    let Ok(out) = crate::git::git(
         worktree,
-        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
-    )
-    .ok()?;
-    Some(PathBuf::from(out)).filter(|p| p.is_absolute())
+        &[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-common-dir",
+            "--absolute-git-dir",
+        ],
+    ) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for line in out.lines().map(PathBuf::from) {
+        if line.is_absolute() && !dirs.contains(&line) {
+            dirs.push(line);
+        }
+    }
+    dirs
 }
 
 /// How to run the real Codex CLI for one task.
@@ -207,8 +222,8 @@ pub struct CodexOptions {
     pub model: Option<String>,
     /// The agent's working root (`-C`).
     pub worktree: PathBuf,
-    /// The git directory made writable beside it (`--add-dir`).
-    pub git_dir: Option<PathBuf>,
+    /// The git directories made writable beside it (`--add-dir`).
+    pub git_dirs: Vec<PathBuf>,
     /// The thread to continue (`codex exec resume <id>`).
     pub resume: Option<String>,
 }
@@ -232,8 +247,8 @@ pub fn argv(o: &CodexOptions) -> Vec<String> {
         .into();
     args.push(o.worktree.display().to_string());
     args.extend(["--sandbox".into(), "workspace-write".into()]);
-    if let Some(git_dir) = &o.git_dir {
-        args.extend(["--add-dir".into(), git_dir.display().to_string()]);
+    for dir in &o.git_dirs {
+        args.extend(["--add-dir".into(), dir.display().to_string()]);
     }
     args.push("--skip-git-repo-check".into());
     if let Some(model) = &o.model {
@@ -542,7 +557,7 @@ mod tests {
     fn argv_writes_in_the_worktree_and_its_git_directory() {
         let o = CodexOptions {
             worktree: "/w/agent-1".into(),
-            git_dir: Some("/r/.git".into()),
+            git_dirs: vec!["/r/.git".into(), "/r/.git/worktrees/a".into()],
             ..Default::default()
         };
         assert_eq!(
@@ -559,6 +574,8 @@ mod tests {
                 "workspace-write",
                 "--add-dir",
                 "/r/.git",
+                "--add-dir",
+                "/r/.git/worktrees/a",
                 "--skip-git-repo-check",
                 "-"
             ]
@@ -566,7 +583,7 @@ mod tests {
         let a = argv(&CodexOptions {
             model: Some("gpt-5.1-codex".into()),
             resume: Some("01a2-thread".into()),
-            git_dir: None,
+            git_dirs: Vec::new(),
             ..o
         });
         assert_eq!(
@@ -577,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn the_worktrees_git_directory_is_the_repositorys() {
+    fn a_worktree_commits_to_the_repositorys_and_its_own_git_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("repo");
         std::fs::create_dir(&repo).unwrap();
@@ -602,12 +619,14 @@ mod tests {
             &repo,
             &["worktree", "add", "-q", "-b", "b", wt.to_str().unwrap()],
         );
-        let got = git_common_dir(&wt).unwrap();
-        assert_eq!(
-            got.canonicalize().unwrap(),
-            repo.join(".git").canonicalize().unwrap()
-        );
-        assert_eq!(git_common_dir(tmp.path()), None, "not a repository");
+        let got: Vec<PathBuf> = git_dirs(&wt)
+            .iter()
+            .map(|d| d.canonicalize().unwrap())
+            .collect();
+        let git = repo.join(".git").canonicalize().unwrap();
+        assert_eq!(got, [git.clone(), git.join("worktrees/wt")]);
+        assert_eq!(git_dirs(&repo).len(), 1, "the main checkout's are one");
+        assert!(git_dirs(tmp.path()).is_empty(), "not a repository");
     }
 
     #[test]
