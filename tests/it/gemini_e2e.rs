@@ -96,7 +96,7 @@ fn po_spawn_runs_two_gemini_agents_that_commit() {
         let s = orch.assert_completed(task, &stderr);
         let log = orch.log(&s);
         let session = s.metrics.session_id.clone().unwrap();
-        assert_eq!(sessions(&log), [session.clone()], "{log}");
+        assert_eq!(sessions(&log), std::slice::from_ref(&session), "{log}");
         assert!(
             log.contains(&format!("\"--session-id\", \"{session}\"")),
             "po named the session: {log}"
