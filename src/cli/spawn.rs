@@ -61,8 +61,10 @@ pub enum Isolation {
 /// started are cancelled (`--retry` after raising the budget runs them), and
 /// with --budget-hard running agents are ended too. --max-turns caps each
 /// Claude Code agent's turns; --max-total-retries caps the retries of a run.
-/// Claude Code reports its spend; other agents report theirs with `po-status
-/// set --cost-usd` (the budget counts only what is reported).
+/// Claude Code reports its spend; Codex and Gemini CLI report tokens, which
+/// po prices by model (built-in prices, --prices FILE or PO_PRICES before
+/// them); other agents report theirs with `po-status set --cost-usd` (the
+/// budget counts only what is reported or priced).
 ///
 /// With --launcher slurm each supervisor is one Slurm job (sbatch), on
 /// whichever node Slurm picks: the repository, the runtime directory and
