@@ -62,6 +62,7 @@ const BUILT_IN: &[(&str, Price)] = &[
     ("o3", p(2.0, 0.5, 8.0)),
     ("codex-mini", p(1.5, 0.375, 6.0)),
     // Google.
+    ("gemini-3.1-pro", p(2.0, 0.2, 12.0)),
     ("gemini-3-pro", p(2.0, 0.2, 12.0)),
     ("gemini-3-flash", p(0.5, 0.05, 3.0)),
     ("gemini-2.5-pro", p(1.25, 0.125, 10.0)),

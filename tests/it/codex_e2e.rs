@@ -272,3 +272,49 @@ fn po_spawn_budget_stops_codex_agents() {
         "agent-3 never called the model"
     );
 }
+
+/// `--retry` of a task whose recorded thread Codex does not have (another
+/// machine, a cleared home): the CLI prints no event, and the same attempt
+/// starts a new thread, says so in the log, and records the new id.
+#[test]
+#[ignore = "needs the Codex CLI (npm install -g @openai/codex@0.171.0)"]
+fn po_spawn_retry_of_an_unknown_codex_thread_starts_a_new_one() {
+    require_codex();
+    let task: Task = ("agent-1", "marker-epsilon", "five.txt", "five");
+    let orch = Orch::new(&[task]);
+    let unknown = "01a23ad9-0000-7000-8000-000000000000";
+    po::protocol::store::update_status(
+        &po::protocol::layout::status_path(&orch.dir, task.0),
+        |s| {
+            s.status = State::Failed;
+            s.error = Some("agent exited with status 1".into());
+            s.completion_time = Some(po::timefmt::now());
+            s.metrics.session_id = Some(unknown.into());
+            Ok(())
+        },
+    )
+    .unwrap();
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let env = env(&orch, &mock, 0);
+    let (out, stderr) = orch.spawn("codex", &["--retry"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    let fresh = s.metrics.session_id.clone().unwrap();
+    assert_ne!(fresh, unknown);
+    let log = orch.log(&s);
+    assert!(
+        log.contains(&format!(
+            "session {unknown} is unknown to the agent; starting a new session"
+        )),
+        "{log}"
+    );
+    assert_eq!(threads(&log), [fresh], "{log}");
+}

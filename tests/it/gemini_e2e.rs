@@ -290,3 +290,56 @@ fn a_price_file_prices_a_model_po_does_not_know() {
     // 3,000 × 1 + 4,000 × 0.5 + 170 × 10, per million.
     assert_close(s.metrics.cost_usd.unwrap(), 0.0067, "priced from the file");
 }
+
+/// `--retry` of a task whose recorded session Gemini CLI does not have: it
+/// exits 42 with no stream, and the same attempt starts a new session po
+/// names, says so in the log, and records it.
+#[test]
+#[ignore = "needs Gemini CLI (npm install -g @google/gemini-cli@0.61.0)"]
+fn po_spawn_retry_of_an_unknown_gemini_session_starts_a_new_one() {
+    require_gemini();
+    let task: Task = ("agent-1", "marker-epsilon", "five.txt", "five");
+    let orch = Orch::new(&[task]);
+    let unknown = "11111111-2222-4333-8444-555555555555";
+    po::protocol::store::update_status(
+        &po::protocol::layout::status_path(&orch.dir, task.0),
+        |s| {
+            s.status = State::Failed;
+            s.error = Some("agent exited with status 1".into());
+            s.completion_time = Some(po::timefmt::now());
+            s.metrics.session_id = Some(unknown.into());
+            Ok(())
+        },
+    )
+    .unwrap();
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let env = env(&orch, &mock);
+    let (out, stderr) = orch.spawn("gemini", &["--retry", "--model", MODEL], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    let fresh = s.metrics.session_id.clone().unwrap();
+    assert_ne!(fresh, unknown);
+    let log = orch.log(&s);
+    assert!(
+        log.contains(&format!(
+            "session {unknown} is unknown to the agent; starting a new session {fresh}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\"--resume\", \"{unknown}\"")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\"--session-id\", \"{fresh}\"")),
+        "{log}"
+    );
+}
