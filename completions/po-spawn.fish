@@ -5,9 +5,12 @@ complete -c po-spawn -l batch-size -d 'Run tasks in batches of N, each batch fin
 complete -c po-spawn -l timeout -d 'Seconds an agent may run [env: PO_TIMEOUT, AMPLIHACK_AGENT_TIMEOUT] [default: 1800]' -r
 complete -c po-spawn -l stall-timeout -d 'End an agent with no output and no status update for SECS' -r
 complete -c po-spawn -l grace -d 'Seconds between SIGTERM and SIGKILL when ending an agent\'s process tree' -r
-complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)'"
+complete -c po-spawn -l agent -d 'The agent to run' -r -f -a "claude\t'Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)'
+codex\t'OpenAI Codex CLI (`codex exec --json`; PO_CODEX names the program)'
+gemini\t'Gemini CLI (`gemini -p --output-format stream-json`; PO_GEMINI names the program)'"
 complete -c po-spawn -l agent-cmd -d 'Run any program instead: \'prog --flag {prompt_file}\'. Split into words (quotes and backslashes as in sh, no expansion), {prompt_file} {worktree} {agent_id} {branch} {id} filled in; never run by a shell. The prompt is also on its stdin. A relative program path (./myagent.sh) is from the directory po-spawn runs in' -r
-complete -c po-spawn -l model -d 'Model for the agent (Claude Code\'s --model)' -r
+complete -c po-spawn -l model -d 'Model for the agent (its --model)' -r
+complete -c po-spawn -l prices -d 'Prices of models whose agents report only tokens (Codex, Gemini), a JSON file: {"MODEL": {"input": USD, "output": USD, "cache_read": USD}} per million tokens, before the built-in ones [env: PO_PRICES]' -r -F
 complete -c po-spawn -l max-budget-usd -d 'Spending cap per agent for Claude Code (--max-budget-usd)' -r
 complete -c po-spawn -l budget-usd -d 'Budget for the whole orchestration: launch nothing more once spent plus running reaches it [env: PO_BUDGET_USD]' -r
 complete -c po-spawn -l max-turns -d 'Model turns each Claude Code agent may take (its --max-turns)' -r

@@ -16,6 +16,7 @@ pub mod integration;
 pub mod merge;
 pub mod out;
 pub mod plan;
+pub mod prices;
 pub mod proctree;
 pub mod protocol;
 pub mod report;

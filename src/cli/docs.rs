@@ -393,6 +393,21 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "The Claude Code program for --agent claude (default: claude).",
     ),
     (
+        "po-spawn",
+        "PO_CODEX",
+        "The Codex CLI program for --agent codex (default: codex).",
+    ),
+    (
+        "po-spawn",
+        "PO_GEMINI",
+        "The Gemini CLI program for --agent gemini (default: gemini).",
+    ),
+    (
+        "po-spawn po-watch po-summarize po-serve",
+        "PO_PRICES",
+        "A JSON file of model prices (USD per million tokens) before the built-in ones, as --prices.",
+    ),
+    (
         "po-spawn po-watch po-summarize",
         "PO_SUCCESS_THRESHOLD",
         "The success threshold in percent (default 80); a flag beats it.",

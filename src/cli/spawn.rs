@@ -61,8 +61,10 @@ pub enum Isolation {
 /// started are cancelled (`--retry` after raising the budget runs them), and
 /// with --budget-hard running agents are ended too. --max-turns caps each
 /// Claude Code agent's turns; --max-total-retries caps the retries of a run.
-/// Claude Code reports its spend; other agents report theirs with `po-status
-/// set --cost-usd` (the budget counts only what is reported).
+/// Claude Code reports its spend; Codex and Gemini CLI report tokens, which
+/// po prices by model (built-in prices, --prices FILE or PO_PRICES before
+/// them); other agents report theirs with `po-status set --cost-usd` (the
+/// budget counts only what is reported or priced).
 ///
 /// With --launcher slurm each supervisor is one Slurm job (sbatch), on
 /// whichever node Slurm picks: the repository, the runtime directory and
@@ -125,9 +127,15 @@ pub struct Args {
     #[arg(long, env = "PO_AGENT_CMD", value_name = "TEMPLATE")]
     pub agent_cmd: Option<String>,
 
-    /// Model for the agent (Claude Code's --model)
+    /// Model for the agent (its --model)
     #[arg(long)]
     pub model: Option<String>,
+
+    /// Prices of models whose agents report only tokens (Codex, Gemini), a
+    /// JSON file: {"MODEL": {"input": USD, "output": USD, "cache_read": USD}}
+    /// per million tokens, before the built-in ones [env: PO_PRICES]
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<std::path::PathBuf>,
 
     /// Spending cap per agent for Claude Code (--max-budget-usd)
     #[arg(long, value_name = "USD")]
@@ -428,15 +436,41 @@ fn agent_spec(args: &Args) -> Result<AgentSpec> {
         return Ok(AgentSpec::command(words));
     }
     let program = match args.agent.as_str() {
-        "claude" => std::env::var(agent::claude::PROGRAM_ENV)
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| agent::absolute_program(&p, &cwd))
-            .unwrap_or_default(),
+        "claude" | "codex" | "gemini" => std::env::var(match args.agent.as_str() {
+            "codex" => agent::codex::PROGRAM_ENV,
+            "gemini" => agent::gemini::PROGRAM_ENV,
+            _ => agent::claude::PROGRAM_ENV,
+        })
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| agent::absolute_program(&p, &cwd))
+        .unwrap_or_default(),
         _ => String::new(),
     };
+    // A bad price file is a usage error now, not a warning in every run.
+    let named = args.prices.clone().or_else(|| {
+        std::env::var_os(crate::prices::PRICES_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    let prices = named
+        .as_deref()
+        .map(crate::prices::checked_path)
+        .transpose()?;
+    if args.agent != "claude"
+        && let Some(model) = &args.model
+        && crate::prices::Prices::from_file_or_env(prices.as_deref())?
+            .of(model)
+            .is_none()
+    {
+        tracing::warn!(
+            "po has no price for model {model:?}: its cost is unknown and only its tokens are \
+             recorded; give prices with --prices FILE or PO_PRICES"
+        );
+    }
     Ok(AgentSpec {
         program,
+        prices,
         model: args.model.clone(),
         max_budget_usd: args.max_budget_usd,
         max_turns: args.max_turns,

@@ -6,6 +6,7 @@
 
 mod cpo_support;
 mod engines;
+mod models_support;
 mod parse_support;
 mod serve_support;
 mod support_gh;
@@ -16,6 +17,7 @@ mod claude_e2e;
 mod claude_stream;
 mod clean_cli;
 mod closed_pipe;
+mod codex_e2e;
 mod conflicts_shown;
 mod cpo_cli;
 mod cpo_integrate;
@@ -24,6 +26,7 @@ mod cpo_slash_commands;
 mod docs_fresh;
 mod examples_demo;
 mod fuzz_replay;
+mod gemini_e2e;
 mod gh_double;
 mod github_e2e;
 mod github_pr;

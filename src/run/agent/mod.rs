@@ -21,7 +21,9 @@
 //! error the reader calls retryable makes the failure retryable.
 
 pub mod claude;
+pub mod codex;
 pub mod command;
+pub mod gemini;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -258,6 +260,9 @@ pub struct AgentSpec {
     /// Model turns per agent, where the CLI has a cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_turns: Option<u32>,
+    /// A price file (`--prices`) for agents that report only tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PathBuf>,
 }
 
 impl AgentSpec {
@@ -270,6 +275,7 @@ impl AgentSpec {
             model: None,
             max_budget_usd: None,
             max_turns: None,
+            prices: None,
         }
     }
 
@@ -306,7 +312,11 @@ pub struct Registration {
 }
 
 /// The agents `--agent` (`PO_AGENT`) can name; the first is the default.
-pub const REGISTERED: &[Registration] = &[claude::REGISTRATION];
+pub const REGISTERED: &[Registration] = &[
+    claude::REGISTRATION,
+    codex::REGISTRATION,
+    gemini::REGISTRATION,
+];
 
 /// The names `--agent` takes.
 pub fn names() -> impl Iterator<Item = &'static str> {
