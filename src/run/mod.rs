@@ -7,6 +7,7 @@ pub mod integration;
 pub mod launcher;
 pub mod proctree;
 pub mod prompt;
+pub mod sandbox;
 pub mod scheduler;
 pub mod signals;
 pub mod supervisor;

@@ -392,6 +392,7 @@ mod tests {
             bin_dir: None,
             pr: None,
             session_log: None,
+            sandbox: None,
         }
     }
 
