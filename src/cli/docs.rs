@@ -387,6 +387,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "The Claude Code program for --agent claude (default: claude).",
     ),
     (
+        "po-spawn",
+        "PO_SANDBOX",
+        "1: run every agent under the bubblewrap sandbox, as --sandbox.",
+    ),
+    (
         "po-spawn po-watch po-summarize",
         "PO_SUCCESS_THRESHOLD",
         "The success threshold in percent (default 80); a flag beats it.",
@@ -429,6 +434,12 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "po-status",
         "PO_STATUS_FILE",
         "The status file of po-status set, as an agent gets it from po-spawn.",
+    ),
+    (
+        "po-status",
+        "PO_STATUS_SOCKET",
+        "Set inside po-spawn's sandbox: po-status set reports through the task's supervisor \
+         there, which writes the status file.",
     ),
     (
         "cpo",

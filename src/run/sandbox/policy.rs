@@ -32,7 +32,6 @@ pub struct Policy {
     /// there (`packed-refs.lock` when a commit deletes a pseudo-ref, gc's
     /// notes) is private to the sandbox and thrown away.
     pub git_dir: Option<PathBuf>,
-    pub git_entries: Vec<PathBuf>,
     /// Everything else is read-only; these are writable.
     pub writable: Vec<Grant>,
     /// Left read-only inside a writable path (the repository's own git
@@ -136,17 +135,6 @@ impl Policy {
             }
         };
         let mut read_only = Vec::new();
-        let mut git_entries: Vec<PathBuf> = task
-            .git
-            .and_then(|g| std::fs::read_dir(&g.common).ok())
-            .map(|dir| {
-                dir.filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .filter(|p| !p.ends_with("objects"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        git_entries.sort();
         match task.git {
             Some(git) => {
                 grant(task.workdir, "the task's worktree");
@@ -236,7 +224,6 @@ impl Policy {
         Policy {
             workdir: task.workdir.to_path_buf(),
             git_dir: task.git.map(|g| g.common.clone()),
-            git_entries,
             under_tmp,
             writable,
             read_only,
@@ -244,6 +231,48 @@ impl Policy {
             unset_env: UNSET_ENV.iter().map(|s| s.to_string()).collect(),
             network: opts.network,
         }
+    }
+
+    /// The entries of the repository's `.git` bound back into its private
+    /// stand-in, read when a command starts (so a `packed-refs` made since
+    /// is there): all but the object store (bound writable) and the main
+    /// checkout's passing state (locks, its index, `MERGE_HEAD` and the
+    /// like, an operation in progress), which may vanish before `bwrap`
+    /// binds it and which no agent needs.
+    pub fn git_entries(&self) -> Vec<PathBuf> {
+        const PASSING: &[&str] = &[
+            "objects",
+            "index",
+            "AUTO_MERGE",
+            "COMMIT_EDITMSG",
+            "MERGE_MSG",
+            "MERGE_MODE",
+            "SQUASH_MSG",
+            "sequencer",
+            "rebase-merge",
+            "rebase-apply",
+            "gc.pid",
+            "gc.log",
+        ];
+        let Some(dir) = &self.git_dir else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        !(PASSING.contains(&name.as_ref())
+                            || name.ends_with(".lock")
+                            || (name.ends_with("_HEAD") && name != "HEAD"))
+                    })
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// `bwrap`'s argv (without the program) for running `command` under this
@@ -271,7 +300,7 @@ impl Policy {
         }
         if let Some(dir) = &self.git_dir {
             push(&["--tmpfs".as_ref(), dir.as_os_str()]);
-            for p in &self.git_entries {
+            for p in &self.git_entries() {
                 push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]);
             }
         }
@@ -317,7 +346,7 @@ impl Policy {
         }
         if let Some(dir) = &self.git_dir {
             let names: Vec<String> = self
-                .git_entries
+                .git_entries()
                 .iter()
                 .filter_map(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
