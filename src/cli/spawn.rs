@@ -75,6 +75,13 @@ pub enum Isolation {
 /// limit, which is --timeout plus --grace plus 5 minutes) makes its task
 /// failed with Slurm's reason. A new po-spawn adopts the jobs by id.
 ///
+/// With --sandbox (or PO_SANDBOX=1) each agent, its setup command and their
+/// children run under bubblewrap (bwrap): only the task's worktree, what git
+/// needs to commit on its branch, its log and the agent's own state are
+/// writable, secrets under ~ are hidden, and po-status set reports through
+/// the task's supervisor; --dry-run prints each task's policy and its bwrap
+/// argv. Without a working bwrap nothing starts (exit 9).
+///
 /// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,
 /// 64 usage error, 130 interrupted.
