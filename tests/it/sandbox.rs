@@ -111,6 +111,10 @@ fn each_escape_is_refused_while_the_agent_commits_and_reports() {
         repo.spawn()
             .args(["--sandbox", "-j", "2", "--agent-cmd"])
             .arg(&agent)
+            .args([
+                "--setup",
+                "echo setup > setup.txt; if echo x > \"$ESC_REPO/setup-pwned.txt\"; then echo ESCAPED > setup-escape.txt; else echo refused > setup-escape.txt; fi",
+            ])
             .arg("--sandbox-hide")
             .arg(&secret)
             .env("HOME", &home)
@@ -150,6 +154,9 @@ fn each_escape_is_refused_while_the_agent_commits_and_reports() {
             );
         }
         assert!(!got.iter().any(|l| l.starts_with("ESCAPED")), "{got:?}");
+        // The setup command ran in the same sandbox.
+        assert_eq!(lines(&wt.join("setup.txt")), ["setup"]);
+        assert_eq!(lines(&wt.join("setup-escape.txt")), ["refused"]);
         assert!(!got.contains(&"no other worktree".to_string()), "{got:?}");
         // Its own work: a commit on its branch, a report in its status.
         assert!(got.contains(&"committed".to_string()), "{got:?}\n{errors}");
@@ -164,6 +171,7 @@ fn each_escape_is_refused_while_the_agent_commits_and_reports() {
     }
     // Nothing outside changed.
     assert!(!repo.path.join("pwned.txt").exists());
+    assert!(!repo.path.join("setup-pwned.txt").exists());
     assert_eq!(
         std::fs::read_to_string(repo.path.join("README.md")).unwrap(),
         "hello\n"
@@ -474,4 +482,52 @@ fn sandbox_options_without_the_sandbox_are_a_usage_error() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("add --sandbox"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs bwrap: apt-get install bubblewrap"]
+fn a_worktree_from_the_pool_is_sandboxed_and_its_agent_commits() {
+    require_bwrap();
+    let repo = repo();
+    let first = orchestrate(&repo, "first", &[task("First")], &[]);
+    let out = output_within(
+        repo.spawn().args(["--agent-cmd", "true"]).args(&first),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_po-clean"))
+        .current_dir(&repo.path)
+        .envs(git_env())
+        .args(["first", "--pool"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let second = orchestrate(&repo, "second", &[task("Second")], &[]);
+    let agent = repo.script(
+        "commit.sh",
+        "echo pooled > pooled.txt && git add pooled.txt && git commit -q -m pooled\n\
+         po-status set --message from-the-pool\n",
+    );
+    let out = output_within(
+        repo.spawn()
+            .args(["--sandbox", "--agent-cmd"])
+            .arg(&agent)
+            .args(&second),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&second[0]);
+    assert_eq!(s.status, State::Completed, "{s:?}");
+    let log = std::fs::read_to_string(s.log_file.clone().unwrap()).unwrap();
+    assert!(log.contains("from the pool"), "{log}");
+    assert!(log.contains("po-spawn: sandbox: "), "{log}");
+    assert_eq!(s.message.as_deref(), Some("from-the-pool"));
+    assert_eq!(
+        git(
+            &repo.path,
+            &["log", "-1", "--format=%s", s.branch.as_deref().unwrap()]
+        ),
+        "pooled"
+    );
 }
