@@ -531,3 +531,34 @@ fn a_worktree_from_the_pool_is_sandboxed_and_its_agent_commits() {
         "pooled"
     );
 }
+
+#[test]
+#[ignore = "needs bwrap: apt-get install bubblewrap"]
+fn with_isolation_none_the_repository_is_writable_but_its_git_config_is_not() {
+    require_bwrap();
+    let repo = repo();
+    let paths = orchestrate(&repo, "none", &[task("In place")], &[]);
+    let config_before = std::fs::read(repo.path.join(".git/config")).unwrap();
+    let agent = repo.script(
+        "inplace.sh",
+        "echo here > notes.txt\n\
+         if echo '[core] fsmonitor = evil' >> .git/config; then exit 7; fi\n\
+         po-status set --message in-place\n",
+    );
+    let out = output_within(
+        repo.spawn()
+            .args(["--sandbox", "--isolation", "none", "--agent-cmd"])
+            .arg(&agent)
+            .args(&paths),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Completed, "{s:?}");
+    assert_eq!(s.message.as_deref(), Some("in-place"));
+    assert_eq!(lines(&repo.path.join("notes.txt")), ["here"]);
+    assert_eq!(
+        std::fs::read(repo.path.join(".git/config")).unwrap(),
+        config_before
+    );
+}

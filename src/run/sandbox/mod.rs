@@ -222,21 +222,10 @@ impl Sandbox {
             find(path).ok_or_else(|| format!("{PROGRAM} is not on PATH; {INSTALL_HINT}"))?;
         let private =
             private_dir().map_err(|e| format!("make the sandbox's private directory: {e}"))?;
+        // Made first, so an error below removes the private directory.
         let mut sandbox = Sandbox {
             bwrap,
-            policy: Policy::for_task(
-                &policy::Task {
-                    workdir: place.workdir,
-                    git: None,
-                    readable: Vec::new(),
-                    log_file: place.log_file,
-                    relay_dir: None,
-                    home: None,
-                    agent_state: &[],
-                    planned: false,
-                },
-                place.options,
-            ),
+            policy: Policy::default(),
             private,
             branch: None,
             relay: None,

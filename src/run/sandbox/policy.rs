@@ -20,7 +20,7 @@ pub struct Grant {
 }
 
 /// The sandbox of one task.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     /// The agent's working directory.
     pub workdir: PathBuf,
