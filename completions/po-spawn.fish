@@ -32,6 +32,10 @@ complete -c po-spawn -l account -d 'Slurm account the jobs are charged to (sbatc
 complete -c po-spawn -l cpus-per-task -d 'CPUs for each job (sbatch --cpus-per-task)' -r
 complete -c po-spawn -l mem -d 'Memory for each job, e.g. 4G (sbatch --mem)' -r
 complete -c po-spawn -l slurm-arg -d 'Another sbatch option for every job, as one word: --slurm-arg=--qos=high (repeatable; given after po\'s own options, so it wins)' -r
+complete -c po-spawn -l sandbox-network -d 'The network inside the sandbox' -r -f -a "on\t'The host\'s network (agents need their model\'s API)'
+none\t'Loopback only'"
+complete -c po-spawn -l sandbox-hide -d 'Another path the agent may not read: an empty directory or file in its place (repeatable)' -r -F
+complete -c po-spawn -l sandbox-write -d 'Another path the agent may write (repeatable)' -r -F
 complete -c po-spawn -s v -l verbose -d 'More detail on stderr (-v debug, -vv trace); PO_LOG=filter for fine control'
 complete -c po-spawn -l budget-hard -d 'Also end running agents once the budget is reached (worktrees kept)'
 complete -c po-spawn -l retry -d 'Run failed, timed-out and cancelled tasks again (same worktree and branch)'
@@ -39,5 +43,6 @@ complete -c po-spawn -l dry-run -d 'Print the plan (waves, order, worktrees, bra
 complete -c po-spawn -l create-pr -d 'Push each completed branch and open a pull request [default: on for GitHub issues]'
 complete -c po-spawn -l no-pr -d 'Do not open pull requests'
 complete -c po-spawn -s q -l quiet -d 'Only warnings and errors on stderr (progress still goes to the session log)'
+complete -c po-spawn -l sandbox -d 'Run each agent, its setup command and everything they start under bubblewrap (bwrap): the filesystem is read-only except the task\'s worktree, what git needs to commit on its branch, its log and the agent\'s own state; secrets under ~ are hidden. A missing bwrap is an error (exit 9), never a run without the sandbox [env: PO_SANDBOX=1]'
 complete -c po-spawn -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c po-spawn -s V -l version -d 'Print version'

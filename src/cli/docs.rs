@@ -408,6 +408,11 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "A JSON file of model prices (USD per million tokens) before the built-in ones, as --prices.",
     ),
     (
+        "po-spawn",
+        "PO_SANDBOX",
+        "1: run every agent under the bubblewrap sandbox, as --sandbox.",
+    ),
+    (
         "po-spawn po-watch po-summarize",
         "PO_SUCCESS_THRESHOLD",
         "The success threshold in percent (default 80); a flag beats it.",
@@ -450,6 +455,12 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "po-status",
         "PO_STATUS_FILE",
         "The status file of po-status set, as an agent gets it from po-spawn.",
+    ),
+    (
+        "po-status",
+        "PO_STATUS_SOCKET",
+        "Set inside po-spawn's sandbox: po-status set reports through the task's supervisor \
+         there, which writes the status file.",
     ),
     (
         "cpo",

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::run::agent::{self, AgentSpec};
 use crate::run::launcher::Choice;
 use crate::run::launcher::slurm::Options as SlurmOptions;
+use crate::run::sandbox::{self, Network};
 use crate::run::scheduler::budget::{DEFAULT_MAX_TOTAL_RETRIES, Limits};
 use crate::run::scheduler::{self, Config, Console, Target};
 use crate::run::supervisor;
@@ -75,6 +76,13 @@ pub enum Isolation {
 /// scancel; a job ended from outside (scancel, a node failure, Slurm's time
 /// limit, which is --timeout plus --grace plus 5 minutes) makes its task
 /// failed with Slurm's reason. A new po-spawn adopts the jobs by id.
+///
+/// With --sandbox (or PO_SANDBOX=1) each agent, its setup command and their
+/// children run under bubblewrap (bwrap): only the task's worktree, what git
+/// needs to commit on its branch, its log and the agent's own state are
+/// writable, secrets under ~ are hidden, and po-status set reports through
+/// the task's supervisor; --dry-run prints each task's policy and its bwrap
+/// argv. Without a working bwrap nothing starts (exit 9).
 ///
 /// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,
@@ -244,6 +252,27 @@ pub struct Args {
     #[arg(long = "slurm-arg", value_name = "OPTION", allow_hyphen_values = true,
           action = clap::ArgAction::Append, help_heading = "Launcher")]
     pub slurm_args: Vec<String>,
+
+    /// Run each agent, its setup command and everything they start under
+    /// bubblewrap (bwrap): the filesystem is read-only except the task's
+    /// worktree, what git needs to commit on its branch, its log and the
+    /// agent's own state; secrets under ~ are hidden. A missing bwrap is an
+    /// error (exit 9), never a run without the sandbox [env: PO_SANDBOX=1]
+    #[arg(long, help_heading = "Sandbox")]
+    pub sandbox: bool,
+
+    /// The network inside the sandbox
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Sandbox")]
+    pub sandbox_network: Option<Network>,
+
+    /// Another path the agent may not read: an empty directory or file in
+    /// its place (repeatable)
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append, help_heading = "Sandbox")]
+    pub sandbox_hide: Vec<PathBuf>,
+
+    /// Another path the agent may write (repeatable)
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append, help_heading = "Sandbox")]
+    pub sandbox_write: Vec<PathBuf>,
 }
 
 /// `--agent`'s choices: the registered agents, each with its line of help.
@@ -420,7 +449,47 @@ fn config(args: &Args) -> Result<Config> {
             max_turns: args.max_turns,
         },
         launcher: launcher(args)?,
+        sandbox: sandbox_options(args)?,
     })
+}
+
+/// The sandbox the command line (or `PO_SANDBOX`) asks for; its paths made
+/// absolute from the directory po-spawn runs in.
+fn sandbox_options(args: &Args) -> Result<Option<sandbox::Options>> {
+    if !(args.sandbox || env_flag("PO_SANDBOX")) {
+        let given = [
+            ("--sandbox-network", args.sandbox_network.is_some()),
+            ("--sandbox-hide", !args.sandbox_hide.is_empty()),
+            ("--sandbox-write", !args.sandbox_write.is_empty()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(Error::usage(format!(
+                "use {flag}: it is for the sandbox; add --sandbox (or PO_SANDBOX=1)"
+            )));
+        }
+        return Ok(None);
+    }
+    let cwd = std::env::current_dir().map_err(Error::io("read", "the current directory"))?;
+    let absolute = |p: &PathBuf| {
+        let p = cwd.join(p);
+        p.canonicalize().unwrap_or(p)
+    };
+    let mut write = Vec::new();
+    for p in &args.sandbox_write {
+        let abs = absolute(p);
+        if !abs.exists() {
+            return Err(Error::usage(format!(
+                "use --sandbox-write {}: no such file or directory; make it first",
+                p.display()
+            )));
+        }
+        write.push(abs);
+    }
+    Ok(Some(sandbox::Options {
+        network: args.sandbox_network.unwrap_or_default(),
+        hide: args.sandbox_hide.iter().map(absolute).collect(),
+        write,
+    }))
 }
 
 /// The agent: an `--agent-cmd` template, else `--agent NAME`; a relative

@@ -227,6 +227,7 @@ pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Resu
                 root: None,
                 pgid: None,
                 marker: marker.clone(),
+                spared: None,
             };
             leftovers.kill(limits.grace, &AtomicBool::new(false));
             return Ok(if status.success() {
@@ -245,6 +246,7 @@ pub fn run_check(dir: &Path, command: &str, log: &Path, limits: &Limits) -> Resu
                 root: None,
                 pgid: Some(child.id() as i32),
                 marker,
+                spared: None,
             };
             tree.kill(limits.grace, &AtomicBool::new(false));
             let _ = child.wait();

@@ -1114,3 +1114,42 @@ fn po_spawn_max_turns_caps_a_claude_agent() {
     let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
     assert!(log.contains("\"--max-turns\", \"1\""), "{log}");
 }
+
+/// `po-spawn --sandbox --agent claude`: the real CLI runs under bubblewrap;
+/// its Bash tool commits in the task's worktree, and a write into the user's
+/// checkout is refused by the filesystem, which the tool's result says.
+#[test]
+#[ignore = "needs the Claude Code CLI and bwrap (npm install -g @anthropic-ai/claude-code; apt-get install bubblewrap)"]
+fn po_spawn_sandboxes_a_claude_agent_that_commits_and_cannot_write_outside() {
+    require_claude();
+    engines::require("bwrap", &["--ro-bind", "/", "/", "true"], engines::BWRAP);
+    let task: Task = ("agent-1", "marker-boxed", "boxed.txt", "boxed");
+    let orch = Orch::new(&[task]);
+    let outside = orch.repo.join("outside.txt");
+    let script = json!({"conversations": [{"marker": "marker-boxed", "turns": [
+        {"bash": commit_command("boxed.txt", "boxed", "agent-1: add boxed.txt"),
+         "description": "Commit boxed.txt"},
+        {"bash": format!("echo pwned > {}", outside.display()),
+         "description": "Write outside the worktree"},
+        {"text": "Committed boxed.txt."}
+    ]}]});
+    let mock = Mock::start(orch.tmp.path(), &script);
+    let (out, stderr) = orch.spawn(&mock, &["--sandbox"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "po-spawn stderr:\n{stderr}\nmock requests:\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    assert_eq!(s.metrics.turns, Some(3));
+    assert!(
+        !outside.exists(),
+        "the sandboxed agent wrote {}",
+        outside.display()
+    );
+    // The refusal is the Bash tool's result, in the agent's stream.
+    let log = fs::read_to_string(s.log_file.unwrap()).unwrap();
+    assert!(log.contains("po-spawn: sandbox: "), "{log}");
+    assert!(log.contains("Read-only file system"), "{log}");
+}

@@ -16,6 +16,7 @@ pub const GEMINI: &str = "needs Gemini CLI (npm install -g @google/gemini-cli@0.
 pub const SLURM: &str = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)";
 pub const CHROMIUM: &str = "needs chromium (apt-get install chromium)";
 pub const GROFF: &str = "needs groff (apt-get install groff-base)";
+pub const BWRAP: &str = "needs bwrap: apt-get install bubblewrap";
 
 /// Fail unless `program ARGS…` runs and succeeds; `why` says how to get it.
 pub fn require(program: &str, args: &[&str], why: &str) {

@@ -41,6 +41,7 @@ mod parse_markdown;
 mod parse_realworld;
 mod parse_runtime;
 mod protocol;
+mod sandbox;
 mod serve_browser;
 mod serve_http;
 mod serve_limits;

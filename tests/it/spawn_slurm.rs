@@ -789,3 +789,47 @@ fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_sl
         0
     );
 }
+
+/// `--sandbox` travels in the job's spec: the job's supervisor runs its agent
+/// under bubblewrap on the node, and the agent still commits.
+#[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh) and bwrap (apt-get install bubblewrap)"]
+fn a_slurm_jobs_agent_runs_in_the_sandbox_and_commits() {
+    require_slurm();
+    engines::require("bwrap", &["--ro-bind", "/", "/", "true"], engines::BWRAP);
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "sl-box", &[task("Boxed")], &[]);
+    let agent = repo.script(
+        "agent.sh",
+        r#"if echo x > "$SL_REPO/outside.txt" 2>/dev/null; then exit 7; fi
+echo "$SLURM_JOB_ID" > boxed.txt
+git add boxed.txt && git commit --quiet -m "boxed in job $SLURM_JOB_ID"
+"#,
+    );
+    let out = output_within(
+        repo.spawn()
+            .args([
+                "--launcher",
+                "slurm",
+                "--sandbox",
+                "--id",
+                "sl-box",
+                "--agent-cmd",
+            ])
+            .arg(&agent)
+            .env("SL_REPO", &repo.path),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Completed, "{s:?}");
+    assert!(!repo.path.join("outside.txt").exists());
+    let log = std::fs::read_to_string(s.log_file.clone().unwrap()).unwrap();
+    assert!(log.contains("po-spawn: sandbox: "), "{log}");
+    let subject = git(
+        &repo.path,
+        &["log", "-1", "--format=%s", s.branch.as_deref().unwrap()],
+    );
+    assert!(subject.starts_with("boxed in job "), "{subject}");
+}

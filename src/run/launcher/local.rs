@@ -390,6 +390,7 @@ mod tests {
             bin_dir: None,
             pr: None,
             session_log: None,
+            sandbox: None,
         }
     }
 

@@ -84,6 +84,8 @@ pub struct Config {
     pub limits: budget::Limits,
     /// Where supervisors run: the local pool, or Slurm jobs.
     pub launcher: launchers::Choice,
+    /// Run each agent under the sandbox (`--sandbox`).
+    pub sandbox: Option<crate::run::sandbox::Options>,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             log_dir: None,
             limits: budget::Limits::default(),
             launcher: launchers::Choice::Local,
+            sandbox: None,
         }
     }
 }

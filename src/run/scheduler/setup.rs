@@ -289,6 +289,7 @@ impl Context {
             bin_dir: self.bin_dir.clone(),
             pr: self.pr.clone(),
             session_log: Some(self.logs.join("session.log")),
+            sandbox: cfg.sandbox.clone(),
         }
     }
 }

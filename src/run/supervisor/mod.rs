@@ -123,6 +123,9 @@ pub struct Spec {
     /// The run's session log, for the supervisor's notes worth a decision line.
     #[serde(default)]
     pub session_log: Option<PathBuf>,
+    /// Run the agent and its setup command under the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::run::sandbox::Options>,
 }
 
 impl Spec {

@@ -80,10 +80,11 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             ));
             return Ok(());
         }
-        let mut prepared = match prepare::prepare(spec, &task, self.log, self.runner)? {
-            Ok(p) => p,
-            Err(f) => return self.fail(&f),
-        };
+        let mut prepared =
+            match prepare::prepare(spec, &task, self.log, self.runner, self.agent.as_ref())? {
+                Ok(p) => p,
+                Err(f) => return self.fail(&f),
+            };
         let mut ran = if self.control.cancelled() {
             // Cancelled while preparing: the agent never starts.
             self.state.end(Ending::Cancelled);
@@ -104,6 +105,13 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             // ran. A failed agent waits a moment for a signal of its own.
             if self.control.settle(Duration::from_millis(250)) {
                 ran.ending = Some(Ending::Cancelled);
+            }
+        }
+        if let Some(sb) = prepared.sandbox.as_mut() {
+            let log = self.log;
+            if let Err(e) = sb.finish(&mut |m| log.note(m)) {
+                log.note(&e);
+                return self.fail(&Failed::new("sandbox", e));
             }
         }
         if ran.ending == Some(Ending::Cancelled) && self.control.ended_outside() {
@@ -210,6 +218,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         let inv = self.agent.invocation(&launch);
         let env = self.agent.environment(&launch);
         let reader = self.agent.reader();
+        self.procs.sandboxed(prepared.sandbox.is_some());
         let spawned = self
             .command(prepared, &inv, &env, reader.is_some())
             .and_then(|cmd| {
@@ -288,16 +297,31 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
-        let mut cmd = match resolve_program(&argv[0], path, &prepared.workdir) {
-            Some(found) => {
+        let found = resolve_program(&argv[0], path, &prepared.workdir);
+        let mut cmd = match (&prepared.sandbox, found) {
+            (Some(sb), found) => {
+                let program = found
+                    .map(PathBuf::into_os_string)
+                    .unwrap_or_else(|| (&argv[0]).into());
+                let args: Vec<std::ffi::OsString> = argv[1..].iter().map(Into::into).collect();
+                let shown: Vec<std::ffi::OsString> = inv.argv[1..].iter().map(Into::into).collect();
+                self.log
+                    .note(&format!("sandbox: {}", sb.shown(&program, &shown)));
+                sb.command(&program, &args)
+            }
+            (None, Some(found)) => {
                 let mut c = Command::new(found);
                 c.arg0(&argv[0]);
+                c.args(&argv[1..]);
                 c
             }
-            None => Command::new(&argv[0]),
+            (None, None) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
         };
-        cmd.args(&argv[1..])
-            .current_dir(&prepared.workdir)
+        cmd.current_dir(&prepared.workdir)
             .envs(prepared.env.iter().chain(env).map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stderr(self.log.stdio())
