@@ -16,6 +16,7 @@ pub mod merge;
 pub mod out;
 pub mod plan;
 pub mod protocol;
+pub mod react;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -14,6 +14,7 @@ pub mod cpo;
 pub mod docs;
 pub mod merge;
 pub mod parse;
+pub mod react;
 pub mod serve;
 pub mod spawn;
 pub mod status;
@@ -107,5 +108,6 @@ pub fn commands() -> Vec<clap::Command> {
         cpo::Args::command().name("cpo"),
         merge::Args::command().name("po-merge"),
         clean::Args::command().name("po-clean"),
+        react::Args::command().name("po-react"),
     ]
 }

@@ -70,10 +70,14 @@ fn sub_issue(a: &AgentSummary) -> String {
 }
 
 fn pr_link(a: &AgentSummary) -> String {
-    match (a.pr_number, a.pr_url.as_deref()) {
+    let link = match (a.pr_number, a.pr_url.as_deref()) {
         (Some(n), Some(url)) if !url.is_empty() => format!("[PR #{n}]({url})"),
         (Some(n), _) => format!("PR #{n}"),
-        (None, _) => "—".into(),
+        (None, _) => return "—".into(),
+    };
+    match &a.reactions {
+        Some(r) => format!("{link} ({r})"),
+        None => link,
     }
 }
 

@@ -101,6 +101,10 @@ pub struct AgentSummary {
     /// Why it waits in its launcher's queue, while it does.
     #[serde(default)]
     pub queued: Option<String>,
+    /// po-react's rounds on its pull request, and `needs a person` when it
+    /// handed it over (`2 rounds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<String>,
 }
 
 impl AgentSummary {
@@ -367,6 +371,7 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         node: t.node().map(str::to_string),
         job_id: crate::protocol::runner::job_id(s),
         queued: t.queued(),
+        reactions: crate::protocol::reaction::shown(s),
     }
 }
 
