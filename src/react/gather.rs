@@ -169,12 +169,40 @@ fn logs(gh: &Gh, failed: &[Failure]) -> Result<Vec<Log>> {
         if left < 200 {
             break;
         }
-        let text = gh.run_log_failed(run)?;
+        let text = plain_log(&gh.run_log_failed(run)?);
         let (excerpt, cut) = tail(&text, LOG_EXCERPT_CHARS.min(left));
         left = left.saturating_sub(excerpt.len());
         out.push(Log { run, excerpt, cut });
     }
     Ok(out)
+}
+
+/// `gh run view --log-failed` lines (`JOB<TAB>STEP<TAB>TIMESTAMP text`)
+/// as text, with a `== JOB / STEP` line where the job or step changes and
+/// no timestamps: the same failure in fewer characters.
+pub fn plain_log(log: &str) -> String {
+    let mut out = String::new();
+    let mut last: Option<(String, String)> = None;
+    for line in log.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(job), Some(step), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let text = match rest.split_once(' ') {
+            Some((ts, text)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => text,
+            _ => rest,
+        };
+        let here = (job.to_string(), step.to_string());
+        if last.as_ref() != Some(&here) {
+            out.push_str(&format!("== {job} / {step}\n"));
+            last = Some(here);
+        }
+        out.push_str(text);
+        out.push('\n');
+    }
+    out
 }
 
 /// The last `max` characters of `text`, from a line start; whether any was cut.
@@ -279,6 +307,17 @@ fn conflicts(ask: &Ask, pr: &PullState) -> (Option<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_logs_lose_their_timestamps_and_name_each_step_once() {
+        let log = "test\tRun tests\t2026-01-01T00:00:00.0000000Z running 3 tests\n\
+                   test\tRun tests\t2026-01-01T00:00:01.0000000Z error: failed\n\
+                   lint\tclippy\t2026-01-01T00:00:02.0000000Z warning: x\n";
+        assert_eq!(
+            plain_log(log),
+            "== test / Run tests\nrunning 3 tests\nerror: failed\n== lint / clippy\nwarning: x\n"
+        );
+    }
 
     #[test]
     fn a_log_keeps_its_end_from_a_line_start() {

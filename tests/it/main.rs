@@ -9,6 +9,7 @@ mod engines;
 mod parse_support;
 mod serve_support;
 mod support_gh;
+mod support_react;
 mod support_spawn;
 mod watch_support;
 
@@ -37,6 +38,8 @@ mod parse_markdown;
 mod parse_realworld;
 mod parse_runtime;
 mod protocol;
+mod react_ci;
+mod react_review;
 mod serve_browser;
 mod serve_http;
 mod serve_limits;
