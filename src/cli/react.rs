@@ -219,8 +219,9 @@ pub fn run(args: Args) -> Result<i32> {
         }
         Note::Warning(w) => eprintln!("po-react: {w}"),
     };
+    let mut writers = react::gather::Writers::default();
     loop {
-        let pass = react::pass(&cx, &mut note)?;
+        let pass = react::pass(&cx, &mut writers, &mut note)?;
         let mut text = pass.lines.join("\n");
         if !text.is_empty() {
             text.push('\n');

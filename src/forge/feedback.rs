@@ -7,8 +7,8 @@
 //! `gh pr view --json …` (one GraphQL call) and `gh api …/pulls/N/comments`
 //! (one REST call a page of 100); then only when there is something to
 //! answer: one `gh api …/collaborators/LOGIN/permission` per reviewer (once
-//! a pass), one `gh run view RUN --log-failed` per failed run, and
-//! `gh pr comment` after a round.
+//! per po-react process), one `gh run view RUN --log-failed` per failed run,
+//! and `gh pr comment` after a round.
 
 use serde::Deserialize;
 

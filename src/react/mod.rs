@@ -97,10 +97,14 @@ impl Pass {
     }
 }
 
-/// One pass over the orchestration's tasks.
-pub fn pass(cx: &Context, note: &mut dyn FnMut(Note)) -> Result<Pass> {
+/// One pass over the orchestration's tasks. `writers` keeps who may write
+/// from one pass to the next (one look-up per reviewer and process).
+pub fn pass(
+    cx: &Context,
+    writers: &mut gather::Writers,
+    note: &mut dyn FnMut(Note),
+) -> Result<Pass> {
     let mut out = Pass::default();
-    let mut writers = gather::Writers::default();
     for path in layout::status_files(&cx.dir)? {
         if cx.rerun.as_ref().is_some_and(|r| r.interrupted()) {
             out.interrupted = true;
@@ -123,7 +127,7 @@ pub fn pass(cx: &Context, note: &mut dyn FnMut(Note)) -> Result<Pass> {
         let Some(pr) = task.pr_number else {
             continue;
         };
-        match one(cx, &path, &task, pr, &mut writers, note) {
+        match one(cx, &path, &task, pr, writers, note) {
             Ok(Some(told)) => {
                 out.lines
                     .push(format!("{} PR #{pr}: {}", task.agent_id, told.line));

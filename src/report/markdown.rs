@@ -420,7 +420,12 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
     if !s.prs_created.is_empty() {
         let open: Vec<u64> = s.successful_agents().filter_map(|a| a.pr_number).collect();
         if !open.is_empty() {
-            steps.push(format!("Review and merge successful PRs ({})", list(&open)));
+            steps.push(format!(
+                "Review and merge successful PRs ({}); `po-react {} --follow` hands failed \
+                 checks, requested changes and conflicts on them back to their agents",
+                list(&open),
+                s.orchestration_id
+            ));
         }
     } else {
         let branches: Vec<String> = s

@@ -39,6 +39,7 @@ mod parse_realworld;
 mod parse_runtime;
 mod protocol;
 mod react_ci;
+mod react_claude;
 mod react_review;
 mod serve_browser;
 mod serve_http;
