@@ -69,7 +69,11 @@ pub fn decide(found: &Found, rounds: &[Reaction], limits: Limits) -> Decision {
         };
         return Decision::Nothing(why);
     }
-    let taken = rounds.len() as u32;
+    // A round po-react was stopped in is done again, not counted.
+    let taken = rounds
+        .iter()
+        .filter(|r| r.outcome != reaction::Outcome::Interrupted)
+        .count() as u32;
     let open: Vec<&str> = triggers.iter().map(|t| t.told()).collect();
     if taken >= limits.max_rounds {
         return Decision::Escalate {

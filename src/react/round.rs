@@ -163,10 +163,12 @@ fn settle(
         );
     }
     if !ended.ok {
+        // The supervisor's advice names po-spawn's retry; here it is po-react.
         let why = ended
             .error
             .clone()
-            .unwrap_or_else(|| "the agent failed".into());
+            .unwrap_or_else(|| "the agent failed".into())
+            .replace("`po-spawn --retry`", "po-react");
         return (Outcome::AgentFailed, None, Some(why));
     }
     if after == before {
@@ -195,16 +197,20 @@ pub fn push(worktree: &Path, remote: &str, branch: &str) -> Result<()> {
             "push {branch:?} to {remote:?}: not a usable git name"
         )));
     }
-    git::git(
-        worktree,
-        &[
-            "push",
-            "--quiet",
-            remote,
-            &format!("HEAD:refs/heads/{branch}"),
-        ],
-    )
-    .map(|_| ())
+    // Only the task's own branch is pushed, whatever the agent checked out.
+    let on = git::current_branch(worktree);
+    if on.as_deref() != Some(branch) {
+        return Err(Error::validation(
+            format!("the worktree {}", worktree.display()),
+            format!(
+                "it is on {} instead of the task's branch {branch}; po pushes only that \
+                 branch: check it out there and run po-react again",
+                on.as_deref().unwrap_or("a detached HEAD")
+            ),
+        ));
+    }
+    let refspec = format!("refs/heads/{branch}");
+    git::git(worktree, &["push", "--quiet", remote, &refspec]).map(|_| ())
 }
 
 /// The comment on the pull request after a round.

@@ -312,3 +312,45 @@ fn follow_stops_once_every_pull_request_is_merged() {
     assert!(text(&out.stdout).contains("agent-1 PR #1: merged"));
     assert_eq!(w.prompts().len(), 1);
 }
+
+#[test]
+fn a_github_error_is_exit_5_and_a_busy_task_or_orchestration_is_left_alone() {
+    let w = World::new();
+    w.gh.fail(
+        "pr view",
+        "HTTP 502: Bad Gateway (https://api.github.com/graphql)",
+    );
+    let out = w.react(&[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("agent-1 PR #1: failed to run `gh pr view`: HTTP 502"),
+        "{stderr}"
+    );
+    assert_eq!(w.prompts().len(), 1);
+    w.gh.unfail("pr view");
+
+    // Someone else runs the task (its liveness lock is taken): no round.
+    let live = store::hold_liveness(&w.status_file()).unwrap().unwrap();
+    let out = w.react(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("agent-1 PR #1: busy: another process runs this task"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(live);
+
+    // Another po-react holds the orchestration: usage error, nothing done.
+    let lock = store::lock_exclusive(&w.dir.join("react.lock")).unwrap();
+    let out = w.react(&[]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("another po-react is running on it"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(lock);
+    assert_eq!(w.prompts().len(), 1);
+    assert!(w.rounds().is_empty());
+}
