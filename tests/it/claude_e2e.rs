@@ -31,7 +31,7 @@ pub(crate) fn require_claude() {
 /// The scripted model server, killed when dropped.
 pub(crate) struct Mock {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
@@ -724,7 +724,7 @@ fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
 }
 
 /// One raw HTTP/1.1 request to the mock; (status, body).
-fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
     let body = body.to_string();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
@@ -743,7 +743,7 @@ fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
 }
 
 /// The `data:` objects of a server-sent event stream.
-fn sse_events(body: &str) -> Vec<Value> {
+pub(crate) fn sse_events(body: &str) -> Vec<Value> {
     body.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())

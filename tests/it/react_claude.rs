@@ -8,7 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::json;
 
-use crate::claude_e2e::{FOREIGN_ENV, Mock, commit_command, require_claude, wait_output};
+use crate::claude_e2e::{
+    FOREIGN_ENV, Mock, commit_command, http, require_claude, sse_events, wait_output,
+};
 use crate::support_gh::{FakeGh, git, orchestration, repo_with_origin};
 use po::protocol::reaction::{self, Outcome, Trigger};
 use po::protocol::{AgentStatus, State, store};
@@ -140,4 +142,54 @@ fn a_round_resumes_the_claude_session_and_its_fix_is_pushed() {
         .filter(|q| q.to_string().contains("round-marker-fix"))
         .count();
     assert!(resumed >= 1, "{:#?}", mock.requests());
+}
+
+/// The scripted server answers a resumed session's new prompt from the
+/// conversation's `resumed` turns, counting the tool results after it.
+#[test]
+fn the_mock_answers_a_resumed_session_from_its_resumed_turns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = Mock::start(
+        tmp.path(),
+        &json!({"conversations": [{
+            "marker": "marker-a",
+            "turns": [{"bash": "first", "description": "First"}, {"text": "First done."}],
+            "resumed": {"marker": "round-b", "turns": [
+                {"bash": "second", "description": "Second"}, {"text": "Second done."}
+            ]}
+        }]}),
+    );
+    let user = |text: &str| json!({"role": "user", "content": [{"type": "text", "text": text}]});
+    let tool = |i: usize| {
+        [
+            json!({"role": "assistant", "content": [
+                {"type": "tool_use", "id": format!("t{i}"), "name": "Bash", "input": {}}]}),
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": format!("t{i}"), "content": "ok"}]}),
+        ]
+    };
+    let ask = |messages: Vec<serde_json::Value>| -> serde_json::Value {
+        let req = json!({"model": "m", "stream": true, "max_tokens": 10,
+            "tools": [{"name": "Bash", "input_schema": {}}], "messages": messages});
+        let (status, body) = http(mock.port, "POST", "/v1/messages", &req);
+        assert_eq!(status, 200, "{body}");
+        let events = sse_events(&body);
+        match events[3]["delta"]["partial_json"].as_str() {
+            Some(input) => {
+                serde_json::from_str::<serde_json::Value>(input).unwrap()["command"].clone()
+            }
+            None => events[3]["delta"]["text"].clone(),
+        }
+    };
+    let first = vec![user("Task key: marker-a.")];
+    assert_eq!(ask(first.clone()), "first");
+    let mut history = first;
+    history.extend(tool(0));
+    history
+        .push(json!({"role": "assistant", "content": [{"type": "text", "text": "First done."}]}));
+    // The round's prompt: its own first turn, though one tool result came before.
+    history.push(user("Fix round-b now."));
+    assert_eq!(ask(history.clone()), "second");
+    history.extend(tool(1));
+    assert_eq!(ask(history), "Second done.");
 }
