@@ -216,10 +216,25 @@ fn one(
             None => return Ok(told(Kind::Open, "busy: another process runs this task")),
         }
     };
-    if !cx.dry_run && reaction::interrupted(path)? > 0 {
+    if !cx.dry_run
+        && reaction::of_status(task)
+            .iter()
+            .any(|r| r.outcome == reaction::Outcome::Running)
+    {
+        // Its po-react is gone (this one holds the lock): what is left of
+        // its agent is ended first, so no two agents share the worktree.
+        let grace = std::time::Duration::from_secs_f64(cx.grace_secs);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let ended = crate::run::proctree::Tree::of_task(path).kill(grace, &stop);
+        reaction::interrupted(path)?;
         note(Note::Warning(format!(
-            "{}: a round an earlier po-react left running is recorded interrupted",
-            task.agent_id
+            "{}: a round an earlier po-react left running is recorded interrupted{}",
+            task.agent_id,
+            if ended > 0 {
+                format!(" (ended {} of its agent's processes)", ended)
+            } else {
+                String::new()
+            }
         )));
     }
     let task = store::read_status(path)?;

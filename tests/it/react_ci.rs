@@ -354,3 +354,96 @@ fn a_github_error_is_exit_5_and_a_busy_task_or_orchestration_is_left_alone() {
     assert_eq!(w.prompts().len(), 1);
     assert!(w.rounds().is_empty());
 }
+
+#[test]
+fn a_po_react_killed_mid_round_leaves_no_agent_running_and_the_next_pass_redoes_the_round() {
+    use std::time::{Duration, Instant};
+    let w = World::new();
+    w.set_mode("slow");
+    let mut child = w.react_child(&[]);
+    let pid_file = w.seen.with_extension("md.pid");
+    let start = Instant::now();
+    let agent: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the agent never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // kill -9: no chance to record anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let alive = |pid: i32| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    assert!(alive(agent), "the agent outlives its po-react");
+    assert_eq!(w.rounds()[0].outcome, Outcome::Running);
+
+    w.set_mode("fix");
+    let out = w.react(&["--grace", "1"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        !alive(agent),
+        "the leftover agent was ended before a new one started"
+    );
+    assert!(stderr.contains("recorded interrupted (ended "), "{stderr}");
+    assert!(stdout.contains("round 2 (ci_failed): pushed"), "{stdout}");
+    let rounds = w.rounds();
+    assert_eq!(rounds[0].outcome, Outcome::Interrupted);
+    assert_eq!(rounds[1].outcome, Outcome::Pushed);
+}
+
+#[test]
+fn sigterm_mid_round_ends_the_agents_tree_records_the_round_interrupted_and_exits_130() {
+    use std::time::{Duration, Instant};
+    let w = World::new();
+    w.set_mode("slow");
+    let mut child = w.react_child(&[]);
+    let pid_file = w.seen.with_extension("md.pid");
+    let start = Instant::now();
+    let agent: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the agent never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: a plain kill(2) of the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{agent}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{agent}/stat"))
+                .unwrap_or_default()
+                .contains(") Z "),
+        "the agent's tree was ended"
+    );
+    let r = &w.rounds()[0];
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    assert!(r.finished.is_some());
+    assert!(
+        w.gh.pr_comments(1).is_empty(),
+        "nothing said about a round not done"
+    );
+    w.set_mode("fix");
+    let out = w.react(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("round 2 (ci_failed): pushed"));
+}

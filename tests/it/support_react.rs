@@ -20,6 +20,7 @@ use crate::support_gh::{self, FakeGh, git, orchestration, repo_with_origin};
 /// * `again`: a new commit that still has the bug;
 /// * `nothing`: no commit;
 /// * `fail`: exit 3;
+/// * `slow`: write its pid to `$REACT_AGENT_SEEN.pid`, sleep a minute;
 /// * `merge`: merge the commit the prompt names, keep both sides, commit.
 ///
 /// Every prompt is appended to `$REACT_AGENT_SEEN`.
@@ -44,6 +45,7 @@ case "$mode" in
     git commit -qam "Try again" ;;
   nothing) ;;
   fail) echo "agent: cannot do it" >&2; exit 3 ;;
+  slow) echo $$ > "$REACT_AGENT_SEEN.pid"; sleep 60 ;;
   merge)
     base=$(grep -o 'git merge [0-9a-f]\{40\}' "$prompt" | head -n 1 | cut -d' ' -f3)
     git merge -q --no-edit "$base" || true
@@ -173,6 +175,28 @@ impl World {
                 .arg(format!("{} {{prompt_file}}", self.agent.display()));
         }
         cmd.args(args).output().unwrap()
+    }
+
+    /// po-react started, not waited for.
+    pub fn react_child(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_po-react"));
+        cmd.current_dir(&self.repo);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PO_") || k.starts_with("AMPLIHACK_") {
+                cmd.env_remove(k);
+            }
+        }
+        self.gh.apply(&mut cmd);
+        cmd.env("REACT_AGENT_MODE", &self.mode)
+            .env("REACT_AGENT_SEEN", &self.seen)
+            .arg("--agent-cmd")
+            .arg(format!("{} {{prompt_file}}", self.agent.display()))
+            .arg("500")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// One po-react pass (or more, with `--follow`) on orchestration 500.
