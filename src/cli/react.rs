@@ -41,7 +41,8 @@ use crate::run::template;
 /// One pass by default (for make, cron, watch); --follow passes every
 /// --interval until every pull request is merged, closed or with a person.
 /// A killed po-react leaves nothing a new pass cannot finish: a round it
-/// left running is recorded interrupted and done again, commits it left
+/// left running is recorded interrupted (what is left of its agent is ended
+/// first) and done again, commits it left
 /// unpushed are pushed. A task's liveness lock keeps two agents out of one
 /// worktree.
 ///
