@@ -155,7 +155,10 @@ fn set(
         ));
     }
     store::update_status(&file, |s| {
-        if s.status.is_terminal() {
+        // A finished task's agent runs again in a po-react round: it reports
+        // the round's spend and what it does; the task stays finished.
+        let round = s.status.is_terminal() && crate::protocol::reaction::running(s);
+        if s.status.is_terminal() && !round {
             return Err(Error::validation(
                 file.display().to_string(),
                 format!(
@@ -164,7 +167,7 @@ fn set(
                 ),
             ));
         }
-        if progress.is_some() {
+        if progress.is_some() && !round {
             s.progress_percentage = progress;
         }
         if let Some(p) = phase {

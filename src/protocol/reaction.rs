@@ -166,6 +166,11 @@ pub fn escalation(s: &AgentStatus) -> Option<Escalation> {
         .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
+/// Whether a round is running on the task (its agent may report on it).
+pub fn running(s: &AgentStatus) -> bool {
+    of_status(s).iter().any(|r| r.outcome == Outcome::Running)
+}
+
 /// Whether `trigger` was answered on `head` already.
 pub fn answered(rounds: &[Reaction], head: &str, trigger: Trigger) -> bool {
     rounds

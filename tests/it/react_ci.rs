@@ -62,6 +62,12 @@ fn a_failed_check_gets_one_round_whose_fix_is_pushed_and_the_next_pass_does_noth
     assert_eq!(r.head, head);
     assert_eq!(r.outcome, Outcome::Pushed);
     assert_eq!(r.pushed.as_deref(), Some(tip.as_str()));
+    assert_eq!(
+        r.cost_usd,
+        Some(0.25),
+        "the agent's own report is the round's cost"
+    );
+    assert_eq!(w.status().progress_percentage, Some(100));
     assert!(r.started.is_some() && r.finished.is_some());
     assert!(r.prompt_file.as_ref().unwrap().is_file());
     assert!(w.completed());

@@ -37,6 +37,7 @@ fi
 mode=$(cat "$REACT_AGENT_MODE" 2>/dev/null || echo fix)
 case "$mode" in
   fix)
+    po-status set --cost-usd 0.25 --phase "Fixing lib.txt"
     printf 'fixed\n' > lib.txt
     git commit -qam "Fix the bug" ;;
   again)
