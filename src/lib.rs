@@ -19,6 +19,7 @@ pub mod plan;
 pub mod prices;
 pub mod proctree;
 pub mod protocol;
+pub mod react;
 pub mod report;
 pub mod run;
 pub mod serve;

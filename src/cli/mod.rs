@@ -14,6 +14,8 @@ pub mod cpo;
 pub mod docs;
 pub mod merge;
 pub mod parse;
+pub mod react;
+pub mod sandbox;
 pub mod serve;
 pub mod spawn;
 pub mod status;
@@ -101,5 +103,6 @@ pub fn commands() -> Vec<clap::Command> {
         cpo::Args::command().name("cpo"),
         merge::Args::command().name("po-merge"),
         clean::Args::command().name("po-clean"),
+        react::Args::command().name("po-react"),
     ]
 }

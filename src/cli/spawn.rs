@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use super::Common;
+use super::sandbox::{SandboxArgs, env_flag};
 use crate::error::{Error, Result};
 use crate::run::agent::{self, AgentSpec};
 use crate::run::launcher::Choice;
 use crate::run::launcher::slurm::Options as SlurmOptions;
-use crate::run::sandbox::{self, Network};
 use crate::run::scheduler::budget::{DEFAULT_MAX_TOTAL_RETRIES, Limits};
 use crate::run::scheduler::{self, Config, Console, Target};
 use crate::run::supervisor;
@@ -253,26 +253,8 @@ pub struct Args {
           action = clap::ArgAction::Append, help_heading = "Launcher")]
     pub slurm_args: Vec<String>,
 
-    /// Run each agent, its setup command and everything they start under
-    /// bubblewrap (bwrap): the filesystem is read-only except the task's
-    /// worktree, what git needs to commit on its branch, its log and the
-    /// agent's own state; secrets under ~ are hidden. A missing bwrap is an
-    /// error (exit 9), never a run without the sandbox [env: PO_SANDBOX=1]
-    #[arg(long, help_heading = "Sandbox")]
-    pub sandbox: bool,
-
-    /// The network inside the sandbox
-    #[arg(long, value_enum, value_name = "MODE", help_heading = "Sandbox")]
-    pub sandbox_network: Option<Network>,
-
-    /// Another path the agent may not read: an empty directory or file in
-    /// its place (repeatable)
-    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append, help_heading = "Sandbox")]
-    pub sandbox_hide: Vec<PathBuf>,
-
-    /// Another path the agent may write (repeatable)
-    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append, help_heading = "Sandbox")]
-    pub sandbox_write: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// `--agent`'s choices: the registered agents, each with its line of help.
@@ -341,13 +323,6 @@ fn env_value<T: std::str::FromStr>(names: &[&str], what: &str) -> Result<Option<
         }
     }
     Ok(None)
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false" && v != "no"
-    })
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -449,47 +424,8 @@ fn config(args: &Args) -> Result<Config> {
             max_turns: args.max_turns,
         },
         launcher: launcher(args)?,
-        sandbox: sandbox_options(args)?,
+        sandbox: args.sandbox.options()?,
     })
-}
-
-/// The sandbox the command line (or `PO_SANDBOX`) asks for; its paths made
-/// absolute from the directory po-spawn runs in.
-fn sandbox_options(args: &Args) -> Result<Option<sandbox::Options>> {
-    if !(args.sandbox || env_flag("PO_SANDBOX")) {
-        let given = [
-            ("--sandbox-network", args.sandbox_network.is_some()),
-            ("--sandbox-hide", !args.sandbox_hide.is_empty()),
-            ("--sandbox-write", !args.sandbox_write.is_empty()),
-        ];
-        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
-            return Err(Error::usage(format!(
-                "use {flag}: it is for the sandbox; add --sandbox (or PO_SANDBOX=1)"
-            )));
-        }
-        return Ok(None);
-    }
-    let cwd = std::env::current_dir().map_err(Error::io("read", "the current directory"))?;
-    let absolute = |p: &PathBuf| {
-        let p = cwd.join(p);
-        p.canonicalize().unwrap_or(p)
-    };
-    let mut write = Vec::new();
-    for p in &args.sandbox_write {
-        let abs = absolute(p);
-        if !abs.exists() {
-            return Err(Error::usage(format!(
-                "use --sandbox-write {}: no such file or directory; make it first",
-                p.display()
-            )));
-        }
-        write.push(abs);
-    }
-    Ok(Some(sandbox::Options {
-        network: args.sandbox_network.unwrap_or_default(),
-        hide: args.sandbox_hide.iter().map(absolute).collect(),
-        write,
-    }))
 }
 
 /// The agent: an `--agent-cmd` template, else `--agent NAME`; a relative
@@ -504,18 +440,7 @@ fn agent_spec(args: &Args) -> Result<AgentSpec> {
         }
         return Ok(AgentSpec::command(words));
     }
-    let program = match args.agent.as_str() {
-        "claude" | "codex" | "gemini" => std::env::var(match args.agent.as_str() {
-            "codex" => agent::codex::PROGRAM_ENV,
-            "gemini" => agent::gemini::PROGRAM_ENV,
-            _ => agent::claude::PROGRAM_ENV,
-        })
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| agent::absolute_program(&p, &cwd))
-        .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let program = agent::program_from_env(&args.agent, &cwd);
     // A bad price file is a usage error now, not a warning in every run.
     let named = args.prices.clone().or_else(|| {
         std::env::var_os(crate::prices::PRICES_ENV)

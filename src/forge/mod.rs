@@ -6,6 +6,7 @@
 //! the one place that posts: text copied from issues notifies no one again.
 
 pub mod comment;
+pub mod feedback;
 pub mod labels;
 pub mod mentions;
 pub mod pr;

@@ -262,7 +262,7 @@ pub fn retry(path: &Path, price: Price) -> Result<Option<AgentStatus>> {
 
 /// Move the attempt's cost (reported, else estimated from its tokens) to
 /// `previous_cost_usd` and clear the attempt's own figures.
-fn settle_attempt_cost(m: &mut Metrics, price: Price) {
+pub(crate) fn settle_attempt_cost(m: &mut Metrics, price: Price) {
     if let Some(cost) = price(m) {
         m.previous_cost_usd = Some(m.previous_cost_usd.unwrap_or(0.0) + cost.max(0.0));
         if m.cost_usd.is_none() && m.session_id.is_some() {

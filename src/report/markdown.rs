@@ -70,10 +70,14 @@ fn sub_issue(a: &AgentSummary) -> String {
 }
 
 fn pr_link(a: &AgentSummary) -> String {
-    match (a.pr_number, a.pr_url.as_deref()) {
+    let link = match (a.pr_number, a.pr_url.as_deref()) {
         (Some(n), Some(url)) if !url.is_empty() => format!("[PR #{n}]({url})"),
         (Some(n), _) => format!("PR #{n}"),
-        (None, _) => "—".into(),
+        (None, _) => return "—".into(),
+    };
+    match &a.reactions {
+        Some(r) => format!("{link} ({r})"),
+        None => link,
     }
 }
 
@@ -416,7 +420,12 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
     if !s.prs_created.is_empty() {
         let open: Vec<u64> = s.successful_agents().filter_map(|a| a.pr_number).collect();
         if !open.is_empty() {
-            steps.push(format!("Review and merge successful PRs ({})", list(&open)));
+            steps.push(format!(
+                "Review and merge successful PRs ({}); `po-react {} --follow` hands failed \
+                 checks, requested changes and conflicts on them back to their agents",
+                list(&open),
+                s.orchestration_id
+            ));
         }
     } else {
         let branches: Vec<String> = s

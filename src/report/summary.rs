@@ -104,6 +104,10 @@ pub struct AgentSummary {
     /// Why it waits in its launcher's queue, while it does.
     #[serde(default)]
     pub queued: Option<String>,
+    /// po-react's rounds on its pull request, and `needs a person` when it
+    /// handed it over (`2 rounds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<String>,
 }
 
 impl AgentSummary {
@@ -371,6 +375,7 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         runner_id: crate::protocol::runner::runner_id(s),
         runner: crate::protocol::runner::shown(s),
         queued: t.queued(),
+        reactions: crate::protocol::reaction::shown(s),
     }
 }
 

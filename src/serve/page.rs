@@ -390,6 +390,9 @@ fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
         }
         _ => {}
     }
+    if let Some(r) = crate::protocol::reaction::shown(&t.status) {
+        let _ = write!(o, "<span class=\"react\">{}</span>", esc(&r));
+    }
     if t.status.log_file.is_some() && segment_ok(key) && segment_ok(&t.status.agent_id) {
         let _ = write!(
             o,

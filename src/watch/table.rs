@@ -289,7 +289,10 @@ fn cells_of(row: &Row) -> Vec<String> {
                 .unwrap_or_else(|| "-".into()),
             t.status
                 .pr_number
-                .map(|n| format!("#{n}"))
+                .map(|n| match crate::protocol::reaction::shown(&t.status) {
+                    Some(r) => format!("#{n} {r}"),
+                    None => format!("#{n}"),
+                })
                 .unwrap_or_else(|| "-".into()),
             cost::cell(&t.status.metrics).unwrap_or_else(|| "-".into()),
             t.node().map(printable).unwrap_or_else(|| "-".into()),

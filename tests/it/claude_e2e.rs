@@ -24,19 +24,19 @@ const HANG_GUARD: Duration = Duration::from_secs(240);
 
 /// Fail unless the real CLI is here (the tests that call this are ignored
 /// unless asked for; see `engines`).
-fn require_claude() {
+pub(crate) fn require_claude() {
     engines::require("claude", &["--version"], engines::CLAUDE);
 }
 
 /// The scripted model server, killed when dropped.
-struct Mock {
+pub(crate) struct Mock {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
 impl Mock {
-    fn start(dir: &Path, script: &Value) -> Mock {
+    pub(crate) fn start(dir: &Path, script: &Value) -> Mock {
         let script_path = dir.join("script.json");
         fs::write(&script_path, serde_json::to_vec_pretty(script).unwrap()).unwrap();
         let port_file = dir.join("port");
@@ -78,7 +78,7 @@ impl Mock {
     }
 
     /// The environment that points the CLI at this server, with its own config.
-    fn env(&self, home: &Path) -> Vec<(String, String)> {
+    pub(crate) fn env(&self, home: &Path) -> Vec<(String, String)> {
         fs::create_dir_all(home.join(".claude")).unwrap();
         let h = home.display().to_string();
         [
@@ -99,7 +99,7 @@ impl Mock {
         .collect()
     }
 
-    fn requests(&self) -> Vec<Value> {
+    pub(crate) fn requests(&self) -> Vec<Value> {
         fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -116,7 +116,7 @@ impl Drop for Mock {
 }
 
 /// Variables that would send the CLI somewhere else than the mock.
-const FOREIGN_ENV: &[&str] = &[
+pub(crate) const FOREIGN_ENV: &[&str] = &[
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_MODEL",
     "CLAUDE_CODE_OAUTH_TOKEN",
@@ -164,7 +164,7 @@ fn init_repo(dir: &Path) {
 }
 
 /// A Bash command that writes `file` and commits it as `subject`.
-fn commit_command(file: &str, content: &str, subject: &str) -> String {
+pub(crate) fn commit_command(file: &str, content: &str, subject: &str) -> String {
     format!(
         "printf '%s\\n' '{content}' > {file} && git add {file} && \
          git -c user.name=po-agent -c user.email=po-agent@example.invalid commit -q -m '{subject}'"
@@ -172,7 +172,7 @@ fn commit_command(file: &str, content: &str, subject: &str) -> String {
 }
 
 /// Wait for a child with a hang guard, collecting its output.
-fn wait_output(mut child: Child, what: &str) -> Output {
+pub(crate) fn wait_output(mut child: Child, what: &str) -> Output {
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out_reader = std::thread::spawn(move || {
@@ -724,7 +724,7 @@ fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
 }
 
 /// One raw HTTP/1.1 request to the mock; (status, body).
-fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
     let body = body.to_string();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
@@ -743,7 +743,7 @@ fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
 }
 
 /// The `data:` objects of a server-sent event stream.
-fn sse_events(body: &str) -> Vec<Value> {
+pub(crate) fn sse_events(body: &str) -> Vec<Value> {
     body.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())

@@ -10,6 +10,7 @@ mod models_support;
 mod parse_support;
 mod serve_support;
 mod support_gh;
+mod support_react;
 mod support_spawn;
 mod watch_support;
 
@@ -41,6 +42,9 @@ mod parse_markdown;
 mod parse_realworld;
 mod parse_runtime;
 mod protocol;
+mod react_ci;
+mod react_claude;
+mod react_review;
 mod sandbox;
 mod serve_browser;
 mod serve_http;

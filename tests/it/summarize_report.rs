@@ -165,7 +165,8 @@ fn summary_md_is_the_seed_report() {
         "### Failed Tasks",
         "| Agent-4 | #1238 | Test timeout | 30m 00s | — |",
         "### Next Steps",
-        "1. Review and merge successful PRs (#1240, #1241, #1242, #1244)",
+        "1. Review and merge successful PRs (#1240, #1241, #1242, #1244); `po-react 1234 --follow` \
+         hands failed checks, requested changes and conflicts on them back to their agents",
         "3. Fix and re-run sub-issue #1238: `po-spawn --id 1234 --retry`",
         "### Performance Metrics",
         "- **Parallel vs Sequential**: 36m 51s vs ~1h 33m sequential (2.5x speedup)",

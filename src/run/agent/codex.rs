@@ -54,6 +54,7 @@ use crate::prices::Prices;
 pub const REGISTRATION: Registration = Registration {
     name: "codex",
     about: "OpenAI Codex CLI (`codex exec --json`; PO_CODEX names the program)",
+    program_env: PROGRAM_ENV,
     make: |spec| Box::new(Codex::new(spec)),
 };
 

@@ -46,6 +46,7 @@ use crate::prices::Prices;
 pub const REGISTRATION: Registration = Registration {
     name: "gemini",
     about: "Gemini CLI (`gemini -p --output-format stream-json`; PO_GEMINI names the program)",
+    program_env: PROGRAM_ENV,
     make: |spec| Box::new(Gemini::new(spec)),
 };
 

@@ -308,7 +308,22 @@ pub struct Registration {
     pub name: &'static str,
     /// One line for `--agent`'s help.
     pub about: &'static str,
+    /// The environment variable that names its program (`PO_CLAUDE`).
+    pub program_env: &'static str,
     pub make: fn(&AgentSpec) -> Box<dyn Agent>,
+}
+
+/// The program the environment names for agent `name` (its registration's
+/// `program_env`), a relative path made absolute from `cwd`; empty for the
+/// agent's own default.
+pub fn program_from_env(name: &str, cwd: &Path) -> String {
+    REGISTERED
+        .iter()
+        .find(|r| r.name == name)
+        .and_then(|r| std::env::var(r.program_env).ok())
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| absolute_program(&p, cwd))
+        .unwrap_or_default()
 }
 
 /// The agents `--agent` (`PO_AGENT`) can name; the first is the default.

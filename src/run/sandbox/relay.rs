@@ -71,11 +71,14 @@ impl Report {
     }
 
     /// Apply to the status file `file`, under its lock; a finished task does
-    /// not change.
+    /// not change, unless its agent runs again in a po-react round: it then
+    /// reports the round's spend and what it does, and the task stays
+    /// finished.
     pub fn apply(&self, file: &Path) -> Result<()> {
         self.check()?;
         store::update_status(file, |s| {
-            if s.status.is_terminal() {
+            let round = s.status.is_terminal() && crate::protocol::reaction::running(s);
+            if s.status.is_terminal() && !round {
                 return Err(Error::validation(
                     file.display().to_string(),
                     format!(
@@ -84,7 +87,7 @@ impl Report {
                     ),
                 ));
             }
-            if self.progress.is_some() {
+            if self.progress.is_some() && !round {
                 s.progress_percentage = self.progress;
             }
             if let Some(p) = &self.phase {

@@ -25,6 +25,7 @@
 //! when asked. [`Supervision`] holds one task's run; its unit tests drive it
 //! with a process double.
 
+pub mod again;
 mod control;
 mod judge;
 mod prepare;

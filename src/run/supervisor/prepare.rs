@@ -150,7 +150,7 @@ pub fn prepare(
 
 /// The task's sandbox: its policy from the task's paths and the agent's own
 /// state, `bwrap` from the agents' `PATH`.
-fn open_sandbox(
+pub(super) fn open_sandbox(
     spec: &Spec,
     opts: &sandbox::Options,
     workdir: &std::path::Path,
@@ -267,7 +267,11 @@ fn run_setup(
 }
 
 /// The environment every agent (and `--setup`) gets.
-fn agent_env(spec: &Spec, workdir: &std::path::Path, task: &AgentStatus) -> Vec<(String, String)> {
+pub(super) fn agent_env(
+    spec: &Spec,
+    workdir: &std::path::Path,
+    task: &AgentStatus,
+) -> Vec<(String, String)> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     if let Some(bin) = &spec.bin_dir {
         let mut joined = bin.as_os_str().to_owned();

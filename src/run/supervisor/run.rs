@@ -35,6 +35,8 @@ pub struct Supervision<'a, P: ProcessTree> {
     pub(super) tx: mpsc::Sender<Ev>,
     pub(super) rx: mpsc::Receiver<Ev>,
     pub(super) state: Attempt,
+    /// A run of a finished task ([`super::again`]): its state stays as it is.
+    pub(super) again: bool,
 }
 
 impl<'a, P: ProcessTree> Supervision<'a, P> {
@@ -59,6 +61,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             tx,
             rx,
             state: Attempt::Preparing,
+            again: false,
         })
     }
 
@@ -131,7 +134,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
 
     /// The agent's runs of this attempt: one, or two when the session it
     /// was to resume is unknown to it.
-    fn attempt(
+    pub(super) fn attempt(
         &mut self,
         task: &AgentStatus,
         prepared: &mut Prepared,
@@ -235,12 +238,16 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             pgid: spawned.pid,
             started,
         };
-        lifecycle::agent_started(
-            &spec.status_file,
-            spawned.pid,
-            planned.recorded(),
-            prepared.deferred_start.take().as_ref(),
-        )?;
+        if self.again {
+            super::again::started(&spec.status_file, planned.recorded())?;
+        } else {
+            lifecycle::agent_started(
+                &spec.status_file,
+                spawned.pid,
+                planned.recorded(),
+                prepared.deferred_start.take().as_ref(),
+            )?;
+        }
 
         // Stream reading and activity tracking (stall detection).
         let activity = Arc::new(AtomicU64::new(watch::now_ms()));
