@@ -442,9 +442,9 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "A JSON file of model prices (USD per million tokens) before the built-in ones, as --prices.",
     ),
     (
-        "po-spawn",
+        "po-spawn po-react",
         "PO_SANDBOX",
-        "1: run every agent under the bubblewrap sandbox, as --sandbox.",
+        "1: run every agent (and po-react's rounds) under the bubblewrap sandbox, as --sandbox.",
     ),
     (
         "po-spawn po-watch po-summarize",

@@ -191,6 +191,18 @@ pub fn run(args: Args) -> Result<i32> {
             }
         }
     };
+    let sandbox = args.sandbox.options()?;
+    // Without a working bwrap every round would fail and go to a person: it
+    // is refused before any (exit 9); a dry run only warns.
+    if sandbox.is_some()
+        && let Some(problem) =
+            crate::run::sandbox::probe(&std::env::var_os("PATH").unwrap_or_default())
+    {
+        if !args.dry_run {
+            return Err(Error::system(format!("start the sandbox: {problem}")));
+        }
+        eprintln!("po-react: ⚠️  {problem}");
+    }
     let exe = std::env::current_exe().ok();
     let cx = Context {
         logs: runtime.logs_dir(&format!("react-{id}")),
@@ -208,7 +220,7 @@ pub fn run(args: Args) -> Result<i32> {
         remote: args.remote.clone(),
         bin_dir: exe.as_deref().and_then(Path::parent).map(Path::to_path_buf),
         dry_run: args.dry_run,
-        sandbox: args.sandbox.options()?,
+        sandbox,
     };
     let mut note = |n: Note| match n {
         Note::Started {

@@ -562,3 +562,80 @@ fn with_isolation_none_the_repository_is_writable_but_its_git_config_is_not() {
         config_before
     );
 }
+
+/// A po-react round's agent under `po-react --sandbox`: it commits its fix
+/// on the task's branch and reports its spend (relayed to the supervisor),
+/// po pushes; its writes to the repository's git config and to the user's
+/// checkout are refused.
+#[test]
+#[ignore = "needs bwrap: apt-get install bubblewrap"]
+fn a_po_react_round_runs_in_the_sandbox_commits_and_cannot_write_outside() {
+    require_bwrap();
+    use crate::support_react::{World, text};
+    let w = World::new_in(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-react"));
+    let head = w.origin_tip();
+    let config = w.repo.join(".git/config");
+    let config_before = std::fs::read_to_string(&config).unwrap();
+    let seen = w.tmp.path().join("round.txt");
+    std::fs::write(&seen, "").unwrap();
+    let agent = format!(
+        r#"#!/bin/sh
+common=$(git rev-parse --path-format=absolute --git-common-dir)
+if echo '[escaped]' >> "$common/config" 2>/dev/null; then echo "escaped: git config" >> {seen}; fi
+if echo x > "$common/../escaped.txt" 2>/dev/null; then echo "escaped: checkout" >> {seen}; fi
+echo "round in $PWD" >> {seen}
+po-status set --cost-usd 0.25 --phase "Fixing lib.txt"
+printf 'fixed\n' > lib.txt
+git commit -qam "Fix the bug"
+"#,
+        seen = seen.display()
+    );
+    std::fs::write(&w.agent, agent).unwrap();
+
+    let out = w.react(&["--sandbox", "--sandbox-write", &seen.display().to_string()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let rounds = w.rounds();
+    assert_eq!(rounds.len(), 1, "{stdout}{stderr}");
+    let log = std::fs::read_to_string(rounds[0].log_file.as_ref().unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}{log}");
+    assert!(
+        stdout.contains("round 1 (ci_failed): pushed "),
+        "{stdout}{stderr}{log}"
+    );
+    let said = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        said.contains("round in "),
+        "the round's agent ran: {said:?}"
+    );
+    assert!(!said.contains("escaped"), "{said}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), config_before);
+    assert!(!w.repo.join("escaped.txt").exists());
+    assert_ne!(w.origin_tip(), head, "po pushed the round's commit");
+    assert_eq!(rounds[0].cost_usd, Some(0.25), "the relayed report counts");
+    assert!(log.contains("sandbox: "), "{log}");
+}
+
+/// Without a working bwrap, `po-react --sandbox` starts no round (each
+/// would fail and hand its pull request to a person): exit 9 at once.
+#[test]
+fn po_react_without_bwrap_is_exit_9_before_any_round() {
+    use crate::support_react::{World, text};
+    let w = World::new();
+    let bin = w.tmp.path().join("bin-without-bwrap");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["git", "sh"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap();
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    let calls = w.gh.calls().len();
+    let out = w.po_env("po-react", &["500", "--sandbox"], &[("PATH", &bin)]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("bwrap is not on PATH"), "{stderr}");
+    assert!(w.rounds().is_empty());
+    assert_eq!(w.gh.calls().len(), calls, "GitHub was not asked");
+    assert!(w.status().extra.get("escalation").is_none());
+}

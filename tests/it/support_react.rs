@@ -74,7 +74,13 @@ impl World {
     /// the test agent: its pull request is #1, its CI check `test` fails
     /// while `lib.txt` has a BUG.
     pub fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
+        World::new_in(&std::env::temp_dir())
+    }
+
+    /// [`World::new`], its directories under `base`.
+    pub fn new_in(base: &Path) -> World {
+        std::fs::create_dir_all(base).unwrap();
+        let tmp = tempfile::tempdir_in(base).unwrap();
         let (repo, origin) = repo_with_origin(tmp.path());
         let mut orch = orchestration("500", Some((500, "Master task")));
         orch.source.kind = "issue".into();
@@ -150,6 +156,11 @@ impl World {
 
     /// Run a po tool in the repository with the double and the test agent.
     pub fn po(&self, tool: &str, args: &[&str]) -> Output {
+        self.po_env(tool, args, &[])
+    }
+
+    /// [`World::po`] with more environment, given last.
+    pub fn po_env(&self, tool: &str, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let program = match tool {
             "po-spawn" => env!("CARGO_BIN_EXE_po-spawn"),
             "po-react" => env!("CARGO_BIN_EXE_po-react"),
@@ -174,6 +185,9 @@ impl World {
         if tool == "po-spawn" || tool == "po-react" {
             cmd.arg("--agent-cmd")
                 .arg(format!("{} {{prompt_file}}", self.agent.display()));
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         cmd.args(args).output().unwrap()
     }
@@ -243,5 +257,3 @@ pub fn is(call: &[String], verbs: &[&str]) -> bool {
 pub fn count(calls: &[Vec<String>], verbs: &[&str]) -> usize {
     calls.iter().filter(|c| is(c, verbs)).count()
 }
-
-pub fn _unused(_: &Path) {}

@@ -103,6 +103,12 @@ impl Rerun {
         let mut s = Supervision::new(spec, &log, &self.control, &runner, procs)?;
         s.again = true;
         let ran = s.attempt(&task, &mut prepared);
+        // What the agent committed in the sandbox's copy of its branch
+        // moves the real branch now (and its git link files are put back).
+        let settled = match prepared.sandbox.as_mut() {
+            Some(sb) => sb.finish(&mut |m| log.note(m)),
+            None => Ok(()),
+        };
         let ended = ran.map(|ran| match ran {
             Err(failed) => Ended {
                 ok: false,
@@ -121,6 +127,18 @@ impl Rerun {
                 }
             }
         });
+        let ended = match (ended, settled) {
+            (Ok(_), Err(e)) => {
+                log.note(&e);
+                Ok(Ended {
+                    ok: false,
+                    error: Some(format!("sandbox: {e}")),
+                    exit_code: None,
+                    cancelled: false,
+                })
+            }
+            (ended, _) => ended,
+        };
         s.into_procs();
         // Nothing else starts while a reaper waits for this run's children.
         let until = Instant::now() + Duration::from_secs(10);
