@@ -10,8 +10,8 @@
 
 use std::fs;
 
+use crate::agents_support::{Mock, Orch, Task, assert_close, git};
 use crate::engines;
-use crate::models_support::{Mock, Orch, Task, assert_close, git};
 use po::protocol::State;
 use serde_json::{Value, json};
 

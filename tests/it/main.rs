@@ -4,9 +4,9 @@
 //! Run one area by its module's name: `cargo test --test it spawn_` (every
 //! po-spawn test), `cargo test --test it watch_events::`.
 
+mod agents_support;
 mod cpo_support;
 mod engines;
-mod models_support;
 mod parse_support;
 mod serve_support;
 mod support_gh;

@@ -8,9 +8,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::json;
 
-use crate::claude_e2e::{
-    FOREIGN_ENV, Mock, commit_command, http, require_claude, sse_events, wait_output,
-};
+use crate::agents_support::{FOREIGN_ENV, Mock, commit_command, wait_output};
+use crate::claude_e2e::{http, require_claude, sse_events};
 use crate::support_gh::{FakeGh, git, orchestration, repo_with_origin};
 use po::protocol::reaction::{self, Outcome, Trigger};
 use po::protocol::{AgentStatus, State, store};
@@ -39,7 +38,7 @@ fn a_round_resumes_the_claude_session_and_its_fix_is_pushed() {
         "BUG",
         "error: lib.txt has a BUG (round-marker-fix)",
     );
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         tmp.path(),
         &json!({"conversations": [{
             "marker": "marker-react",
@@ -70,7 +69,7 @@ fn a_round_resumes_the_claude_session_and_its_fix_is_pushed() {
             }
         }
         gh.apply(&mut cmd);
-        cmd.envs(mock.env(&home));
+        cmd.envs(mock.claude_env(&home));
         wait_output(cmd.spawn().unwrap(), program)
     };
 
@@ -149,7 +148,7 @@ fn a_round_resumes_the_claude_session_and_its_fix_is_pushed() {
 #[test]
 fn the_mock_answers_a_resumed_session_from_its_resumed_turns() {
     let tmp = tempfile::tempdir().unwrap();
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         tmp.path(),
         &json!({"conversations": [{
             "marker": "marker-a",

@@ -1,7 +1,8 @@
-//! What the Codex and Gemini CLI end-to-end tests share: the scripted model
-//! server (`tests/support/mock_models.py`, the OpenAI Responses API and the
-//! Gemini API on loopback), a repository with an orchestration of one-file
-//! tasks, and `po-spawn` run against them.
+//! What the agent CLIs' end-to-end tests share: the scripted model servers
+//! on loopback (`tests/support/mock_anthropic.py`, Anthropic's Messages API
+//! for Claude Code; `tests/support/mock_models.py`, the OpenAI Responses API
+//! and the Gemini API for Codex and Gemini CLI), a repository with an
+//! orchestration of one-file tasks, and `po-spawn` run against them.
 
 use std::fs;
 use std::io::Read;
@@ -18,6 +19,11 @@ pub const HANG_GUARD: Duration = Duration::from_secs(300);
 
 /// Variables that would send a CLI somewhere else than the mock.
 pub const FOREIGN_ENV: &[&str] = &[
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_MODEL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "CODEX_HOME",
@@ -47,14 +53,26 @@ pub struct Mock {
 }
 
 impl Mock {
+    /// The OpenAI and Gemini APIs' server (Codex, Gemini CLI).
     pub fn start(dir: &Path, script: &Value) -> Mock {
+        Mock::serve("mock_models.py", dir, script)
+    }
+
+    /// Anthropic's Messages API server (Claude Code).
+    pub fn anthropic(dir: &Path, script: &Value) -> Mock {
+        Mock::serve("mock_anthropic.py", dir, script)
+    }
+
+    fn serve(server: &str, dir: &Path, script: &Value) -> Mock {
         let script_path = dir.join("script.json");
         fs::write(&script_path, serde_json::to_vec_pretty(script).unwrap()).unwrap();
         let port_file = dir.join("port");
         let log = dir.join("requests.jsonl");
-        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mock_models.py");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/support")
+            .join(server);
         let mut child = Command::new("python3")
-            .arg(server)
+            .arg(&path)
             .arg("--port-file")
             .arg(&port_file)
             .arg("--script")
@@ -64,7 +82,7 @@ impl Mock {
             .args(["--max-seconds", "600"])
             .stdin(Stdio::null())
             .spawn()
-            .expect("start python3 mock_models.py");
+            .unwrap_or_else(|e| panic!("start python3 {server}: {e}"));
         let start = Instant::now();
         let port = loop {
             if let Some(port) = fs::read_to_string(&port_file)
@@ -83,6 +101,29 @@ impl Mock {
             std::thread::sleep(Duration::from_millis(20));
         };
         Mock { child, port, log }
+    }
+
+    /// The environment that points Claude Code at this (Anthropic) server,
+    /// with its own config under `home`.
+    pub fn claude_env(&self, home: &Path) -> Vec<(String, String)> {
+        fs::create_dir_all(home.join(".claude")).unwrap();
+        let h = home.display().to_string();
+        [
+            ("HOME", h.clone()),
+            ("CLAUDE_CONFIG_DIR", format!("{h}/.claude")),
+            (
+                "ANTHROPIC_BASE_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("ANTHROPIC_API_KEY", "sk-ant-test-offline".into()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("IS_SANDBOX", "1".into()),
+            ("CLAUDE_CODE_MAX_RETRIES", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     pub fn requests(&self) -> Vec<Value> {
@@ -126,7 +167,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn init_repo(dir: &Path) {
+pub fn init_repo(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "-q", "-b", "main"]);
     fs::write(dir.join("README.md"), "test repository\n").unwrap();
@@ -274,7 +315,8 @@ impl Orch {
             .iter()
             .map(|(agent, marker, file, content)| {
                 json!({"marker": marker, "turns": [
-                    {"bash": commit_command(file, content, &format!("{agent}: add {file}"))},
+                    {"bash": commit_command(file, content, &format!("{agent}: add {file}")),
+                     "description": format!("Commit {file}")},
                     {"text": format!("Committed {file}.")}
                 ]})
             })
