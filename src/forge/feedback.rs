@@ -12,7 +12,7 @@
 
 use serde::Deserialize;
 
-use super::{Gh, mentions};
+use super::Gh;
 use crate::error::{Error, Result};
 
 /// The `--json` fields po-react reads (each one `gh pr view` knows).
@@ -257,16 +257,7 @@ impl Gh {
 
     /// `gh pr comment N --body BODY`; the new comment's URL.
     pub fn pr_comment(&self, number: u64, body: &str) -> Result<String> {
-        let n = number.to_string();
-        let body = mentions::quote(body);
-        let out = self.run(&["pr", "comment", &n, "--body", &body])?;
-        Ok(out
-            .lines()
-            .rev()
-            .find(|l| l.contains("://"))
-            .unwrap_or("")
-            .trim()
-            .to_string())
+        self.comment("pr", number, body)
     }
 
     /// Put `label` on pull request `number`, creating the label first.
