@@ -3,9 +3,16 @@
 //! worktree, and how to report progress with `po-status`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::protocol::{AgentStatus, Orchestration};
+use crate::protocol::{AgentStatus, Orchestration, store};
+
+/// The most of the master issue's text a prompt quotes. Every prompt quotes
+/// it, so a master task list of thousands of items would otherwise make each
+/// prompt as long as the whole list (and the orchestration's cost per task
+/// grow with its size); past this, the prompt says where the rest is.
+pub const CONTEXT_MAX: usize = 32 << 10;
 
 /// Where the agent works and on which branch, for the rules section.
 pub struct Place<'a> {
@@ -60,10 +67,28 @@ pub fn render(task: &AgentStatus, orch: Option<&Orchestration>, place: &Place<'_
         .filter(|b| !b.trim().is_empty())
     {
         p.push_str("## Context\n\nFrom the master issue (other agents work on its other tasks at the same time):\n\n");
-        for line in body.trim().lines() {
+        let mut lines = body.trim().lines();
+        let mut quoted = 0;
+        for line in lines.by_ref() {
+            quoted += line.len() + 3;
+            if quoted > CONTEXT_MAX {
+                break;
+            }
             p.push_str("> ");
             p.push_str(line);
             p.push('\n');
+        }
+        let rest = lines.count() + usize::from(quoted > CONTEXT_MAX);
+        if rest > 0 {
+            let whole = orch
+                .and_then(|o| o.url.as_deref())
+                .filter(|u| !u.is_empty())
+                .map(|u| format!("at {u}"))
+                .unwrap_or_else(|| "in the orchestration's orchestration.json".into());
+            p.push_str(&format!(
+                "\n(The master issue goes on for {rest} more lines, not quoted here; the whole text \
+                 is {whole}.)\n"
+            ));
         }
         p.push('\n');
     }
@@ -99,6 +124,27 @@ pub fn render(task: &AgentStatus, orch: Option<&Orchestration>, place: &Place<'_
     p.push_str("- This is part of a parallel orchestration. See the master issue for context.\n\n");
     p.push_str(&reporting_note());
     p
+}
+
+/// `orchestration.json` as prompts quote it, read once per version of the
+/// file: a supervisor that runs task after task parses it again only when
+/// it changed (it holds the whole master issue, and its task list).
+pub fn orchestration(file: &Path) -> Option<Arc<Orchestration>> {
+    type Key = (u64, u64, i64, i64, u64);
+    static LAST: Mutex<Option<(PathBuf, Key, Arc<Orchestration>)>> = Mutex::new(None);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).ok()?;
+    let key = (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((f, k, o)) = last.as_ref()
+        && f == file
+        && *k == key
+    {
+        return Some(o.clone());
+    }
+    let parsed = Arc::new(store::read_json::<Orchestration>(file).ok()?);
+    *last = Some((file.to_path_buf(), key, parsed.clone()));
+    Some(parsed)
 }
 
 /// A manifest task's own prompt file, resolved against `dirs` when relative.

@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{Scheduler, Slot};
+use super::Scheduler;
 use crate::cost::{self, Total};
 use crate::protocol::lifecycle;
 use crate::protocol::view::Reader;
@@ -188,11 +188,7 @@ impl Scheduler {
             cost::usd(total.sum()),
             cost::usd(budget)
         );
-        for idx in 0..self.tasks.len() {
-            if self.tasks[idx].slot == Slot::Waiting {
-                self.cancel(idx, &reason);
-            }
-        }
+        self.cancel_waiting(&reason);
         true
     }
 
@@ -210,7 +206,8 @@ impl Scheduler {
             cost::usd(spent),
             cost::usd(budget)
         );
-        for idx in 0..self.tasks.len() {
+        let running: Vec<usize> = self.tally.running.iter().copied().collect();
+        for idx in running {
             let Some(runner) = self.tasks[idx].running().cloned() else {
                 continue;
             };
@@ -237,9 +234,11 @@ impl Scheduler {
             return;
         }
         let unpriced: Vec<String> = self
-            .tasks
+            .tally
+            .running
             .iter()
-            .filter(|t| t.running().is_some() && t.status.metrics.cost_usd.is_none())
+            .map(|&i| &self.tasks[i])
+            .filter(|t| t.status.metrics.cost_usd.is_none())
             .filter_map(|t| t.status.metrics.model.clone())
             .filter(|m| cost::Price::of(m).is_none())
             .collect();
@@ -304,8 +303,7 @@ impl Scheduler {
 
     /// When to look at running agents' spend again, with a budget set.
     pub(super) fn guard_wakeup(&self, next: Instant) -> Instant {
-        let running = self.tasks.iter().any(|t| t.running().is_some());
-        if self.budget().is_some() && running {
+        if self.budget().is_some() && self.any_running() {
             next.min(Instant::now() + POLL)
         } else {
             next

@@ -15,6 +15,8 @@
 //! * [`budget`]: spend guardrails: the orchestration's budget, the run's
 //!   retry cap.
 //! * [`dry_run`]: the plan, printed instead of run.
+//! * [`tally`]: where every task is, kept as each moves, so that an event
+//!   costs the same however many tasks the run has.
 //!
 //! Task states at start:
 //! * `pending` runs; `completed` is counted and skipped.
@@ -35,25 +37,23 @@ mod dry_run;
 mod plan;
 mod preflight;
 pub mod setup;
+mod tally;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::integration::{GitIntegration, Integrate};
+use super::integration::Integrate;
 use super::launcher::{self as launchers, Ended, Launcher, Runner, RunnerState};
 use super::supervisor::{AgentSpec, SUPERVISOR_PID_FIELD};
 use crate::error::{Result, exit};
 use crate::protocol::view::Row;
 use crate::protocol::{AgentStatus, Runtime, State, lifecycle, store};
-use crate::signals;
 pub use console::Console;
 pub use plan::Mode;
 use setup::{Context, Setup};
@@ -138,26 +138,35 @@ pub enum Event {
     Signal(Signal),
 }
 
-/// Where a task is in this run.
+/// Where a task is in this run, with what only that place has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Slot {
-    Waiting,
-    Running(Runner),
+    /// Not started; `not_before`: a retry's backoff ends then.
+    Waiting {
+        not_before: Option<Instant>,
+    },
+    /// Its runner works on it; `adopted`: the runner came from an earlier
+    /// po-spawn.
+    Running {
+        runner: Runner,
+        adopted: bool,
+    },
     Done,
+}
+
+impl Slot {
+    const WAITING: Slot = Slot::Waiting { not_before: None };
 }
 
 struct Task {
     path: PathBuf,
     status: AgentStatus,
+    /// Its wave as read at the start (the task list is in this order).
+    wave: u32,
     /// How it is shown: its label, control characters made harmless.
     label: String,
     slot: Slot,
-    /// This run started or adopted it (its wave's validation is then due).
-    ran: bool,
-    /// Its runner came from an earlier po-spawn.
-    adopted: bool,
     retries_used: u32,
-    not_before: Option<Instant>,
     /// The phase and progress last shown.
     shown: (Option<String>, Option<u8>),
 }
@@ -166,32 +175,45 @@ impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
             label: crate::text::printable(&crate::protocol::view::label(&status)),
+            wave: status.wave,
             path,
             status,
-            slot: Slot::Waiting,
-            ran: false,
-            adopted: false,
+            slot: Slot::WAITING,
             retries_used: 0,
-            not_before: None,
             shown: (None, None),
         }
     }
 
     fn running(&self) -> Option<&Runner> {
         match &self.slot {
-            Slot::Running(r) => Some(r),
+            Slot::Running { runner, .. } => Some(runner),
             _ => None,
         }
     }
 }
 
-/// Why a run stops before its end.
-#[derive(Clone, Debug, PartialEq)]
-enum Stop {
-    /// A signal: running tasks are being cancelled.
-    Interrupted(Signal),
+/// Whether the run is stopping, and how far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stopping {
+    /// Running to the end.
+    No,
     /// A wave's merge or validation failed: later waves do not run.
-    WaveFailed(String),
+    WaveFailed,
+    /// SIGINT or SIGTERM: waiting tasks were cancelled and running ones are
+    /// being ended; `forced` after the second signal.
+    Interrupted { forced: bool },
+    /// Leave at once, running tasks or not: SIGHUP (running agents are left
+    /// to their supervisors), or a third signal (`interrupted`).
+    Leaving { interrupted: bool },
+}
+
+impl Stopping {
+    fn interrupted(self) -> bool {
+        matches!(
+            self,
+            Stopping::Interrupted { .. } | Stopping::Leaving { interrupted: true }
+        )
+    }
 }
 
 /// The parts a scheduler is made of.
@@ -218,6 +240,7 @@ pub struct Scheduler {
     mode: Mode,
     validations: HashMap<u32, String>,
     tasks: Vec<Task>,
+    tally: tally::Tally,
     unreadable: usize,
     explicit: bool,
     launcher: Box<dyn Launcher>,
@@ -227,10 +250,7 @@ pub struct Scheduler {
     /// Tasks this run runs again (retries of an earlier run's failures).
     retried: usize,
     waves: plan::Waves,
-    stop: Option<Stop>,
-    signals: u32,
-    /// Leave at once, running tasks or not (SIGHUP, a third signal).
-    leave: bool,
+    stopping: Stopping,
     last_tick: Instant,
     started: Instant,
     guard: budget::Guard,
@@ -253,12 +273,15 @@ impl Scheduler {
                 }
             }
         }
-        tasks.sort_by_key(|t| (t.status.wave, t.status.number(), t.path.clone()));
+        tasks.sort_by(|a, b| {
+            (a.wave, a.status.number(), &a.path).cmp(&(b.wave, b.status.number(), &b.path))
+        });
         let waves = plan::Waves::new(&tasks, parts.base);
         Scheduler {
             ctx: parts.ctx,
             mode: parts.mode,
             validations: parts.validations,
+            tally: tally::Tally::new(&tasks),
             tasks,
             unreadable,
             explicit: parts.explicit,
@@ -268,9 +291,7 @@ impl Scheduler {
             previous_session: parts.previous_session,
             retried: 0,
             waves,
-            stop: None,
-            signals: 0,
-            leave: false,
+            stopping: Stopping::No,
             last_tick: Instant::now(),
             started: Instant::now(),
             guard: budget::Guard::default(),
@@ -307,7 +328,7 @@ impl Scheduler {
             .tasks
             .iter()
             .zip(before)
-            .filter(|(t, (state, _))| state.is_terminal() && t.slot == Slot::Waiting)
+            .filter(|(t, (state, _))| state.is_terminal() && matches!(t.slot, Slot::Waiting { .. }))
             .map(|(t, (state, error))| {
                 let why = error
                     .as_deref()
@@ -326,12 +347,8 @@ impl Scheduler {
             self.out
                 .retry_mode(found, completed, before.len() + self.unreadable, &retried);
         }
-        let deploy = self
-            .tasks
-            .iter()
-            .filter(|t| t.slot == Slot::Waiting)
-            .count();
-        if deploy == 0 && !self.tasks.iter().any(|t| t.running().is_some()) {
+        let deploy = self.tally.waiting.len();
+        if deploy == 0 && !self.any_running() {
             self.out.nothing_to_run(self.tasks.len());
             return;
         }
@@ -367,9 +384,8 @@ impl Scheduler {
 
     /// Whether the run is over: nothing runs and nothing more will start.
     pub fn finished(&self) -> bool {
-        self.leave
-            || (!self.tasks.iter().any(|t| t.running().is_some())
-                && (self.stop.is_some() || !self.tasks.iter().any(|t| t.slot == Slot::Waiting)))
+        matches!(self.stopping, Stopping::Leaving { .. })
+            || (!self.any_running() && (self.stopping() || self.tally.waiting.is_empty()))
     }
 
     /// When the loop should look again without an event: the next progress
@@ -377,10 +393,13 @@ impl Scheduler {
     pub fn next_wakeup(&self) -> Instant {
         let tick = self.last_tick + self.interval();
         let next = self
-            .tasks
+            .tally
+            .backing_off
             .iter()
-            .filter(|t| t.slot == Slot::Waiting)
-            .filter_map(|t| t.not_before)
+            .filter_map(|&i| match self.tasks[i].slot {
+                Slot::Waiting { not_before } => not_before,
+                _ => None,
+            })
             .fold(tick, Instant::min);
         self.guard_wakeup(next)
     }
@@ -388,7 +407,11 @@ impl Scheduler {
     /// Say how the run went; its exit code.
     pub fn close(&self) -> i32 {
         let total = self.tasks.len() + self.unreadable;
-        let count = |s: State| self.tasks.iter().filter(|t| t.status.status == s).count();
+        let mut by_state: HashMap<State, usize> = HashMap::new();
+        for t in &self.tasks {
+            *by_state.entry(t.status.status).or_default() += 1;
+        }
+        let count = |s: State| by_state.get(&s).copied().unwrap_or(0);
         let completed = count(State::Completed);
         // Only a run whose own tasks all completed can speak for the rest.
         let elsewhere = match completed == total {
@@ -412,11 +435,10 @@ impl Scheduler {
         if self.retried > 0 && completed == total && elsewhere.is_empty() {
             self.out.retry_successful();
         }
-        let code = match &self.stop {
-            Some(Stop::Interrupted(_)) => exit::INTERRUPTED,
-            _ if self.leave => exit::INTERRUPTED,
-            Some(Stop::WaveFailed(_)) => exit::VALIDATION,
-            None => exit::by_threshold(completed, total, self.ctx.cfg.threshold),
+        let code = match self.stopping {
+            Stopping::Interrupted { .. } | Stopping::Leaving { .. } => exit::INTERRUPTED,
+            Stopping::WaveFailed => exit::VALIDATION,
+            Stopping::No => exit::by_threshold(completed, total, self.ctx.cfg.threshold),
         };
         self.out.log(&format!("exit {code}"));
         code
@@ -424,8 +446,8 @@ impl Scheduler {
 
     /// A signal that arrived while the run was busy (a validation it ended).
     pub fn interrupted_late(&mut self, sig: Signal) {
-        if sig != Signal::SIGHUP && !matches!(self.stop, Some(Stop::Interrupted(_))) {
-            self.stop = Some(Stop::Interrupted(sig));
+        if sig != Signal::SIGHUP && matches!(self.stopping, Stopping::No | Stopping::WaveFailed) {
+            self.stopping = Stopping::Interrupted { forced: false };
         }
     }
 
@@ -433,14 +455,11 @@ impl Scheduler {
     /// completed (an unreadable file counts, as `failed`).
     fn unfinished_elsewhere(&self) -> Vec<(String, State)> {
         let view = crate::protocol::view::Reader::plain().read(&self.ctx.dir);
-        let ours: std::collections::HashSet<&str> = self
-            .tasks
-            .iter()
-            .map(|t| t.status.agent_id.as_str())
-            .collect();
         let mut rest: Vec<(String, State)> = view
             .tasks()
-            .filter(|t| t.state() != State::Completed && !ours.contains(t.status.agent_id.as_str()))
+            .filter(|t| {
+                t.state() != State::Completed && self.tally.find(&t.status.agent_id).is_none()
+            })
             .map(|t| (t.status.agent_id.clone(), t.state()))
             .collect();
         rest.extend(
@@ -455,15 +474,14 @@ impl Scheduler {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.is_some() || self.leave
+        self.stopping != Stopping::No
     }
 
     /// What the task's file says at start decides what this run does with it.
     fn classify(&mut self, idx: usize) -> Result<()> {
-        let cfg_retry = self.ctx.cfg.retry;
-        let t = &mut self.tasks[idx];
+        let t = &self.tasks[idx];
         match t.status.status {
-            State::Pending => {}
+            State::Pending => Ok(()),
             State::InProgress => match self.launcher.adopt(&t.path, &t.status) {
                 Some(runner) => {
                     self.out.log(&format!(
@@ -474,40 +492,56 @@ impl Scheduler {
                     if !matches!(self.launcher.state(&runner), RunnerState::Ended(_)) {
                         self.out.say(&format!("  {}: RUNNING (adopted)", t.label));
                     }
-                    t.slot = Slot::Running(runner);
-                    t.ran = true;
-                    t.adopted = true;
-                }
-                None => {
-                    let ended = self.launcher.clean_up(&t.path, &t.status);
-                    if ended > 0 {
-                        self.out.log(&format!(
-                            "{}: ended {ended} process(es) left by its dead supervisor",
-                            t.status.agent_id
-                        ));
-                    }
-                    let reason = format!(
-                        "interrupted: its supervisor{} died before recording a result; \
-                         `po-spawn --retry` runs it again",
-                        t.status
-                            .extra
-                            .get(SUPERVISOR_PID_FIELD)
-                            .map(|p| format!(" (pid {p})"))
-                            .unwrap_or_default()
+                    self.set_slot(
+                        idx,
+                        Slot::Running {
+                            runner,
+                            adopted: true,
+                        },
                     );
-                    t.status = lifecycle::abandon(&t.path, &reason, false)?;
-                    self.out.log(&format!("{}: {reason}", t.status.agent_id));
-                    if cfg_retry {
-                        self.retry_reset(idx)?;
-                    } else {
-                        t.slot = Slot::Done;
-                    }
+                    Ok(())
                 }
+                None => self.orphaned(idx),
             },
-            s if s.is_retryable() && (cfg_retry || self.explicit) => self.retry_reset(idx)?,
-            _ => t.slot = Slot::Done,
+            s if s.is_retryable() && (self.ctx.cfg.retry || self.explicit) => {
+                self.retry_reset(idx, None)
+            }
+            _ => {
+                self.set_slot(idx, Slot::Done);
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    /// A task `in_progress` whose supervisor died: end what is left of it,
+    /// record it failed, and with `--retry` run it again.
+    fn orphaned(&mut self, idx: usize) -> Result<()> {
+        let t = &self.tasks[idx];
+        let ended = self.launcher.clean_up(&t.path, &t.status);
+        if ended > 0 {
+            self.out.log(&format!(
+                "{}: ended {ended} process(es) left by its dead supervisor",
+                t.status.agent_id
+            ));
+        }
+        let reason = format!(
+            "interrupted: its supervisor{} died before recording a result; \
+             `po-spawn --retry` runs it again",
+            t.status
+                .extra
+                .get(SUPERVISOR_PID_FIELD)
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default()
+        );
+        let status = lifecycle::abandon(&t.path, &reason, false)?;
+        self.out.log(&format!("{}: {reason}", status.agent_id));
+        self.tasks[idx].status = status;
+        if self.ctx.cfg.retry {
+            self.retry_reset(idx, None)
+        } else {
+            self.set_slot(idx, Slot::Done);
+            Ok(())
+        }
     }
 
     /// A task this run does not run: say so, open its missing pull request,
@@ -525,22 +559,24 @@ impl Scheduler {
         self.out.path(&t.path);
     }
 
-    fn retry_reset(&mut self, idx: usize) -> Result<()> {
+    /// Make task `idx` pending again (attempt + 1) and let it wait, until
+    /// `not_before` when given.
+    fn retry_reset(&mut self, idx: usize, not_before: Option<Instant>) -> Result<()> {
         let t = &mut self.tasks[idx];
         if let Some(s) = lifecycle::retry(&t.path, crate::cost::attempt_cost)? {
             self.out
                 .log(&format!("retry {}: attempt {}", s.agent_id, s.attempt));
             t.status = s;
         }
-        t.slot = Slot::Waiting;
+        self.set_slot(idx, Slot::Waiting { not_before });
         Ok(())
     }
 
-    /// Look at every running task: its status file and its runner.
     /// Look at the running tasks whose runner ended (and with `all`, at
     /// every running task's file too).
     fn poll(&mut self, all: bool) -> Result<()> {
-        for idx in 0..self.tasks.len() {
+        let running: Vec<usize> = self.tally.running.iter().copied().collect();
+        for idx in running {
             let Some(runner) = self.tasks[idx].running().cloned() else {
                 continue;
             };
@@ -553,7 +589,7 @@ impl Scheduler {
                 Ok(s) => s,
                 Err(e) => {
                     self.out.say(&format!("po-spawn: failed to {e}"));
-                    self.tasks[idx].slot = Slot::Done;
+                    self.set_slot(idx, Slot::Done);
                     continue;
                 }
             };
@@ -570,7 +606,7 @@ impl Scheduler {
     /// supervisor runs the task now (adopt it), or it is failed (cancelled
     /// when the run is being stopped) and what is left of it is ended.
     fn runner_lost(&mut self, idx: usize, ended: &Ended) -> Result<()> {
-        let t = &mut self.tasks[idx];
+        let t = &self.tasks[idx];
         if store::is_live(&t.path)
             && let Some(runner) = self.launcher.adopt(&t.path, &t.status)
         {
@@ -578,11 +614,16 @@ impl Scheduler {
                 "{}: another supervisor holds its liveness lock; adopting it",
                 t.status.agent_id
             ));
-            t.slot = Slot::Running(runner);
-            t.adopted = true;
+            self.set_slot(
+                idx,
+                Slot::Running {
+                    runner,
+                    adopted: true,
+                },
+            );
             return Ok(());
         }
-        let interrupted = ended.interrupted || matches!(self.stop, Some(Stop::Interrupted(_)));
+        let interrupted = ended.interrupted || self.stopping.interrupted();
         let reason = if interrupted {
             "cancelled: po-spawn was interrupted; `po-spawn --retry` runs it".to_string()
         } else {
@@ -602,11 +643,9 @@ impl Scheduler {
 
     /// A task whose runner is done with it, as its file records it.
     fn done(&mut self, idx: usize, status: AgentStatus) -> Result<()> {
-        let stopping = self.stopping();
-        let (retries, backoff) = (self.ctx.cfg.retries, self.ctx.cfg.retry_backoff_secs);
+        let adopted = matches!(self.tasks[idx].slot, Slot::Running { adopted: true, .. });
         let t = &mut self.tasks[idx];
         t.status = status;
-        t.slot = Slot::Done;
         self.out.log(&format!(
             "{} finished: {}{}",
             t.status.agent_id,
@@ -617,25 +656,12 @@ impl Scheduler {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ));
-        // Retryable failures (rate limits) try again with backoff, within the
-        // run's retry cap and its budget.
-        if t.status.status == State::Failed
-            && t.status.retryable == Some(true)
-            && t.retries_used < retries
-            && !stopping
-            && self.retry_allowed(idx)
-        {
-            let t = &mut self.tasks[idx];
-            let delay = backoff * 2f64.powi(t.retries_used as i32);
-            t.retries_used += 1;
-            self.out.retrying(&t.label, t.retries_used, retries, delay);
-            let at = Instant::now() + Duration::from_secs_f64(delay.max(0.0));
-            self.retry_reset(idx)?;
-            self.tasks[idx].not_before = Some(at);
+        self.set_slot(idx, Slot::Done);
+        if self.retry_later(idx)? {
             return Ok(());
         }
         let t = &mut self.tasks[idx];
-        if t.adopted
+        if adopted
             && t.status.status == State::Completed
             && t.status.pr_number.is_none()
             && t.status.error.is_none()
@@ -650,10 +676,32 @@ impl Scheduler {
         self.out.finished(&t.label, &t.status);
         self.out.path(&t.path);
         let failed = matches!(t.status.status, State::Failed | State::TimedOut);
-        if failed && !self.stopping() && self.tasks.iter().any(|t| t.slot != Slot::Done) {
+        if failed && !self.stopping() && (!self.tally.waiting.is_empty() || self.any_running()) {
             self.out.continuing();
         }
         Ok(())
+    }
+
+    /// A retryable failure (a rate limit) tries again with backoff, within
+    /// the run's retry cap and its budget: whether task `idx` will.
+    fn retry_later(&mut self, idx: usize) -> Result<bool> {
+        let (retries, backoff) = (self.ctx.cfg.retries, self.ctx.cfg.retry_backoff_secs);
+        let t = &self.tasks[idx];
+        if t.status.status != State::Failed
+            || t.status.retryable != Some(true)
+            || t.retries_used >= retries
+            || self.stopping()
+            || !self.retry_allowed(idx)
+        {
+            return Ok(false);
+        }
+        let t = &mut self.tasks[idx];
+        let delay = backoff * 2f64.powi(t.retries_used as i32);
+        t.retries_used += 1;
+        self.out.retrying(&t.label, t.retries_used, retries, delay);
+        let at = Instant::now() + Duration::from_secs_f64(delay.max(0.0));
+        self.retry_reset(idx, Some(at))?;
+        Ok(true)
     }
 
     /// SIGHUP leaves the agents to their supervisors; SIGINT and SIGTERM
@@ -661,13 +709,14 @@ impl Scheduler {
     fn signal(&mut self, sig: Signal) {
         if sig == Signal::SIGHUP {
             self.out.hangup();
-            self.leave = true;
+            self.stopping = Stopping::Leaving {
+                interrupted: self.stopping.interrupted(),
+            };
             return;
         }
-        self.signals += 1;
-        let force = match self.signals {
-            1 => {
-                self.stop = Some(Stop::Interrupted(sig));
+        let force = match self.stopping {
+            Stopping::No | Stopping::WaveFailed => {
+                self.stopping = Stopping::Interrupted { forced: false };
                 self.out.interrupted(sig);
                 self.cancel_waiting(
                     "cancelled: po-spawn was interrupted before it started; `po-spawn --retry` \
@@ -675,17 +724,19 @@ impl Scheduler {
                 );
                 false
             }
-            2 => {
+            Stopping::Interrupted { forced: false } => {
+                self.stopping = Stopping::Interrupted { forced: true };
                 self.out.forcing();
                 true
             }
-            _ => {
+            Stopping::Interrupted { forced: true } | Stopping::Leaving { .. } => {
                 self.out.leaving();
-                self.leave = true;
+                self.stopping = Stopping::Leaving { interrupted: true };
                 return;
             }
         };
-        for t in &self.tasks {
+        for &idx in &self.tally.running {
+            let t = &self.tasks[idx];
             if let Some(r) = t.running() {
                 self.out
                     .log(&format!("end {} ({})", t.status.agent_id, r.shown));
@@ -696,10 +747,9 @@ impl Scheduler {
 
     /// Cancel every waiting task with `reason`.
     fn cancel_waiting(&mut self, reason: &str) {
-        for idx in 0..self.tasks.len() {
-            if self.tasks[idx].slot == Slot::Waiting {
-                self.cancel(idx, reason);
-            }
+        let waiting: Vec<usize> = self.tally.waiting.iter().copied().collect();
+        for idx in waiting {
+            self.cancel(idx, reason);
         }
     }
 
@@ -710,14 +760,16 @@ impl Scheduler {
             Ok(s) => t.status = s,
             Err(e) => self.out.say(&format!("po-spawn: failed to {e}")),
         }
-        t.slot = Slot::Done;
+        self.set_slot(idx, Slot::Done);
+        let t = &self.tasks[idx];
         self.out.finished(&t.label, &t.status);
         self.out.path(&t.path);
     }
 
     /// A progress line for each running task whose phase or progress moved.
     fn progress(&mut self) {
-        for t in self.tasks.iter_mut().filter(|t| t.running().is_some()) {
+        for &idx in &self.tally.running {
+            let t = &mut self.tasks[idx];
             let shown = (t.status.phase.clone(), t.status.progress_percentage);
             if shown != t.shown {
                 self.out.progress(&t.label, &t.status);
@@ -737,90 +789,8 @@ pub fn run(cwd_runtime: Runtime, target: Target, cfg: Config, console: Console) 
     }
     let _spawn_lock = setup.take_spawn_lock()?;
     preflight::check(&cfg, &setup, |w| console.warn(w))?;
-    let now = chrono::Utc::now();
-    let session = format!("orch-{}-{}", setup.id, now.format("%Y%m%d-%H%M"));
-    let logs = setup.log_dir(&cfg, &session);
-    console.open_session_log(&logs.join("session.log"))?;
-    let _ = setup.runtime.exclude_from_git();
-    setup.record_run(&cfg, &session, &logs);
-    console.log(&format!(
-        "po-spawn {} (pid {}) on orchestration {} ({}), {} task(s), max_workers={}, timeout={}s, \
-         isolation={}, scheduling={}, base={}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        setup.id,
-        setup.dir.display(),
-        setup.view.rows.len(),
-        cfg.max_workers,
-        cfg.timeout_secs,
-        if cfg.isolated { "worktree" } else { "none" },
-        setup.mode.name(),
-        setup.base_commit.as_deref().unwrap_or("-"),
-    ));
-
-    let (tx, rx) = mpsc::channel::<Event>();
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let (tx, interrupt) = (tx.clone(), interrupt.clone());
-        signals::forward(move |sig| {
-            if sig != Signal::SIGHUP {
-                interrupt.store(true, Ordering::SeqCst);
-            }
-            let _ = tx.send(Event::Signal(sig));
-        });
-    }
-    let ctx = setup.context(&cfg, logs.clone())?;
-    let exe = std::env::current_exe()
-        .map_err(|e| crate::Error::system(format!("find po-spawn's own path: {e}")))?;
-    let waker: super::launcher::Waker = {
-        let tx = std::sync::Mutex::new(tx.clone());
-        Arc::new(move || {
-            let _ = tx
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(Event::Wake);
-        })
-    };
-    let grace = Duration::from_secs_f64(cfg.grace_secs);
-    let integration = GitIntegration {
-        repo: ctx.repo.clone(),
-        scratch: setup
-            .runtime
-            .root
-            .join("worktrees")
-            .join(&setup.id)
-            .join("integration"),
-        id: setup.id.clone(),
-        logs,
-        isolated: cfg.isolated,
-        validation_timeout: Duration::from_secs_f64(cfg.validation_timeout_secs.max(0.0)),
-        grace,
-        interrupt,
-    };
-    let launcher = launchers::make(
-        &cfg.launcher,
-        launchers::Site {
-            exe,
-            waker,
-            grace,
-            dir: setup.dir.clone(),
-            id: setup.id.clone(),
-            timeout_secs: cfg.timeout_secs,
-        },
-    )?;
-    let scheduler = Scheduler::new(Parts {
-        ctx,
-        mode: setup.mode,
-        validations: setup.validations,
-        rows: setup.view.rows,
-        explicit: setup.explicit,
-        base: setup.base_commit.unwrap_or_default(),
-        previous_session: setup.previous_session,
-        launcher,
-        integration: Box::new(integration),
-        console,
-    });
-    drive(scheduler, &rx)
+    let (parts, events) = setup.wire(&cfg, console)?;
+    drive(Scheduler::new(parts), &events)
 }
 
 /// The event loop: begin, then handle events until the run is over.

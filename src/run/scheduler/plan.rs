@@ -15,10 +15,11 @@
 //! one starts.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::time::Instant;
 
 use super::setup::branch_of;
-use super::{Scheduler, Slot, Stop, Task};
+use super::{Scheduler, Slot, Stopping, Task};
 use crate::error::Result;
 use crate::protocol::view::Reader;
 use crate::protocol::{
@@ -137,33 +138,24 @@ impl Scheduler {
             let wave = self.waves.numbers[self.waves.at];
             let base = self.waves.base(self.waves.at);
             self.cancel_unsatisfiable();
-            let in_wave = |t: &Task| t.status.wave == wave;
-            if self.waves.announced != Some(wave)
-                && self
-                    .tasks
-                    .iter()
-                    .any(|t| in_wave(t) && t.slot != Slot::Done)
-            {
+            let in_wave = self.tally.wave(wave);
+            if self.waves.announced != Some(wave) && self.tally.wave_open(wave) {
                 self.out.wave(wave, self.waves.announced.is_some());
                 self.waves.announced = Some(wave);
             }
-            self.next_batch(in_wave);
-            self.launch_ready(in_wave, |_, _| Some(base.clone()))?;
-            if self.tasks.iter().any(|t| t.running().is_some()) {
+            self.next_batch(in_wave.clone());
+            self.launch_ready(in_wave.clone(), |_, _| Some(base.clone()))?;
+            if self.any_running() {
                 return Ok(());
             }
-            if self
-                .tasks
-                .iter()
-                .any(|t| in_wave(t) && t.slot != Slot::Done)
-            {
+            if self.tally.wave_open(wave) {
                 // Nothing runs and nothing could start: a retry's backoff, or
                 // tasks whose dependencies cannot run before them.
                 if self.backing_off() {
                     return Ok(());
                 }
-                for idx in 0..self.tasks.len() {
-                    if in_wave(&self.tasks[idx]) && self.tasks[idx].slot == Slot::Waiting {
+                for idx in in_wave {
+                    if matches!(self.tasks[idx].slot, Slot::Waiting { .. }) {
                         let reason = format!(
                             "cancelled: its dependencies ({}) cannot finish before it; put them \
                              in an earlier wave",
@@ -184,12 +176,9 @@ impl Scheduler {
     /// Merge a finished wave for the next one and run its validation, when
     /// there is a next wave or a validation due; a failure stops the run.
     fn wave_over(&mut self, wave: u32, base: &str) -> Result<()> {
-        let later = self
-            .tasks
-            .iter()
-            .any(|t| t.status.wave > wave && t.slot != Slot::Done);
+        let later = self.tally.later_open(wave);
         let validation = self.validations.get(&wave).cloned();
-        let ran_here = self.tasks.iter().any(|t| t.status.wave == wave && t.ran);
+        let ran_here = self.tally.ran.contains(&wave);
         if !(later || validation.is_some() && ran_here) {
             return Ok(());
         }
@@ -200,7 +189,7 @@ impl Scheduler {
             Err(e) => {
                 self.out.wave_failed(wave, &e);
                 let reason = format!("wave {wave} did not pass: {e}");
-                self.stop = Some(Stop::WaveFailed(reason.clone()));
+                self.stopping = Stopping::WaveFailed;
                 self.cancel_waiting(&format!("cancelled: {reason}"));
             }
         }
@@ -209,10 +198,9 @@ impl Scheduler {
 
     /// Merge wave `wave`'s completed branches onto `base`, then validate.
     fn integrate(&mut self, wave: u32, base: &str, validation: Option<&str>) -> Result<String> {
-        let merges: Vec<Merge> = self
-            .tasks
+        let merges: Vec<Merge> = self.tasks[self.tally.wave(wave)]
             .iter()
-            .filter(|t| t.status.wave == wave && t.status.status == State::Completed)
+            .filter(|t| t.status.status == State::Completed)
             .filter_map(|t| {
                 Some(Merge {
                     label: t.label.clone(),
@@ -288,7 +276,7 @@ impl Scheduler {
         };
         if self.mode != super::Mode::Waves
             || !self.ctx.cfg.isolated
-            || !self.tasks.iter().any(|t| t.slot == Slot::Waiting)
+            || self.tally.waiting.is_empty()
         {
             return Ok(());
         }
@@ -326,23 +314,22 @@ impl Scheduler {
                 return Ok(());
             }
             self.cancel_unsatisfiable();
-            self.next_batch(|_| true);
+            let all = 0..self.tasks.len();
+            self.next_batch(all.clone());
             let base = self.waves.first_base.clone();
-            self.launch_ready(|_| true, |sched, idx| sched.graph_base(idx, &base))?;
-            let waiting = self.tasks.iter().any(|t| t.slot == Slot::Waiting);
-            if !waiting || self.tasks.iter().any(|t| t.running().is_some()) || self.backing_off() {
+            self.launch_ready(all, |sched, idx| sched.graph_base(idx, &base))?;
+            if self.tally.waiting.is_empty() || self.any_running() || self.backing_off() {
                 return Ok(());
             }
             // Nothing runs and nothing could start: the rest wait for each
             // other, or for tasks that are not part of this run.
-            for idx in 0..self.tasks.len() {
-                if self.tasks[idx].slot == Slot::Waiting {
-                    let reason = format!(
-                        "cancelled: its dependencies ({}) can never complete in this run",
-                        self.tasks[idx].status.depends_on.join(", ")
-                    );
-                    self.cancel(idx, &reason);
-                }
+            let waiting: Vec<usize> = self.tally.waiting.iter().copied().collect();
+            for idx in waiting {
+                let reason = format!(
+                    "cancelled: its dependencies ({}) can never complete in this run",
+                    self.tasks[idx].status.depends_on.join(", ")
+                );
+                self.cancel(idx, &reason);
             }
         }
     }
@@ -356,7 +343,7 @@ impl Scheduler {
             .depends_on
             .iter()
             .filter_map(|d| {
-                let (label, branch) = match self.tasks.iter().find(|t| t.status.agent_id == *d) {
+                let (label, branch) = match self.tally.find(d).map(|i| &self.tasks[i]) {
                     Some(t) => (t.label.clone(), t.status.branch.clone()),
                     None => {
                         let s = store::read_status(&layout::status_path(&self.ctx.dir, d)).ok()?;
@@ -377,7 +364,8 @@ impl Scheduler {
                     Ok(s) => t.status = s,
                     Err(e) => self.out.say(&format!("po-spawn: failed to {e}")),
                 }
-                t.slot = Slot::Done;
+                self.set_slot(idx, Slot::Done);
+                let t = &self.tasks[idx];
                 self.out.finished(&t.label, &t.status);
                 self.out.path(&t.path);
                 None
@@ -386,8 +374,8 @@ impl Scheduler {
     }
 
     /// With `--batch-size`: when the batch is over, the next one from the
-    /// waiting tasks that `eligible` picks.
-    fn next_batch(&mut self, eligible: impl Fn(&Task) -> bool) {
+    /// waiting tasks in `eligible`.
+    fn next_batch(&mut self, eligible: Range<usize>) {
         let Some(size) = self.ctx.cfg.batch_size else {
             return;
         };
@@ -398,11 +386,10 @@ impl Scheduler {
             return;
         }
         self.waves.batch = self
-            .tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.slot == Slot::Waiting && eligible(t))
-            .map(|(i, _)| i)
+            .tally
+            .waiting
+            .range(eligible)
+            .copied()
             .take(size.max(1))
             .collect();
         if !self.waves.batch.is_empty() {
@@ -417,25 +404,40 @@ impl Scheduler {
         }
     }
 
-    /// Start waiting tasks that `eligible` picks, whose dependencies are
-    /// met, whose backoff is over and that are in the batch, up to
-    /// `--max-workers` at once; `base_of` says where each starts from.
+    /// Start waiting tasks in `eligible` whose dependencies are met, whose
+    /// backoff is over and that are in the batch, up to `--max-workers` at
+    /// once; `base_of` says where each starts from. Only tasks that are
+    /// ready are looked at, from the tally.
     fn launch_ready(
         &mut self,
-        eligible: impl Fn(&Task) -> bool,
+        eligible: Range<usize>,
         mut base_of: impl FnMut(&mut Scheduler, usize) -> Option<String>,
     ) -> Result<()> {
         let now = Instant::now();
-        let mut running = self.tasks.iter().filter(|t| t.running().is_some()).count();
-        for idx in 0..self.tasks.len() {
-            if running >= self.ctx.cfg.max_workers {
+        let batch = self.ctx.cfg.batch_size.is_some();
+        let mut from = eligible.start;
+        while self.tally.running.len() < self.ctx.cfg.max_workers {
+            let next = match batch {
+                true => self
+                    .waves
+                    .batch
+                    .iter()
+                    .copied()
+                    .filter(|&i| i >= from)
+                    .min(),
+                false => Scheduler::next_in(&self.tally.ready, from, eligible.end),
+            };
+            let Some(idx) = next else {
                 break;
-            }
+            };
+            from = idx + 1;
             let t = &self.tasks[idx];
-            if t.slot != Slot::Waiting
-                || !eligible(t)
-                || t.not_before.is_some_and(|nb| nb > now)
-                || (self.ctx.cfg.batch_size.is_some() && !self.waves.batch.contains(&idx))
+            let backing_off = match t.slot {
+                Slot::Waiting { not_before } => not_before.is_some_and(|nb| nb > now),
+                _ => continue,
+            };
+            if backing_off
+                || !self.tally.ready.contains(&idx)
                 || !t
                     .status
                     .depends_on
@@ -453,9 +455,6 @@ impl Scheduler {
                 continue;
             };
             self.launch(idx, &base)?;
-            if self.tasks[idx].running().is_some() {
-                running += 1;
-            }
         }
         Ok(())
     }
@@ -467,11 +466,15 @@ impl Scheduler {
         let spec = self.ctx.spec(&t.path, &t.status, &branch, base);
         match self.launcher.start(&spec) {
             Ok(runner) => {
-                let t = &mut self.tasks[idx];
+                let t = &self.tasks[idx];
                 self.out.running(&t.label, &t.status, &runner, &spec);
-                t.slot = super::Slot::Running(runner);
-                t.ran = true;
-                t.not_before = None;
+                self.set_slot(
+                    idx,
+                    Slot::Running {
+                        runner,
+                        adopted: false,
+                    },
+                );
             }
             Err(e) => {
                 let t = &mut self.tasks[idx];
@@ -480,7 +483,8 @@ impl Scheduler {
                 if let Ok(s) = lifecycle::fail(&t.path, "starting", &format!("failed to {e}")) {
                     t.status = s;
                 }
-                t.slot = Slot::Done;
+                self.set_slot(idx, Slot::Done);
+                let t = &self.tasks[idx];
                 self.out.finished(&t.label, &t.status);
                 self.out.path(&t.path);
             }
@@ -490,14 +494,12 @@ impl Scheduler {
 
     /// Whether a waiting task waits for its retry's backoff.
     fn backing_off(&self) -> bool {
-        self.tasks
-            .iter()
-            .any(|t| t.slot == Slot::Waiting && t.not_before.is_some())
+        !self.tally.backing_off.is_empty()
     }
 
     /// A dependency's state, from this run or from disk.
     fn dep(&self, dep: &str) -> Dep {
-        let (state, over, in_run) = match self.tasks.iter().find(|t| t.status.agent_id == dep) {
+        let (state, over, in_run) = match self.tally.find(dep).map(|i| &self.tasks[i]) {
             Some(t) => (t.status.status, t.slot == Slot::Done, true),
             None => match store::read_status(&layout::status_path(&self.ctx.dir, dep)) {
                 Ok(s) => (s.status, s.status.is_terminal(), false),
@@ -520,10 +522,22 @@ impl Scheduler {
         }
     }
 
-    /// Cancel waiting tasks whose dependencies will never complete.
+    /// Cancel waiting tasks whose dependencies will never complete. They are
+    /// looked at again only after a task ended without completing (the
+    /// tasks outside this run do not change while it holds the spawn lock).
     fn cancel_unsatisfiable(&mut self) {
-        for idx in 0..self.tasks.len() {
-            if self.tasks[idx].slot != Slot::Waiting {
+        if !std::mem::take(&mut self.tally.recheck) {
+            return;
+        }
+        let waiting: Vec<usize> = self
+            .tally
+            .waiting
+            .iter()
+            .copied()
+            .filter(|&i| !self.tasks[i].status.depends_on.is_empty())
+            .collect();
+        for idx in waiting {
+            if !matches!(self.tasks[idx].slot, Slot::Waiting { .. }) {
                 continue;
             }
             let never = self.tasks[idx]

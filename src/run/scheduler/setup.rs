@@ -2,17 +2,24 @@
 //! and tasks, the repository and base commit, the scheduler lock, the logs,
 //! and what each task's supervisor is told ([`Context::spec`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::json;
 
-use super::{Config, Mode, Target};
+use super::{Config, Console, Event, Mode, Parts, Target};
 use crate::error::{Error, Result};
 use crate::protocol::view::{OrchestrationView, Reader};
 use crate::protocol::{AgentStatus, Orchestration, Runtime, layout, sanitize, store};
+use crate::run::integration::GitIntegration;
+use crate::run::launcher::{self as launchers, Launcher, Waker};
 use crate::run::supervisor::{PrSpec, Spec};
+use crate::signals;
 use crate::timefmt;
 use crate::{git, worktree};
 
@@ -209,6 +216,89 @@ impl Setup {
         });
     }
 
+    /// Everything a run is made of, wired: the session log, signals and
+    /// launcher wake-ups as events, the integration of waves, the launcher.
+    pub fn wire(self, cfg: &Config, console: Console) -> Result<(Parts, mpsc::Receiver<Event>)> {
+        let session = format!(
+            "orch-{}-{}",
+            self.id,
+            chrono::Utc::now().format("%Y%m%d-%H%M")
+        );
+        let logs = self.log_dir(cfg, &session);
+        console.open_session_log(&logs.join("session.log"))?;
+        let _ = self.runtime.exclude_from_git();
+        self.record_run(cfg, &session, &logs);
+        console.log(&self.opening_line(cfg));
+        let (tx, rx) = mpsc::channel::<Event>();
+        let interrupt = forward_signals(&tx);
+        let ctx = self.context(cfg, logs.clone())?;
+        let grace = Duration::from_secs_f64(cfg.grace_secs);
+        let integration = GitIntegration {
+            repo: ctx.repo.clone(),
+            scratch: self
+                .runtime
+                .root
+                .join("worktrees")
+                .join(&self.id)
+                .join("integration"),
+            id: self.id.clone(),
+            logs,
+            isolated: cfg.isolated,
+            validation_timeout: Duration::from_secs_f64(cfg.validation_timeout_secs.max(0.0)),
+            grace,
+            interrupt,
+        };
+        let launcher = self.launcher(cfg, waker(tx), grace)?;
+        let parts = Parts {
+            ctx,
+            mode: self.mode,
+            validations: self.validations,
+            rows: self.view.rows,
+            explicit: self.explicit,
+            base: self.base_commit.unwrap_or_default(),
+            previous_session: self.previous_session,
+            launcher,
+            integration: Box::new(integration),
+            console,
+        };
+        Ok((parts, rx))
+    }
+
+    /// The session log's first line: who runs what, how.
+    fn opening_line(&self, cfg: &Config) -> String {
+        format!(
+            "po-spawn {} (pid {}) on orchestration {} ({}), {} task(s), max_workers={}, \
+             timeout={}s, isolation={}, scheduling={}, base={}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            self.id,
+            self.dir.display(),
+            self.view.rows.len(),
+            cfg.max_workers,
+            cfg.timeout_secs,
+            if cfg.isolated { "worktree" } else { "none" },
+            self.mode.name(),
+            self.base_commit.as_deref().unwrap_or("-"),
+        )
+    }
+
+    /// The launcher `--launcher` names, for this orchestration.
+    fn launcher(&self, cfg: &Config, waker: Waker, grace: Duration) -> Result<Box<dyn Launcher>> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::system(format!("find po-spawn's own path: {e}")))?;
+        launchers::make(
+            &cfg.launcher,
+            launchers::Site {
+                exe,
+                waker,
+                grace,
+                dir: self.dir.clone(),
+                id: self.id.clone(),
+                timeout_secs: cfg.timeout_secs,
+            },
+        )
+    }
+
     /// What every supervisor of this run is told.
     pub fn context(&self, cfg: &Config, logs: PathBuf) -> Result<Context> {
         let exe = std::env::current_exe()
@@ -294,6 +384,31 @@ impl Context {
     }
 }
 
+/// Signals reach the scheduler as events; the flag that is returned tells a
+/// running validation command that SIGINT or SIGTERM came.
+fn forward_signals(tx: &mpsc::Sender<Event>) -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let (tx, flag) = (tx.clone(), interrupt.clone());
+    signals::forward(move |sig| {
+        if sig != Signal::SIGHUP {
+            flag.store(true, Ordering::SeqCst);
+        }
+        let _ = tx.send(Event::Signal(sig));
+    });
+    interrupt
+}
+
+/// What a launcher calls when a runner may have changed.
+fn waker(tx: mpsc::Sender<Event>) -> Waker {
+    let tx = Mutex::new(tx);
+    Arc::new(move || {
+        let _ = tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Event::Wake);
+    })
+}
+
 /// Resolve the target into an orchestration directory and its status files;
 /// whether they were named one by one.
 pub fn resolve(target: &Target) -> Result<(PathBuf, Vec<PathBuf>, bool)> {
@@ -307,6 +422,7 @@ pub fn resolve(target: &Target) -> Result<(PathBuf, Vec<PathBuf>, bool)> {
     };
     let mut dir: Option<PathBuf> = None;
     let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     for f in files {
         let abs = layout::absolute(f).map_err(|_| {
             Error::usage(format!(
@@ -330,7 +446,7 @@ pub fn resolve(target: &Target) -> Result<(PathBuf, Vec<PathBuf>, bool)> {
             }
             Some(_) => {}
         }
-        if !out.contains(&abs) {
+        if seen.insert(abs.clone()) {
             out.push(abs);
         }
     }

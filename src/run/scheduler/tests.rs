@@ -222,6 +222,11 @@ impl Harness {
 
     /// A scheduler over the orchestration as it is on disk now.
     fn scheduler(&self, cfg: Config) -> Scheduler {
+        Scheduler::new(self.parts(cfg))
+    }
+
+    /// The parts of a scheduler over the orchestration as it is on disk now.
+    fn parts(&self, cfg: Config) -> Parts {
         let orch: Orchestration =
             store::read_json(&self.dir.join(layout::ORCHESTRATION_FILE)).unwrap();
         let validations: HashMap<u32, String> = orch
@@ -245,7 +250,7 @@ impl Harness {
             prompt_dirs: Vec::new(),
             pr: None,
         };
-        Scheduler::new(Parts {
+        Parts {
             ctx,
             mode,
             validations,
@@ -256,7 +261,7 @@ impl Harness {
             launcher: Box::new(FakeLauncher(self.launches.clone())),
             integration: Box::new(FakeIntegration(self.integrations.clone())),
             console: Console::capture(),
-        })
+        }
     }
 
     fn started(&self) -> Vec<String> {
@@ -800,10 +805,12 @@ impl Harness {
     /// A scheduler over the tasks `only` (as if their status files were
     /// named one by one); the others are not part of its run.
     fn scheduler_for(&self, cfg: Config, only: &[u64]) -> Scheduler {
-        let mut s = self.scheduler(cfg);
+        let mut parts = self.parts(cfg);
         let keep: Vec<PathBuf> = only.iter().map(|&n| self.path(n)).collect();
-        s.tasks.retain(|t| keep.contains(&t.path));
-        s
+        parts
+            .rows
+            .retain(|r| keep.iter().any(|k| k.as_path() == r.file()));
+        Scheduler::new(parts)
     }
 }
 

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::state::{ExitStatus, Failed};
 use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
+use crate::protocol::AgentStatus;
 use crate::protocol::lifecycle::{self, Start};
-use crate::protocol::{AgentStatus, Orchestration, store};
 use crate::run::agent::Agent;
 use crate::run::prompt;
 use crate::run::sandbox::{self, Sandbox};
@@ -199,10 +199,10 @@ fn write_prompt(spec: &Spec, task: &AgentStatus, workdir: &std::path::Path) -> R
     let text = match own {
         Some(own) => prompt::own_prompt(own, &spec.prompt_dirs)?,
         None => {
-            let orch: Option<Orchestration> = store::read_json(&spec.orchestration_file).ok();
+            let orch = prompt::orchestration(&spec.orchestration_file);
             prompt::render(
                 task,
-                orch.as_ref(),
+                orch.as_deref(),
                 &prompt::Place {
                     worktree: workdir,
                     branch: Some(spec.branch.as_str()).filter(|_| isolated),
