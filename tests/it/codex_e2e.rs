@@ -318,3 +318,40 @@ fn po_spawn_retry_of_an_unknown_codex_thread_starts_a_new_one() {
     );
     assert_eq!(threads(&log), [fresh], "{log}");
 }
+
+/// Under `po-spawn --sandbox` Codex runs inside po's bubblewrap sandbox,
+/// its own sandbox nested in it: its shell tool still commits on the task's
+/// branch, and the status file gets its thread and figures.
+#[test]
+#[ignore = "needs the Codex CLI (npm install -g @openai/codex@0.171.0) and bwrap"]
+fn po_spawn_sandboxes_a_codex_agent_that_commits() {
+    require_codex();
+    engines::require(
+        "bwrap",
+        &["--ro-bind", "/", "/", "--dev", "/dev", "true"],
+        engines::BWRAP,
+    );
+    let task: Task = ("agent-1", "marker-boxed", "boxed.txt", "boxed");
+    let orch = Orch::new(&[task]);
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let env = env(&orch, &mock, 0);
+    let (out, stderr) = orch.spawn("codex", &["--sandbox"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    let log = orch.log(&s);
+    assert!(log.contains("sandbox: "), "{log}");
+    assert_eq!(
+        threads(&log),
+        [s.metrics.session_id.clone().unwrap()],
+        "{log}"
+    );
+    assert_eq!(s.metrics.turns, Some(2), "{log}");
+}

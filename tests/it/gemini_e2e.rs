@@ -343,3 +343,41 @@ fn po_spawn_retry_of_an_unknown_gemini_session_starts_a_new_one() {
         "{log}"
     );
 }
+
+/// Under `po-spawn --sandbox` Gemini CLI runs inside po's bubblewrap
+/// sandbox (its settings and sessions under `~/.gemini` writable, the rest
+/// of the home not): its shell tool still commits on the task's branch, and
+/// the status file gets its session and figures.
+#[test]
+#[ignore = "needs Gemini CLI (npm install -g @google/gemini-cli@0.61.0) and bwrap"]
+fn po_spawn_sandboxes_a_gemini_agent_that_commits() {
+    require_gemini();
+    engines::require(
+        "bwrap",
+        &["--ro-bind", "/", "/", "--dev", "/dev", "true"],
+        engines::BWRAP,
+    );
+    let task: Task = ("agent-1", "marker-boxed", "boxed.txt", "boxed");
+    let orch = Orch::new(&[task]);
+    let mock = Mock::start(
+        orch.tmp.path(),
+        &json!({ "conversations": Orch::conversations(&[task]) }),
+    );
+    let env = env(&orch, &mock);
+    let (out, stderr) = orch.spawn("gemini", &["--sandbox", "--model", MODEL], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_completed(task, &stderr);
+    let log = orch.log(&s);
+    assert!(log.contains("sandbox: "), "{log}");
+    assert_eq!(
+        sessions(&log),
+        [s.metrics.session_id.clone().unwrap()],
+        "{log}"
+    );
+    assert_eq!(s.metrics.turns, Some(2), "{log}");
+}
