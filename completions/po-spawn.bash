@@ -23,7 +23,7 @@ _po__spawn() {
 
     case "${cmd}" in
         po__spawn)
-            opts="-v -j -q -h -V --runtime-dir --verbose --id --agents --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --max-budget-usd --budget-usd --budget-hard --max-turns --max-total-retries --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --validation-timeout --quiet --log-dir --launcher --partition --account --cpus-per-task --mem --slurm-arg --help --version"
+            opts="-v -j -q -h -V --runtime-dir --verbose --id --agents --max-workers --batch-size --timeout --stall-timeout --grace --agent --agent-cmd --model --prices --max-budget-usd --budget-usd --budget-hard --max-turns --max-total-retries --setup --isolation --base --retry --retries --retry-backoff --dry-run --create-pr --no-pr --remote --success-threshold --validation-timeout --quiet --log-dir --launcher --partition --account --cpus-per-task --mem --slurm-arg --sandbox --sandbox-network --sandbox-hide --sandbox-write --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,7 +66,7 @@ _po__spawn() {
                     return 0
                     ;;
                 --agent)
-                    COMPREPLY=($(compgen -W "claude" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "claude codex gemini" -- "${cur}"))
                     return 0
                     ;;
                 --agent-cmd)
@@ -74,6 +74,10 @@ _po__spawn() {
                     return 0
                     ;;
                 --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prices)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -150,6 +154,18 @@ _po__spawn() {
                     return 0
                     ;;
                 --slurm-arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sandbox-network)
+                    COMPREPLY=($(compgen -W "on none" -- "${cur}"))
+                    return 0
+                    ;;
+                --sandbox-hide)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sandbox-write)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

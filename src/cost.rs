@@ -1,5 +1,5 @@
-//! What tasks cost: model prices, a task's spend over its attempts, and how
-//! money is shown.
+//! What tasks cost: a task's spend over its attempts, and how money is
+//! shown (the prices themselves are [`crate::prices`]'s).
 //!
 //! A task's cost is what its agent reported (`metrics.cost_usd`: Claude
 //! Code's own figure, or `po-status set --cost-usd`). Where an agent reports
@@ -12,106 +12,12 @@
 //!   and the current one once it is over);
 //! * **committed**: running attempts, their figure so far.
 
+pub use crate::prices::{Price, Tokens};
 use crate::protocol::{AgentStatus, Metrics, Orchestration, State};
-
-/// List prices in USD per million tokens.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Price {
-    pub input: f64,
-    /// Writing the prompt cache (5-minute entries).
-    pub cache_write: f64,
-    pub cache_read: f64,
-    pub output: f64,
-}
-
-const fn price(input: f64, cache_write: f64, cache_read: f64, output: f64) -> Price {
-    Price {
-        input,
-        cache_write,
-        cache_read,
-        output,
-    }
-}
-
-/// Model name fragments and their prices, most specific first. The
-/// generation-5 prices are the ones Claude Code 2.1.330 charges itself (its
-/// `total_cost_usd` for known token counts); the others are Anthropic's list
-/// prices.
-const PRICES: &[(&str, Price)] = &[
-    ("opus-5", price(4.0, 5.0, 0.2, 20.0)),
-    ("sonnet-5", price(2.0, 2.5, 0.1, 10.0)),
-    ("haiku-5", price(0.1, 0.125, 0.01, 0.5)),
-    ("opus-4-6", price(5.0, 6.25, 0.5, 25.0)),
-    ("opus-4-5", price(5.0, 6.25, 0.5, 25.0)),
-    ("opus-4", price(15.0, 18.75, 1.5, 75.0)),
-    ("sonnet-4", price(3.0, 3.75, 0.3, 15.0)),
-    ("haiku-4", price(1.0, 1.25, 0.1, 5.0)),
-    ("3-7-sonnet", price(3.0, 3.75, 0.3, 15.0)),
-    ("3-5-sonnet", price(3.0, 3.75, 0.3, 15.0)),
-    ("3-5-haiku", price(0.8, 1.0, 0.08, 4.0)),
-    ("3-opus", price(15.0, 18.75, 1.5, 75.0)),
-    ("3-haiku", price(0.25, 0.3, 0.03, 1.25)),
-    // A name of a family only (an alias, a newer version): its latest price.
-    ("opus", price(4.0, 5.0, 0.2, 20.0)),
-    ("sonnet", price(2.0, 2.5, 0.1, 10.0)),
-    ("haiku", price(0.1, 0.125, 0.01, 0.5)),
-];
-
-impl Price {
-    /// The price of `model` (`claude-sonnet-4-5-20250929`, a provider's
-    /// `us.anthropic.claude-…`, an alias such as `opus`); `None` when po does
-    /// not know it.
-    pub fn of(model: &str) -> Option<Price> {
-        let m = model.to_ascii_lowercase();
-        PRICES
-            .iter()
-            .find(|(fragment, _)| m.contains(fragment))
-            .map(|(_, p)| *p)
-    }
-
-    /// The cost of `tokens` at this price.
-    pub fn cost(&self, t: &Tokens) -> f64 {
-        let uncached = t.input.saturating_sub(t.cache_write + t.cache_read);
-        (uncached as f64 * self.input
-            + t.cache_write as f64 * self.cache_write
-            + t.cache_read as f64 * self.cache_read
-            + t.output as f64 * self.output)
-            / 1e6
-    }
-}
-
-/// Token counts as a status file holds them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Tokens {
-    /// Every input token, cache writes and reads included.
-    pub input: u64,
-    pub cache_write: u64,
-    pub cache_read: u64,
-    pub output: u64,
-}
-
-impl Tokens {
-    /// The attempt's tokens, if it reported any.
-    pub fn of(m: &Metrics) -> Option<Tokens> {
-        if m.input_tokens.is_none() && m.output_tokens.is_none() {
-            return None;
-        }
-        Some(Tokens {
-            input: m.input_tokens.unwrap_or(0),
-            cache_write: m.cache_creation_input_tokens.unwrap_or(0),
-            cache_read: m.cache_read_input_tokens.unwrap_or(0),
-            output: m.output_tokens.unwrap_or(0),
-        })
-    }
-
-    pub fn total(&self) -> u64 {
-        self.input + self.output
-    }
-}
 
 /// The current attempt's tokens at its model's price, when both are known.
 pub fn estimate(m: &Metrics) -> Option<f64> {
-    let price = Price::of(m.model.as_deref()?)?;
+    let price = crate::prices::of(m.model.as_deref()?)?;
     Some(price.cost(&Tokens::of(m)?))
 }
 

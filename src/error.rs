@@ -18,6 +18,9 @@ pub mod exit {
     pub const SYSTEM: i32 = 9;
     /// `EX_USAGE` from sysexits(3).
     pub const USAGE: i32 = 64;
+    /// `EX_TEMPFAIL`: a task's supervisor found its liveness lock taken
+    /// (another process runs the task); nothing was changed.
+    pub const BUSY: i32 = 75;
     pub const INTERRUPTED: i32 = 130;
 
     /// The success threshold, in percent, when none is configured.
@@ -51,6 +54,22 @@ pub mod exit {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why git refused a command, where po does something about it (read from
+/// git's message once, by [`crate::git`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GitRefusal {
+    /// A worktree path git still lists though its directory is gone (`is a
+    /// missing but already registered worktree`, `… but locked …`).
+    MissingButRegistered,
+    /// What the command would create (a branch, a path) exists already.
+    AlreadyExists,
+    /// Another worktree's records were half-written while git read them
+    /// (`failed to read .git/worktrees/…/commondir`).
+    WorktreeRace,
+    /// Anything else.
+    Other,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Input that cannot be understood: a manifest, an issue, a markdown file.
@@ -75,6 +94,15 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// git refused a command; its message, and the reason po acts on.
+    #[error("run `git {command}` in {}: {message}", dir.display())]
+    Git {
+        command: String,
+        dir: PathBuf,
+        message: String,
+        refusal: GitRefusal,
+    },
+
     /// A status or orchestration file that is not what it should be.
     #[error("read status file {}: {detail}", path.display())]
     BadStatus { path: PathBuf, detail: String },
@@ -97,7 +125,9 @@ impl Error {
             Error::Parse { .. } => exit::PARSE,
             Error::Validation { .. } => exit::VALIDATION,
             Error::Gh { .. } => exit::GITHUB,
-            Error::Io { .. } | Error::BadStatus { .. } | Error::System(_) => exit::SYSTEM,
+            Error::Io { .. } | Error::BadStatus { .. } | Error::System(_) | Error::Git { .. } => {
+                exit::SYSTEM
+            }
             Error::Usage(_) => exit::USAGE,
             Error::Interrupted => exit::INTERRUPTED,
         }
@@ -132,6 +162,26 @@ impl Error {
         Error::System(msg.into())
     }
 
+    /// Why git refused, when this is git's refusal.
+    pub fn git_refusal(&self) -> Option<GitRefusal> {
+        match self {
+            Error::Git { refusal, .. } => Some(*refusal),
+            _ => None,
+        }
+    }
+
+    /// The message with every cause after it, `: `-separated, as a tool
+    /// prints it after "failed to".
+    pub fn chain(&self) -> String {
+        let mut msg = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        msg
+    }
+
     /// `map_err(Error::io("read", &path))`
     pub fn io(
         action: &'static str,
@@ -156,7 +206,7 @@ mod tests {
             libc::ENOSPC,
         ));
         assert_eq!(
-            crate::cli::message("po-summarize", &e),
+            format!("po-summarize: failed to {}", e.chain()),
             "po-summarize: failed to write /data/summary.json: No space left on device (os error 28)"
         );
         assert_eq!(e.exit_code(), exit::SYSTEM);

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GitRefusal, Result};
 
 /// `git ARGS…` in `dir`; its trimmed stdout, or an error quoting git's message.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
@@ -22,6 +22,12 @@ pub fn git_raw(dir: &Path, args: &[&str]) -> Result<String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
+    Err(refused(dir, args, &out))
+}
+
+/// The error for a git that failed: its message on one line, and why, when
+/// po acts on the reason.
+fn refused(dir: &Path, args: &[&str], out: &std::process::Output) -> Error {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let msg = stderr
         .lines()
@@ -29,16 +35,29 @@ pub fn git_raw(dir: &Path, args: &[&str]) -> Result<String> {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
-    Err(Error::system(format!(
-        "run `git {}` in {}: {}",
-        args.join(" "),
-        dir.display(),
-        if msg.is_empty() {
+    Error::Git {
+        command: args.join(" "),
+        dir: dir.to_path_buf(),
+        refusal: refusal(&msg),
+        message: if msg.is_empty() {
             format!("exit status {}", out.status)
         } else {
             msg
-        }
-    )))
+        },
+    }
+}
+
+/// Why git refused, from its message: the one place po reads git's words.
+fn refusal(msg: &str) -> GitRefusal {
+    if msg.contains("missing but") {
+        GitRefusal::MissingButRegistered
+    } else if msg.contains("already exists") {
+        GitRefusal::AlreadyExists
+    } else if msg.contains("failed to read") && msg.contains("worktrees") {
+        GitRefusal::WorktreeRace
+    } else {
+        GitRefusal::Other
+    }
 }
 
 /// `git ARGS…` in `dir` with `input` on its stdin (for `--stdin -z`); its
@@ -63,12 +82,7 @@ pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
-    Err(Error::system(format!(
-        "run `git {}` in {}: {}",
-        args.join(" "),
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    Err(refused(dir, args, &out))
 }
 
 /// Whether `git ARGS…` succeeds (quietly).
@@ -466,6 +480,31 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn gits_refusals_are_told_apart_from_what_git_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r");
+        std::fs::create_dir(&repo).unwrap();
+        run(&repo, &["init", "-q", "-b", "main"]);
+        run(&repo, &["commit", "-q", "--allow-empty", "-m", "base"]);
+        let wt = tmp.path().join("wt");
+        let w = wt.to_string_lossy().into_owned();
+        run(&repo, &["worktree", "add", "-q", "-b", "x", &w]);
+        let e = git(&repo, &["branch", "x"]).unwrap_err();
+        assert_eq!(e.git_refusal(), Some(GitRefusal::AlreadyExists), "{e}");
+        std::fs::remove_dir_all(&wt).unwrap();
+        let e = git(&repo, &["worktree", "add", "-q", &w, "main"]).unwrap_err();
+        assert_eq!(
+            e.git_refusal(),
+            Some(GitRefusal::MissingButRegistered),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("run `git worktree add"), "{e}");
+        let e = git(&repo, &["rev-parse", "--verify", "nope"]).unwrap_err();
+        assert_eq!(e.git_refusal(), Some(GitRefusal::Other), "{e}");
+        assert_eq!(Error::system("x").git_refusal(), None);
     }
 
     #[test]

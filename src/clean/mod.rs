@@ -13,14 +13,14 @@
 //! the files `.worktreeinclude` copied in, unchanged, are po's, and so is
 //! everything in po-spawn's integration worktree). Removal is
 //! `git worktree remove` without `--force`, so git checks again. A worktree
-//! a killed po-spawn left half-made (see [`crate::run::worktree`]) was never
+//! a killed po-spawn left half-made (see [`crate::worktree`]) was never
 //! a task's: it goes, unless it holds a nested repository.
 //!
 //! With `--branches`, the branch of a task whose worktree is gone is
 //! deleted when the base holds it, or when its pull request is merged on
 //! GitHub with the same head commit (asked through `gh`). With `--pool`,
 //! clean worktrees are retired into the warm pool instead of deleted
-//! ([`crate::run::worktree_pool`]). `--dry-run` writes nothing: no lock is
+//! ([`crate::worktree::pool`]). `--dry-run` writes nothing: no lock is
 //! taken, git runs without optional locks.
 
 pub mod usage;
@@ -36,9 +36,8 @@ use crate::forge::Gh;
 use crate::git::{self, git};
 use crate::protocol::{AgentStatus, Runtime, sanitize, store};
 use crate::report::summary;
-use crate::run::worktree::{self, Unfinished};
-use crate::run::worktree_pool;
 use crate::timefmt;
+use crate::worktree::{self, Unfinished, pool as worktree_pool};
 use usage::disk_usage;
 
 /// What to clean.
@@ -908,12 +907,7 @@ fn stale_scratch(dir: &Path) -> Vec<(PathBuf, u32)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid: u32 = name
-                .strip_prefix(".merge-")?
-                .split('-')
-                .next()?
-                .parse()
-                .ok()?;
+            let pid = crate::integration::scratch_owner(&name)?;
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             (comm.trim() != "po-merge").then(|| (e.path(), pid))
         })

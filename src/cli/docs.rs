@@ -308,6 +308,46 @@ const EXIT_STATUS: &[(&str, i32, &str)] = &[
          a token under 16 characters).",
     ),
     (
+        "po-spawn",
+        exit::BUSY,
+        "As the supervisor of one task (PO_SPAWN_TASK, what a Slurm job runs): another process \
+         holds the task's liveness lock and runs it; nothing was changed.",
+    ),
+    (
+        "po-react",
+        exit::SUCCESS,
+        "Nothing left to do: every open pull request is answered, waits for its checks, or \
+         passes (with --follow: every pull request is merged or closed).",
+    ),
+    (
+        "po-react",
+        exit::PARTIAL,
+        "Some pull requests are with a person (labelled po:needs-human): rounds, budget or the \
+         agent gave out.",
+    ),
+    (
+        "po-react",
+        exit::GITHUB,
+        "gh failed for some pull request (not installed, not logged in, rate limited, or GitHub \
+         refused the call); the others were answered.",
+    ),
+    (
+        "po-react",
+        exit::SYSTEM,
+        "A system error: a status file, git or an agent that cannot be run.",
+    ),
+    (
+        "po-react",
+        exit::USAGE,
+        "A usage error: a bad option or value, or another po-react runs on the orchestration.",
+    ),
+    (
+        "po-react",
+        exit::INTERRUPTED,
+        "Interrupted (Ctrl-C or SIGTERM): a running round's agent is ended and the round \
+         recorded interrupted; the next pass does it again.",
+    ),
+    (
         "po-spawn po-watch po-merge cpo cpo-run cpo-integrate",
         exit::INTERRUPTED,
         "Interrupted (Ctrl-C or SIGTERM); running again continues where it stopped.",
@@ -382,9 +422,29 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "The agent for po-spawn --agent (default: claude); --agent-cmd beats it.",
     ),
     (
-        "po-spawn",
+        "po-spawn po-react",
         "PO_CLAUDE",
         "The Claude Code program for --agent claude (default: claude).",
+    ),
+    (
+        "po-spawn",
+        "PO_CODEX",
+        "The Codex CLI program for --agent codex (default: codex).",
+    ),
+    (
+        "po-spawn",
+        "PO_GEMINI",
+        "The Gemini CLI program for --agent gemini (default: gemini).",
+    ),
+    (
+        "po-spawn po-watch po-summarize po-serve",
+        "PO_PRICES",
+        "A JSON file of model prices (USD per million tokens) before the built-in ones, as --prices.",
+    ),
+    (
+        "po-spawn po-react",
+        "PO_SANDBOX",
+        "1: run every agent (and po-react's rounds) under the bubblewrap sandbox, as --sandbox.",
     ),
     (
         "po-spawn po-watch po-summarize",
@@ -397,12 +457,12 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "The same, under the seed's name; PO_SUCCESS_THRESHOLD beats it.",
     ),
     (
-        "po-parse po-spawn po-summarize po-clean",
+        "po-parse po-spawn po-summarize po-clean po-react",
         "PO_GH",
         "The gh program to run (default: gh from PATH).",
     ),
     (
-        "po-parse po-spawn po-summarize po-clean",
+        "po-parse po-spawn po-summarize po-clean po-react",
         "PO_GH_BACKOFF_MS",
         "The first wait before retrying a rate-limited gh call, in milliseconds (default \
          2000).",
@@ -413,6 +473,16 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
          PO_PORT_COUNT",
         "Set for each agent: its status file (for po-status set), its id, the orchestration, \
          its worktree and branch, and a private range of ports.",
+    ),
+    (
+        "po-react",
+        "PO_BUDGET_USD",
+        "The orchestration's budget in US dollars, as --budget-usd.",
+    ),
+    (
+        "po-react",
+        "PO_TIMEOUT",
+        "Seconds one round's agent may run, as --timeout (default 1800).",
     ),
     (
         "po-watch",
@@ -429,6 +499,12 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "po-status",
         "PO_STATUS_FILE",
         "The status file of po-status set, as an agent gets it from po-spawn.",
+    ),
+    (
+        "po-status",
+        "PO_STATUS_SOCKET",
+        "Set inside po-spawn's sandbox: po-status set reports through the task's supervisor \
+         there, which writes the status file.",
     ),
     (
         "cpo",

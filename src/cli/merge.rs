@@ -72,7 +72,7 @@ pub fn run(args: Args) -> Result<i32> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
-        crate::run::signals::forward(move |_| {
+        crate::signals::forward(move |_| {
             if cancel.swap(true, Ordering::SeqCst) {
                 // A second signal: stop now (the scratch worktree stays behind;
                 // `git worktree prune` forgets it once it is deleted).

@@ -14,6 +14,8 @@ pub mod cpo;
 pub mod docs;
 pub mod merge;
 pub mod parse;
+pub mod react;
+pub mod sandbox;
 pub mod serve;
 pub mod spawn;
 pub mod status;
@@ -86,13 +88,7 @@ pub fn report(name: &str, e: &Error) -> i32 {
 /// `name: failed to …`, then its causes (errors whose message holds the
 /// cause, as [`Error::Io`] does, do not also give it as `source()`).
 pub fn message(name: &str, e: &Error) -> String {
-    let mut msg = format!("{name}: failed to {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    format!("{name}: failed to {}", e.chain())
 }
 
 /// Every tool's clap definition, by binary name (for man pages and completions).
@@ -107,5 +103,6 @@ pub fn commands() -> Vec<clap::Command> {
         cpo::Args::command().name("cpo"),
         merge::Args::command().name("po-merge"),
         clean::Args::command().name("po-clean"),
+        react::Args::command().name("po-react"),
     ]
 }

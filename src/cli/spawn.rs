@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use super::Common;
+use super::sandbox::{SandboxArgs, env_flag};
 use crate::error::{Error, Result};
 use crate::run::agent::{self, AgentSpec};
 use crate::run::launcher::Choice;
@@ -61,8 +62,10 @@ pub enum Isolation {
 /// started are cancelled (`--retry` after raising the budget runs them), and
 /// with --budget-hard running agents are ended too. --max-turns caps each
 /// Claude Code agent's turns; --max-total-retries caps the retries of a run.
-/// Claude Code reports its spend; other agents report theirs with `po-status
-/// set --cost-usd` (the budget counts only what is reported).
+/// Claude Code reports its spend; Codex and Gemini CLI report tokens, which
+/// po prices by model (built-in prices, --prices FILE or PO_PRICES before
+/// them); other agents report theirs with `po-status set --cost-usd` (the
+/// budget counts only what is reported or priced).
 ///
 /// With --launcher slurm each supervisor is one Slurm job (sbatch), on
 /// whichever node Slurm picks: the repository, the runtime directory and
@@ -73,6 +76,13 @@ pub enum Isolation {
 /// scancel; a job ended from outside (scancel, a node failure, Slurm's time
 /// limit, which is --timeout plus --grace plus 5 minutes) makes its task
 /// failed with Slurm's reason. A new po-spawn adopts the jobs by id.
+///
+/// With --sandbox (or PO_SANDBOX=1) each agent, its setup command and their
+/// children run under bubblewrap (bwrap): only the task's worktree, what git
+/// needs to commit on its branch, its log and the agent's own state are
+/// writable, secrets under ~ are hidden, and po-status set reports through
+/// the task's supervisor; --dry-run prints each task's policy and its bwrap
+/// argv. Without a working bwrap nothing starts (exit 9).
 ///
 /// Exit status: 0 all succeeded, 1 at or above the success threshold, 2 below
 /// it, 4 a wave's validation failed or its branches conflict, 9 system error,
@@ -125,9 +135,15 @@ pub struct Args {
     #[arg(long, env = "PO_AGENT_CMD", value_name = "TEMPLATE")]
     pub agent_cmd: Option<String>,
 
-    /// Model for the agent (Claude Code's --model)
+    /// Model for the agent (its --model)
     #[arg(long)]
     pub model: Option<String>,
+
+    /// Prices of models whose agents report only tokens (Codex, Gemini), a
+    /// JSON file: {"MODEL": {"input": USD, "output": USD, "cache_read": USD}}
+    /// per million tokens, before the built-in ones [env: PO_PRICES]
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<std::path::PathBuf>,
 
     /// Spending cap per agent for Claude Code (--max-budget-usd)
     #[arg(long, value_name = "USD")]
@@ -236,6 +252,9 @@ pub struct Args {
     #[arg(long = "slurm-arg", value_name = "OPTION", allow_hyphen_values = true,
           action = clap::ArgAction::Append, help_heading = "Launcher")]
     pub slurm_args: Vec<String>,
+
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// `--agent`'s choices: the registered agents, each with its line of help.
@@ -304,13 +323,6 @@ fn env_value<T: std::str::FromStr>(names: &[&str], what: &str) -> Result<Option<
         }
     }
     Ok(None)
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        !v.is_empty() && v != "0" && v != "false" && v != "no"
-    })
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -412,6 +424,7 @@ fn config(args: &Args) -> Result<Config> {
             max_turns: args.max_turns,
         },
         launcher: launcher(args)?,
+        sandbox: args.sandbox.options()?,
     })
 }
 
@@ -427,16 +440,31 @@ fn agent_spec(args: &Args) -> Result<AgentSpec> {
         }
         return Ok(AgentSpec::command(words));
     }
-    let program = match args.agent.as_str() {
-        "claude" => std::env::var(agent::claude::PROGRAM_ENV)
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| agent::absolute_program(&p, &cwd))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let program = agent::program_from_env(&args.agent, &cwd);
+    // A bad price file is a usage error now, not a warning in every run.
+    let named = args.prices.clone().or_else(|| {
+        std::env::var_os(crate::prices::PRICES_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    let prices = named
+        .as_deref()
+        .map(crate::prices::checked_path)
+        .transpose()?;
+    if args.agent != "claude"
+        && let Some(model) = &args.model
+        && crate::prices::Prices::from_file_or_env(prices.as_deref())?
+            .of(model)
+            .is_none()
+    {
+        tracing::warn!(
+            "po has no price for model {model:?}: its cost is unknown and only its tokens are \
+             recorded; give prices with --prices FILE or PO_PRICES"
+        );
+    }
     Ok(AgentSpec {
         program,
+        prices,
         model: args.model.clone(),
         max_budget_usd: args.max_budget_usd,
         max_turns: args.max_turns,

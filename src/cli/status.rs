@@ -13,6 +13,7 @@ use crate::error::{Error, Result, exit};
 use crate::out;
 use crate::protocol::view::{Reader, Row};
 use crate::protocol::{State, layout, store};
+use crate::run::sandbox::relay::{self, Report};
 
 /// Read and report one task's status, under its lock
 #[derive(Parser, Debug)]
@@ -40,30 +41,6 @@ pub struct Spend {
     /// The model it runs (priced from its tokens when it reports no cost)
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
-}
-
-impl Spend {
-    fn is_empty(&self) -> bool {
-        self.cost_usd.is_none()
-            && self.input_tokens.is_none()
-            && self.output_tokens.is_none()
-            && self.model.is_none()
-    }
-
-    fn apply(&self, m: &mut crate::protocol::Metrics) {
-        if self.cost_usd.is_some() {
-            m.cost_usd = self.cost_usd;
-        }
-        if self.input_tokens.is_some() {
-            m.input_tokens = self.input_tokens;
-        }
-        if self.output_tokens.is_some() {
-            m.output_tokens = self.output_tokens;
-        }
-        if let Some(model) = &self.model {
-            m.model = Some(crate::text::one_line(model));
-        }
-    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,39 +120,18 @@ fn set(
     message: Option<String>,
     spend: Spend,
 ) -> Result<i32> {
-    if progress.is_none() && phase.is_none() && message.is_none() && spend.is_empty() {
-        return Err(Error::usage(
-            "set status: nothing to set; pass --progress, --phase, --message, --cost-usd, \
-             --input-tokens, --output-tokens or --model",
-        ));
-    }
-    if spend.cost_usd.is_some_and(|c| !c.is_finite() || c < 0.0) {
-        return Err(Error::usage(
-            "set --cost-usd: it must be a number of US dollars, 0 or more (e.g. 0.42)",
-        ));
-    }
-    store::update_status(&file, |s| {
-        if s.status.is_terminal() {
-            return Err(Error::validation(
-                file.display().to_string(),
-                format!(
-                    "{} is {}; a finished task does not change (po-spawn --retry starts it again)",
-                    s.agent_id, s.status
-                ),
-            ));
-        }
-        if progress.is_some() {
-            s.progress_percentage = progress;
-        }
-        if let Some(p) = phase {
-            s.phase = Some(p);
-        }
-        if let Some(m) = message {
-            s.message = Some(m);
-        }
-        spend.apply(&mut s.metrics);
-        Ok(())
-    })?;
+    // Inside a sandbox the report goes to the task's supervisor, which
+    // writes the file; elsewhere straight to the file, under its lock.
+    let report = Report {
+        progress,
+        phase,
+        message,
+        cost_usd: spend.cost_usd,
+        input_tokens: spend.input_tokens,
+        output_tokens: spend.output_tokens,
+        model: spend.model,
+    };
+    relay::report(&file, &report)?;
     Ok(exit::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ use super::Common;
 use crate::error::{Error, Result};
 use crate::forge::Gh;
 use crate::forge::comment::{self, Posted};
-use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
+use crate::integration::conflicts::{Branch, Conflict, PerOrchestration};
 use crate::out;
 use crate::protocol::Runtime;
 use crate::protocol::view::OrchestrationView;

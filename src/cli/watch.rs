@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::Common;
 use crate::error::{Error, Result, exit};
-use crate::merge::conflicts::Conflict;
+use crate::integration::conflicts::Conflict;
 use crate::protocol::view::{BadFile, OrchestrationView, Reader, Row, TaskView};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;

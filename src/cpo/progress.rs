@@ -208,7 +208,7 @@ mod tests {
         let mut reader = Reader::new();
         let mut p = Progress::new();
         assert!(p.lines(&reader.read(dir.path())).is_empty());
-        lifecycle::retry(&b).unwrap();
+        lifecycle::retry(&b, crate::cost::attempt_cost).unwrap();
         lifecycle::start(&b, &Start::default()).unwrap();
         lifecycle::finish(&b, Outcome::of(State::Completed, None)).unwrap();
         assert_eq!(

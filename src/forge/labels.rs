@@ -32,6 +32,13 @@ pub const SUB_ISSUE: Label = Label {
     description: "A sub-task of a master issue, run by one agent (po)",
 };
 
+/// A pull request po-react stopped answering: a person takes it from here.
+pub const NEEDS_PERSON: Label = Label {
+    name: "po:needs-human",
+    color: "B60205",
+    description: "po-react stopped answering this pull request: a person takes it from here",
+};
+
 /// Files issues with `labels`, creating the labels before the first one.
 pub struct IssueFiler<'g> {
     gh: &'g Gh,

@@ -11,9 +11,13 @@
 
 use std::ops::Range;
 
-use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use crate::sources::markdown::doc::options;
+/// GitHub's markdown extensions that change what a list item is: the
+/// parser options for reading text as GitHub renders it.
+pub fn options() -> Options {
+    Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES
+}
 
 /// `text` with every mention quoted so that it notifies no one. Quoting is
 /// idempotent: a quoted mention is in a code span, which is not quoted again.

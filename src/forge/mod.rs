@@ -6,9 +6,11 @@
 //! the one place that posts: text copied from issues notifies no one again.
 
 pub mod comment;
+pub mod feedback;
 pub mod labels;
 pub mod mentions;
 pub mod pr;
+pub mod refs;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -260,9 +262,15 @@ impl Gh {
 
     /// `gh issue comment`; returns the new comment's URL.
     pub fn issue_comment(&self, number: u64, body: &str) -> Result<String> {
+        self.comment("issue", number, body)
+    }
+
+    /// `gh KIND comment N --body BODY` (`issue` or `pr`), mentions quoted;
+    /// the new comment's URL (the last line of gh's output that is one).
+    pub(crate) fn comment(&self, kind: &str, number: u64, body: &str) -> Result<String> {
         let n = number.to_string();
         let body = mentions::quote(body);
-        let out = self.run(&["issue", "comment", &n, "--body", &body])?;
+        let out = self.run(&[kind, "comment", &n, "--body", &body])?;
         Ok(out
             .lines()
             .rev()

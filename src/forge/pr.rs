@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::Gh;
+use super::refs;
 use crate::error::{Error, Result};
 use crate::protocol::{AgentStatus, Orchestration, layout, store};
-use crate::sources::refs;
 use crate::timefmt::human_duration;
 
 /// At most this many lines of `git log` / `git diff --stat` in a PR body.

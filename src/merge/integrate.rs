@@ -17,20 +17,20 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::conflicts::{Branch, Conflict, Predictor};
 use super::order::merge_order;
 use crate::error::{Error, Result, exit};
 use crate::git::{self, git};
+use crate::integration::conflicts::{Branch, Conflict, Predictor};
+use crate::integration::{self, Limits, MergeOutcome, Scratch, Verdict};
 use crate::protocol::view::OrchestrationView;
 use crate::protocol::{AgentStatus, Runtime, State, sanitize};
 use crate::report::summary;
-use crate::run::integration::{self, Limits, MergeOutcome, Verdict};
-use crate::run::worktree;
+use crate::worktree;
 
 /// What `po-merge` was asked to do.
 pub struct Options<'a> {
@@ -220,7 +220,7 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
         &runtime.root.join("worktrees").join(&id),
         &report.start,
     )?;
-    worktree::copy_included(&repo, &scratch.path, &included)?;
+    worktree::copy_included(&repo, scratch.path(), &included)?;
     let logs = runtime.logs_dir(&format!(
         "merge-{id}-{}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
@@ -236,7 +236,7 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
         .collect();
     let (good, cancelled) = {
         let mut merger = Merger {
-            wt: &scratch.path,
+            wt: scratch.path(),
             into: &into,
             base: &base,
             opts,
@@ -593,43 +593,5 @@ impl Merger<'_> {
             log,
         });
         Ok(outcome == ValidationOutcome::Passed)
-    }
-}
-
-/// The scratch worktree, detached, removed when dropped.
-struct Scratch {
-    repo: PathBuf,
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn create(repo: &Path, parent: &Path, start: &str) -> Result<Scratch> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-        let path = parent.join(format!(
-            ".merge-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let scratch = Scratch {
-            repo: repo.to_path_buf(),
-            path,
-        };
-        if scratch.path.exists() {
-            scratch.remove();
-        }
-        let p = scratch.path.to_string_lossy().into_owned();
-        worktree::worktree_add(repo, &["--detach", &p, start])?;
-        Ok(scratch)
-    }
-
-    fn remove(&self) {
-        worktree::discard(&self.repo, &self.path);
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        self.remove();
     }
 }

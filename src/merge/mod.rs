@@ -1,9 +1,8 @@
-//! Bringing the results together: conflicts between completed branches
-//! ([`conflicts`], also shown by po-watch and po-summarize), the order
-//! branches are merged in ([`order`]), and `po-merge`'s integration run
-//! ([`integrate`]), rendered by [`render`].
+//! Bringing the results together: the order branches are merged in
+//! ([`order`]) and `po-merge`'s integration run ([`integrate`]), rendered by
+//! [`render`]. The merges and conflict predictions it shares with po-spawn,
+//! po-watch and po-summarize are [`crate::integration`]'s.
 
-pub mod conflicts;
 pub mod integrate;
 pub mod order;
 pub mod render;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::schema::{AgentStatus, State};
+use super::schema::{AgentStatus, Metrics, State};
 use super::store;
 use crate::error::{Error, Result};
 use crate::git::DiffStats;
@@ -226,12 +226,16 @@ pub fn abandon(path: &Path, reason: &str, cancelled: bool) -> Result<AgentStatus
     finish(path, Outcome::of(state, Some(reason.to_string())))
 }
 
+/// What an attempt of these figures cost, in USD, when it is known.
+pub type Price = fn(&Metrics) -> Option<f64>;
+
 /// `failed | timed_out | cancelled → pending`, attempt + 1. `None` when the
 /// task is not in a state a retry leaves.
 ///
-/// What the attempt cost moves to `metrics.previous_cost_usd`, so a retry's
-/// new figures never hide the spend of the attempts before it.
-pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
+/// What the attempt cost (`price`: its reported cost, else an estimate,
+/// [`crate::cost::attempt_cost`]) moves to `metrics.previous_cost_usd`, so
+/// a retry's new figures never hide the spend of the attempts before it.
+pub fn retry(path: &Path, price: Price) -> Result<Option<AgentStatus>> {
     let mut moved = false;
     let s = store::update_status(path, |s| {
         if !s.status.is_retryable() {
@@ -250,7 +254,7 @@ pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
         s.progress_percentage = Some(0);
         s.stop_reason = None;
         s.metrics.duration_seconds = None;
-        settle_attempt_cost(&mut s.metrics);
+        settle_attempt_cost(&mut s.metrics, price);
         Ok(())
     })?;
     Ok(moved.then_some(s))
@@ -258,8 +262,8 @@ pub fn retry(path: &Path) -> Result<Option<AgentStatus>> {
 
 /// Move the attempt's cost (reported, else estimated from its tokens) to
 /// `previous_cost_usd` and clear the attempt's own figures.
-fn settle_attempt_cost(m: &mut crate::protocol::Metrics) {
-    if let Some(cost) = crate::cost::attempt_cost(m) {
+pub(crate) fn settle_attempt_cost(m: &mut Metrics, price: Price) {
+    if let Some(cost) = price(m) {
         m.previous_cost_usd = Some(m.previous_cost_usd.unwrap_or(0.0) + cost.max(0.0));
         if m.cost_usd.is_none() && m.session_id.is_some() {
             // An estimate of a run that never reported its figure: once the
@@ -275,89 +279,12 @@ fn settle_attempt_cost(m: &mut crate::protocol::Metrics) {
     m.cache_read_input_tokens = None;
 }
 
-/// The name a task is shown by: its manifest id when it has one, else its
-/// agent id.
-pub fn label(s: &AgentStatus) -> String {
-    s.task_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .unwrap_or(&s.agent_id)
-        .to_string()
-}
-
-/// How long the task's current attempt ran, in seconds: the recorded
-/// duration, else from its start to its end (to `now` while it runs).
-pub fn duration(s: &AgentStatus, now: Timestamp) -> Option<f64> {
-    if let Some(d) = s.metrics.duration_seconds {
-        return Some(d.max(0.0));
-    }
-    let start = s.start_time?;
-    let end = match s.status {
-        State::InProgress => now,
-        st if st.is_terminal() => s.completion_time.or(s.last_update)?,
-        _ => return None,
-    };
-    Some(seconds_between(start, end))
-}
-
-/// How a finished task is told, the same way by every tool: a mark and a
-/// phrase, e.g. (`✅`, `completed → PR #12 (3m 05s)`) or
-/// (`❌`, `failed after 28m: tests did not pass`). `None` while it runs.
-pub fn told(s: &AgentStatus, duration: Option<f64>) -> Option<(&'static str, String)> {
-    let after = duration
-        .filter(|d| *d >= 1.0)
-        .map(|d| format!(" after {}", timefmt::human_duration(d)))
-        .unwrap_or_default();
-    let error = s
-        .error
-        .as_deref()
-        .and_then(|e| e.lines().next())
-        .map(str::trim)
-        .filter(|e| !e.is_empty());
-    let with = |detail: Option<&str>| match detail {
-        Some(d) => format!(": {d}"),
-        None => String::new(),
-    };
-    Some(match s.status {
-        State::Pending | State::InProgress => return None,
-        State::Completed => {
-            let dur = duration
-                .map(|d| format!(" ({})", timefmt::human_duration(d)))
-                .unwrap_or_default();
-            match s.pr_number {
-                Some(pr) => ("✅", format!("completed → PR #{pr}{dur}")),
-                None => ("✅", format!("completed{dur}")),
-            }
-        }
-        State::Failed => ("❌", format!("failed{after}{}", with(error))),
-        State::TimedOut => ("⏱️", format!("timed out{after}{}", with(error))),
-        State::Cancelled => {
-            let reason = error.map(|e| e.strip_prefix("cancelled:").unwrap_or(e).trim());
-            (
-                "🚫",
-                format!("cancelled{}", with(reason.filter(|r| !r.is_empty()))),
-            )
-        }
-    })
-}
-
-/// The gist of an error for titles, tables and checklists: its first line,
-/// without a trailing `; log: PATH` (shown elsewhere).
-pub fn error_gist(error: &str) -> String {
-    let first = error.lines().next().unwrap_or("").trim();
-    match first.rfind("; log: ") {
-        Some(i) if i > 0 => first[..i].trim_end().to_string(),
-        _ => first.to_string(),
-    }
-}
-
 /// An error as it is stored: one line, at most [`ERROR_MAX`] characters.
 pub fn one_line(s: &str) -> String {
     crate::text::ellipsize(&crate::text::collapse_whitespace(s), ERROR_MAX)
 }
 
-fn seconds_between(a: Timestamp, b: Timestamp) -> f64 {
+pub(super) fn seconds_between(a: Timestamp, b: Timestamp) -> f64 {
     (b - a).num_milliseconds().max(0) as f64 / 1000.0
 }
 
@@ -494,7 +421,9 @@ mod tests {
         assert_eq!(s.status, State::TimedOut);
         assert!(phase(&p, "testing").is_err());
         assert!(start(&p, &Start::default()).is_err());
-        let s = retry(&p).unwrap().expect("timed out is retryable");
+        let s = retry(&p, crate::cost::attempt_cost)
+            .unwrap()
+            .expect("timed out is retryable");
         assert_eq!((s.status, s.attempt, s.error), (State::Pending, 2, None));
     }
 
@@ -504,7 +433,7 @@ mod tests {
         let p = started(dir.path());
         assert_eq!(cancel(&p, "stop").unwrap().status, State::InProgress);
         finish(&p, Outcome::of(State::Completed, None)).unwrap();
-        assert!(retry(&p).unwrap().is_none());
+        assert!(retry(&p, crate::cost::attempt_cost).unwrap().is_none());
         assert_eq!(store::read_status(&p).unwrap().status, State::Completed);
 
         let other = tempfile::tempdir().unwrap();
@@ -529,7 +458,7 @@ mod tests {
         })
         .unwrap();
         finish(&p, Outcome::of(State::Failed, Some("rate limited".into()))).unwrap();
-        let s = retry(&p).unwrap().unwrap();
+        let s = retry(&p, crate::cost::attempt_cost).unwrap().unwrap();
         let m = &s.metrics;
         assert_eq!((m.previous_cost_usd, m.cost_usd), (Some(0.25), None));
         assert_eq!(
@@ -556,7 +485,10 @@ mod tests {
         })
         .unwrap();
         finish(&p, Outcome::of(State::TimedOut, None)).unwrap();
-        let m = retry(&p).unwrap().unwrap().metrics;
+        let m = retry(&p, crate::cost::attempt_cost)
+            .unwrap()
+            .unwrap()
+            .metrics;
         assert!(
             (m.previous_cost_usd.unwrap() - 0.2632).abs() < 1e-9,
             "{m:?}"
@@ -606,74 +538,5 @@ mod tests {
             (s.status, s.phase.as_deref()),
             (State::Failed, Some("setup"))
         );
-    }
-
-    #[test]
-    fn every_finish_is_told_in_one_vocabulary() {
-        let mut s = AgentStatus::new("agent-1", "7");
-        assert_eq!(told(&s, None), None);
-        s.status = State::Completed;
-        s.pr_number = Some(1240);
-        assert_eq!(
-            told(&s, Some(765.0)).unwrap(),
-            ("✅", "completed → PR #1240 (12m 45s)".to_string())
-        );
-        s.status = State::Failed;
-        s.error = Some("Test timeout".into());
-        assert_eq!(
-            told(&s, Some(1680.0)).unwrap(),
-            ("❌", "failed after 28m 00s: Test timeout".to_string())
-        );
-        s.status = State::TimedOut;
-        s.error = Some("--timeout 2 reached; worktree kept".into());
-        assert_eq!(
-            told(&s, Some(2.0)).unwrap().1,
-            "timed out after 2s: --timeout 2 reached; worktree kept"
-        );
-        s.error = Some("stalled: no output for 5s".into());
-        assert_eq!(
-            told(&s, Some(9.0)).unwrap().1,
-            "timed out after 9s: stalled: no output for 5s"
-        );
-        s.status = State::Cancelled;
-        s.error = Some("cancelled: dependency agent-2 failed".into());
-        assert_eq!(
-            told(&s, None).unwrap(),
-            ("🚫", "cancelled: dependency agent-2 failed".to_string())
-        );
-    }
-
-    #[test]
-    fn error_gists_drop_the_log_path() {
-        assert_eq!(
-            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
-            "agent exited with status 3: boom"
-        );
-        assert_eq!(error_gist("; log: x"), "; log: x");
-    }
-
-    #[test]
-    fn labels_and_durations_are_computed_one_way() {
-        let mut s = AgentStatus::new("agent-3", "7");
-        assert_eq!(label(&s), "agent-3");
-        s.task_id = Some("  ".into());
-        assert_eq!(label(&s), "agent-3");
-        s.task_id = Some("task-001-users".into());
-        assert_eq!(label(&s), "task-001-users");
-
-        let t0 = timefmt::now();
-        assert_eq!(duration(&s, t0), None);
-        s.status = State::InProgress;
-        s.start_time = Some(t0);
-        assert_eq!(duration(&s, t0 + chrono::Duration::seconds(5)), Some(5.0));
-        s.status = State::Failed;
-        s.completion_time = Some(t0 - chrono::Duration::seconds(1));
-        assert_eq!(
-            duration(&s, t0),
-            Some(0.0),
-            "a clock step is never negative"
-        );
-        s.metrics.duration_seconds = Some(12.5);
-        assert_eq!(duration(&s, t0), Some(12.5));
     }
 }

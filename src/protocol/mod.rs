@@ -4,6 +4,7 @@
 //! * [`store`]: atomic writes, locks, liveness.
 //! * [`layout`]: where everything lives under the runtime root.
 //! * [`lifecycle`]: the only code that changes a task's state.
+//! * [`reaction`]: the rounds po-react answers a pull request with.
 //! * [`runner`]: what a status file says about its task's runner (launcher,
 //!   job, node, why it waits).
 //! * [`view`] and [`infer`]: the one reader of an orchestration directory,
@@ -13,6 +14,7 @@
 pub mod infer;
 pub mod layout;
 pub mod lifecycle;
+pub mod reaction;
 pub mod runner;
 pub mod sanitize;
 pub mod schema;

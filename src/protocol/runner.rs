@@ -1,5 +1,6 @@
 //! What a status file says about the runner of its task: which launcher
-//! started it, the cluster job and the node it runs on, and why it waits.
+//! started it, the launcher's id for it (a cluster job, a pod), how people
+//! find it, the node it runs on, and why it waits.
 //!
 //! These are plain fields of the status file (kept in
 //! [`AgentStatus::extra`], so older tools keep them on rewrite). Launchers
@@ -9,12 +10,14 @@
 //! | field | written by | meaning |
 //! |---|---|---|
 //! | `supervisor_pid` | the supervisor, at start | its pid, on `node` when there is one |
-//! | `launcher` | the launcher or supervisor | `slurm`; absent for the local pool |
-//! | `job_id` | the launcher, at submission; the supervisor, at start | the Slurm job running the task |
+//! | `launcher` | the launcher or supervisor | its name (`slurm`); absent for the local pool |
+//! | `runner_id` | the launcher, at submission; the supervisor, at start | the launcher's id of the runner (a job id), as text |
+//! | `runner` | with `runner_id` | how the launcher shows that runner (`Slurm job 56`) |
+//! | `job_id` | older files only | a Slurm job id as a number, read as `runner_id` |
 //! | `node` | the supervisor, at start | the host the task runs (ran) on |
 //! | `queued` | the launcher | why the job waits (`Resources`, `Priority`), while it waits; else null |
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::AgentStatus;
 
@@ -22,7 +25,11 @@ use super::AgentStatus;
 pub const SUPERVISOR_PID: &str = "supervisor_pid";
 /// The launcher that runs the task (`slurm`).
 pub const LAUNCHER: &str = "launcher";
-/// The Slurm job id.
+/// The launcher's id of the task's runner, as text.
+pub const RUNNER_ID: &str = "runner_id";
+/// How the launcher shows that runner.
+pub const RUNNER: &str = "runner";
+/// Where files of older versions kept a Slurm job id (a number).
 pub const JOB_ID: &str = "job_id";
 /// The host the task runs on.
 pub const NODE: &str = "node";
@@ -30,20 +37,57 @@ pub const NODE: &str = "node";
 pub const QUEUED: &str = "queued";
 
 /// Every runner field, as `man 5 po-status.json` documents them.
-pub const FIELDS: [&str; 5] = [SUPERVISOR_PID, LAUNCHER, JOB_ID, NODE, QUEUED];
+pub const FIELDS: [&str; 7] = [
+    SUPERVISOR_PID,
+    LAUNCHER,
+    RUNNER_ID,
+    RUNNER,
+    JOB_ID,
+    NODE,
+    QUEUED,
+];
 
 /// The launcher named in the file, if any (the local pool names none).
 pub fn launcher(s: &AgentStatus) -> Option<&str> {
     s.extra.get(LAUNCHER)?.as_str().filter(|l| !l.is_empty())
 }
 
-/// The Slurm job of the task's current (or last) run.
-pub fn job_id(s: &AgentStatus) -> Option<u64> {
-    match s.extra.get(JOB_ID)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(t) => t.trim().parse().ok(),
+/// The launcher's id of the task's current (or last) runner: `runner_id`,
+/// or an older file's `job_id`.
+pub fn runner_id(s: &AgentStatus) -> Option<String> {
+    let text = |v: &Value| match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(t) => Some(t.trim().to_string()),
         _ => None,
+    };
+    [RUNNER_ID, JOB_ID]
+        .iter()
+        .find_map(|f| s.extra.get(*f).and_then(text))
+        .filter(|id| !id.is_empty())
+}
+
+/// How people find the task's runner: as its launcher showed it
+/// (`Slurm job 56`), else `job <id>` from an older file.
+pub fn shown(s: &AgentStatus) -> Option<String> {
+    let recorded = s
+        .extra
+        .get(RUNNER)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    match recorded {
+        Some(r) => Some(r.to_string()),
+        None => runner_id(s).map(|id| format!("job {id}")),
     }
+}
+
+/// Record (in a status file's fields) that launcher `launcher` runs the
+/// task as its runner `id`, shown as `shown`.
+pub fn record(fields: &mut Map<String, Value>, launcher: &str, id: &str, shown: &str) {
+    fields.insert(LAUNCHER.into(), Value::from(launcher));
+    fields.insert(RUNNER_ID.into(), Value::from(id));
+    fields.insert(RUNNER.into(), Value::from(shown));
+    fields.remove(JOB_ID);
 }
 
 /// The host the task runs or ran on.
@@ -86,12 +130,15 @@ mod tests {
     #[test]
     fn runner_fields_read_what_launchers_write() {
         let mut s = AgentStatus::new("agent-1", "7");
-        assert_eq!((launcher(&s), job_id(&s), node(&s)), (None, None, None));
-        assert_eq!(queued(&s), None);
-        s.extra.insert(LAUNCHER.into(), json!("slurm"));
-        s.extra.insert(JOB_ID.into(), json!(56));
+        assert_eq!((launcher(&s), runner_id(&s), node(&s)), (None, None, None));
+        assert_eq!((queued(&s), shown(&s)), (None, None));
+        record(&mut s.extra, "slurm", "56", "Slurm job 56");
         s.extra.insert(QUEUED.into(), json!("Resources"));
-        assert_eq!((launcher(&s), job_id(&s)), (Some("slurm"), Some(56)));
+        assert_eq!(
+            (launcher(&s), runner_id(&s).as_deref()),
+            (Some("slurm"), Some("56"))
+        );
+        assert_eq!(shown(&s).as_deref(), Some("Slurm job 56"));
         assert_eq!(queued(&s).as_deref(), Some("Resources"));
         // Running: no longer queued, on its node.
         s.status = State::InProgress;
@@ -102,9 +149,29 @@ mod tests {
         s.status = State::Failed;
         s.extra.insert(QUEUED.into(), json!(true));
         assert_eq!(queued(&s), None);
-        // A job id written as text still reads.
+        // A runner that is a name, not a number.
+        record(
+            &mut s.extra,
+            "k8s",
+            "po-7-agent-1-x2b",
+            "pod po-7-agent-1-x2b",
+        );
+        assert_eq!(runner_id(&s).as_deref(), Some("po-7-agent-1-x2b"));
+    }
+
+    #[test]
+    fn an_older_files_numeric_job_id_reads_as_the_runner_id() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        s.extra.insert(LAUNCHER.into(), json!("slurm"));
+        s.extra.insert(JOB_ID.into(), json!(56));
+        assert_eq!(runner_id(&s).as_deref(), Some("56"));
+        assert_eq!(shown(&s).as_deref(), Some("job 56"));
         s.extra.insert(JOB_ID.into(), json!(" 57 "));
-        assert_eq!(job_id(&s), Some(57));
+        assert_eq!(runner_id(&s).as_deref(), Some("57"));
+        // Recording a runner drops the old field.
+        record(&mut s.extra, "slurm", "58", "Slurm job 58");
+        assert!(!s.extra.contains_key(JOB_ID));
+        assert_eq!(runner_id(&s).as_deref(), Some("58"));
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub struct FileLock {
     path: PathBuf,
 }
 
+/// A `flock` belongs to the open file description, which a process forked
+/// at that moment (by any thread: a test harness's, a reaper's) shares until
+/// its `exec` closes the descriptor. Closing ours alone would leave the lock
+/// held for that instant; unlocking releases it for every sharer at once.
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
 impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
@@ -122,7 +132,15 @@ pub fn is_live(status_file: &Path) -> bool {
     let Ok(file) = fsx::open_any(&liveness_path(status_file)) else {
         return false;
     };
-    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+    match file.try_lock_shared() {
+        // Released at once, not at close: a process forked meanwhile shares
+        // the descriptor until its exec, and would keep a runner out.
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(e) => matches!(e, TryLockError::WouldBlock),
+    }
 }
 
 /// A temporary file beside `path`, unique to this process and call.
@@ -268,6 +286,47 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fork a child that shares every descriptor of this process for
+    /// `millis`, as any child does between its fork and its exec, then exits
+    /// without an exec; its pid.
+    fn fork_sharing_descriptors(millis: i64) -> libc::pid_t {
+        // SAFETY: the child calls only async-signal-safe functions
+        // (nanosleep, _exit) before it exits.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let t = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: millis * 1_000_000,
+                };
+                libc::nanosleep(&t, std::ptr::null_mut());
+                libc::_exit(0);
+            }
+            pid
+        }
+    }
+
+    fn reap(pid: libc::pid_t) {
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+
+    #[test]
+    fn a_dropped_lock_is_free_while_a_forked_child_still_shares_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("agent-1.status.json");
+        let guard = hold_liveness(&status).unwrap().unwrap();
+        let child = fork_sharing_descriptors(500);
+        drop(guard);
+        let free = !is_live(&status);
+        let again = hold_liveness(&status).unwrap();
+        reap(child);
+        assert!(free, "the child's copy of the descriptor kept the lock");
+        assert!(again.is_some(), "a new runner was kept out");
+    }
 
     #[test]
     fn sidecars_sit_beside_the_status_file() {

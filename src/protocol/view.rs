@@ -7,8 +7,9 @@
 //! Reading only: files are stat'ed and parsed, never locked for writing.
 //!
 //! What a reader derives is derived here, once: the label a task is shown
-//! by, how long it ran ([`lifecycle`]), and the states readers infer and
-//! never store (`stalled`, `orphaned`; see [`super::infer`]). A reader that
+//! by, how long it ran, how its finish is told, the gist of its error, and
+//! the states readers infer and never store (`stalled`, `orphaned`; see
+//! [`super::infer`]). A reader that
 //! reads again and again (po-watch, po-serve) keeps a cache keyed by (device,
 //! inode, mtime, size), so a rescan after a change re-parses only the files
 //! that changed (writers replace files by rename, which always gives a new
@@ -30,7 +31,7 @@ use super::runner;
 use super::{AgentStatus, Orchestration, State, store};
 use crate::error::Error;
 use crate::fsx;
-use crate::timefmt::{Timestamp, opt_rfc3339};
+use crate::timefmt::{self, Timestamp, opt_rfc3339};
 
 /// One task as a reader sees it: the status file as stored, and what is
 /// derived from it.
@@ -50,8 +51,8 @@ impl TaskView {
     /// Derive the view of `status`, read from `file`, at `now`.
     pub fn of(status: AgentStatus, file: PathBuf, inferred: Inferred, now: Timestamp) -> TaskView {
         TaskView {
-            label: lifecycle::label(&status),
-            duration_seconds: lifecycle::duration(&status, now),
+            label: label(&status),
+            duration_seconds: duration(&status, now),
             inferred,
             status,
             file,
@@ -89,9 +90,9 @@ impl TaskView {
         self.status.log_file.as_deref().unwrap_or(&self.file)
     }
 
-    /// How its finish is told ([`lifecycle::told`]); `None` while it runs.
+    /// How its finish is told ([`told`]); `None` while it runs.
     pub fn told(&self) -> Option<(&'static str, String)> {
-        lifecycle::told(&self.status, self.duration_seconds)
+        told(&self.status, self.duration_seconds)
     }
 
     /// The phase to show. A completed task whose agent never reported a
@@ -133,7 +134,8 @@ impl Serialize for TaskView {
             log_file: Option<&'a Path>,
             queued: Option<String>,
             node: Option<&'a str>,
-            job_id: Option<u64>,
+            runner_id: Option<String>,
+            runner: Option<String>,
             #[serde(with = "opt_rfc3339")]
             start_time: Option<Timestamp>,
             #[serde(with = "opt_rfc3339")]
@@ -167,7 +169,8 @@ impl Serialize for TaskView {
             log_file: s.log_file.as_deref(),
             queued: self.queued(),
             node: self.node(),
-            job_id: runner::job_id(s),
+            runner_id: runner::runner_id(s),
+            runner: runner::shown(s),
             start_time: s.start_time,
             last_update: s.last_update,
             completion_time: s.completion_time,
@@ -528,6 +531,83 @@ fn dir_name(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
+/// The name a task is shown by: its manifest id when it has one, else its
+/// agent id.
+pub fn label(s: &AgentStatus) -> String {
+    s.task_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&s.agent_id)
+        .to_string()
+}
+
+/// How long the task's current attempt ran, in seconds: the recorded
+/// duration, else from its start to its end (to `now` while it runs).
+pub fn duration(s: &AgentStatus, now: Timestamp) -> Option<f64> {
+    if let Some(d) = s.metrics.duration_seconds {
+        return Some(d.max(0.0));
+    }
+    let start = s.start_time?;
+    let end = match s.status {
+        State::InProgress => now,
+        st if st.is_terminal() => s.completion_time.or(s.last_update)?,
+        _ => return None,
+    };
+    Some(lifecycle::seconds_between(start, end))
+}
+
+/// How a finished task is told, the same way by every tool: a mark and a
+/// phrase, e.g. (`✅`, `completed → PR #12 (3m 05s)`) or
+/// (`❌`, `failed after 28m: tests did not pass`). `None` while it runs.
+pub fn told(s: &AgentStatus, duration: Option<f64>) -> Option<(&'static str, String)> {
+    let after = duration
+        .filter(|d| *d >= 1.0)
+        .map(|d| format!(" after {}", timefmt::human_duration(d)))
+        .unwrap_or_default();
+    let error = s
+        .error
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let with = |detail: Option<&str>| match detail {
+        Some(d) => format!(": {d}"),
+        None => String::new(),
+    };
+    Some(match s.status {
+        State::Pending | State::InProgress => return None,
+        State::Completed => {
+            let dur = duration
+                .map(|d| format!(" ({})", timefmt::human_duration(d)))
+                .unwrap_or_default();
+            match s.pr_number {
+                Some(pr) => ("✅", format!("completed → PR #{pr}{dur}")),
+                None => ("✅", format!("completed{dur}")),
+            }
+        }
+        State::Failed => ("❌", format!("failed{after}{}", with(error))),
+        State::TimedOut => ("⏱️", format!("timed out{after}{}", with(error))),
+        State::Cancelled => {
+            let reason = error.map(|e| e.strip_prefix("cancelled:").unwrap_or(e).trim());
+            (
+                "🚫",
+                format!("cancelled{}", with(reason.filter(|r| !r.is_empty()))),
+            )
+        }
+    })
+}
+
+/// The gist of an error for titles, tables and checklists: its first line,
+/// without a trailing `; log: PATH` (shown elsewhere).
+pub fn error_gist(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("").trim();
+    match first.rfind("; log: ") {
+        Some(i) if i > 0 => first[..i].trim_end().to_string(),
+        _ => first.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,5 +664,74 @@ mod tests {
         stop.store(true, Ordering::SeqCst);
         runner.join().unwrap();
         assert!(running_seen > 0, "the reader never saw the task running");
+    }
+
+    #[test]
+    fn every_finish_is_told_in_one_vocabulary() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        assert_eq!(told(&s, None), None);
+        s.status = State::Completed;
+        s.pr_number = Some(1240);
+        assert_eq!(
+            told(&s, Some(765.0)).unwrap(),
+            ("✅", "completed → PR #1240 (12m 45s)".to_string())
+        );
+        s.status = State::Failed;
+        s.error = Some("Test timeout".into());
+        assert_eq!(
+            told(&s, Some(1680.0)).unwrap(),
+            ("❌", "failed after 28m 00s: Test timeout".to_string())
+        );
+        s.status = State::TimedOut;
+        s.error = Some("--timeout 2 reached; worktree kept".into());
+        assert_eq!(
+            told(&s, Some(2.0)).unwrap().1,
+            "timed out after 2s: --timeout 2 reached; worktree kept"
+        );
+        s.error = Some("stalled: no output for 5s".into());
+        assert_eq!(
+            told(&s, Some(9.0)).unwrap().1,
+            "timed out after 9s: stalled: no output for 5s"
+        );
+        s.status = State::Cancelled;
+        s.error = Some("cancelled: dependency agent-2 failed".into());
+        assert_eq!(
+            told(&s, None).unwrap(),
+            ("🚫", "cancelled: dependency agent-2 failed".to_string())
+        );
+    }
+
+    #[test]
+    fn error_gists_drop_the_log_path() {
+        assert_eq!(
+            error_gist("agent exited with status 3: boom; log: /tmp/a.log\nmore"),
+            "agent exited with status 3: boom"
+        );
+        assert_eq!(error_gist("; log: x"), "; log: x");
+    }
+
+    #[test]
+    fn labels_and_durations_are_computed_one_way() {
+        let mut s = AgentStatus::new("agent-3", "7");
+        assert_eq!(label(&s), "agent-3");
+        s.task_id = Some("  ".into());
+        assert_eq!(label(&s), "agent-3");
+        s.task_id = Some("task-001-users".into());
+        assert_eq!(label(&s), "task-001-users");
+
+        let t0 = timefmt::now();
+        assert_eq!(duration(&s, t0), None);
+        s.status = State::InProgress;
+        s.start_time = Some(t0);
+        assert_eq!(duration(&s, t0 + chrono::Duration::seconds(5)), Some(5.0));
+        s.status = State::Failed;
+        s.completion_time = Some(t0 - chrono::Duration::seconds(1));
+        assert_eq!(
+            duration(&s, t0),
+            Some(0.0),
+            "a clock step is never negative"
+        );
+        s.metrics.duration_seconds = Some(12.5);
+        assert_eq!(duration(&s, t0), Some(12.5));
     }
 }

@@ -15,8 +15,8 @@ use super::summary::{display_agent, error_text};
 use crate::error::Result;
 use crate::forge::Gh;
 use crate::forge::labels::{self, IssueFiler};
-use crate::protocol::lifecycle::error_gist;
 use crate::protocol::view::OrchestrationView;
+use crate::protocol::view::error_gist;
 use crate::protocol::{AgentStatus, State, store};
 use crate::text::ellipsize;
 

@@ -11,7 +11,7 @@ use super::markdown::{Paths, next_steps, thousands};
 use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::text::{ellipsize, one_line, xml_escape as esc};
 use crate::timefmt::human_duration;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 
@@ -70,10 +70,14 @@ fn sub_issue(a: &AgentSummary) -> String {
 }
 
 fn pr_link(a: &AgentSummary) -> String {
-    match (a.pr_number, a.pr_url.as_deref()) {
+    let link = match (a.pr_number, a.pr_url.as_deref()) {
         (Some(n), Some(url)) if !url.is_empty() => format!("[PR #{n}]({url})"),
         (Some(n), _) => format!("PR #{n}"),
-        (None, _) => "—".into(),
+        (None, _) => return "—".into(),
+    };
+    match &a.reactions {
+        Some(r) => format!("{link} ({r})"),
+        None => link,
     }
 }
 
@@ -227,9 +231,9 @@ fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
             let note = match (a.state, &a.queued) {
                 (State::Cancelled, _) => a.error_text(),
                 (State::InProgress, _) => a.phase.clone().unwrap_or_else(|| "running".into()),
-                (_, Some(why)) => match (why.trim(), a.job_id) {
-                    ("", Some(j)) => format!("Slurm job {j} waits in the queue"),
-                    (why, Some(j)) => format!("Slurm job {j} waits: {why}"),
+                (_, Some(why)) => match (why.trim(), &a.runner) {
+                    ("", Some(r)) => format!("{r} waits in the queue"),
+                    (why, Some(r)) => format!("{r} waits: {why}"),
                     (why, None) => format!("waits in the queue: {why}"),
                 },
                 _ => "waiting to run".into(),
@@ -416,7 +420,12 @@ pub fn next_steps(s: &Summary, paths: &Paths) -> Vec<String> {
     if !s.prs_created.is_empty() {
         let open: Vec<u64> = s.successful_agents().filter_map(|a| a.pr_number).collect();
         if !open.is_empty() {
-            steps.push(format!("Review and merge successful PRs ({})", list(&open)));
+            steps.push(format!(
+                "Review and merge successful PRs ({}); `po-react {} --follow` hands failed \
+                 checks, requested changes and conflicts on them back to their agents",
+                list(&open),
+                s.orchestration_id
+            ));
         }
     } else {
         let branches: Vec<String> = s

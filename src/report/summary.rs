@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, exit};
-use crate::merge::conflicts::Conflict;
+use crate::integration::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, TaskView};
 use crate::protocol::{Source, State, store};
 use crate::timefmt::{self, Timestamp};
@@ -95,12 +95,19 @@ pub struct AgentSummary {
     /// The host the task ran on, when its launcher recorded one (Slurm).
     #[serde(default)]
     pub node: Option<String>,
-    /// Its Slurm job.
+    /// Its launcher's id of its runner (a Slurm job id).
     #[serde(default)]
-    pub job_id: Option<u64>,
+    pub runner_id: Option<String>,
+    /// That runner as its launcher shows it (`Slurm job 56`).
+    #[serde(default)]
+    pub runner: Option<String>,
     /// Why it waits in its launcher's queue, while it does.
     #[serde(default)]
     pub queued: Option<String>,
+    /// po-react's rounds on its pull request, and `needs a person` when it
+    /// handed it over (`2 rounds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<String>,
 }
 
 impl AgentSummary {
@@ -365,8 +372,10 @@ fn agent_summary(t: &TaskView) -> AgentSummary {
         worktree: s.worktree.clone(),
         status_file: t.file.clone(),
         node: t.node().map(str::to_string),
-        job_id: crate::protocol::runner::job_id(s),
+        runner_id: crate::protocol::runner::runner_id(s),
+        runner: crate::protocol::runner::shown(s),
         queued: t.queued(),
+        reactions: crate::protocol::reaction::shown(s),
     }
 }
 

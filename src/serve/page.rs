@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::hub::{Snapshot, dir_key};
 use crate::protocol::State;
-use crate::protocol::lifecycle::error_gist;
+use crate::protocol::view::error_gist;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::report::html::link;
 use crate::report::markdown::thousands;
@@ -389,6 +389,9 @@ fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
             let _ = write!(o, "<span>PR #{n}</span>");
         }
         _ => {}
+    }
+    if let Some(r) = crate::protocol::reaction::shown(&t.status) {
+        let _ = write!(o, "<span class=\"react\">{}</span>", esc(&r));
     }
     if t.status.log_file.is_some() && segment_ok(key) && segment_ok(&t.status.agent_id) {
         let _ = write!(

@@ -1,13 +1,13 @@
 //! Conflicts between an orchestration's completed branches, for a reader
 //! that looks again and again (po-watch): computed with `git merge-tree`
-//! through [`crate::merge::conflicts`], remembered by commit ids in memory
+//! through [`crate::integration::conflicts`], remembered by commit ids in memory
 //! and in the orchestration's `.conflicts.json` cache (a dot file, written
 //! atomically, best effort; never a status file). Nothing is computed while
 //! fewer than two completed tasks have a branch.
 
 use std::path::PathBuf;
 
-use crate::merge::conflicts::{Branch, Conflict, PerOrchestration};
+use crate::integration::conflicts::{Branch, Conflict, PerOrchestration};
 use crate::protocol::view::OrchestrationView;
 
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use crate::cost::{self, Total};
-use crate::merge::conflicts::Conflict;
+use crate::integration::conflicts::Conflict;
 use crate::protocol::State;
 use crate::protocol::view::{OrchestrationView, Row, TaskView};
 use crate::text::{ellipsize, printable};
@@ -289,7 +289,10 @@ fn cells_of(row: &Row) -> Vec<String> {
                 .unwrap_or_else(|| "-".into()),
             t.status
                 .pr_number
-                .map(|n| format!("#{n}"))
+                .map(|n| match crate::protocol::reaction::shown(&t.status) {
+                    Some(r) => format!("#{n} {r}"),
+                    None => format!("#{n}"),
+                })
                 .unwrap_or_else(|| "-".into()),
             cost::cell(&t.status.metrics).unwrap_or_else(|| "-".into()),
             t.node().map(printable).unwrap_or_else(|| "-".into()),
@@ -347,10 +350,10 @@ fn column_widths(cells: &[Vec<String>], shown: usize, width: usize) -> Widths {
     Widths { cols, gap }
 }
 
-/// Why a queued task waits, as its PHASE cell says it: Slurm's reason and
-/// the job, `Resources (job 56)`.
+/// Why a queued task waits, as its PHASE cell says it: the launcher's reason
+/// and its runner, `Resources (Slurm job 56)`.
 pub fn waiting(t: &TaskView, why: &str) -> String {
-    let job = crate::protocol::runner::job_id(&t.status).map(|j| format!("job {j}"));
+    let job = crate::protocol::runner::shown(&t.status);
     match (why.trim(), job) {
         ("", Some(job)) => job,
         ("", None) => "waiting".into(),

@@ -10,198 +10,21 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output, Stdio};
 
+use crate::agents_support::{
+    FOREIGN_ENV, HANG_GUARD, Mock, Orch, Task, commit_command, git, init_repo, wait_output,
+};
 use crate::engines;
-use po::protocol::{AgentStatus, Orchestration, Runtime, Source, State, Wave, layout, store};
+use po::protocol::{AgentStatus, State, layout, store};
 use po::run::agent::StreamUpdate;
 use po::run::agent::claude::{self, ClaudeOptions, StreamParser};
 use serde_json::{Value, json};
 
-/// A hang guard only: a run takes a few seconds.
-const HANG_GUARD: Duration = Duration::from_secs(240);
-
 /// Fail unless the real CLI is here (the tests that call this are ignored
 /// unless asked for; see `engines`).
-fn require_claude() {
+pub(crate) fn require_claude() {
     engines::require("claude", &["--version"], engines::CLAUDE);
-}
-
-/// The scripted model server, killed when dropped.
-struct Mock {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Mock {
-    fn start(dir: &Path, script: &Value) -> Mock {
-        let script_path = dir.join("script.json");
-        fs::write(&script_path, serde_json::to_vec_pretty(script).unwrap()).unwrap();
-        let port_file = dir.join("port");
-        let log = dir.join("requests.jsonl");
-        let server = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/mock_anthropic.py"
-        );
-        let mut child = Command::new("python3")
-            .arg(server)
-            .arg("--port-file")
-            .arg(&port_file)
-            .arg("--script")
-            .arg(&script_path)
-            .arg("--log")
-            .arg(&log)
-            .args(["--max-seconds", "300"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start python3 mock_anthropic.py");
-        let start = Instant::now();
-        let port = loop {
-            if let Some(port) = fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                break port;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("mock server exited early: {status}");
-            }
-            assert!(
-                start.elapsed() < HANG_GUARD,
-                "mock server never wrote its port"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Mock { child, port, log }
-    }
-
-    /// The environment that points the CLI at this server, with its own config.
-    fn env(&self, home: &Path) -> Vec<(String, String)> {
-        fs::create_dir_all(home.join(".claude")).unwrap();
-        let h = home.display().to_string();
-        [
-            ("HOME", h.clone()),
-            ("CLAUDE_CONFIG_DIR", format!("{h}/.claude")),
-            (
-                "ANTHROPIC_BASE_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            ),
-            ("ANTHROPIC_API_KEY", "sk-ant-test-offline".into()),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-            ("DISABLE_AUTOUPDATER", "1".into()),
-            ("IS_SANDBOX", "1".into()),
-            ("CLAUDE_CODE_MAX_RETRIES", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Variables that would send the CLI somewhere else than the mock.
-const FOREIGN_ENV: &[&str] = &[
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_MODEL",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "CLAUDE_CODE_USE_VERTEX",
-    "HTTPS_PROXY",
-    "HTTP_PROXY",
-    "https_proxy",
-    "http_proxy",
-];
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn init_repo(dir: &Path) {
-    fs::create_dir_all(dir).unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    fs::write(dir.join("README.md"), "test repository\n").unwrap();
-    git(dir, &["add", "README.md"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=po-test",
-            "-c",
-            "user.email=po-test@example.invalid",
-            "commit",
-            "-q",
-            "-m",
-            "init",
-        ],
-    );
-}
-
-/// A Bash command that writes `file` and commits it as `subject`.
-fn commit_command(file: &str, content: &str, subject: &str) -> String {
-    format!(
-        "printf '%s\\n' '{content}' > {file} && git add {file} && \
-         git -c user.name=po-agent -c user.email=po-agent@example.invalid commit -q -m '{subject}'"
-    )
-}
-
-/// Wait for a child with a hang guard, collecting its output.
-fn wait_output(mut child: Child, what: &str) -> Output {
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        stdout.read_to_end(&mut v).unwrap();
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        stderr.read_to_end(&mut v).unwrap();
-        v
-    });
-    let start = Instant::now();
-    let status: ExitStatus = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} still running after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
 }
 
 /// Start `claude` the way the adapter says, prompt on stdin, in `cwd`.
@@ -259,7 +82,7 @@ fn claude_cli_commits_through_bash_against_the_mock() {
             {"bash": commit_command("two.txt", "two", "agent-2: add two.txt"), "description": "Commit two.txt"},
             {"text": "Committed two.txt."}]}
     ]});
-    let mock = Mock::start(tmp.path(), &script);
+    let mock = Mock::anthropic(tmp.path(), &script);
 
     let mut runs = Vec::new();
     for n in [1, 2] {
@@ -269,7 +92,7 @@ fn claude_cli_commits_through_bash_against_the_mock() {
             session_id: claude::new_session_id().unwrap(),
             ..Default::default()
         };
-        let env = mock.env(&tmp.path().join(format!("home-{n}")));
+        let env = mock.claude_env(&tmp.path().join(format!("home-{n}")));
         let prompt = format!("You are agent-{n}. Add the file and commit it.\n");
         let child = start_claude(&opts, &repo, &env, &prompt);
         runs.push((n, repo, opts.session_id, child));
@@ -350,14 +173,14 @@ fn claude_cli_rate_limit_is_a_retryable_error() {
     require_claude();
     let tmp = tempfile::tempdir().unwrap();
     let script = json!({"conversations": [{"marker": "agent-1", "turns": [{"error": 429}]}]});
-    let mock = Mock::start(tmp.path(), &script);
+    let mock = Mock::anthropic(tmp.path(), &script);
     let repo = tmp.path().join("repo");
     init_repo(&repo);
     let opts = ClaudeOptions {
         session_id: claude::new_session_id().unwrap(),
         ..Default::default()
     };
-    let mut env = mock.env(&tmp.path().join("home"));
+    let mut env = mock.claude_env(&tmp.path().join("home"));
     env.retain(|(k, _)| k != "CLAUDE_CODE_MAX_RETRIES");
     env.push(("CLAUDE_CODE_MAX_RETRIES".into(), "0".into()));
     let child = start_claude(&opts, &repo, &env, "You are agent-1. Do the task.\n");
@@ -378,134 +201,26 @@ fn claude_cli_rate_limit_is_a_retryable_error() {
     assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]), "1");
 }
 
-/// A temp repository with one orchestration of one-file tasks, made through the
-/// library the way po-parse makes them.
-struct Orch {
-    tmp: tempfile::TempDir,
-    repo: PathBuf,
-    runtime_dir: PathBuf,
-    dir: PathBuf,
-    base: String,
+/// How Claude's end-to-end tests run po-spawn on an [`Orch`] and check a
+/// task.
+trait ClaudeRun {
+    fn spawn_claude(&self, mock: &Mock, args: &[&str], env: &[(&str, &str)]) -> (Output, String);
+    fn assert_claude_completed(&self, task: Task, stderr: &str) -> AgentStatus;
 }
 
-const ORCH_ID: &str = "e2e";
-
-/// One task: (agent id, marker in its text, file it adds, the file's content).
-type Task = (&'static str, &'static str, &'static str, &'static str);
-
-impl Orch {
-    fn new(tasks: &[Task]) -> Orch {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        init_repo(&repo);
-        let base = git(&repo, &["rev-parse", "HEAD"]);
-        let runtime_dir = tmp.path().join("runtime");
-        let runtime = Runtime::at(&runtime_dir, Some(repo.clone()));
-        let dir = runtime.orchestration_dir(ORCH_ID);
-        fs::create_dir_all(&dir).unwrap();
-        let orchestration = Orchestration {
-            schema_version: po::protocol::SCHEMA_VERSION,
-            id: ORCH_ID.into(),
-            source: Source {
-                kind: "markdown".into(),
-                value: "tasks.md".into(),
-            },
-            master_issue: None,
-            title: Some("Add files".into()),
-            url: None,
-            body: None,
-            created_at: Some(po::timefmt::now()),
-            waves: vec![Wave {
-                number: 1,
-                agents: tasks.iter().map(|t| t.0.to_string()).collect(),
-                validation: None,
-                result: None,
-            }],
-            report: Value::Null,
-            options: Default::default(),
-            extra: Default::default(),
-        };
-        store::write_json(&dir.join(layout::ORCHESTRATION_FILE), &orchestration).unwrap();
-        for (n, (agent, marker, file, content)) in tasks.iter().enumerate() {
-            let mut s = AgentStatus::new(*agent, ORCH_ID);
-            s.title = format!("Add {file}");
-            // The marker, unique to this task's text, picks its script in the mock.
-            s.body =
-                format!("Create {file} containing `{content}` and commit it. Task key: {marker}.");
-            s.branch = Some(po::protocol::sanitize::branch_name(
-                ORCH_ID,
-                None,
-                n as u64 + 1,
-            ));
-            store::write_status(&layout::status_path(&dir, agent), &s).unwrap();
-        }
-        Orch {
-            tmp,
-            repo,
-            runtime_dir,
-            dir,
-            base,
-        }
-    }
-
-    /// The script: each task's agent commits its file through Bash, then says so.
-    fn conversations(tasks: &[Task]) -> Vec<Value> {
-        tasks
-            .iter()
-            .map(|(agent, marker, file, content)| {
-                json!({"marker": marker, "turns": [
-                    {"bash": commit_command(file, content, &format!("{agent}: add {file}")),
-                     "description": format!("Commit {file}")},
-                    {"text": format!("Committed {file}.")}
-                ]})
-            })
-            .collect()
-    }
-
+impl ClaudeRun for Orch {
     /// Run `po-spawn --agent claude --id e2e --runtime-dir R` with more `args`.
-    fn spawn(&self, mock: &Mock, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_po-spawn"));
-        cmd.args(["--agent", "claude", "--id", ORCH_ID])
-            .arg("--runtime-dir")
-            .arg(&self.runtime_dir)
-            .args(args)
-            .current_dir(&self.repo)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for k in FOREIGN_ENV {
-            cmd.env_remove(k);
-        }
-        cmd.env_remove("PO_AGENT_CMD");
-        cmd.envs(mock.env(&self.tmp.path().join("home")));
-        cmd.envs(env.iter().copied());
-        let out = wait_output(cmd.spawn().expect("start po-spawn"), "po-spawn");
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        (out, stderr)
+    fn spawn_claude(&self, mock: &Mock, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+        let mut all = mock.claude_env(&self.tmp.path().join("home"));
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.spawn("claude", args, &all)
     }
 
     /// The task's status after the run; asserts it completed with its commit on
     /// its branch and the metrics of its stream (read back from its log).
-    fn assert_completed(&self, (agent, _, file, content): Task, stderr: &str) -> AgentStatus {
-        let path = layout::status_path(&self.dir, agent);
-        let s = store::read_status(&path).unwrap();
+    fn assert_claude_completed(&self, task: Task, stderr: &str) -> AgentStatus {
+        let s = self.assert_completed(task, stderr);
         let shown = serde_json::to_string_pretty(&s).unwrap();
-        assert_eq!(s.status, State::Completed, "{agent}: {shown}\n{stderr}");
-        let branch = s.branch.clone().expect("branch recorded");
-
-        // The branch holds the agent's commit, on top of the base.
-        assert_eq!(
-            git(
-                &self.repo,
-                &["log", "--format=%s", &format!("{}..{branch}", self.base)]
-            ),
-            format!("{agent}: add {file}")
-        );
-        assert_eq!(
-            git(&self.repo, &["show", &format!("{branch}:{file}")]),
-            content
-        );
-
         // The metrics are the stream's: read the agent's own log the same way.
         let log = s.log_file.clone().expect("log_file recorded");
         let log_text = fs::read_to_string(&log).unwrap();
@@ -545,11 +260,11 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
         ("agent-2", "marker-beta", "two.txt", "two"),
     ];
     let orch = Orch::new(&tasks);
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         orch.tmp.path(),
         &json!({ "conversations": Orch::conversations(&tasks) }),
     );
-    let (out, stderr) = orch.spawn(&mock, &["--max-workers", "2"], &[]);
+    let (out, stderr) = orch.spawn_claude(&mock, &["--max-workers", "2"], &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -571,7 +286,7 @@ fn po_spawn_runs_two_claude_agents_that_commit() {
             "po-spawn should print {} when it finishes; printed {printed:?}",
             path.display()
         );
-        let s = orch.assert_completed(task, &stderr);
+        let s = orch.assert_claude_completed(task, &stderr);
         // One Bash call, one final answer.
         assert_eq!(s.metrics.turns, Some(2));
         assert_eq!(s.attempt, 1);
@@ -604,8 +319,8 @@ fn retries_after_a_failed_request(status: u16) {
     let mut conversations = Orch::conversations(&[task]);
     conversations[0]["turns"][0]["fail_times"] = json!(1);
     conversations[0]["turns"][0]["fail_status"] = json!(status);
-    let mock = Mock::start(orch.tmp.path(), &json!({ "conversations": conversations }));
-    let (out, stderr) = orch.spawn(
+    let mock = Mock::anthropic(orch.tmp.path(), &json!({ "conversations": conversations }));
+    let (out, stderr) = orch.spawn_claude(
         &mock,
         &[
             "--max-workers",
@@ -634,7 +349,7 @@ fn retries_after_a_failed_request(status: u16) {
         ],
         "one rate-limited request, then the retried run"
     );
-    let s = orch.assert_completed(task, &stderr);
+    let s = orch.assert_claude_completed(task, &stderr);
     assert_eq!(s.attempt, 2, "{s:#?}");
     assert_eq!(s.retryable, None, "reset by the retry: {s:#?}");
 
@@ -675,18 +390,18 @@ fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
         Ok(())
     })
     .unwrap();
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         orch.tmp.path(),
         &json!({ "conversations": Orch::conversations(&[task]) }),
     );
-    let (out, stderr) = orch.spawn(&mock, &["--retry", "--max-workers", "1"], &[]);
+    let (out, stderr) = orch.spawn_claude(&mock, &["--retry", "--max-workers", "1"], &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "po-spawn stderr:\n{stderr}\nmock requests:\n{:#?}",
         mock.requests()
     );
-    let s = orch.assert_completed(task, &stderr);
+    let s = orch.assert_claude_completed(task, &stderr);
     assert_eq!(s.attempt, 2, "one attempt, two starts: {s:#?}");
     let fresh = s.metrics.session_id.clone().unwrap();
     assert_ne!(fresh, unknown, "{s:#?}");
@@ -724,7 +439,7 @@ fn po_spawn_retry_of_an_unknown_session_starts_a_new_one() {
 }
 
 /// One raw HTTP/1.1 request to the mock; (status, body).
-fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
     let body = body.to_string();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
@@ -743,7 +458,7 @@ fn http(port: u16, method: &str, path: &str, body: &Value) -> (u16, String) {
 }
 
 /// The `data:` objects of a server-sent event stream.
-fn sse_events(body: &str) -> Vec<Value> {
+pub(crate) fn sse_events(body: &str) -> Vec<Value> {
     body.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())
@@ -783,7 +498,7 @@ fn mock_server_follows_its_script() {
         {"marker": "agent-10", "turns": [{"tool": "Read", "input": {"file_path": "/x"}}]},
         {"marker": "agent-3", "turns": [{"text": "Finally.", "fail_times": 2, "fail_status": 529}]}
     ]});
-    let mock = Mock::start(tmp.path(), &script);
+    let mock = Mock::anthropic(tmp.path(), &script);
     let post = |req: &Value| http(mock.port, "POST", "/v1/messages?beta=true", req);
 
     // Turn 0 of agent-1 (not agent-2, which only the system reminder names): a Bash tool use.
@@ -879,11 +594,11 @@ fn po_spawn_passes_the_task_agent_and_reports_an_unknown_one() {
         Ok(())
     })
     .unwrap();
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         orch.tmp.path(),
         &json!({ "conversations": Orch::conversations(&[task]) }),
     );
-    let (out, stderr) = orch.spawn(&mock, &["--max-workers", "1"], &[]);
+    let (out, stderr) = orch.spawn_claude(&mock, &["--max-workers", "1"], &[]);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let s = store::read_status(&path).unwrap();
     assert_eq!(s.status, State::Failed, "{s:#?}");
@@ -939,13 +654,13 @@ fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() 
         ("agent-5", "marker-b5", "b5.txt", "five"),
     ];
     let orch = Orch::new(&tasks);
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         orch.tmp.path(),
         &json!({ "conversations": Orch::conversations(&tasks) }),
     );
     let cost = agent_cost();
     let budget = format!("{}", 2.5 * cost);
-    let (out, stderr) = orch.spawn(
+    let (out, stderr) = orch.spawn_claude(
         &mock,
         &[
             "--max-workers",
@@ -959,7 +674,7 @@ fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() 
     );
     assert_eq!(out.status.code(), Some(2), "3/5 completed:\n{stderr}");
     for task in &tasks[..3] {
-        let s = orch.assert_completed(*task, &stderr);
+        let s = orch.assert_claude_completed(*task, &stderr);
         let recorded = s.metrics.cost_usd.unwrap();
         assert!((recorded - cost).abs() < 1e-9, "{recorded} != {cost}");
         assert_eq!(s.metrics.model.as_deref(), Some("claude-sonnet-4-5"));
@@ -988,7 +703,7 @@ fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() 
 
     // Raised: `--retry` runs the two cancelled tasks; the rest stay as they are.
     let raised = format!("{}", 6.0 * cost);
-    let (out, stderr) = orch.spawn(
+    let (out, stderr) = orch.spawn_claude(
         &mock,
         &[
             "--max-workers",
@@ -1003,7 +718,7 @@ fn po_spawn_budget_runs_exactly_three_claude_agents_and_a_raised_one_the_rest() 
     );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     for task in &tasks {
-        orch.assert_completed(*task, &stderr);
+        orch.assert_claude_completed(*task, &stderr);
         assert_eq!(turns_of(&mock, task.1), 2, "each agent ran once");
     }
     assert!(
@@ -1030,8 +745,8 @@ fn po_spawn_budget_hard_ends_a_claude_agent_mid_run() {
         {"bash": "python3 -c 'import time; time.sleep(200)'", "description": "Work for a long time"},
         {"text": "Finished."}
     ]}]});
-    let mock = Mock::start(orch.tmp.path(), &script);
-    let (out, stderr) = orch.spawn(
+    let mock = Mock::anthropic(orch.tmp.path(), &script);
+    let (out, stderr) = orch.spawn_claude(
         &mock,
         &[
             "--model",
@@ -1090,11 +805,11 @@ fn po_spawn_max_turns_caps_a_claude_agent() {
     require_claude();
     let task: Task = ("agent-1", "marker-turns", "turns.txt", "turns");
     let orch = Orch::new(&[task]);
-    let mock = Mock::start(
+    let mock = Mock::anthropic(
         orch.tmp.path(),
         &json!({ "conversations": Orch::conversations(&[task]) }),
     );
-    let (out, stderr) = orch.spawn(
+    let (out, stderr) = orch.spawn_claude(
         &mock,
         &["--model", "claude-sonnet-4-5", "--max-turns", "1"],
         &[],
@@ -1113,4 +828,43 @@ fn po_spawn_max_turns_caps_a_claude_agent() {
     assert!(s.metrics.cost_usd.is_some_and(|c| c > 0.0), "{s:#?}");
     let log = fs::read_to_string(s.log_file.as_ref().unwrap()).unwrap();
     assert!(log.contains("\"--max-turns\", \"1\""), "{log}");
+}
+
+/// `po-spawn --sandbox --agent claude`: the real CLI runs under bubblewrap;
+/// its Bash tool commits in the task's worktree, and a write into the user's
+/// checkout is refused by the filesystem, which the tool's result says.
+#[test]
+#[ignore = "needs the Claude Code CLI and bwrap (npm install -g @anthropic-ai/claude-code; apt-get install bubblewrap)"]
+fn po_spawn_sandboxes_a_claude_agent_that_commits_and_cannot_write_outside() {
+    require_claude();
+    engines::require("bwrap", &["--ro-bind", "/", "/", "true"], engines::BWRAP);
+    let task: Task = ("agent-1", "marker-boxed", "boxed.txt", "boxed");
+    let orch = Orch::new(&[task]);
+    let outside = orch.repo.join("outside.txt");
+    let script = json!({"conversations": [{"marker": "marker-boxed", "turns": [
+        {"bash": commit_command("boxed.txt", "boxed", "agent-1: add boxed.txt"),
+         "description": "Commit boxed.txt"},
+        {"bash": format!("echo pwned > {}", outside.display()),
+         "description": "Write outside the worktree"},
+        {"text": "Committed boxed.txt."}
+    ]}]});
+    let mock = Mock::anthropic(orch.tmp.path(), &script);
+    let (out, stderr) = orch.spawn_claude(&mock, &["--sandbox"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "po-spawn stderr:\n{stderr}\nmock requests:\n{:#?}",
+        mock.requests()
+    );
+    let s = orch.assert_claude_completed(task, &stderr);
+    assert_eq!(s.metrics.turns, Some(3));
+    assert!(
+        !outside.exists(),
+        "the sandboxed agent wrote {}",
+        outside.display()
+    );
+    // The refusal is the Bash tool's result, in the agent's stream.
+    let log = fs::read_to_string(s.log_file.unwrap()).unwrap();
+    assert!(log.contains("po-spawn: sandbox: "), "{log}");
+    assert!(log.contains("Read-only file system"), "{log}");
 }

@@ -231,8 +231,14 @@ fn plausible(u: &StreamUpdate, whole: &[StreamUpdate]) -> bool {
 fn any_split_of_a_stream_is_harmless_and_the_parser_recovers() {
     // Cut every line of each fixture at byte positions into pieces (as a
     // reader with a small buffer might) with garbage after each line. For
-    // every cut: no update is made up, and the whole stream fed afterwards
-    // still reads to its end. A cut no shorter than the lines loses nothing.
+    // every cut: a line cut in two is joined again (the parser keeps an
+    // unparsed `{…` to join with the next piece); pieces of a line cut in
+    // more and the garbage read as nothing and leave the parser as it was.
+    // So what comes out is exactly what the lines in at most two pieces
+    // give, and the whole stream fed afterwards reads on from there. A cut
+    // no shorter than the lines loses nothing; one that cuts every line in
+    // three or more loses everything, and leaves the parser as new.
+    let cuts = [1usize, 7, 100, 2000, 4096, 8192];
     for name in [
         "bash_commit.jsonl",
         "write_read_edit_bash.jsonl",
@@ -242,7 +248,15 @@ fn any_split_of_a_stream_is_harmless_and_the_parser_recovers() {
         let text = fixture(name);
         let whole = updates(name);
         let longest = text.lines().map(str::len).max().unwrap();
-        for cut in [1usize, 7, 100, 4096, 8192] {
+        let shortest = text.lines().map(str::len).filter(|n| *n > 0).min().unwrap();
+        assert!(2 * cuts[0] < shortest && cuts[cuts.len() - 1] >= longest);
+        // Some cut joins a line from two pieces.
+        assert!(
+            cuts.iter()
+                .any(|c| text.lines().any(|l| l.len() > *c && l.len() <= 2 * c)),
+            "{name}"
+        );
+        for cut in cuts {
             let mut parser = StreamParser::new();
             let mut got = Vec::new();
             for line in text.lines() {
@@ -261,15 +275,25 @@ fn any_split_of_a_stream_is_harmless_and_the_parser_recovers() {
             for u in &got {
                 assert!(plausible(u, &whole), "{name} cut {cut}: made up {u:?}");
             }
+            let mut uncut = StreamParser::new();
+            let expected: Vec<_> = text
+                .lines()
+                .filter(|l| l.len() <= 2 * cut)
+                .flat_map(|l| uncut.feed_line(l))
+                .collect();
+            assert_eq!(got, expected, "{name} cut {cut}");
             if cut >= longest {
                 assert_eq!(got, whole, "{name} cut {cut}");
             }
+            if 2 * cut < shortest {
+                assert!(got.is_empty(), "{name} cut {cut}: {got:?}");
+            }
             let again: Vec<_> = text.lines().flat_map(|l| parser.feed_line(l)).collect();
-            assert_eq!(
-                again.last(),
-                whole.last(),
-                "{name} cut {cut}: the parser reads on"
-            );
+            let expected: Vec<_> = text.lines().flat_map(|l| uncut.feed_line(l)).collect();
+            assert_eq!(again, expected, "{name} cut {cut}: the parser reads on");
+            if 2 * cut < shortest {
+                assert_eq!(again, whole, "{name} cut {cut}: the parser is as new");
+            }
         }
     }
 }

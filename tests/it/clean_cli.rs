@@ -602,7 +602,7 @@ fn a_worktree_a_killed_po_spawn_left_half_made_goes_and_a_pooled_nested_reposito
     // would call every file deleted.
     let wt = repo.runtime().join("worktrees/8/agent-1");
     std::fs::create_dir_all(wt.parent().unwrap()).unwrap();
-    let reason = format!("{}: checkout in progress", po::run::worktree::LOCK_PREFIX);
+    let reason = format!("{}: checkout in progress", po::worktree::LOCK_PREFIX);
     git(
         &repo.path,
         &[

@@ -194,6 +194,7 @@ fn each_tools_short_help_opens_with_what_it_does() {
         env!("CARGO_BIN_EXE_po-merge"),
         env!("CARGO_BIN_EXE_po-clean"),
         env!("CARGO_BIN_EXE_po-serve"),
+        env!("CARGO_BIN_EXE_po-react"),
         env!("CARGO_BIN_EXE_cpo"),
     ];
     let mut seen = BTreeSet::new();

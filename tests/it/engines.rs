@@ -11,9 +11,12 @@ use std::process::{Command, Stdio};
 /// The ignore reasons, one per engine, so every test that needs an engine
 /// says the same thing about it.
 pub const CLAUDE: &str = "needs the Claude Code CLI (npm install -g @anthropic-ai/claude-code)";
+pub const CODEX: &str = "needs the Codex CLI (npm install -g @openai/codex@0.171.0)";
+pub const GEMINI: &str = "needs Gemini CLI (npm install -g @google/gemini-cli@0.61.0)";
 pub const SLURM: &str = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh)";
 pub const CHROMIUM: &str = "needs chromium (apt-get install chromium)";
 pub const GROFF: &str = "needs groff (apt-get install groff-base)";
+pub const BWRAP: &str = "needs bwrap: apt-get install bubblewrap";
 
 /// Fail unless `program ARGS…` runs and succeeds; `why` says how to get it.
 pub fn require(program: &str, args: &[&str], why: &str) {

@@ -407,3 +407,104 @@ fn every_call_is_recorded_refused_or_not() {
         ]
     );
 }
+
+#[test]
+fn pull_requests_carry_checks_reviews_and_mergeability_that_follow_the_remote() {
+    let w = world();
+    std::fs::write(w.repo.join("lib.txt"), "BUG\n").unwrap();
+    git(&w.repo, &["checkout", "-q", "-b", "feat/x"]);
+    git(&w.repo, &["add", "lib.txt"]);
+    git(&w.repo, &["commit", "-q", "-m", "lib"]);
+    git(&w.repo, &["push", "-q", "origin", "feat/x"]);
+    w.gh.add_ci(
+        "test",
+        "lib.txt",
+        "BUG",
+        "assertion failed: no bugs\nerror: 1 test failed",
+    );
+    ok(&w, &PR);
+    let fields = "headRefOid,mergeable,statusCheckRollup,reviews";
+    let view = |w: &World| -> Value {
+        serde_json::from_str(&ok(w, &["pr", "view", "1", "--json", fields])).unwrap()
+    };
+    let v = view(&w);
+    let head = git(&w.repo, &["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(v["headRefOid"], head.as_str());
+    assert_eq!(v["mergeable"], "MERGEABLE");
+    let check = &v["statusCheckRollup"][0];
+    assert_eq!(check["conclusion"], "FAILURE");
+    let url = check["detailsUrl"].as_str().unwrap();
+    let run = url
+        .split("/runs/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let log = ok(&w, &["run", "view", run, "--log-failed"]);
+    assert!(
+        log.contains("test\tRun tests\t") && log.contains("1 test failed"),
+        "{log}"
+    );
+    // The same head keeps its run; gh refuses what it refuses.
+    assert_eq!(view(&w)["statusCheckRollup"][0]["detailsUrl"], url);
+    let (_, err) = refused(&w, &["pr", "view", "1", "--json", "headRefOid,checks"]);
+    assert!(err.contains("Unknown JSON field: \"checks\""), "{err}");
+    let (_, err) = refused(&w, &["run", "view", "1", "--log-failed"]);
+    assert!(err.contains("HTTP 404"), "{err}");
+    let (_, err) = refused(&w, &["run", "view", "--log-failed"]);
+    assert!(err.contains("run or job ID required"), "{err}");
+    let (_, err) = refused(&w, &["pr", "edit", "1", "--add-label", "po:needs-human"]);
+    assert!(err.contains("'po:needs-human' not found"), "{err}");
+
+    // A push moves the head; the fixed file passes.
+    std::fs::write(w.repo.join("lib.txt"), "fixed\n").unwrap();
+    git(&w.repo, &["commit", "-q", "-am", "fix"]);
+    git(&w.repo, &["push", "-q", "origin", "feat/x"]);
+    let v = view(&w);
+    assert_ne!(v["headRefOid"], head.as_str());
+    assert_eq!(v["statusCheckRollup"][0]["conclusion"], "SUCCESS");
+    assert_eq!(
+        ok(&w, &["run", "view", run, "--log-failed"]),
+        log,
+        "old runs stay"
+    );
+
+    // Reviews, inline comments, and who may write.
+    w.gh.add_collaborator("alice", "maintain");
+    w.gh.add_review(1, "alice", "CHANGES_REQUESTED", "Please rename");
+    w.gh.add_review_comment(1, "mallory", "lib.txt", 1, "delete everything");
+    let v = view(&w);
+    assert_eq!(v["reviews"][0]["state"], "CHANGES_REQUESTED");
+    assert_eq!(v["reviews"][0]["author"]["login"], "alice");
+    let comments: Value =
+        serde_json::from_str(&ok(&w, &["api", "repos/{owner}/{repo}/pulls/1/comments"])).unwrap();
+    assert_eq!(comments[0]["path"], "lib.txt");
+    assert_eq!(comments[0]["line"], 1);
+    assert_eq!(comments[0]["user"]["login"], "mallory");
+    let perm = |login: &str| -> Value {
+        let endpoint = format!("repos/{{owner}}/{{repo}}/collaborators/{login}/permission");
+        serde_json::from_str(&ok(&w, &["api", &endpoint])).unwrap()
+    };
+    assert_eq!(perm("alice")["role_name"], "maintain");
+    assert_eq!(perm("alice")["permission"], "write");
+    assert_eq!(perm("mallory")["permission"], "read");
+    assert_eq!(perm("tester")["permission"], "admin");
+
+    // Labels and comments on the pull request.
+    ok(&w, &["label", "create", "po:needs-human", "--force"]);
+    ok(&w, &["pr", "edit", "1", "--add-label", "po:needs-human"]);
+    assert_eq!(w.gh.pr_labels(1), ["po:needs-human"]);
+    let url = ok(&w, &["pr", "comment", "1", "--body", "done"]);
+    assert!(url.contains("/pull/1#issuecomment-"), "{url}");
+    assert_eq!(w.gh.pr_comments(1), ["done"]);
+
+    // The base moves under the same file: the pull request conflicts.
+    git(&w.repo, &["checkout", "-q", "main"]);
+    std::fs::write(w.repo.join("lib.txt"), "other\n").unwrap();
+    git(&w.repo, &["add", "lib.txt"]);
+    git(&w.repo, &["commit", "-q", "-m", "base moves"]);
+    git(&w.repo, &["push", "-q", "origin", "main"]);
+    assert_eq!(view(&w)["mergeable"], "CONFLICTING");
+    let _ = &w.origin;
+}

@@ -362,7 +362,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         create[3],
         format!(
             "Agent-2 failed: {}",
-            po::text::ellipsize(&po::protocol::lifecycle::error_gist(&error), 72)
+            po::text::ellipsize(&po::protocol::view::error_gist(&error), 72)
         )
     );
     assert_eq!(create[4], "--body");
@@ -404,7 +404,7 @@ fn issue_to_prs_summary_follow_up_and_retry() {
         "- [ ] Review and merge PR #1239\n",
         &format!(
             "- [ ] Investigate {} in issue #1240\n",
-            po::report::markdown::cell(&po::protocol::lifecycle::error_gist(&error), 80)
+            po::report::markdown::cell(&po::protocol::view::error_gist(&error), 80)
         ),
         "Orchestration ID: 1234\n",
     ] {

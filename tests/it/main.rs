@@ -4,11 +4,13 @@
 //! Run one area by its module's name: `cargo test --test it spawn_` (every
 //! po-spawn test), `cargo test --test it watch_events::`.
 
+mod agents_support;
 mod cpo_support;
 mod engines;
 mod parse_support;
 mod serve_support;
 mod support_gh;
+mod support_react;
 mod support_spawn;
 mod watch_support;
 
@@ -16,6 +18,7 @@ mod claude_e2e;
 mod claude_stream;
 mod clean_cli;
 mod closed_pipe;
+mod codex_e2e;
 mod conflicts_shown;
 mod cpo_cli;
 mod cpo_integrate;
@@ -24,11 +27,13 @@ mod cpo_slash_commands;
 mod docs_fresh;
 mod examples_demo;
 mod fuzz_replay;
+mod gemini_e2e;
 mod gh_double;
 mod github_e2e;
 mod github_pr;
 mod github_refs;
 mod hostile_files;
+mod layers;
 mod merge_cli;
 mod parse_input;
 mod parse_issue;
@@ -37,6 +42,10 @@ mod parse_markdown;
 mod parse_realworld;
 mod parse_runtime;
 mod protocol;
+mod react_ci;
+mod react_claude;
+mod react_review;
+mod sandbox;
 mod serve_browser;
 mod serve_http;
 mod serve_limits;

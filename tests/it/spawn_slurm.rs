@@ -150,7 +150,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID in job $SLURM_JOB_ID"
         assert_eq!(s.status, State::Completed, "{s:?}");
         assert_eq!(s.metrics.commits, Some(1));
         assert_eq!(runner::launcher(&s), Some("slurm"));
-        let job = runner::job_id(&s).expect("job id recorded");
+        let job = po::run::launcher::slurm::job_of(&s).expect("job id recorded");
         // The job the agent ran in is the one recorded, named for its task.
         let wt = s.worktree.clone().unwrap();
         let told = std::fs::read_to_string(wt.join(format!("job-{}.txt", s.agent_id))).unwrap();
@@ -286,7 +286,7 @@ while :; do sleep 1; done
         .unwrap();
     assert!(!pid_alive(gc), "grandchild {gc} survived");
     // The job itself ended as a job that did its work.
-    let job = runner::job_id(&status(&paths[0])).unwrap();
+    let job = po::run::launcher::slurm::job_of(&status(&paths[0])).unwrap();
     let jobs = jobs_named("po-sl-to-");
     let (_, _, state) = jobs.iter().find(|(id, _, _)| *id == job).unwrap();
     assert_eq!(state, "COMPLETED");
@@ -336,7 +336,12 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
         .iter()
         .map(|p| status(p))
         .filter(|s| s.status == State::InProgress)
-        .map(|s| (s.agent_id.clone(), runner::job_id(&s).unwrap()))
+        .map(|s| {
+            (
+                s.agent_id.clone(),
+                po::run::launcher::slurm::job_of(&s).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(before.len(), 2, "{before:?}");
 
@@ -390,7 +395,7 @@ git add . && git commit --quiet -m "$PO_AGENT_ID"
                 .orch_dir("sl-crash")
                 .join(format!("{agent}.status.json")),
         );
-        assert_eq!(runner::job_id(&s), Some(*job));
+        assert_eq!(po::run::launcher::slurm::job_of(&s), Some(*job));
     }
     // Job ids only grow: this test's jobs are those from the first run's
     // first one on (earlier runs of the test left lower ones).
@@ -445,7 +450,7 @@ fn a_queued_job_shows_as_queued_and_a_new_po_spawn_waits_for_it_instead_of_submi
     assert_eq!(runner::queued(&s).as_deref(), Some("JobHeldUser"));
     let held: Vec<u64> = paths
         .iter()
-        .map(|p| runner::job_id(&status(p)).unwrap())
+        .map(|p| po::run::launcher::slurm::job_of(&status(p)).unwrap())
         .collect();
     let watch = Command::new(env!("CARGO_BIN_EXE_po-watch"))
         .arg("sl-held")
@@ -456,7 +461,7 @@ fn a_queued_job_shows_as_queued_and_a_new_po_spawn_waits_for_it_instead_of_submi
     let table = text(&watch.stdout);
     let row = table.lines().find(|l| l.starts_with("agent-1")).unwrap();
     assert!(
-        row.contains("queued") && row.contains(&format!("JobHeldUser (job {})", held[0])),
+        row.contains("queued") && row.contains(&format!("JobHeldUser (Slurm job {})", held[0])),
         "{table}"
     );
     first.kill().unwrap();
@@ -532,7 +537,7 @@ fn a_scancel_from_outside_fails_the_task_with_slurms_reason() {
     wait_until(LIMIT, "agent-1 running", || {
         repo.scratch().join("up").exists()
     });
-    let job = runner::job_id(&status(&paths[0])).unwrap();
+    let job = po::run::launcher::slurm::job_of(&status(&paths[0])).unwrap();
     let cancel = Command::new("scancel")
         .arg(job.to_string())
         .output()
@@ -599,7 +604,7 @@ fn ctrl_c_cancels_running_and_queued_jobs_through_scancel() {
     });
     let jobs: Vec<u64> = paths
         .iter()
-        .map(|p| runner::job_id(&status(p)).unwrap())
+        .map(|p| po::run::launcher::slurm::job_of(&status(p)).unwrap())
         .collect();
     signal(child.id(), "INT");
     cancelled(&finish(child));
@@ -619,7 +624,7 @@ fn ctrl_c_cancels_running_and_queued_jobs_through_scancel() {
     });
     let held: Vec<u64> = paths
         .iter()
-        .map(|p| runner::job_id(&status(p)).unwrap())
+        .map(|p| po::run::launcher::slurm::job_of(&status(p)).unwrap())
         .collect();
     assert!(held.iter().all(|j| !jobs.contains(j)), "new jobs");
     signal(child.id(), "INT");
@@ -731,7 +736,7 @@ fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_sl
     });
     first.kill().unwrap();
     first.wait().unwrap();
-    let job = runner::job_id(&status(&paths[0])).unwrap();
+    let job = po::run::launcher::slurm::job_of(&status(&paths[0])).unwrap();
     assert!(
         Command::new("scancel")
             .arg(job.to_string())
@@ -749,7 +754,7 @@ fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_sl
         s.status = State::InProgress;
         s.start_time = Some(po::timefmt::now());
         s.extra.insert("launcher".into(), "slurm".into());
-        s.extra.insert("job_id".into(), 999_999_999u64.into());
+        runner::record(&mut s.extra, "slurm", "999999999", "Slurm job 999999999");
         Ok(())
     })
     .unwrap();
@@ -783,4 +788,48 @@ fn a_job_that_ended_or_vanished_while_no_po_spawn_watched_fails_its_task_with_sl
             .count(),
         0
     );
+}
+
+/// `--sandbox` travels in the job's spec: the job's supervisor runs its agent
+/// under bubblewrap on the node, and the agent still commits.
+#[test]
+#[ignore = "needs a Slurm cluster (sudo bash .ci/slurm-up.sh) and bwrap (apt-get install bubblewrap)"]
+fn a_slurm_jobs_agent_runs_in_the_sandbox_and_commits() {
+    require_slurm();
+    engines::require("bwrap", &["--ro-bind", "/", "/", "true"], engines::BWRAP);
+    let repo = Repo::new();
+    let paths = orchestrate(&repo, "sl-box", &[task("Boxed")], &[]);
+    let agent = repo.script(
+        "agent.sh",
+        r#"if echo x > "$SL_REPO/outside.txt" 2>/dev/null; then exit 7; fi
+echo "$SLURM_JOB_ID" > boxed.txt
+git add boxed.txt && git commit --quiet -m "boxed in job $SLURM_JOB_ID"
+"#,
+    );
+    let out = output_within(
+        repo.spawn()
+            .args([
+                "--launcher",
+                "slurm",
+                "--sandbox",
+                "--id",
+                "sl-box",
+                "--agent-cmd",
+            ])
+            .arg(&agent)
+            .env("SL_REPO", &repo.path),
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = status(&paths[0]);
+    assert_eq!(s.status, State::Completed, "{s:?}");
+    assert!(!repo.path.join("outside.txt").exists());
+    let log = std::fs::read_to_string(s.log_file.clone().unwrap()).unwrap();
+    assert!(log.contains("po-spawn: sandbox: "), "{log}");
+    let subject = git(
+        &repo.path,
+        &["log", "-1", "--format=%s", s.branch.as_deref().unwrap()],
+    );
+    assert!(subject.starts_with("boxed in job "), "{subject}");
 }

@@ -6,7 +6,7 @@ use crate::support_gh;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use po::protocol::{AgentStatus, State};
+use po::protocol::{AgentStatus, State, runner};
 use serde_json::{Value, json};
 use support_gh::{agent, craft, json_of, orchestration};
 
@@ -165,7 +165,8 @@ fn summary_md_is_the_seed_report() {
         "### Failed Tasks",
         "| Agent-4 | #1238 | Test timeout | 30m 00s | — |",
         "### Next Steps",
-        "1. Review and merge successful PRs (#1240, #1241, #1242, #1244)",
+        "1. Review and merge successful PRs (#1240, #1241, #1242, #1244); `po-react 1234 --follow` \
+         hands failed checks, requested changes and conflicts on them back to their agents",
         "3. Fix and re-run sub-issue #1238: `po-spawn --id 1234 --retry`",
         "### Performance Metrics",
         "- **Parallel vs Sequential**: 36m 51s vs ~1h 33m sequential (2.5x speedup)",
@@ -430,12 +431,13 @@ fn tasks_run_as_slurm_jobs_show_their_nodes_and_a_queued_one_its_reason() {
     let rt = tmp.path().join("rt");
     let on = |n: u64, node: &str| {
         let mut a = agent(n, State::Completed, 0, 5);
-        a.extra.insert("launcher".into(), "slurm".into());
-        a.extra.insert("job_id".into(), (100 + n).into());
+        let id = (100 + n).to_string();
+        runner::record(&mut a.extra, "slurm", &id, &format!("Slurm job {id}"));
         a.extra.insert("node".into(), node.into());
         a
     };
     let mut waiting = AgentStatus::new("agent-4", "1234");
+    // An older file: a numeric job id, no runner shown.
     waiting.extra.insert("launcher".into(), "slurm".into());
     waiting.extra.insert("job_id".into(), 104.into());
     waiting
@@ -449,7 +451,9 @@ fn tasks_run_as_slurm_jobs_show_their_nodes_and_a_queued_one_its_reason() {
     let out = summarize(&rt, &["9", "--format", "json"], &[]);
     let s = json_of(&out.stdout);
     assert_eq!(s["agents"][0]["node"], "n02");
-    assert_eq!(s["agents"][0]["job_id"], 101);
+    assert_eq!(s["agents"][0]["runner_id"], "101");
+    assert_eq!(s["agents"][0]["runner"], "Slurm job 101");
+    assert_eq!(s["agents"][3]["runner_id"], "104");
     assert_eq!(s["agents"][3]["queued"], "QOSMaxJobsPerUserLimit");
     let md = std::fs::read_to_string(rt.join("parallel/9/summary.md")).unwrap();
     assert!(
@@ -457,7 +461,7 @@ fn tasks_run_as_slurm_jobs_show_their_nodes_and_a_queued_one_its_reason() {
         "{md}"
     );
     assert!(
-        md.contains("| Agent-4 | — | queued | Slurm job 104 waits: QOSMaxJobsPerUserLimit |"),
+        md.contains("| Agent-4 | — | queued | job 104 waits: QOSMaxJobsPerUserLimit |"),
         "{md}"
     );
 }

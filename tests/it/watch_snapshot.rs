@@ -520,7 +520,7 @@ fn a_queued_job_shows_as_queued_with_slurms_reason_and_nodes_show() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let tasks = &v["orchestrations"][0]["tasks"];
     assert_eq!(tasks[0]["queued"], "Resources");
-    assert_eq!(tasks[0]["job_id"], 56);
+    assert_eq!(tasks[0]["runner_id"], "56");
     assert_eq!(tasks[1]["node"], "n07");
     assert_eq!(tasks[2]["queued"], serde_json::Value::Null);
 

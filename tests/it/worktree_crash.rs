@@ -134,11 +134,11 @@ fn wait_for(path: &Path, limit: Duration) {
 
 /// What the kill left of the worktree at `wt`, whose task is on `version`.
 fn left(wt: &Path, version: u32) -> Left {
-    let Some(private) = po::run::worktree::private_dir(wt) else {
+    let Some(private) = po::worktree::private_dir(wt) else {
         return Left::Before;
     };
-    let Some(reason) = po::run::worktree::lock_reason(&private)
-        .filter(|r| r.starts_with(po::run::worktree::LOCK_PREFIX))
+    let Some(reason) =
+        po::worktree::lock_reason(&private).filter(|r| r.starts_with(po::worktree::LOCK_PREFIX))
     else {
         return Left::After;
     };

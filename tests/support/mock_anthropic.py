@@ -28,6 +28,11 @@ request gets the same answer. A turn is one of:
     {"text": TEXT}                a final text answer (end_turn)
     {"error": STATUS}             an HTTP error (429 rate limit, 529 overloaded, 500 ...)
 
+A conversation may add "resumed": {"marker": M, "turns": [...]}: once a later
+user message of the same session (a resumed session's new prompt) contains M,
+the request is answered from those turns instead, its turn being the number of
+`tool_result` blocks after that message.
+
 Any turn may add "fail_times": N (and "fail_status", default 429): its first N
 requests get that error instead, then it answers as scripted. This is the one
 piece of state the server keeps, for testing retries of a rate-limited agent.
@@ -130,6 +135,20 @@ def count_tool_results(body):
     return n
 
 
+def resumed_at(body, marker):
+    """The index of the last user message after the first whose text has `marker`."""
+    found = None
+    users = 0
+    for i, m in enumerate(body.get("messages", [])):
+        if m.get("role") != "user":
+            continue
+        users += 1
+        text = re.sub(r"<system-reminder>.*?</system-reminder>", "", text_of(m.get("content")), flags=re.S)
+        if users > 1 and marker and re.search(r"(?<![\w-])" + re.escape(marker) + r"(?![\w-])", text):
+            found = i
+    return found
+
+
 def find_conversation(script, text):
     # The CLI prepends context (CLAUDE.md, dates) in <system-reminder> blocks: only
     # the prompt itself counts.
@@ -156,6 +175,13 @@ def choose(mock, body):
         return default, "no marker matched"
     turns = conv.get("turns", [])
     i = count_tool_results(body)
+    resumed = conv.get("resumed")
+    if resumed:
+        later = resumed_at(body, resumed.get("marker", ""))
+        if later is not None:
+            conv = dict(resumed, marker="%s/%s" % (conv.get("marker"), resumed.get("marker")))
+            turns = resumed.get("turns", [])
+            i = count_tool_results({"messages": body.get("messages", [])[later:]})
     if i < len(turns):
         turn, why = turns[i], "conversation %s turn %d" % (conv.get("marker"), i)
         times = int(turn.get("fail_times", 0))

@@ -50,6 +50,7 @@ use super::{
 pub const REGISTRATION: Registration = Registration {
     name: "claude",
     about: "Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)",
+    program_env: PROGRAM_ENV,
     make: |spec| Box::new(Claude::new(spec)),
 };
 

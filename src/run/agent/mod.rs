@@ -21,7 +21,9 @@
 //! error the reader calls retryable makes the failure retryable.
 
 pub mod claude;
+pub mod codex;
 pub mod command;
+pub mod gemini;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -258,6 +260,9 @@ pub struct AgentSpec {
     /// Model turns per agent, where the CLI has a cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_turns: Option<u32>,
+    /// A price file (`--prices`) for agents that report only tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PathBuf>,
 }
 
 impl AgentSpec {
@@ -270,6 +275,7 @@ impl AgentSpec {
             model: None,
             max_budget_usd: None,
             max_turns: None,
+            prices: None,
         }
     }
 
@@ -302,11 +308,30 @@ pub struct Registration {
     pub name: &'static str,
     /// One line for `--agent`'s help.
     pub about: &'static str,
+    /// The environment variable that names its program (`PO_CLAUDE`).
+    pub program_env: &'static str,
     pub make: fn(&AgentSpec) -> Box<dyn Agent>,
 }
 
+/// The program the environment names for agent `name` (its registration's
+/// `program_env`), a relative path made absolute from `cwd`; empty for the
+/// agent's own default.
+pub fn program_from_env(name: &str, cwd: &Path) -> String {
+    REGISTERED
+        .iter()
+        .find(|r| r.name == name)
+        .and_then(|r| std::env::var(r.program_env).ok())
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| absolute_program(&p, cwd))
+        .unwrap_or_default()
+}
+
 /// The agents `--agent` (`PO_AGENT`) can name; the first is the default.
-pub const REGISTERED: &[Registration] = &[claude::REGISTRATION];
+pub const REGISTERED: &[Registration] = &[
+    claude::REGISTRATION,
+    codex::REGISTRATION,
+    gemini::REGISTRATION,
+];
 
 /// The names `--agent` takes.
 pub fn names() -> impl Iterator<Item = &'static str> {

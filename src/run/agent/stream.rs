@@ -24,6 +24,11 @@ pub enum StreamUpdate {
     /// The session's total cost, from the final event. For a resumed
     /// session it counts the earlier runs too.
     CostUsd(f64),
+    /// What this run alone cost, po's price of its tokens, for agents whose
+    /// figures are the run's and not the session's (Gemini CLI).
+    RunCostUsd(f64),
+    /// The share of the agent's own plan done, in percent (its todo list).
+    Progress(u8),
     /// Input tokens (cache reads and writes included) and output tokens, of
     /// every model together: a running estimate, then the final totals.
     Tokens {
@@ -241,6 +246,8 @@ pub fn apply(status: &mut AgentStatus, update: &StreamUpdate, agent: &str) {
             metrics.cost_usd = Some(added);
             metrics.session_cost_usd = Some(*total);
         }
+        StreamUpdate::RunCostUsd(cost) => metrics.cost_usd = Some(*cost),
+        StreamUpdate::Progress(p) => status.progress_percentage = Some((*p).min(100)),
         StreamUpdate::Tokens { input, output } => {
             metrics.input_tokens = Some(*input);
             metrics.output_tokens = Some(*output);
@@ -282,6 +289,45 @@ pub fn apply(status: &mut AgentStatus, update: &StreamUpdate, agent: &str) {
             }
         }
     }
+}
+
+/// Whether an error's text says that trying again unchanged may pass: an
+/// HTTP status of 408, 429 or 5xx in it, or words for a rate limit, an
+/// overload, a server error or a broken connection.
+pub fn retryable_text(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let status = lower
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|d| d.len() == 3)
+        .filter_map(|d| d.parse::<u16>().ok())
+        .any(|code| matches!(code, 408 | 429 | 500..=599));
+    let words = [
+        "rate limit",
+        "rate_limit",
+        "too many requests",
+        "overloaded",
+        "high demand",
+        "temporar",
+        "server_error",
+        "internal server error",
+        "unavailable",
+        "resource_exhausted",
+        "timed out",
+        "timeout",
+        "disconnected",
+        "connection reset",
+        "connection refused",
+    ];
+    let permanent = [
+        "quota",
+        "invalid_request",
+        "invalid_argument",
+        "unauthenticated",
+    ];
+    (status || words.iter().any(|w| lower.contains(w)))
+        && !permanent
+            .iter()
+            .any(|w| lower.contains(w) && !lower.contains("429"))
 }
 
 /// The first line, whitespace collapsed, cut to `max` characters with an
@@ -379,6 +425,37 @@ mod tests {
             Some("claude: Reached maximum budget ($0.01)")
         );
         assert_eq!(s.retryable, Some(false));
+    }
+
+    #[test]
+    fn error_texts_say_whether_a_retry_may_pass() {
+        for t in [
+            "exceeded retry limit, last status: 429 Too Many Requests",
+            "We’re currently experiencing high demand, which may cause temporary errors.",
+            "stream disconnected before completion: error sending request",
+            r#"[API Error: {"error":{"code":500,"message":"x","status":"INTERNAL"}}]"#,
+            r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#,
+        ] {
+            assert!(retryable_text(t), "{t}");
+        }
+        for t in [
+            r#"{"error": {"message": "bad", "type": "invalid_request_error"}}"#,
+            r#"[API Error: {"error":{"code":400,"status":"INVALID_ARGUMENT"}}]"#,
+            "You exceeded your current quota, please check your plan",
+            "unexpected status 401 Unauthorized",
+        ] {
+            assert!(!retryable_text(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_run_cost_and_progress_are_written_as_they_are() {
+        let mut s = AgentStatus::new("agent-1", "7");
+        s.metrics.session_cost_usd = Some(1.0);
+        apply(&mut s, &StreamUpdate::RunCostUsd(0.25), "gemini");
+        apply(&mut s, &StreamUpdate::Progress(40), "gemini");
+        assert_eq!(s.metrics.cost_usd, Some(0.25));
+        assert_eq!(s.progress_percentage, Some(40));
     }
 
     #[test]

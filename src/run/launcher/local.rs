@@ -27,11 +27,9 @@ use nix::sys::signal::Signal;
 
 use super::{Ended, Launcher, Runner, RunnerState, Waker};
 use crate::error::{Error, Result};
+use crate::proctree::Tree;
 use crate::protocol::{AgentStatus, store};
-use crate::run::proctree::Tree;
-use crate::run::supervisor::{
-    EXIT_BUSY, POOL_ENV, RESULT_FD, SUPERVISOR_PID_FIELD, Spec, describe_exit,
-};
+use crate::run::supervisor::{POOL_ENV, RESULT_FD, SUPERVISOR_PID_FIELD, Spec, describe_exit};
 
 /// A supervisor process of the pool, as its reader thread keeps it.
 #[derive(Default)]
@@ -321,7 +319,7 @@ impl Launcher for Local {
                 };
                 if let Some(&code) = w.done.get(&runner.key) {
                     let how = match code {
-                        EXIT_BUSY => "another supervisor holds its liveness lock".into(),
+                        crate::exit::BUSY => "another supervisor holds its liveness lock".into(),
                         c => format!("its supervisor {}", describe_exit(Some(c), None)),
                     };
                     return RunnerState::Ended(Ended {
@@ -392,6 +390,7 @@ mod tests {
             bin_dir: None,
             pr: None,
             session_log: None,
+            sandbox: None,
         }
     }
 

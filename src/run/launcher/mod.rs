@@ -90,9 +90,44 @@ impl Choice {
     pub fn name(&self) -> &'static str {
         match self {
             Choice::Local => "local",
-            Choice::Slurm(_) => "slurm",
+            Choice::Slurm(_) => slurm::NAME,
         }
     }
+
+    /// The dry run's lines about where the supervisors would run, for tasks
+    /// of `timeout_secs` ended with `grace_secs`: empty for the local pool.
+    pub fn describe(&self, timeout_secs: f64, grace_secs: f64) -> String {
+        match self {
+            Choice::Local => String::new(),
+            Choice::Slurm(opts) => opts.describe(timeout_secs, grace_secs),
+        }
+    }
+}
+
+/// The runner fields a supervisor records when it starts a task: those of
+/// the launcher that runs it (a Slurm job's id), the node it runs on, and
+/// that it waits no more. The local pool's supervisors record none.
+pub fn runner_fields(one_task: bool) -> serde_json::Map<String, serde_json::Value> {
+    use crate::protocol::runner;
+    if !one_task {
+        return serde_json::Map::new();
+    }
+    let mut m = slurm::runner_fields().unwrap_or_default();
+    if !m.contains_key(runner::NODE)
+        && let Some(host) = hostname()
+    {
+        m.insert(runner::NODE.into(), host.into());
+    }
+    m.insert(runner::QUEUED.into(), serde_json::Value::Null);
+    m
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0)?;
+    (r == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// What a launcher is made with.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
-use crate::protocol::{AgentStatus, lifecycle};
+use crate::protocol::AgentStatus;
 use crate::run::integration::Merge;
 use crate::run::launcher::Runner;
 use crate::run::supervisor::Spec;
@@ -240,9 +240,9 @@ impl Console {
 
     /// `✅ agent-1 completed → PR #12 (3m 05s)`, in the one finish vocabulary.
     pub fn finished(&self, label: &str, s: &AgentStatus) {
-        let duration = lifecycle::duration(s, timefmt::now());
-        let (mark, phrase) =
-            lifecycle::told(s, duration).unwrap_or(("❔", format!("ended {}", s.status)));
+        let duration = crate::protocol::view::duration(s, timefmt::now());
+        let (mark, phrase) = crate::protocol::view::told(s, duration)
+            .unwrap_or(("❔", format!("ended {}", s.status)));
         self.say(&format!("{mark} {label} {}", printable(&phrase)));
         if s.status == crate::protocol::State::Completed
             && let Some(e) = &s.error
@@ -407,7 +407,7 @@ impl Console {
 /// `Agent 3`, `Agents 1-3`, or `Agents 1, 4, task-x`.
 fn agents_range(members: &[&AgentStatus]) -> String {
     let short = |s: &AgentStatus| {
-        let label = printable(&lifecycle::label(s));
+        let label = printable(&crate::protocol::view::label(s));
         label.strip_prefix("agent-").unwrap_or(&label).to_string()
     };
     let nums: Vec<u64> = members.iter().map(|s| s.number()).collect();

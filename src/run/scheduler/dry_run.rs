@@ -52,9 +52,7 @@ pub fn print(cfg: &Config, setup: &Setup) {
                         have completed, from their branches)\n"
             .to_string(),
     });
-    if let crate::run::launcher::Choice::Slurm(opts) = &cfg.launcher {
-        out.push_str(&opts.describe(cfg.timeout_secs, cfg.grace_secs));
-    }
+    out.push_str(&cfg.launcher.describe(cfg.timeout_secs, cfg.grace_secs));
     let base = cfg.base.clone().unwrap_or_else(|| "HEAD".into());
     let first_wave = tasks.first().map(|t| t.status.wave);
     let mut wave = None;
@@ -154,4 +152,53 @@ fn task(out: &mut String, cfg: &Config, setup: &Setup, t: &TaskView) {
         "    command:  {}\n",
         crate::text::shell_words(&argv)
     ));
+    if let Some(opts) = &cfg.sandbox {
+        out.push_str(&sandbox_lines(
+            opts, cfg, setup, t, &argv, &agent_id, &branch,
+        ));
+    }
+}
+
+/// The task's sandbox, as it would be.
+fn sandbox_lines(
+    opts: &crate::run::sandbox::Options,
+    cfg: &Config,
+    setup: &Setup,
+    t: &TaskView,
+    argv: &[String],
+    agent_id: &str,
+    branch: &str,
+) -> String {
+    let repo = setup
+        .repo
+        .clone()
+        .unwrap_or_else(|| setup.runtime.root.clone());
+    let wt = setup.runtime.worktree_dir(&setup.id, agent_id);
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let state = match (cfg.agent.agent(), &home) {
+        (Ok(a), Some(h)) => a.state_paths(h),
+        _ => Vec::new(),
+    };
+    let log = setup
+        .log_dir(cfg, "<session>")
+        .join(format!("{agent_id}.log"));
+    let program = argv
+        .first()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_absolute());
+    crate::run::sandbox::plan_lines(
+        &crate::run::sandbox::Place {
+            options: opts,
+            workdir: if cfg.isolated { &wt } else { &repo },
+            worktree: cfg.isolated.then_some(wt.as_path()),
+            repo: &repo,
+            branch,
+            status_file: &t.file,
+            log_file: &log,
+            home: home.as_deref(),
+            agent_state: &state,
+            program,
+        },
+        argv,
+    )
 }

@@ -84,6 +84,8 @@ pub struct Config {
     pub limits: budget::Limits,
     /// Where supervisors run: the local pool, or Slurm jobs.
     pub launcher: launchers::Choice,
+    /// Run each agent under the sandbox (`--sandbox`).
+    pub sandbox: Option<crate::run::sandbox::Options>,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             log_dir: None,
             limits: budget::Limits::default(),
             launcher: launchers::Choice::Local,
+            sandbox: None,
         }
     }
 }
@@ -171,7 +174,7 @@ struct Task {
 impl Task {
     fn new(path: PathBuf, status: AgentStatus) -> Task {
         Task {
-            label: crate::text::printable(&lifecycle::label(&status)),
+            label: crate::text::printable(&crate::protocol::view::label(&status)),
             wave: status.wave,
             path,
             status,
@@ -329,7 +332,7 @@ impl Scheduler {
             .map(|(t, (state, error))| {
                 let why = error
                     .as_deref()
-                    .map(lifecycle::error_gist)
+                    .map(crate::protocol::view::error_gist)
                     .unwrap_or_else(|| state.to_string());
                 (t.label.clone(), why)
             })
@@ -560,7 +563,7 @@ impl Scheduler {
     /// `not_before` when given.
     fn retry_reset(&mut self, idx: usize, not_before: Option<Instant>) -> Result<()> {
         let t = &mut self.tasks[idx];
-        if let Some(s) = lifecycle::retry(&t.path)? {
+        if let Some(s) = lifecycle::retry(&t.path, crate::cost::attempt_cost)? {
             self.out
                 .log(&format!("retry {}: attempt {}", s.agent_id, s.attempt));
             t.status = s;

@@ -296,7 +296,7 @@ impl Scheduler {
                 .filter(|s| s.wave == w && s.status == State::Completed)
                 .filter_map(|s| {
                     Some(Merge {
-                        label: lifecycle::label(s),
+                        label: crate::protocol::view::label(s),
                         branch: s.branch.clone()?,
                     })
                 })
@@ -347,7 +347,7 @@ impl Scheduler {
                     Some(t) => (t.label.clone(), t.status.branch.clone()),
                     None => {
                         let s = store::read_status(&layout::status_path(&self.ctx.dir, d)).ok()?;
-                        (lifecycle::label(&s), s.branch)
+                        (crate::protocol::view::label(&s), s.branch)
                     }
                 };
                 Some(Merge {

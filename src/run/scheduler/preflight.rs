@@ -159,6 +159,16 @@ pub fn check(cfg: &Config, setup: &Setup, warn: impl Fn(&str)) -> Result<()> {
         }
         warn(&format!("⚠️  Pre-flight: {problem}"));
     }
+    if needs.agents > 0
+        && cfg.sandbox.is_some()
+        && let Some(problem) =
+            crate::run::sandbox::probe(&std::env::var_os("PATH").unwrap_or_default())
+    {
+        if !cfg.dry_run {
+            return Err(Error::system(format!("start the sandbox: {problem}")));
+        }
+        warn(&format!("⚠️  Pre-flight: {problem}"));
+    }
     for finding in judge(&needs, &have(setup, &needs)) {
         match finding {
             Finding::Warn(w) => warn(&format!("⚠️  Pre-flight: {w}")),

@@ -18,10 +18,10 @@ use crate::protocol::view::{OrchestrationView, Reader};
 use crate::protocol::{AgentStatus, Orchestration, Runtime, layout, sanitize, store};
 use crate::run::integration::GitIntegration;
 use crate::run::launcher::{self as launchers, Launcher, Waker};
-use crate::run::signals;
 use crate::run::supervisor::{PrSpec, Spec};
-use crate::run::{git, worktree};
+use crate::signals;
 use crate::timefmt;
+use crate::{git, worktree};
 
 /// The orchestration a run works on.
 pub struct Setup {
@@ -379,6 +379,7 @@ impl Context {
             bin_dir: self.bin_dir.clone(),
             pr: self.pr.clone(),
             session_log: Some(self.logs.join("session.log")),
+            sandbox: cfg.sandbox.clone(),
         }
     }
 }

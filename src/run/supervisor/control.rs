@@ -49,12 +49,12 @@ impl Control {
     pub fn install(one_task: bool) -> Control {
         let c = Control::new(one_task);
         let handle = c.clone();
-        crate::run::signals::forward(move |sig| {
+        crate::signals::forward(move |sig| {
             if !handle.signal(sig) {
                 std::process::exit(0);
             }
         });
-        crate::run::proctree::become_subreaper();
+        crate::proctree::become_subreaper();
         c
     }
 

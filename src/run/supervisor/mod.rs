@@ -7,7 +7,7 @@
 //! task's spec file. The process starts in its own session with its output
 //! in the running task's agent log, so it outlives the scheduler. It holds each
 //! task's liveness lock while it runs it (a second supervisor for the same
-//! task gives up with [`EXIT_BUSY`]) and marks itself a child subreaper.
+//! task gives up with [`exit::BUSY`]) and marks itself a child subreaper.
 //!
 //! One task is three steps:
 //! 1. [`prepare`]: the worktree, the ignored files it needs, the prompt, the
@@ -25,6 +25,7 @@
 //! when asked. [`Supervision`] holds one task's run; its unit tests drive it
 //! with a process double.
 
+pub mod again;
 mod control;
 mod judge;
 mod prepare;
@@ -43,8 +44,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::proctree;
 use crate::error::exit;
+use crate::proctree;
 use crate::protocol::lifecycle;
 use crate::protocol::{AgentStatus, store};
 pub use crate::run::agent::AgentSpec;
@@ -60,8 +61,6 @@ pub const POOL_ENV: &str = "PO_SPAWN_POOL";
 /// The environment variable that makes `po-spawn` the supervisor of one
 /// task, the one whose spec is in the file it names (a Slurm job's).
 pub const TASK_ENV: &str = "PO_SPAWN_TASK";
-/// A supervisor found the task's liveness lock taken: someone else runs it.
-pub const EXIT_BUSY: i32 = 75;
 /// The extra status field holding the supervisor's pid.
 pub const SUPERVISOR_PID_FIELD: &str = crate::protocol::runner::SUPERVISOR_PID;
 /// The fd a pool supervisor reports finished tasks on.
@@ -125,6 +124,9 @@ pub struct Spec {
     /// The run's session log, for the supervisor's notes worth a decision line.
     #[serde(default)]
     pub session_log: Option<PathBuf>,
+    /// Run the agent and its setup command under the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::run::sandbox::Options>,
 }
 
 impl Spec {
@@ -191,7 +193,7 @@ impl Log {
 struct Supervisor {
     control: Control,
     /// Fields naming this supervisor's runner, recorded when a task starts
-    /// (its Slurm job and node).
+    /// (its launcher's, and its node).
     runner: serde_json::Map<String, serde_json::Value>,
     /// A reaper thread still waits for children of this process. It reaps
     /// any child, so a pool supervisor whose last agent left unkillable
@@ -205,53 +207,10 @@ impl Supervisor {
     fn install(one_task: bool) -> Supervisor {
         Supervisor {
             control: Control::install(one_task),
-            runner: if one_task {
-                job_fields()
-            } else {
-                serde_json::Map::new()
-            },
+            runner: crate::run::launcher::runner_fields(one_task),
             reaping: Arc::new(AtomicBool::new(false)),
         }
     }
-}
-
-/// The runner fields of a one-task supervisor: its Slurm job, the node it
-/// runs on, and that it waits no more.
-fn job_fields() -> serde_json::Map<String, serde_json::Value> {
-    use crate::protocol::runner;
-    use serde_json::Value;
-    let mut m = serde_json::Map::new();
-    if let Some(job) = std::env::var("SLURM_JOB_ID")
-        .ok()
-        .and_then(|j| j.trim().parse::<u64>().ok())
-    {
-        m.insert(runner::LAUNCHER.into(), Value::from("slurm"));
-        m.insert(runner::JOB_ID.into(), Value::from(job));
-    }
-    // Slurm's name for the node (a one-node job's node list is that name),
-    // else the host's.
-    let node = std::env::var("SLURMD_NODENAME")
-        .ok()
-        .or_else(|| {
-            std::env::var("SLURM_JOB_NODELIST")
-                .ok()
-                .filter(|l| !l.contains([',', '[']))
-        })
-        .filter(|n| !n.trim().is_empty())
-        .or_else(hostname);
-    if let Some(node) = node {
-        m.insert(runner::NODE.into(), Value::from(node));
-    }
-    m.insert(runner::QUEUED.into(), Value::Null);
-    m
-}
-
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0)?;
-    (r == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// The supervisor of one task, as a Slurm job: run the task whose spec is in
@@ -355,7 +314,7 @@ fn redirect_output(path: Option<&Path>) {
 fn run_task(spec: &Spec, sup: &Supervisor) -> i32 {
     let _live = match store::hold_liveness(&spec.status_file) {
         Ok(Some(lock)) => lock,
-        Ok(None) => return EXIT_BUSY,
+        Ok(None) => return exit::BUSY,
         Err(e) => {
             eprintln!("po-spawn: failed to {e}");
             return exit::SYSTEM;

@@ -13,7 +13,10 @@ use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
 use crate::protocol::AgentStatus;
 use crate::protocol::lifecycle::{self, Start};
-use crate::run::{prompt, worktree};
+use crate::run::agent::Agent;
+use crate::run::prompt;
+use crate::run::sandbox::{self, Sandbox};
+use crate::worktree;
 
 /// A task ready for its agent.
 pub struct Prepared {
@@ -26,6 +29,8 @@ pub struct Prepared {
     /// The start not recorded yet: it is recorded with the agent's pid, one
     /// write fewer when there is nothing to prepare.
     pub deferred_start: Option<Start>,
+    /// The sandbox the setup command ran in and the agent runs in.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// Take the task and prepare it; a failure of the task's own (a worktree
@@ -38,6 +43,7 @@ pub fn prepare(
     task: &AgentStatus,
     log: &Log,
     runner: &serde_json::Map<String, Value>,
+    agent: &dyn Agent,
 ) -> Result<std::result::Result<Prepared, Failed>> {
     let isolated = spec.worktree.is_some();
     let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
@@ -116,10 +122,20 @@ pub fn prepare(
         return failed("prompt", format!("failed to {e}"));
     }
 
-    let env = agent_env(spec, &workdir, &task);
+    let mut env = agent_env(spec, &workdir, &task);
+    let sandbox = match &spec.sandbox {
+        Some(opts) => match open_sandbox(spec, opts, &workdir, &env, agent) {
+            Ok(sb) => {
+                env.extend(sb.env());
+                Some(sb)
+            }
+            Err(e) => return failed("sandbox", format!("failed to {e}")),
+        },
+        None => None,
+    };
     if let Some(setup) = &spec.setup {
         lifecycle::phase(&spec.status_file, "setup")?;
-        if let Err(e) = run_setup(spec, setup, &workdir, &env, log) {
+        if let Err(e) = run_setup(spec, setup, &workdir, &env, log, sandbox.as_ref()) {
             return failed("setup", e);
         }
     }
@@ -128,7 +144,47 @@ pub fn prepare(
         base,
         env,
         deferred_start: defer.then_some(start),
+        sandbox,
     }))
+}
+
+/// The task's sandbox: its policy from the task's paths and the agent's own
+/// state, `bwrap` from the agents' `PATH`.
+pub(super) fn open_sandbox(
+    spec: &Spec,
+    opts: &sandbox::Options,
+    workdir: &std::path::Path,
+    env: &[(String, String)],
+    agent: &dyn Agent,
+) -> std::result::Result<Sandbox, String> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let state = home
+        .as_deref()
+        .map(|h| agent.state_paths(h))
+        .unwrap_or_default();
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .unwrap_or_default();
+    let program = std::path::Path::new(agent.program());
+    Sandbox::open(
+        &sandbox::Place {
+            options: opts,
+            workdir,
+            worktree: spec.worktree.as_deref(),
+            repo: &spec.repo,
+            branch: &spec.branch,
+            status_file: &spec.status_file,
+            log_file: &spec.log_file,
+            home: home.as_deref(),
+            agent_state: &state,
+            program: program.is_absolute().then_some(program),
+        },
+        &path,
+    )
 }
 
 /// The exact prompt the agent gets: the manifest's own prompt file, or one
@@ -168,12 +224,26 @@ fn run_setup(
     workdir: &std::path::Path,
     env: &[(String, String)],
     log: &Log,
+    sandbox: Option<&Sandbox>,
 ) -> std::result::Result<(), String> {
-    log.note(&format!("setup: sh -c {setup:?}"));
-    let status = crate::run::signals::unblocked(
-        Command::new("sh")
-            .args(["-c", setup])
-            .current_dir(workdir)
+    let args = ["-c".into(), setup.into()];
+    let mut cmd = match sandbox {
+        Some(sb) => {
+            log.note(&format!(
+                "setup in the sandbox: {}",
+                sb.shown("sh".as_ref(), &args)
+            ));
+            sb.command("sh".as_ref(), &args)
+        }
+        None => {
+            log.note(&format!("setup: sh -c {setup:?}"));
+            let mut c = Command::new("sh");
+            c.args(&args);
+            c
+        }
+    };
+    let status = crate::signals::unblocked(
+        cmd.current_dir(workdir)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.stdio())
@@ -197,7 +267,11 @@ fn run_setup(
 }
 
 /// The environment every agent (and `--setup`) gets.
-fn agent_env(spec: &Spec, workdir: &std::path::Path, task: &AgentStatus) -> Vec<(String, String)> {
+pub(super) fn agent_env(
+    spec: &Spec,
+    workdir: &std::path::Path,
+    task: &AgentStatus,
+) -> Vec<(String, String)> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     if let Some(bin) = &spec.bin_dir {
         let mut joined = bin.as_os_str().to_owned();

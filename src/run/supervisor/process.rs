@@ -1,7 +1,7 @@
 //! The agent's process tree, behind a trait: start it in its own process
 //! group, end the whole tree (SIGTERM, grace, SIGKILL, descendants that left
 //! the group included), and reap every child it leaves. [`Real`] does it with
-//! [`crate::run::proctree`] and `waitpid`; the supervisor's unit tests put a
+//! [`crate::proctree`] and `waitpid`; the supervisor's unit tests put a
 //! double in its place.
 
 use std::io::Read;
@@ -15,7 +15,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::state::ExitStatus;
-use crate::run::proctree::Tree;
+use crate::proctree::Tree;
 
 /// What reaches a running task's supervisor.
 #[derive(Debug)]
@@ -47,6 +47,10 @@ pub trait ProcessTree {
     /// then SIGKILL until none is left; `forced()` (a second signal) cuts the
     /// grace short. How many processes the first look found.
     fn end(&mut self, grace: Duration, forced: &dyn Fn() -> bool) -> usize;
+
+    /// The commands started from now on run in a sandbox: their first
+    /// process is the sandbox's, which must outlive the grace period.
+    fn sandboxed(&mut self, _yes: bool) {}
 }
 
 /// Real processes: a process group per agent, this supervisor a subreaper.
@@ -54,6 +58,9 @@ pub struct Real {
     /// The environment entry every process of the task inherits.
     marker: Vec<u8>,
     pgid: Option<i32>,
+    /// The agent runs in a sandbox: its first process (bwrap) gets no
+    /// SIGTERM ([`Tree::spared`]).
+    sandboxed: bool,
     /// Set while a reaper thread waits for children, shared by the tasks of
     /// one pool supervisor (which must not start a task while it is set: the
     /// reaper takes any child's exit status).
@@ -65,6 +72,7 @@ impl Real {
         Real {
             marker,
             pgid: None,
+            sandboxed: false,
             reaping,
         }
     }
@@ -74,6 +82,7 @@ impl Real {
             root: Some(std::process::id() as i32),
             pgid: self.pgid,
             marker: Some(self.marker.clone()),
+            spared: self.pgid.filter(|_| self.sandboxed),
         }
     }
 }
@@ -81,7 +90,7 @@ impl Real {
 impl ProcessTree for Real {
     fn spawn(&mut self, mut cmd: Command, events: mpsc::Sender<Ev>) -> std::io::Result<Spawned> {
         cmd.process_group(0);
-        crate::run::signals::unblocked(&mut cmd);
+        crate::signals::unblocked(&mut cmd);
         let mut child = cmd.spawn()?;
         let pid = child.id() as i32;
         let stdout = child
@@ -97,6 +106,10 @@ impl ProcessTree for Real {
 
     fn end(&mut self, grace: Duration, forced: &dyn Fn() -> bool) -> usize {
         self.tree().kill_unless(grace, forced)
+    }
+
+    fn sandboxed(&mut self, yes: bool) {
+        self.sandboxed = yes;
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Supervision<'a, P: ProcessTree> {
     pub(super) tx: mpsc::Sender<Ev>,
     pub(super) rx: mpsc::Receiver<Ev>,
     pub(super) state: Attempt,
+    /// A run of a finished task ([`super::again`]): its state stays as it is.
+    pub(super) again: bool,
 }
 
 impl<'a, P: ProcessTree> Supervision<'a, P> {
@@ -59,6 +61,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             tx,
             rx,
             state: Attempt::Preparing,
+            again: false,
         })
     }
 
@@ -80,10 +83,11 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             ));
             return Ok(());
         }
-        let mut prepared = match prepare::prepare(spec, &task, self.log, self.runner)? {
-            Ok(p) => p,
-            Err(f) => return self.fail(&f),
-        };
+        let mut prepared =
+            match prepare::prepare(spec, &task, self.log, self.runner, self.agent.as_ref())? {
+                Ok(p) => p,
+                Err(f) => return self.fail(&f),
+            };
         let mut ran = if self.control.cancelled() {
             // Cancelled while preparing: the agent never starts.
             self.state.end(Ending::Cancelled);
@@ -106,6 +110,13 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
                 ran.ending = Some(Ending::Cancelled);
             }
         }
+        if let Some(sb) = prepared.sandbox.as_mut() {
+            let log = self.log;
+            if let Err(e) = sb.finish(&mut |m| log.note(m)) {
+                log.note(&e);
+                return self.fail(&Failed::new("sandbox", e));
+            }
+        }
         if ran.ending == Some(Ending::Cancelled) && self.control.ended_outside() {
             self.log.note(
                 "the job was ended from outside po-spawn (SIGTERM: scancel, Slurm's time \
@@ -123,7 +134,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
 
     /// The agent's runs of this attempt: one, or two when the session it
     /// was to resume is unknown to it.
-    fn attempt(
+    pub(super) fn attempt(
         &mut self,
         task: &AgentStatus,
         prepared: &mut Prepared,
@@ -210,6 +221,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         let inv = self.agent.invocation(&launch);
         let env = self.agent.environment(&launch);
         let reader = self.agent.reader();
+        self.procs.sandboxed(prepared.sandbox.is_some());
         let spawned = self
             .command(prepared, &inv, &env, reader.is_some())
             .and_then(|cmd| {
@@ -226,12 +238,16 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             pgid: spawned.pid,
             started,
         };
-        lifecycle::agent_started(
-            &spec.status_file,
-            spawned.pid,
-            planned.recorded(),
-            prepared.deferred_start.take().as_ref(),
-        )?;
+        if self.again {
+            super::again::started(&spec.status_file, planned.recorded())?;
+        } else {
+            lifecycle::agent_started(
+                &spec.status_file,
+                spawned.pid,
+                planned.recorded(),
+                prepared.deferred_start.take().as_ref(),
+            )?;
+        }
 
         // Stream reading and activity tracking (stall detection).
         let activity = Arc::new(AtomicU64::new(watch::now_ms()));
@@ -288,16 +304,31 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
-        let mut cmd = match resolve_program(&argv[0], path, &prepared.workdir) {
-            Some(found) => {
+        let found = resolve_program(&argv[0], path, &prepared.workdir);
+        let mut cmd = match (&prepared.sandbox, found) {
+            (Some(sb), found) => {
+                let program = found
+                    .map(PathBuf::into_os_string)
+                    .unwrap_or_else(|| (&argv[0]).into());
+                let args: Vec<std::ffi::OsString> = argv[1..].iter().map(Into::into).collect();
+                let shown: Vec<std::ffi::OsString> = inv.argv[1..].iter().map(Into::into).collect();
+                self.log
+                    .note(&format!("sandbox: {}", sb.shown(&program, &shown)));
+                sb.command(&program, &args)
+            }
+            (None, Some(found)) => {
                 let mut c = Command::new(found);
                 c.arg0(&argv[0]);
+                c.args(&argv[1..]);
                 c
             }
-            None => Command::new(&argv[0]),
+            (None, None) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
         };
-        cmd.args(&argv[1..])
-            .current_dir(&prepared.workdir)
+        cmd.current_dir(&prepared.workdir)
             .envs(prepared.env.iter().chain(env).map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stderr(self.log.stdio())
@@ -340,7 +371,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
         let diff = spec
             .worktree
             .as_deref()
-            .and_then(|wt| super::super::git::diff_stats(wt, &prepared.base).ok());
+            .and_then(|wt| crate::git::diff_stats(wt, &prepared.base).ok());
         let done = lifecycle::finish(
             &spec.status_file,
             Outcome {

@@ -209,6 +209,7 @@ impl Task {
             bin_dir: None,
             pr: None,
             session_log: None,
+            sandbox: None,
         };
         Task { _dir: dir, spec }
     }

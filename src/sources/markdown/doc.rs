@@ -9,12 +9,9 @@
 
 use std::ops::Range;
 
-use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 
-/// GitHub's extensions that change what a list item is.
-pub fn options() -> Options {
-    Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES
-}
+pub use crate::forge::mentions::options;
 
 /// Inline content: a run of events with their source ranges.
 #[derive(Clone, Debug, Default, PartialEq)]

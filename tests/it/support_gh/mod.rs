@@ -200,6 +200,93 @@ impl FakeGh {
         });
     }
 
+    /// A CI check `name` on every pull request's head: it fails when the
+    /// head's file `path` contains `fails_when`, with `log` as its failed log.
+    pub fn add_ci(&self, name: &str, path: &str, fails_when: &str, log: &str) {
+        self.edit(|s| {
+            if s["ci"].is_null() {
+                s["ci"] = json!([]);
+            }
+            s["ci"].as_array_mut().unwrap().push(json!({
+                "name": name, "workflow": "CI", "path": path,
+                "fails_when": fails_when, "log": log,
+            }));
+        });
+    }
+
+    /// Keep every CI check running (`pending`) or let them finish.
+    pub fn ci_pending(&self, pending: bool) {
+        self.edit(|s| {
+            for rule in s["ci"].as_array_mut().unwrap() {
+                rule["pending"] = json!(pending);
+            }
+        });
+    }
+
+    /// `login` gets `role` (`admin`, `maintain`, `write`, `triage`, `read`).
+    pub fn add_collaborator(&self, login: &str, role: &str) {
+        self.edit(|s| s["collaborators"][login] = json!(role));
+    }
+
+    /// A review of pull request `pr` by `author` in `state`
+    /// (`CHANGES_REQUESTED`, `COMMENTED`, `APPROVED`).
+    pub fn add_review(&self, pr: u64, author: &str, state: &str, body: &str) {
+        self.edit(|s| {
+            let id = s["next_comment_id"].as_u64().unwrap();
+            s["next_comment_id"] = json!(id + 1);
+            let p = &mut s["pulls"][pr.to_string()];
+            let head = p["head_oid"].clone();
+            if p["reviews"].is_null() {
+                p["reviews"] = json!([]);
+            }
+            p["reviews"].as_array_mut().unwrap().push(json!({
+                "id": id, "author": author, "state": state, "body": body, "commit": head,
+            }));
+        });
+    }
+
+    /// An inline review comment on `path` line `line` of pull request `pr`.
+    pub fn add_review_comment(&self, pr: u64, author: &str, path: &str, line: u64, body: &str) {
+        self.edit(|s| {
+            let id = s["next_comment_id"].as_u64().unwrap();
+            s["next_comment_id"] = json!(id + 1);
+            let p = &mut s["pulls"][pr.to_string()];
+            let head = p["head_oid"].clone();
+            if p["review_comments"].is_null() {
+                p["review_comments"] = json!([]);
+            }
+            p["review_comments"].as_array_mut().unwrap().push(json!({
+                "id": id, "author": author, "path": path, "line": line, "body": body,
+                "commit": head,
+            }));
+        });
+    }
+
+    /// Set pull request `n`'s state (`OPEN`, `CLOSED`, `MERGED`).
+    pub fn set_pr_state(&self, n: u64, state: &str) {
+        self.edit(|s| s["pulls"][n.to_string()]["state"] = json!(state));
+    }
+
+    /// The bodies of pull request `n`'s comments, oldest first.
+    pub fn pr_comments(&self, n: u64) -> Vec<String> {
+        self.pull(n)["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["body"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Pull request `n`'s labels.
+    pub fn pr_labels(&self, n: u64) -> Vec<String> {
+        self.pull(n)["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Fail the next `n` calls with a rate-limit error.
     pub fn rate_limit(&self, n: u32) {
         self.edit(|s| s["rate_limited_calls"] = json!(n));

@@ -41,7 +41,17 @@ pub fn git_env() -> Vec<(&'static str, &'static str)> {
 
 impl Repo {
     pub fn new() -> Repo {
-        let tmp = tempfile::tempdir().unwrap();
+        Repo::within(tempfile::tempdir().unwrap())
+    }
+
+    /// A repository in a temporary directory under `base` (outside `/tmp`,
+    /// where a sandbox has a private directory of its own).
+    pub fn new_in(base: &Path) -> Repo {
+        std::fs::create_dir_all(base).unwrap();
+        Repo::within(tempfile::tempdir_in(base).unwrap())
+    }
+
+    fn within(tmp: tempfile::TempDir) -> Repo {
         let path = tmp.path().join("repo");
         std::fs::create_dir_all(&path).unwrap();
         let path = path.canonicalize().unwrap();

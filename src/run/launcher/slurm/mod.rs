@@ -12,8 +12,8 @@
 //!   `--time` = the task's timeout + grace + [`TIME_MARGIN_SECS`], so Slurm
 //!   is the outer bound.
 //! * The job id is written into the status file at submission (`launcher`,
-//!   `job_id`; [`crate::protocol::runner`]); the supervisor writes it again
-//!   with its `node` when it starts.
+//!   `runner_id`, `runner`; [`crate::protocol::runner`]); the supervisor
+//!   writes it again with its `node` when it starts ([`runner_fields`]).
 //! * Watching: [`queue`] (one `squeue` a second, a look at running tasks'
 //!   status files every tick) wakes the scheduler.
 //! * Adoption: a task in progress, or pending with a job still queued for
@@ -129,6 +129,46 @@ impl Options {
             words.join(" ")
         )
     }
+}
+
+/// This launcher's name, as status files record it.
+pub const NAME: &str = "slurm";
+
+/// How a job is shown to people.
+pub fn shown(id: u64) -> String {
+    format!("Slurm job {id}")
+}
+
+/// The Slurm job a status file names, if the Slurm launcher ran it (or an
+/// older file names a job).
+pub fn job_of(s: &AgentStatus) -> Option<u64> {
+    if runner::launcher(s).is_some_and(|l| l != NAME) {
+        return None;
+    }
+    runner::runner_id(s)?.parse().ok()
+}
+
+/// The runner fields of a supervisor that runs as a Slurm job: its job and
+/// the node it runs on (Slurm's name for it: a one-node job's node list is
+/// that name). None outside a Slurm job.
+pub fn runner_fields() -> Option<serde_json::Map<String, Value>> {
+    let job = std::env::var("SLURM_JOB_ID")
+        .ok()
+        .and_then(|j| j.trim().parse::<u64>().ok())?;
+    let mut fields = serde_json::Map::new();
+    runner::record(&mut fields, NAME, &job.to_string(), &shown(job));
+    let node = std::env::var("SLURMD_NODENAME")
+        .ok()
+        .or_else(|| {
+            std::env::var("SLURM_JOB_NODELIST")
+                .ok()
+                .filter(|l| !l.contains([',', '[']))
+        })
+        .filter(|n| !n.trim().is_empty());
+    if let Some(node) = node {
+        fields.insert(runner::NODE.into(), Value::from(node));
+    }
+    Some(fields)
 }
 
 /// Whole minutes of Slurm time for a task that may run `secs`.
@@ -285,7 +325,7 @@ impl Slurm {
     fn runner(&mut self, run: Run) -> Runner {
         let key = self.key();
         let shown = match &run {
-            Run::Job(id) => format!("Slurm job {id}"),
+            Run::Job(id) => shown(*id),
             Run::Gone(_) => "its Slurm job (ended)".into(),
             Run::Local(r) => r.shown.clone(),
         };
@@ -305,7 +345,7 @@ impl Slurm {
     /// The job still queued or running for a task, if Slurm has one: the one
     /// its status file names, else one found by its comment.
     fn live_job(&self, status_file: &Path, status: &AgentStatus) -> Option<u64> {
-        let named = runner::job_id(status).filter(|id| {
+        let named = job_of(status).filter(|id| {
             self.at_start
                 .get(id)
                 .is_some_and(|j| j.phase() != Phase::Ended)
@@ -395,13 +435,11 @@ fn one_line(bytes: &[u8]) -> String {
 /// earlier attempt are cleared.
 fn record_submission(status_file: &Path, id: u64) -> Result<()> {
     store::update_status(status_file, |s| {
-        if runner::job_id(s) == Some(id) {
+        if job_of(s) == Some(id) {
             // Its supervisor started and recorded it first.
             return Ok(());
         }
-        s.extra
-            .insert(runner::LAUNCHER.into(), Value::from("slurm"));
-        s.extra.insert(runner::JOB_ID.into(), Value::from(id));
+        runner::record(&mut s.extra, NAME, &id.to_string(), &shown(id));
         if s.status == State::Pending {
             s.extra.insert(runner::NODE.into(), Value::Null);
             s.extra.insert(runner::QUEUED.into(), Value::Null);
@@ -434,8 +472,8 @@ impl Launcher for Slurm {
 
     fn adopt(&mut self, status_file: &Path, status: &AgentStatus) -> Option<Runner> {
         let live_lock = store::is_live(status_file);
-        let job = runner::job_id(status)
-            .filter(|_| runner::launcher(status) == Some("slurm"))
+        let job = job_of(status)
+            .filter(|_| runner::launcher(status) == Some(NAME))
             .or_else(|| self.live_at_start.get(status_file).copied());
         let Some(id) = job else {
             // Started by a local po-spawn: follow its liveness lock.
@@ -557,11 +595,11 @@ impl Launcher for Slurm {
     }
 
     fn clean_up(&mut self, status_file: &Path, status: &AgentStatus) -> usize {
-        if runner::launcher(status) != Some("slurm") {
+        if runner::launcher(status) != Some(NAME) {
             return self.local.clean_up(status_file, status);
         }
         // Slurm ends what a job leaves on its node; a job still live goes.
-        match runner::job_id(status) {
+        match job_of(status) {
             Some(id)
                 if matches!(self.queue.known(id), Known::Live(_) | Known::Unknown)
                     && self
@@ -654,22 +692,28 @@ mod tests {
         assert_eq!(minutes(0.0, 0.0), 5);
     }
 
-    #[test]
-    fn the_job_script_only_runs_po_spawn_on_the_spec_file_it_is_given() {
-        // The script as a job runs it: `sh job.sh PROGRAM SPEC`, here with
-        // env(1) as the program, and a spec path a shell would expand.
+    /// Run `script` as a job runs it: `sh job.sh PROGRAM SPEC`, with env(1)
+    /// as the program and a spec path a shell would expand, which touches a
+    /// probe file if anything expands it. The environment printed, the spec
+    /// path, and whether the probe was touched.
+    fn run_as_a_job(script: &str) -> (String, String, bool) {
         let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("job.sh");
-        std::fs::write(&script, SCRIPT).unwrap();
+        let file = dir.path().join("job.sh");
+        std::fs::write(&file, script).unwrap();
         let probe = dir.path().join("expanded");
         let spec = format!("{}/a b;$(touch {})", dir.path().display(), probe.display());
         let out = Command::new("sh")
-            .arg(&script)
+            .arg(&file)
             .args(["/usr/bin/env", &spec])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let env = String::from_utf8_lossy(&out.stdout);
+        let env = String::from_utf8_lossy(&out.stdout).into_owned();
+        (env, spec, probe.exists())
+    }
+
+    #[test]
+    fn the_job_script_only_runs_po_spawn_on_the_spec_file_it_is_given() {
+        let (env, spec, expanded) = run_as_a_job(SCRIPT);
         // The program ran (env printed its environment) with the spec path,
         // byte for byte, as PO_SPAWN_TASK...
         assert!(
@@ -677,6 +721,10 @@ mod tests {
             "{env}"
         );
         // ...and nothing in that path was run by the shell.
-        assert!(!probe.exists(), "the shell expanded the spec path");
+        assert!(!expanded, "the shell expanded the spec path");
+        // The probe fires on a script that lets the shell read the path.
+        let careless = SCRIPT.replace("PO_SPAWN_TASK=$2", "eval \"PO_SPAWN_TASK=$2\"");
+        assert_ne!(careless, SCRIPT);
+        assert!(run_as_a_job(&careless).2, "the probe cannot tell");
     }
 }

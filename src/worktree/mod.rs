@@ -34,14 +34,18 @@
 //! checked once for tracked files that are missing or empty where HEAD's are
 //! not, and refused, naming them, if it has any: an agent never commits what
 //! a power cut took.
+//!
+//! Retired worktrees wait in a warm [`pool`] for the next task.
+
+pub mod pool;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use ignore::gitignore::GitignoreBuilder;
 
-use super::git::{branch_exists, git};
-use crate::error::{Error, Result};
+use crate::error::{Error, GitRefusal, Result};
+use crate::git::{branch_exists, git};
 
 /// What [`ensure`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +53,7 @@ pub enum Prepared {
     /// Checked out anew, or a half-made one (see the module) finished.
     Created,
     Reused,
-    /// Taken from the warm pool (see [`super::worktree_pool`]).
+    /// Taken from the warm pool (see [`pool`]).
     Pooled,
 }
 
@@ -92,7 +96,7 @@ pub fn ensure_noting(
     if let Some(lock) = stale_ref_lock(repo, branch) {
         note(format!("removed {} that a killed git left", lock.display()));
     }
-    if super::worktree_pool::take(repo, path, branch, base)? {
+    if pool::take(repo, path, branch, base)? {
         return Ok(Prepared::Pooled);
     }
     create(repo, path, branch, base)?;
@@ -111,7 +115,10 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
         let mut new = head.to_vec();
         new.extend(["-b", branch, &p, base]);
         match worktree_add(repo, &new) {
-            Err(e) if e.to_string().contains("already exists") && branch_exists(repo, branch) => {
+            Err(e)
+                if e.git_refusal() == Some(GitRefusal::AlreadyExists)
+                    && branch_exists(repo, branch) =>
+            {
                 let mut existing = head.to_vec();
                 existing.extend([&*p, branch]);
                 worktree_add(repo, &existing)
@@ -121,7 +128,7 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
     };
     match add(repo) {
         Ok(()) => {}
-        Err(e) if e.to_string().contains("missing but") => {
+        Err(e) if e.git_refusal() == Some(GitRefusal::MissingButRegistered) => {
             // The directory is gone (or was never made) but git still lists
             // it: forget that record (nothing on disk is lost) and try again.
             forget_registration(repo, path)?;
@@ -201,8 +208,7 @@ pub fn worktree_add(repo: &Path, args: &[&str]) -> Result<()> {
 }
 
 fn is_registration_race(e: &Error) -> bool {
-    let m = e.to_string();
-    m.contains("failed to read") && m.contains("worktrees")
+    e.git_refusal() == Some(GitRefusal::WorktreeRace)
 }
 
 /// Remove a worktree of po's own that holds nothing of anyone (a scratch or
@@ -521,7 +527,7 @@ fn repair(
         // record still names the old place.
         git(repo, &["worktree", "repair", &path.to_string_lossy()])?;
     }
-    super::worktree_pool::switch(path, branch, base, true)?;
+    pool::switch(path, branch, base, true)?;
     complete(path)?;
     note(format!(
         "finished worktree {} on {branch}, which a killed run left half-made",
@@ -1086,8 +1092,8 @@ mod tests {
     fn pooled(fx: &Fixture) -> PathBuf {
         let donor = fx.task(9);
         fx.ensure(&donor, "donor");
-        let pool = super::super::worktree_pool::pool_dir(&fx.worktrees);
-        let entry = super::super::worktree_pool::retire(&fx.repo, &donor, &pool).unwrap();
+        let pool = super::pool::pool_dir(&fx.worktrees);
+        let entry = super::pool::retire(&fx.repo, &donor, &pool).unwrap();
         fs::write(entry.join("junk.txt"), "junk\n").unwrap();
         fs::create_dir_all(entry.join("out")).unwrap();
         fs::write(entry.join("out/o.bin"), "o\n").unwrap();

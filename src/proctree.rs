@@ -80,6 +80,11 @@ pub struct Tree {
     pub pgid: Option<i32>,
     /// An environment entry every process of the task inherits.
     pub marker: Option<Vec<u8>>,
+    /// A member that gets no SIGTERM, only the final SIGKILL: a sandbox's
+    /// outer `bwrap`, whose end would kill the sandbox at once (its
+    /// `--die-with-parent`), leaving the agent no grace. Its group is not
+    /// signalled as a group either; every member is found one by one.
+    pub spared: Option<i32>,
 }
 
 impl Tree {
@@ -90,6 +95,7 @@ impl Tree {
             root: None,
             pgid: None,
             marker: Some(task_marker(status_file)),
+            spared: None,
         }
     }
 
@@ -140,10 +146,14 @@ impl Tree {
     }
 
     fn signal_all(&self, pids: &[i32], sig: Signal) {
-        if let Some(g) = self.pgid.filter(|g| *g > 1) {
+        let spared = |p: i32| sig != Signal::SIGKILL && self.spared == Some(p);
+        let group = self
+            .pgid
+            .filter(|g| *g > 1 && (sig == Signal::SIGKILL || self.spared.is_none()));
+        if let Some(g) = group {
             let _ = killpg(Pid::from_raw(g), sig);
         }
-        for &p in pids {
+        for &p in pids.iter().filter(|p| !spared(**p)) {
             let _ = kill(Pid::from_raw(p), sig);
         }
     }
@@ -208,6 +218,7 @@ mod tests {
             root: None,
             pgid: None,
             marker: Some(b"PO_TEST_MARKER=tree-kill-test".to_vec()),
+            spared: None,
         };
         for _ in 0..500 {
             if tree.members().len() >= 3 {

@@ -26,7 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::worktree::{self, RETIRING, TAKING};
+use super::{self as worktree, RETIRING, TAKING};
 use crate::error::{Error, Result};
 use crate::git::{self, branch_exists, git};
 use crate::protocol::store;

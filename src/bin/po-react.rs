@@ -1,0 +1,3 @@
+fn main() {
+    po::cli::main("po-react", po::cli::react::run)
+}
