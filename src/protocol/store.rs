@@ -342,6 +342,45 @@ mod tests {
     }
 
     #[test]
+    fn many_statuses_are_written_whole_and_a_refused_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: u32| dir.path().join(format!("agent-{n}.status.json"));
+        let mut running = AgentStatus::new("agent-2", "1");
+        running.status = crate::protocol::State::InProgress;
+        write_status(&path(2), &running).unwrap();
+        let files: Vec<(PathBuf, AgentStatus)> = (1..=3)
+            .map(|n| (path(n), AgentStatus::new(format!("agent-{n}"), "1")))
+            .collect();
+        let refuse_running = |_: &Path, old: &AgentStatus| match old.status {
+            crate::protocol::State::Pending => Ok(()),
+            _ => Err(Error::usage("it runs")),
+        };
+        assert!(write_statuses(dir.path(), &files, refuse_running).is_err());
+        assert_eq!(read_status(&path(1)).unwrap().agent_id, "agent-1");
+        assert_eq!(
+            read_status(&path(2)).unwrap().status,
+            crate::protocol::State::InProgress,
+            "a refused file is left as it was"
+        );
+        assert!(!path(3).exists(), "nothing after the refusal is written");
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        // Once the task is pending again, all three are written.
+        write_status(&path(2), &AgentStatus::new("agent-2", "1")).unwrap();
+        write_statuses(dir.path(), &files, refuse_running).unwrap();
+        for n in 1..=3 {
+            assert_eq!(
+                read_status(&path(n)).unwrap().agent_id,
+                format!("agent-{n}")
+            );
+        }
+    }
+
+    #[test]
     fn failed_update_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("agent-1.status.json");
