@@ -134,12 +134,13 @@ for n in $SIZES; do
     sync; t0=$(now)
     "$bin/po-serve" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
     serve_pid=$!
-    until [ -s "$work/serve.out" ]; do
+    until head -1 "$work/serve.out" | grep -q '^http://.*/$'; do
         kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.err" >&2; exit 1; }
         sleep 0.005
     done
     addr=$(head -1 "$work/serve.out")
-    curl -sf "${addr%/}/o/scale" -o "$work/board.html"
+    curl -sf --max-time 60 "${addr%/}/o/scale" -o "$work/board.html" \
+        || { echo "scale: GET ${addr%/}/o/scale failed (curl exit $?)" >&2; tail -5 "$work/serve.err" >&2; exit 1; }
     serve=$(elapsed "$t0" "$(now)")
     serve_rss=$(( $(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status") / 1024 ))
     kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=

@@ -119,9 +119,27 @@ fn size(n: u64) -> String {
     }
 }
 
+/// Open `path` to read it only: never blocks, refuses anything but a
+/// regular file, and says which version of the file is open (its metadata,
+/// from the open file itself).
+pub fn open_versioned(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    let file = open_any(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(&meta.file_type()));
+    }
+    Ok((file, meta))
+}
+
 /// Read all of an open file, refusing more than `cap` bytes.
 pub fn read_file(file: &mut File, cap: u64) -> io::Result<Vec<u8>> {
-    let hint = file.metadata().map(|m| m.len()).unwrap_or(0).min(cap);
+    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_sized(file, hint, cap)
+}
+
+/// Read all of an open file of about `len` bytes, refusing more than `cap`.
+pub fn read_sized(file: &mut File, len: u64, cap: u64) -> io::Result<Vec<u8>> {
+    let hint = len.min(cap);
     let mut bytes = Vec::with_capacity(hint as usize);
     file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {

@@ -247,9 +247,14 @@ pub fn run(args: Args) -> Result<i32> {
             .expect("checked: the source is an issue");
         create_sub_issues(&runtime, &id, master, &paths)?;
     }
+    // The files were just written into one directory: resolve it once.
+    let real_dir = layout::absolute(&dir)?;
     let absolute: Vec<PathBuf> = paths
         .iter()
-        .map(|p| layout::absolute(p))
+        .map(|p| match p.file_name() {
+            Some(name) => Ok(real_dir.join(name)),
+            None => layout::absolute(p),
+        })
         .collect::<Result<_>>()?;
     if args.json {
         let v = report::json(&loaded.plan, &id, &loaded.source, false, Some(&absolute));
@@ -568,7 +573,7 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
         let status = status_of(id, t, sub);
         files.push((layout::status_path(&dir, &status.agent_id), status));
     }
-    write_all(&files)?;
+    write_all(&dir, &files)?;
     let paths: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
     // Tasks of an earlier parse beyond the new count go, still only if pending.
     let current: std::collections::HashSet<&PathBuf> = paths.iter().collect();
@@ -593,55 +598,19 @@ fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Write the status files, a few at a time: each write is fsynced, and
-/// concurrent fsyncs share the file system's journal commits.
-fn write_all(files: &[(PathBuf, AgentStatus)]) -> Result<()> {
-    const WRITERS: usize = 8;
-    if files.len() < 2 * WRITERS {
-        return files
-            .iter()
-            .try_for_each(|(p, s)| replace_pending(p, s.clone()));
-    }
-    let chunk = files.len().div_ceil(WRITERS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .try_for_each(|(p, s)| replace_pending(p, s.clone()))
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(Error::system("write status files: a writer panicked")))
-            })
-            .collect::<Result<Vec<()>>>()
-    })?;
-    Ok(())
-}
-
-/// Create or replace a status file under its lock; an existing file is only
-/// replaced while it is still `pending`.
-fn replace_pending(path: &Path, status: AgentStatus) -> Result<()> {
-    if !path.exists() {
-        return store::write_status(path, &status);
-    }
-    store::update_status(path, |s| {
-        if s.status != State::Pending {
+/// Write the status files, each one only over a file that is still
+/// `pending`, durably with one flush for all of them.
+fn write_all(dir: &Path, files: &[(PathBuf, AgentStatus)]) -> Result<()> {
+    store::write_statuses(dir, files, |path, old| {
+        if old.status != State::Pending {
             return Err(Error::usage(format!(
                 "replace {}: it is {} now; use `po-spawn --retry` or --id NEW-ID",
                 path.display(),
-                s.status
+                old.status
             )));
         }
-        *s = status;
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 /// The seed's sub-issue body.

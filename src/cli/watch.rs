@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::Common;
 use crate::error::{Error, Result, exit};
 use crate::integration::conflicts::Conflict;
-use crate::protocol::view::{OrchestrationView, Reader, Row};
+use crate::protocol::view::{BadFile, OrchestrationView, Reader, Row, TaskView};
 use crate::protocol::{State, sanitize};
 use crate::report::summary;
 use crate::timefmt;
@@ -124,6 +124,9 @@ pub fn run(args: Args) -> Result<i32> {
         },
     };
     let mut reader = Reader::watching(Duration::from_secs(args.stall_after));
+    if !live {
+        reader = reader.once();
+    }
     let out = Output::new();
     let mut look = Look {
         scope: &scope,
@@ -323,21 +326,46 @@ fn watch_events(
     }
 }
 
-/// The snapshot as one JSON document (stable field names).
-fn snapshot_json(scope: &Scope, views: &[OrchestrationView], conflicts: &[Vec<Conflict>]) -> Value {
-    let orchestrations: Vec<Value> = views
+/// The snapshot as one JSON document (stable field names), serialised
+/// straight from the views (no intermediate JSON tree of every task).
+fn snapshot_json(
+    scope: &Scope,
+    views: &[OrchestrationView],
+    conflicts: &[Vec<Conflict>],
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Snapshot<'a> {
+        time: String,
+        root: Option<&'a Path>,
+        orchestrations: Vec<One<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct One<'a> {
+        id: &'a str,
+        dir: &'a Path,
+        title: Option<&'a str>,
+        problem: Option<&'a str>,
+        tasks: &'a [&'a TaskView],
+        unreadable: Vec<&'a BadFile>,
+        conflicts: &'a [Conflict],
+        totals: Value,
+    }
+    let tasks: Vec<Vec<&TaskView>> = views.iter().map(|v| v.tasks().collect()).collect();
+    let orchestrations: Vec<One<'_>> = views
         .iter()
         .zip(conflicts)
-        .map(|(v, conflicts)| {
-            let tasks: Vec<_> = v.tasks().collect();
+        .zip(&tasks)
+        .map(|((v, conflicts), tasks)| {
+            let mut by_state = [0usize; State::ALL.len()];
+            for t in tasks {
+                if let Some(i) = State::ALL.iter().position(|s| *s == t.state()) {
+                    by_state[i] += 1;
+                }
+            }
             let by_state: serde_json::Map<String, Value> = State::ALL
                 .iter()
-                .map(|s| {
-                    (
-                        s.as_str().to_string(),
-                        json!(tasks.iter().filter(|t| t.state() == *s).count()),
-                    )
-                })
+                .zip(by_state)
+                .map(|(s, n)| (s.as_str().to_string(), json!(n)))
                 .collect();
             let costs: Vec<f64> = tasks
                 .iter()
@@ -345,15 +373,15 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView], conflicts: &[Vec<Co
                 .collect();
             let spend = crate::cost::Total::of(tasks.iter().map(|t| &t.status));
             let budget = v.orchestration.as_deref().and_then(crate::cost::budget_of);
-            json!({
-                "id": v.id,
-                "dir": v.dir,
-                "title": v.title,
-                "problem": v.problem,
-                "tasks": tasks,
-                "unreadable": v.bad().collect::<Vec<_>>(),
-                "conflicts": conflicts,
-                "totals": {
+            One {
+                id: &v.id,
+                dir: &v.dir,
+                title: v.title.as_deref(),
+                problem: v.problem.as_deref(),
+                tasks,
+                unreadable: v.bad().collect(),
+                conflicts,
+                totals: json!({
                     "tasks": v.rows.len(),
                     "by_state": by_state,
                     "stalled": tasks.iter().filter(|t| t.inferred.stalled && !t.inferred.orphaned).count(),
@@ -364,18 +392,19 @@ fn snapshot_json(scope: &Scope, views: &[OrchestrationView], conflicts: &[Vec<Co
                     "committed_usd": spend.committed,
                     "budget_usd": budget,
                     "budget_reached": budget.map(|b| spend.sum() >= b),
-                    "elapsed_seconds": table::elapsed(&tasks),
-                },
-            })
+                    "elapsed_seconds": table::elapsed(tasks),
+                }),
+            }
         })
         .collect();
     let root = match scope {
-        Scope::All(rt) => Some(rt.root.clone()),
+        Scope::All(rt) => Some(rt.root.as_path()),
         Scope::One(_) => None,
     };
-    json!({
-        "time": timefmt::format(&timefmt::now()),
-        "root": root,
-        "orchestrations": orchestrations,
-    })
+    let snapshot = Snapshot {
+        time: timefmt::format(&timefmt::now()),
+        root,
+        orchestrations,
+    };
+    serde_json::to_string(&snapshot).expect("a snapshot serialises")
 }

@@ -143,15 +143,20 @@ pub fn is_live(status_file: &Path) -> bool {
     }
 }
 
-/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// A temporary file beside `path`, unique to this process and call.
+fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp = path.with_file_name(format!(
+    path.with_file_name(format!(
         ".{}.tmp-{}-{}",
         file_name(path),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+/// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
     let result = (|| {
         let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
         f.write_all(bytes).map_err(Error::io("write", &tmp))?;
@@ -212,6 +217,58 @@ where
     status.last_update = Some(crate::timefmt::now());
     write_json(path, &status)?;
     Ok(status)
+}
+
+/// Write many status files of one directory, each atomically and under its
+/// lock, with one flush of the file system instead of one `fsync` per file
+/// (on Linux): every temporary file is written first, then made durable at
+/// once (`syncfs(2)`; elsewhere an `fsync` each), then each is renamed into
+/// place under its lock once `may_replace` accepted the file there (if
+/// any), and the directory is `fsync`ed. A crash leaves each file whole,
+/// old or new; on an error the temporary files that were not renamed go.
+pub fn write_statuses<F>(dir: &Path, files: &[(PathBuf, AgentStatus)], may_replace: F) -> Result<()>
+where
+    F: Fn(&Path, &AgentStatus) -> Result<()>,
+{
+    let mut tmps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let mut renamed = 0;
+    let result = (|| {
+        for (path, status) in files {
+            let tmp = temp_path(path);
+            let mut bytes = serde_json::to_vec_pretty(status)
+                .map_err(|e| Error::system(format!("serialise {}: {e}", path.display())))?;
+            bytes.push(b'\n');
+            let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+            tmps.push(tmp.clone());
+            f.write_all(&bytes).map_err(Error::io("write", &tmp))?;
+            #[cfg(not(target_os = "linux"))]
+            f.sync_all().map_err(Error::io("fsync", &tmp))?;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let d = File::open(dir).map_err(Error::io("open", dir))?;
+            nix::unistd::syncfs(d.as_raw_fd())
+                .map_err(|e| Error::io("sync the file system of", dir)(e.into()))?;
+        }
+        for ((path, _), tmp) in files.iter().zip(&tmps) {
+            let _lock = lock_exclusive(&lock_path(path))?;
+            match read_status(path) {
+                Ok(old) => may_replace(path, &old)?,
+                Err(_) if !path.exists() => {}
+                Err(e) => return Err(e),
+            }
+            fs::rename(tmp, path).map_err(Error::io("rename into place", path))?;
+            renamed += 1;
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io("fsync", dir))
+    })();
+    for tmp in &tmps[renamed..] {
+        let _ = fs::remove_file(tmp);
+    }
+    result
 }
 
 /// Read-modify-write any JSON file as an untyped value under its lock.
@@ -282,6 +339,45 @@ mod tests {
             liveness_path(p),
             Path::new("/r/parallel/7/agent-3.live.lock")
         );
+    }
+
+    #[test]
+    fn many_statuses_are_written_whole_and_a_refused_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: u32| dir.path().join(format!("agent-{n}.status.json"));
+        let mut running = AgentStatus::new("agent-2", "1");
+        running.status = crate::protocol::State::InProgress;
+        write_status(&path(2), &running).unwrap();
+        let files: Vec<(PathBuf, AgentStatus)> = (1..=3)
+            .map(|n| (path(n), AgentStatus::new(format!("agent-{n}"), "1")))
+            .collect();
+        let refuse_running = |_: &Path, old: &AgentStatus| match old.status {
+            crate::protocol::State::Pending => Ok(()),
+            _ => Err(Error::usage("it runs")),
+        };
+        assert!(write_statuses(dir.path(), &files, refuse_running).is_err());
+        assert_eq!(read_status(&path(1)).unwrap().agent_id, "agent-1");
+        assert_eq!(
+            read_status(&path(2)).unwrap().status,
+            crate::protocol::State::InProgress,
+            "a refused file is left as it was"
+        );
+        assert!(!path(3).exists(), "nothing after the refusal is written");
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        // Once the task is pending again, all three are written.
+        write_status(&path(2), &AgentStatus::new("agent-2", "1")).unwrap();
+        write_statuses(dir.path(), &files, refuse_running).unwrap();
+        for n in 1..=3 {
+            assert_eq!(
+                read_status(&path(n)).unwrap().agent_id,
+                format!("agent-{n}")
+            );
+        }
     }
 
     #[test]

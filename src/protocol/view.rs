@@ -30,6 +30,7 @@ use super::lifecycle;
 use super::runner;
 use super::{AgentStatus, Orchestration, State, store};
 use crate::error::Error;
+use crate::fsx;
 use crate::timefmt::{self, Timestamp, opt_rfc3339};
 
 /// One task as a reader sees it: the status file as stored, and what is
@@ -354,6 +355,15 @@ impl Reader {
         }
     }
 
+    /// The same reader for one reading only: it keeps no parsed file for a
+    /// next one.
+    pub fn once(self) -> Reader {
+        Reader {
+            cache: None,
+            ..self
+        }
+    }
+
     /// A reader that infers nothing (the scheduler knows its runners).
     pub fn plain() -> Reader {
         Reader {
@@ -481,10 +491,12 @@ impl Reader {
     }
 
     /// Parse `file` (or reuse the last parse of the same version) and say
-    /// which version was read.
+    /// which version was read. The file is opened once and its version
+    /// taken from the open file: status files are replaced whole, by
+    /// rename, so what is read is that version.
     fn parse(&mut self, file: &Path) -> (Parsed, Option<FileKey>) {
-        let meta = match fs::metadata(file) {
-            Ok(m) => m,
+        let (mut open, meta) = match fsx::open_versioned(file) {
+            Ok(o) => o,
             Err(e) => return (Err(Error::io("read", file)(e).to_string()), None),
         };
         let key = FileKey::of(&meta);
@@ -494,17 +506,15 @@ impl Reader {
         {
             return (parsed.clone(), Some(key));
         }
-        let parsed = match store::read_status(file) {
-            Ok(s) => Ok(s),
-            Err(Error::BadStatus { detail, .. }) => Err(detail),
-            Err(e) => Err(e.to_string()),
+        let parsed = match fsx::read_sized(&mut open, meta.len(), fsx::STATE_MAX) {
+            Ok(bytes) => match store::parse_json::<AgentStatus>(file, &bytes) {
+                Ok(s) => Ok(s),
+                Err(Error::BadStatus { detail, .. }) => Err(detail),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(Error::io("read", file)(e).to_string()),
         };
-        // A file replaced between the stat and the read: say nothing about
-        // which version this is, so it is neither cached nor trusted.
-        let after = fs::metadata(file).ok().map(|m| FileKey::of(&m));
-        if after != Some(key) {
-            return (parsed, None);
-        }
+        drop(open);
         if let Some(cache) = &mut self.cache {
             cache
                 .status
