@@ -219,13 +219,19 @@ where
     Ok(status)
 }
 
+/// From how many files [`write_statuses`] flushes the whole file system
+/// once rather than each file: `syncfs` also waits for every other
+/// process's unwritten data there, which a few files should not.
+pub const SYNCFS_FROM: usize = 64;
+
 /// Write many status files of one directory, each atomically and under its
 /// lock, with one flush of the file system instead of one `fsync` per file
-/// (on Linux): every temporary file is written first, then made durable at
-/// once (`syncfs(2)`; elsewhere an `fsync` each), then each is renamed into
-/// place under its lock once `may_replace` accepted the file there (if
-/// any), and the directory is `fsync`ed. A crash leaves each file whole,
-/// old or new; on an error the temporary files that were not renamed go.
+/// (on Linux, from [`SYNCFS_FROM`] files on): every temporary file is
+/// written first, then made durable at once (`syncfs(2)`; for fewer files,
+/// or elsewhere, an `fsync` each), then each is renamed into place under its
+/// lock once `may_replace` accepted the file there (if any), and the
+/// directory is `fsync`ed. A crash leaves each file whole, old or new; on an
+/// error the temporary files that were not renamed go.
 pub fn write_statuses<F>(dir: &Path, files: &[(PathBuf, AgentStatus)], may_replace: F) -> Result<()>
 where
     F: Fn(&Path, &AgentStatus) -> Result<()>,
@@ -241,11 +247,12 @@ where
             let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
             tmps.push(tmp.clone());
             f.write_all(&bytes).map_err(Error::io("write", &tmp))?;
-            #[cfg(not(target_os = "linux"))]
-            f.sync_all().map_err(Error::io("fsync", &tmp))?;
+            if !cfg!(target_os = "linux") || files.len() < SYNCFS_FROM {
+                f.sync_all().map_err(Error::io("fsync", &tmp))?;
+            }
         }
         #[cfg(target_os = "linux")]
-        {
+        if files.len() >= SYNCFS_FROM {
             use std::os::fd::AsRawFd;
             let d = File::open(dir).map_err(Error::io("open", dir))?;
             nix::unistd::syncfs(d.as_raw_fd())
@@ -378,6 +385,35 @@ mod tests {
                 format!("agent-{n}")
             );
         }
+    }
+
+    /// From [`SYNCFS_FROM`] files on, one flush of the file system makes
+    /// them durable: every file is there, whole, and no temporary is left.
+    #[test]
+    fn a_batch_past_the_syncfs_threshold_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = SYNCFS_FROM + 36;
+        let files: Vec<(PathBuf, AgentStatus)> = (1..=n)
+            .map(|i| {
+                (
+                    dir.path().join(format!("agent-{i}.status.json")),
+                    AgentStatus::new(format!("agent-{i}"), "1"),
+                )
+            })
+            .collect();
+        write_statuses(dir.path(), &files, |_, _| Ok(())).unwrap();
+        for (path, status) in &files {
+            assert_eq!(read_status(path).unwrap().agent_id, status.agent_id);
+        }
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(".status.json")).count(),
+            n
+        );
     }
 
     #[test]
