@@ -27,7 +27,6 @@ pub mod usage;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
@@ -141,7 +140,9 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
         repos.insert(repo);
     }
     for repo in &repos {
-        report.pruned.extend(prune(repo, opts.dry_run)?);
+        report
+            .pruned
+            .extend(git::worktree_prune(repo, opts.dry_run)?);
     }
     report.freed_bytes = report
         .worktrees
@@ -150,31 +151,6 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
         .map(|w| w.bytes)
         .sum();
     Ok(report)
-}
-
-/// `git worktree prune --verbose` (with `--dry-run`): what it pruned.
-fn prune(repo: &Path, dry_run: bool) -> Result<Vec<String>> {
-    let mut cmd = Command::new("git");
-    cmd.args(["worktree", "prune", "--verbose"]);
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let out = cmd
-        .current_dir(repo)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::system(format!("run `git worktree prune`: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::system(format!(
-            "run `git worktree prune` in {}: {}",
-            repo.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| l.strip_prefix("Removing ").map(str::to_string))
-        .collect())
 }
 
 /// One repository's facts, and the report being written.
@@ -250,12 +226,9 @@ impl<'a> Cleaner<'a> {
             active |= !t.state().is_terminal() || store::is_live(&t.file);
             self.task(&t.file, &t.status, github)?;
         }
-        let worktrees = self
-            .runtime
-            .root
-            .join("worktrees")
-            .join(sanitize::id(&loaded.id)?);
-        let integration = worktrees.join("integration");
+        let id = sanitize::id(&loaded.id)?;
+        let worktrees = self.runtime.worktrees_of(&id);
+        let integration = self.runtime.integration_dir(&id);
         if self.registered(&integration).is_some() {
             if active {
                 self.keep(
@@ -288,7 +261,7 @@ impl<'a> Cleaner<'a> {
             return self.keep(path, agent_id, keep);
         }
         if !self.opts.dry_run
-            && let Some(private) = worktree::private_dir(path)
+            && let Some(private) = git::private_dir(path)
             && worktree::unfinished_in(&private).is_some()
         {
             // Locked by po on its way into or out of the pool: po's own.
@@ -325,7 +298,7 @@ impl<'a> Cleaner<'a> {
     /// refuses any that something was written into since).
     fn drain_pool(&mut self) -> Result<()> {
         self.id = String::new();
-        let pool = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+        let pool = worktree_pool::pool_dir(&self.runtime.worktrees_root());
         for entry in worktree_pool::entries(&pool) {
             let lock_path = store::lock_path(&entry);
             let lock = if self.opts.dry_run {
@@ -555,7 +528,7 @@ impl<'a> Cleaner<'a> {
             }
             (true, false) => Ok(Action::WouldRemove),
             (false, true) => {
-                let pool_dir = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+                let pool_dir = worktree_pool::pool_dir(&self.runtime.worktrees_root());
                 worktree_pool::retire(&self.repo, path, &pool_dir).map(|to| {
                     item.bytes = before.saturating_sub(disk_usage(&to));
                     item.pooled_as = Some(to);
@@ -564,7 +537,7 @@ impl<'a> Cleaner<'a> {
             }
             (false, false) => {
                 if po_lock.is_some()
-                    && let Some(private) = worktree::private_dir(path)
+                    && let Some(private) = git::private_dir(path)
                 {
                     // A killed po-clean's retiring: it was clean then and is now.
                     worktree::unlock(&private)?;
@@ -605,7 +578,7 @@ impl<'a> Cleaner<'a> {
                 format!("if it may go: git worktree unlock {at}; then run po-clean again"),
             ));
         }
-        let private = worktree::private_dir(path)?;
+        let private = git::private_dir(path)?;
         for (file, what, undo) in [
             (
                 "MERGE_HEAD",
@@ -647,7 +620,7 @@ impl<'a> Cleaner<'a> {
             Ok(list) => list,
             Err(e) => return Some(unknown(e)),
         };
-        let changes = match changed_files(path) {
+        let changes = match git::changed_files(path) {
             Ok(files) => files,
             Err(e) => return Some(unknown(e)),
         };
@@ -921,35 +894,6 @@ fn human_age(secs: u64) -> String {
     } else {
         timefmt::human_duration(secs as f64)
     }
-}
-
-/// Files `git status` reports (untracked included), with their two-letter
-/// status (`??` untracked; a nested repository ends in `/`), without taking
-/// git's optional index lock: nothing is written.
-fn changed_files(path: &Path) -> Result<Vec<(String, String)>> {
-    let out = git::git_raw(
-        path,
-        &[
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--ignore-submodules=none",
-        ],
-    )?;
-    let mut files = Vec::new();
-    let mut fields = out.split('\0').filter(|f| !f.is_empty());
-    while let Some(f) = fields.next() {
-        if f.len() > 3 {
-            files.push((f[..2].to_string(), f[3..].to_string()));
-            // A rename names its source next.
-            if f.starts_with('R') || f.starts_with('C') {
-                fields.next();
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// A reason to keep a worktree, and what to do to let it go.

@@ -28,7 +28,7 @@ use crate::git::{self, git};
 use crate::integration::conflicts::{Branch, Conflict, Predictor};
 use crate::integration::{self, Limits, MergeOutcome, Scratch, Verdict};
 use crate::protocol::view::OrchestrationView;
-use crate::protocol::{AgentStatus, Runtime, State, sanitize};
+use crate::protocol::{AgentStatus, Orchestration, Runtime, State, sanitize};
 use crate::report::summary;
 use crate::worktree;
 
@@ -215,25 +215,17 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
 
     let id = sanitize::id(&loaded.id)?;
     let included = worktree::included_files(&repo, &runtime.root)?;
-    let scratch = Scratch::create(
-        &repo,
-        &runtime.root.join("worktrees").join(&id),
-        &report.start,
-    )?;
+    let scratch = Scratch::create(&repo, &runtime.worktrees_of(&id), &report.start)?;
     worktree::copy_included(&repo, scratch.path(), &included)?;
     let logs = runtime.logs_dir(&format!(
         "merge-{id}-{}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
     ));
-    let validations: HashMap<u32, String> = loaded
+    let validations = loaded
         .orchestration
-        .iter()
-        .flat_map(|o| &o.waves)
-        .filter_map(|w| {
-            let v = w.validation.as_deref()?.trim();
-            (!v.is_empty()).then(|| (w.number, v.to_string()))
-        })
-        .collect();
+        .as_deref()
+        .map(Orchestration::validations)
+        .unwrap_or_default();
     let (good, cancelled) = {
         let mut merger = Merger {
             wt: scratch.path(),

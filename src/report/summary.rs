@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, exit};
 use crate::integration::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, TaskView};
-use crate::protocol::{Source, State, store};
+use crate::protocol::{Source, State, layout, store};
 use crate::timefmt::{self, Timestamp};
 
 /// Read an orchestration directory with the one reader
@@ -507,8 +507,8 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
 /// Write `summary.json` and `summary.md` into the orchestration directory.
 pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
     let dir = &summary.orchestration_dir;
-    let json = dir.join("summary.json");
-    let md = dir.join("summary.md");
+    let json = dir.join(layout::SUMMARY_FILE);
+    let md = dir.join(layout::SUMMARY_MARKDOWN);
     store::write_json(&json, summary)?;
     store::write_atomic(&md, markdown.as_bytes())?;
     Ok((json, md))

@@ -12,7 +12,7 @@ use super::state::{ExitStatus, Failed};
 use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
 use crate::protocol::lifecycle::{self, Start};
-use crate::protocol::{AgentStatus, Orchestration, store};
+use crate::protocol::{AgentStatus, Orchestration, phase, store};
 use crate::run::agent::Agent;
 use crate::run::prompt;
 use crate::run::sandbox::{self, Sandbox};
@@ -48,7 +48,12 @@ pub fn prepare(
     let isolated = spec.worktree.is_some();
     let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
     let start = Start {
-        phase: if isolated { "worktree" } else { "starting" }.into(),
+        phase: if isolated {
+            phase::WORKTREE
+        } else {
+            phase::STARTING
+        }
+        .into(),
         log_file: spec.log_file.clone(),
         workdir: workdir.clone(),
         branch: isolated.then(|| spec.branch.clone()),
@@ -111,15 +116,15 @@ pub fn prepare(
                     spec.branch
                 ));
             }
-            Err(e) => return failed("worktree", format!("failed to {e}")),
+            Err(e) => return failed(phase::WORKTREE, format!("failed to {e}")),
         }
         if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {
-            return failed("worktree", format!("failed to {e} (.worktreeinclude)"));
+            return failed(phase::WORKTREE, format!("failed to {e} (.worktreeinclude)"));
         }
     }
 
     if let Err(e) = write_prompt(spec, &task, &workdir) {
-        return failed("prompt", format!("failed to {e}"));
+        return failed(phase::PROMPT, format!("failed to {e}"));
     }
 
     let mut env = agent_env(spec, &workdir, &task);
@@ -129,14 +134,14 @@ pub fn prepare(
                 env.extend(sb.env());
                 Some(sb)
             }
-            Err(e) => return failed("sandbox", format!("failed to {e}")),
+            Err(e) => return failed(phase::SANDBOX, format!("failed to {e}")),
         },
         None => None,
     };
     if let Some(setup) = &spec.setup {
-        lifecycle::phase(&spec.status_file, "setup")?;
+        lifecycle::phase(&spec.status_file, phase::SETUP)?;
         if let Err(e) = run_setup(spec, setup, &workdir, &env, log, sandbox.as_ref()) {
-            return failed("setup", e);
+            return failed(phase::SETUP, e);
         }
     }
     Ok(Ok(Prepared {
