@@ -566,55 +566,12 @@ impl<'a> Cleaner<'a> {
     fn holds_work(&self, path: &Path, branch: Option<&str>, task: bool) -> Option<Keep> {
         let entry = self.registered(path)?;
         let at = quote(path);
-        if let Some(why) = &entry.locked
-            && worktree::unfinished_reason(why).is_none()
-        {
-            return Some(Keep::new(
-                if why.is_empty() {
-                    "locked (git worktree lock)".to_string()
-                } else {
-                    format!("locked (git worktree lock: {why})")
-                },
-                format!("if it may go: git worktree unlock {at}; then run po-clean again"),
-            ));
+        if let Some(keep) = locked(entry, &at) {
+            return Some(keep);
         }
         let private = git::private_dir(path)?;
-        for (file, what, undo) in [
-            (
-                "MERGE_HEAD",
-                "a merge",
-                "merge --continue` or `merge --abort",
-            ),
-            (
-                "rebase-merge",
-                "a rebase",
-                "rebase --continue` or `rebase --abort",
-            ),
-            (
-                "rebase-apply",
-                "a rebase or git am",
-                "rebase --abort` or `am --abort",
-            ),
-            (
-                "CHERRY_PICK_HEAD",
-                "a cherry-pick",
-                "cherry-pick --continue` or `cherry-pick --abort",
-            ),
-            (
-                "REVERT_HEAD",
-                "a revert",
-                "revert --continue` or `revert --abort",
-            ),
-            ("BISECT_LOG", "a bisect", "bisect reset"),
-        ] {
-            if private.join(file).exists() {
-                return Some(Keep::new(
-                    format!("{what} is in progress there"),
-                    format!(
-                        "finish it or give it up (`git -C {at} {undo}`), then run po-clean again"
-                    ),
-                ));
-            }
+        if let Some(keep) = in_progress(&private, &at) {
+            return Some(keep);
         }
         let ignored = match git::ignored(path) {
             Ok(list) => list,
@@ -624,109 +581,84 @@ impl<'a> Cleaner<'a> {
             Ok(files) => files,
             Err(e) => return Some(unknown(e)),
         };
-        // Never deleted, with or without --include-ignored.
-        let nested: Vec<&str> = ignored
-            .iter()
-            .map(String::as_str)
-            .filter(|f| git::is_nested_repo(f))
-            .chain(
-                changes
-                    .iter()
-                    .filter(|(code, f)| code == "??" && git::is_nested_repo(f))
-                    .map(|(_, f)| f.as_str()),
-            )
-            .collect();
-        if !nested.is_empty() {
-            return Some(nested_reason(&nested));
-        }
-        if !changes.is_empty() {
-            let files: Vec<&str> = changes.iter().map(|(_, f)| f.as_str()).collect();
-            return Some(Keep::new(
-                format!(
-                    "uncommitted changes in {}: {}",
-                    plural(files.len(), "file"),
-                    sample(&files)
-                ),
-                format!(
-                    "commit them (git -C {at} add -A && git -C {at} commit), or discard them \
-                     (git -C {at} reset --hard && git -C {at} clean -fd); then run po-clean again"
-                ),
-            ));
-        }
-        match git::hidden_entries(path) {
-            Ok(hidden) => {
-                let sparse = private.join("info").join("sparse-checkout").exists();
-                // In a sparse checkout, skip-worktree on an absent file is
-                // what leaves it out.
-                let hidden: Vec<&git::HiddenEntry> = hidden
-                    .iter()
-                    .filter(|h| {
-                        !(sparse
-                            && h.skip_worktree
-                            && !h.assume_unchanged
-                            && std::fs::symlink_metadata(path.join(&h.path)).is_err())
-                    })
-                    .collect();
-                if !hidden.is_empty() {
-                    return Some(hidden_reason(&at, &hidden));
+        uncommitted(&ignored, &changes, &at)
+            .or_else(|| hidden_files(path, &private, &at))
+            .or_else(|| self.unheld_commits(entry, branch, &at))
+            .or_else(|| self.stashed_on(entry, branch))
+            .or_else(|| {
+                if task && !self.opts.include_ignored {
+                    self.foreign_ignored(path, &ignored)
+                } else {
+                    None
                 }
-            }
-            Err(e) => return Some(unknown(e)),
-        }
+            })
+    }
+
+    /// Commits at the worktree's HEAD that `branch` (else any branch) does
+    /// not hold.
+    fn unheld_commits(
+        &self,
+        entry: &git::Worktree,
+        branch: Option<&str>,
+        at: &str,
+    ) -> Option<Keep> {
         let head = entry.head.as_deref().unwrap_or_default();
         let held = match branch {
             Some(b) if entry.branch.as_deref() == Some(b) => true,
             Some(b) => self.tips.contains_key(b) && git::is_ancestor(&self.repo, head, b),
             None => entry.branch.is_some(),
         };
-        if !held {
-            let short = &head[..head.len().min(7)];
-            let place = match &entry.branch {
-                Some(other) => format!("on {other}"),
-                None => "detached".into(),
-            };
-            let advice = format!(
-                "save them on a branch (git -C {at} branch NAME); if the worktree may go then, \
-                 git worktree remove {at}"
-            );
-            return Some(Keep::new(
-                match branch {
-                    Some(b) => {
-                        format!("commits its branch {b} does not hold (HEAD {short}, {place})")
-                    }
-                    None => format!("commits on no branch (HEAD {short}, {place})"),
-                },
-                advice,
-            ));
+        if held {
+            return None;
         }
-        if let Some(b) = branch.or(entry.branch.as_deref())
-            && self.stashed.contains(b)
-        {
-            return Some(Keep::new(
+        let short = &head[..head.len().min(7)];
+        let place = match &entry.branch {
+            Some(other) => format!("on {other}"),
+            None => "detached".into(),
+        };
+        let advice = format!(
+            "save them on a branch (git -C {at} branch NAME); if the worktree may go then, \
+             git worktree remove {at}"
+        );
+        Some(Keep::new(
+            match branch {
+                Some(b) => format!("commits its branch {b} does not hold (HEAD {short}, {place})"),
+                None => format!("commits on no branch (HEAD {short}, {place})"),
+            },
+            advice,
+        ))
+    }
+
+    /// A stash made on the worktree's branch.
+    fn stashed_on(&self, entry: &git::Worktree, branch: Option<&str>) -> Option<Keep> {
+        let b = branch.or(entry.branch.as_deref())?;
+        self.stashed.contains(b).then(|| {
+            Keep::new(
                 format!("a stash was made on its branch {b} (git stash list)"),
                 "apply it (git stash pop) or drop it (git stash drop), then run po-clean again",
-            ));
+            )
+        })
+    }
+
+    /// Files ignored by git in a task's worktree that po did not copy there.
+    fn foreign_ignored(&self, path: &Path, ignored: &[String]) -> Option<Keep> {
+        let theirs: Vec<&str> = ignored
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !self.is_included_copy(path, f))
+            .collect();
+        if theirs.is_empty() {
+            return None;
         }
-        if task && !self.opts.include_ignored {
-            let theirs: Vec<&str> = ignored
-                .iter()
-                .map(String::as_str)
-                .filter(|f| !self.is_included_copy(path, f))
-                .collect();
-            if !theirs.is_empty() {
-                return Some(Keep::new(
-                    format!(
-                        "{} ignored by git that po did not put there: {}",
-                        plural(theirs.len(), "file"),
-                        sample(&grouped(&theirs))
-                    ),
-                    "move what you need out of it; --include-ignored deletes them with the \
-                     worktree"
-                        .to_string(),
-                ));
-            }
-        }
-        None
+        Some(Keep::new(
+            format!(
+                "{} ignored by git that po did not put there: {}",
+                plural(theirs.len(), "file"),
+                sample(&grouped(&theirs))
+            ),
+            "move what you need out of it; --include-ignored deletes them with the worktree"
+                .to_string(),
+        ))
     }
 
     /// Whether the ignored file `rel` of the worktree at `path` is a copy
@@ -894,6 +826,118 @@ fn human_age(secs: u64) -> String {
     } else {
         timefmt::human_duration(secs as f64)
     }
+}
+
+/// A worktree someone locked (not po's half-made lock).
+fn locked(entry: &git::Worktree, at: &str) -> Option<Keep> {
+    let why = entry.locked.as_ref()?;
+    if worktree::unfinished_reason(why).is_some() {
+        return None;
+    }
+    Some(Keep::new(
+        if why.is_empty() {
+            "locked (git worktree lock)".to_string()
+        } else {
+            format!("locked (git worktree lock: {why})")
+        },
+        format!("if it may go: git worktree unlock {at}; then run po-clean again"),
+    ))
+}
+
+/// A merge, rebase, cherry-pick, revert or bisect under way in the worktree
+/// whose private git directory is `private`.
+fn in_progress(private: &Path, at: &str) -> Option<Keep> {
+    const UNDER_WAY: [(&str, &str, &str); 6] = [
+        (
+            "MERGE_HEAD",
+            "a merge",
+            "merge --continue` or `merge --abort",
+        ),
+        (
+            "rebase-merge",
+            "a rebase",
+            "rebase --continue` or `rebase --abort",
+        ),
+        (
+            "rebase-apply",
+            "a rebase or git am",
+            "rebase --abort` or `am --abort",
+        ),
+        (
+            "CHERRY_PICK_HEAD",
+            "a cherry-pick",
+            "cherry-pick --continue` or `cherry-pick --abort",
+        ),
+        (
+            "REVERT_HEAD",
+            "a revert",
+            "revert --continue` or `revert --abort",
+        ),
+        ("BISECT_LOG", "a bisect", "bisect reset"),
+    ];
+    let (_, what, undo) = UNDER_WAY
+        .iter()
+        .find(|(file, _, _)| private.join(file).exists())?;
+    Some(Keep::new(
+        format!("{what} is in progress there"),
+        format!("finish it or give it up (`git -C {at} {undo}`), then run po-clean again"),
+    ))
+}
+
+/// A nested repository (never deleted, with or without
+/// --include-ignored), else uncommitted changes.
+fn uncommitted(ignored: &[String], changes: &[(String, String)], at: &str) -> Option<Keep> {
+    let nested: Vec<&str> = ignored
+        .iter()
+        .map(String::as_str)
+        .filter(|f| git::is_nested_repo(f))
+        .chain(
+            changes
+                .iter()
+                .filter(|(code, f)| code == "??" && git::is_nested_repo(f))
+                .map(|(_, f)| f.as_str()),
+        )
+        .collect();
+    if !nested.is_empty() {
+        return Some(nested_reason(&nested));
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let files: Vec<&str> = changes.iter().map(|(_, f)| f.as_str()).collect();
+    Some(Keep::new(
+        format!(
+            "uncommitted changes in {}: {}",
+            plural(files.len(), "file"),
+            sample(&files)
+        ),
+        format!(
+            "commit them (git -C {at} add -A && git -C {at} commit), or discard them \
+             (git -C {at} reset --hard && git -C {at} clean -fd); then run po-clean again"
+        ),
+    ))
+}
+
+/// Files git was told to look away from (assume-unchanged, skip-worktree),
+/// except what a sparse checkout leaves out.
+fn hidden_files(path: &Path, private: &Path, at: &str) -> Option<Keep> {
+    let hidden = match git::hidden_entries(path) {
+        Ok(hidden) => hidden,
+        Err(e) => return Some(unknown(e)),
+    };
+    let sparse = private.join("info").join("sparse-checkout").exists();
+    // In a sparse checkout, skip-worktree on an absent file is what leaves
+    // it out.
+    let hidden: Vec<&git::HiddenEntry> = hidden
+        .iter()
+        .filter(|h| {
+            !(sparse
+                && h.skip_worktree
+                && !h.assume_unchanged
+                && std::fs::symlink_metadata(path.join(&h.path)).is_err())
+        })
+        .collect();
+    (!hidden.is_empty()).then(|| hidden_reason(at, &hidden))
 }
 
 /// A reason to keep a worktree, and what to do to let it go.
