@@ -1,4 +1,5 @@
-//! The few `git` commands po runs, always as argv.
+//! The few `git` commands po runs, always as argv, never asking at a
+//! terminal (`GIT_TERMINAL_PROMPT=0`): po's one git runner.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,16 +14,23 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
 /// `git ARGS…` in `dir`; its stdout as given (for `-z` output), or an error
 /// quoting git's message.
 pub fn git_raw(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))?;
+    let out = output(dir, args)?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(refused(dir, args, &out))
+}
+
+/// `git ARGS…` in `dir`, whatever its status: the one place po starts git
+/// for its output.
+fn output(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::system(format!("run `git {}`: {e}", args.join(" "))))
 }
 
 /// The error for a git that failed: its message on one line, and why, when
@@ -32,7 +40,7 @@ fn refused(dir: &Path, args: &[&str], out: &std::process::Output) -> Error {
     let msg = stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
         .collect::<Vec<_>>()
         .join("; ");
     Error::Git {
@@ -67,6 +75,7 @@ pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
     let mut child = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -85,11 +94,64 @@ pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Result<String> {
     Err(refused(dir, args, &out))
 }
 
+/// `git worktree prune --verbose` (with `--dry-run`): the worktree records
+/// it pruned (or would).
+pub fn worktree_prune(repo: &Path, dry_run: bool) -> Result<Vec<String>> {
+    let mut args = vec!["worktree", "prune", "--verbose"];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    let out = output(repo, &args)?;
+    if !out.status.success() {
+        return Err(refused(repo, &args, &out));
+    }
+    // git tells what it prunes on stderr.
+    Ok(String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Removing ").map(str::to_string))
+        .collect())
+}
+
+/// Files `git status` reports in `dir` (untracked included), with their
+/// two-letter status (`??` untracked; a nested repository ends in `/`),
+/// without taking git's optional index lock: nothing is written.
+pub fn changed_files(dir: &Path) -> Result<Vec<(String, String)>> {
+    let out = git_raw(
+        dir,
+        &[
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=none",
+        ],
+    )?;
+    Ok(parse_status(&out))
+}
+
+/// The (status, path) entries of `git status --porcelain=v1 -z` output; a
+/// rename's or copy's source, which follows it, is left out.
+pub fn parse_status(z: &str) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut fields = z.split('\0').filter(|f| !f.is_empty());
+    while let Some(f) = fields.next() {
+        if f.len() > 3 {
+            files.push((f[..2].to_string(), f[3..].to_string()));
+            if f.starts_with('R') || f.starts_with('C') {
+                fields.next();
+            }
+        }
+    }
+    files
+}
+
 /// Whether `git ARGS…` succeeds (quietly).
 pub fn git_ok(dir: &Path, args: &[&str]) -> bool {
     Command::new("git")
         .args(args)
         .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -155,12 +217,7 @@ pub fn merge_tree(repo: &Path, ours: &str, theirs: &str) -> Result<MergeTree> {
         ours,
         theirs,
     ];
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(repo)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::system(format!("run `git merge-tree`: {e}")))?;
+    let out = output(repo, &args)?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut fields = text.split('\0');
     let tree = fields.next().unwrap_or_default().trim().to_string();
@@ -415,20 +472,41 @@ pub struct DiffStats {
     pub lines_removed: u64,
 }
 
+/// The private git directory (`<common>/worktrees/<name>`) of the linked
+/// worktree at `worktree`, from its `.git` file; `None` when that is not a
+/// regular file naming one (a main checkout's `.git` is a directory).
+pub fn private_dir(worktree: &Path) -> Option<PathBuf> {
+    let text = read_small(&worktree.join(".git"))?;
+    let dir = Path::new(text.strip_prefix("gitdir:")?.trim());
+    Some(if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        worktree.join(dir)
+    })
+}
+
+/// The repository's git directory a worktree's private git directory
+/// `private` belongs to (its `commondir`).
+pub fn common_of(private: &Path) -> Option<PathBuf> {
+    let common = read_small(&private.join("commondir"))?;
+    Some(private.join(common.trim()))
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    crate::fsx::read_to_string(path, crate::fsx::SMALL_MAX).ok()
+}
+
 /// The commit a worktree's branch points at, read from its loose ref without
 /// running git; `None` when it is not that simple (packed refs, detached HEAD).
 pub fn loose_head(worktree: &Path) -> Option<String> {
-    let read = |p: PathBuf| crate::fsx::read_to_string(&p, crate::fsx::SMALL_MAX).ok();
-    let dotgit = read(worktree.join(".git"))?;
-    let gitdir = PathBuf::from(dotgit.strip_prefix("gitdir:")?.trim());
-    let head = read(gitdir.join("HEAD"))?;
+    let gitdir = private_dir(worktree)?;
+    let head = read_small(&gitdir.join("HEAD"))?;
     let refname = head.strip_prefix("ref:")?.trim();
     if !refname.starts_with("refs/heads/") || refname.contains("..") {
         return None;
     }
-    let common = read(gitdir.join("commondir"))?;
-    let common = gitdir.join(common.trim());
-    let value = read(common.join(refname))?;
+    let common = common_of(&gitdir)?;
+    let value = read_small(&common.join(refname))?;
     let value = value.trim();
     (value.len() >= 40 && value.chars().all(|c| c.is_ascii_hexdigit())).then(|| value.to_string())
 }
@@ -480,6 +558,14 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn status_entries_skip_rename_sources() {
+        let z = " M src/a.rs\0R  new.rs\0old.rs\0?? notes.txt\0";
+        let paths: Vec<String> = parse_status(z).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(paths, vec!["src/a.rs", "new.rs", "notes.txt"]);
+        assert_eq!(parse_status("?? d/\0")[0], ("??".into(), "d/".into()));
     }
 
     #[test]

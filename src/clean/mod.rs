@@ -27,7 +27,6 @@ pub mod usage;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
@@ -141,7 +140,9 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
         repos.insert(repo);
     }
     for repo in &repos {
-        report.pruned.extend(prune(repo, opts.dry_run)?);
+        report
+            .pruned
+            .extend(git::worktree_prune(repo, opts.dry_run)?);
     }
     report.freed_bytes = report
         .worktrees
@@ -150,31 +151,6 @@ pub fn clean(runtime: &Runtime, dirs: &[PathBuf], opts: &Options<'_>) -> Result<
         .map(|w| w.bytes)
         .sum();
     Ok(report)
-}
-
-/// `git worktree prune --verbose` (with `--dry-run`): what it pruned.
-fn prune(repo: &Path, dry_run: bool) -> Result<Vec<String>> {
-    let mut cmd = Command::new("git");
-    cmd.args(["worktree", "prune", "--verbose"]);
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let out = cmd
-        .current_dir(repo)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::system(format!("run `git worktree prune`: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::system(format!(
-            "run `git worktree prune` in {}: {}",
-            repo.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| l.strip_prefix("Removing ").map(str::to_string))
-        .collect())
 }
 
 /// One repository's facts, and the report being written.
@@ -250,12 +226,9 @@ impl<'a> Cleaner<'a> {
             active |= !t.state().is_terminal() || store::is_live(&t.file);
             self.task(&t.file, &t.status, github)?;
         }
-        let worktrees = self
-            .runtime
-            .root
-            .join("worktrees")
-            .join(sanitize::id(&loaded.id)?);
-        let integration = worktrees.join("integration");
+        let id = sanitize::id(&loaded.id)?;
+        let worktrees = self.runtime.worktrees_of(&id);
+        let integration = self.runtime.integration_dir(&id);
         if self.registered(&integration).is_some() {
             if active {
                 self.keep(
@@ -288,7 +261,7 @@ impl<'a> Cleaner<'a> {
             return self.keep(path, agent_id, keep);
         }
         if !self.opts.dry_run
-            && let Some(private) = worktree::private_dir(path)
+            && let Some(private) = git::private_dir(path)
             && worktree::unfinished_in(&private).is_some()
         {
             // Locked by po on its way into or out of the pool: po's own.
@@ -325,7 +298,7 @@ impl<'a> Cleaner<'a> {
     /// refuses any that something was written into since).
     fn drain_pool(&mut self) -> Result<()> {
         self.id = String::new();
-        let pool = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+        let pool = worktree_pool::pool_dir(&self.runtime.worktrees_root());
         for entry in worktree_pool::entries(&pool) {
             let lock_path = store::lock_path(&entry);
             let lock = if self.opts.dry_run {
@@ -555,7 +528,7 @@ impl<'a> Cleaner<'a> {
             }
             (true, false) => Ok(Action::WouldRemove),
             (false, true) => {
-                let pool_dir = worktree_pool::pool_dir(&self.runtime.root.join("worktrees"));
+                let pool_dir = worktree_pool::pool_dir(&self.runtime.worktrees_root());
                 worktree_pool::retire(&self.repo, path, &pool_dir).map(|to| {
                     item.bytes = before.saturating_sub(disk_usage(&to));
                     item.pooled_as = Some(to);
@@ -564,7 +537,7 @@ impl<'a> Cleaner<'a> {
             }
             (false, false) => {
                 if po_lock.is_some()
-                    && let Some(private) = worktree::private_dir(path)
+                    && let Some(private) = git::private_dir(path)
                 {
                     // A killed po-clean's retiring: it was clean then and is now.
                     worktree::unlock(&private)?;
@@ -593,167 +566,99 @@ impl<'a> Cleaner<'a> {
     fn holds_work(&self, path: &Path, branch: Option<&str>, task: bool) -> Option<Keep> {
         let entry = self.registered(path)?;
         let at = quote(path);
-        if let Some(why) = &entry.locked
-            && worktree::unfinished_reason(why).is_none()
-        {
-            return Some(Keep::new(
-                if why.is_empty() {
-                    "locked (git worktree lock)".to_string()
-                } else {
-                    format!("locked (git worktree lock: {why})")
-                },
-                format!("if it may go: git worktree unlock {at}; then run po-clean again"),
-            ));
+        if let Some(keep) = locked(entry, &at) {
+            return Some(keep);
         }
-        let private = worktree::private_dir(path)?;
-        for (file, what, undo) in [
-            (
-                "MERGE_HEAD",
-                "a merge",
-                "merge --continue` or `merge --abort",
-            ),
-            (
-                "rebase-merge",
-                "a rebase",
-                "rebase --continue` or `rebase --abort",
-            ),
-            (
-                "rebase-apply",
-                "a rebase or git am",
-                "rebase --abort` or `am --abort",
-            ),
-            (
-                "CHERRY_PICK_HEAD",
-                "a cherry-pick",
-                "cherry-pick --continue` or `cherry-pick --abort",
-            ),
-            (
-                "REVERT_HEAD",
-                "a revert",
-                "revert --continue` or `revert --abort",
-            ),
-            ("BISECT_LOG", "a bisect", "bisect reset"),
-        ] {
-            if private.join(file).exists() {
-                return Some(Keep::new(
-                    format!("{what} is in progress there"),
-                    format!(
-                        "finish it or give it up (`git -C {at} {undo}`), then run po-clean again"
-                    ),
-                ));
-            }
+        let private = git::private_dir(path)?;
+        if let Some(keep) = in_progress(&private, &at) {
+            return Some(keep);
         }
         let ignored = match git::ignored(path) {
             Ok(list) => list,
             Err(e) => return Some(unknown(e)),
         };
-        let changes = match changed_files(path) {
+        let changes = match git::changed_files(path) {
             Ok(files) => files,
             Err(e) => return Some(unknown(e)),
         };
-        // Never deleted, with or without --include-ignored.
-        let nested: Vec<&str> = ignored
-            .iter()
-            .map(String::as_str)
-            .filter(|f| git::is_nested_repo(f))
-            .chain(
-                changes
-                    .iter()
-                    .filter(|(code, f)| code == "??" && git::is_nested_repo(f))
-                    .map(|(_, f)| f.as_str()),
-            )
-            .collect();
-        if !nested.is_empty() {
-            return Some(nested_reason(&nested));
-        }
-        if !changes.is_empty() {
-            let files: Vec<&str> = changes.iter().map(|(_, f)| f.as_str()).collect();
-            return Some(Keep::new(
-                format!(
-                    "uncommitted changes in {}: {}",
-                    plural(files.len(), "file"),
-                    sample(&files)
-                ),
-                format!(
-                    "commit them (git -C {at} add -A && git -C {at} commit), or discard them \
-                     (git -C {at} reset --hard && git -C {at} clean -fd); then run po-clean again"
-                ),
-            ));
-        }
-        match git::hidden_entries(path) {
-            Ok(hidden) => {
-                let sparse = private.join("info").join("sparse-checkout").exists();
-                // In a sparse checkout, skip-worktree on an absent file is
-                // what leaves it out.
-                let hidden: Vec<&git::HiddenEntry> = hidden
-                    .iter()
-                    .filter(|h| {
-                        !(sparse
-                            && h.skip_worktree
-                            && !h.assume_unchanged
-                            && std::fs::symlink_metadata(path.join(&h.path)).is_err())
-                    })
-                    .collect();
-                if !hidden.is_empty() {
-                    return Some(hidden_reason(&at, &hidden));
+        uncommitted(&ignored, &changes, &at)
+            .or_else(|| hidden_files(path, &private, &at))
+            .or_else(|| self.unheld_commits(entry, branch, &at))
+            .or_else(|| self.stashed_on(entry, branch))
+            .or_else(|| {
+                if task && !self.opts.include_ignored {
+                    self.foreign_ignored(path, &ignored)
+                } else {
+                    None
                 }
-            }
-            Err(e) => return Some(unknown(e)),
-        }
+            })
+    }
+
+    /// Commits at the worktree's HEAD that `branch` (else any branch) does
+    /// not hold.
+    fn unheld_commits(
+        &self,
+        entry: &git::Worktree,
+        branch: Option<&str>,
+        at: &str,
+    ) -> Option<Keep> {
         let head = entry.head.as_deref().unwrap_or_default();
         let held = match branch {
             Some(b) if entry.branch.as_deref() == Some(b) => true,
             Some(b) => self.tips.contains_key(b) && git::is_ancestor(&self.repo, head, b),
             None => entry.branch.is_some(),
         };
-        if !held {
-            let short = &head[..head.len().min(7)];
-            let place = match &entry.branch {
-                Some(other) => format!("on {other}"),
-                None => "detached".into(),
-            };
-            let advice = format!(
-                "save them on a branch (git -C {at} branch NAME); if the worktree may go then, \
-                 git worktree remove {at}"
-            );
-            return Some(Keep::new(
-                match branch {
-                    Some(b) => {
-                        format!("commits its branch {b} does not hold (HEAD {short}, {place})")
-                    }
-                    None => format!("commits on no branch (HEAD {short}, {place})"),
-                },
-                advice,
-            ));
+        if held {
+            return None;
         }
-        if let Some(b) = branch.or(entry.branch.as_deref())
-            && self.stashed.contains(b)
-        {
-            return Some(Keep::new(
+        let short = &head[..head.len().min(7)];
+        let place = match &entry.branch {
+            Some(other) => format!("on {other}"),
+            None => "detached".into(),
+        };
+        let advice = format!(
+            "save them on a branch (git -C {at} branch NAME); if the worktree may go then, \
+             git worktree remove {at}"
+        );
+        Some(Keep::new(
+            match branch {
+                Some(b) => format!("commits its branch {b} does not hold (HEAD {short}, {place})"),
+                None => format!("commits on no branch (HEAD {short}, {place})"),
+            },
+            advice,
+        ))
+    }
+
+    /// A stash made on the worktree's branch.
+    fn stashed_on(&self, entry: &git::Worktree, branch: Option<&str>) -> Option<Keep> {
+        let b = branch.or(entry.branch.as_deref())?;
+        self.stashed.contains(b).then(|| {
+            Keep::new(
                 format!("a stash was made on its branch {b} (git stash list)"),
                 "apply it (git stash pop) or drop it (git stash drop), then run po-clean again",
-            ));
+            )
+        })
+    }
+
+    /// Files ignored by git in a task's worktree that po did not copy there.
+    fn foreign_ignored(&self, path: &Path, ignored: &[String]) -> Option<Keep> {
+        let theirs: Vec<&str> = ignored
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !self.is_included_copy(path, f))
+            .collect();
+        if theirs.is_empty() {
+            return None;
         }
-        if task && !self.opts.include_ignored {
-            let theirs: Vec<&str> = ignored
-                .iter()
-                .map(String::as_str)
-                .filter(|f| !self.is_included_copy(path, f))
-                .collect();
-            if !theirs.is_empty() {
-                return Some(Keep::new(
-                    format!(
-                        "{} ignored by git that po did not put there: {}",
-                        plural(theirs.len(), "file"),
-                        sample(&grouped(&theirs))
-                    ),
-                    "move what you need out of it; --include-ignored deletes them with the \
-                     worktree"
-                        .to_string(),
-                ));
-            }
-        }
-        None
+        Some(Keep::new(
+            format!(
+                "{} ignored by git that po did not put there: {}",
+                plural(theirs.len(), "file"),
+                sample(&grouped(&theirs))
+            ),
+            "move what you need out of it; --include-ignored deletes them with the worktree"
+                .to_string(),
+        ))
     }
 
     /// Whether the ignored file `rel` of the worktree at `path` is a copy
@@ -923,33 +828,116 @@ fn human_age(secs: u64) -> String {
     }
 }
 
-/// Files `git status` reports (untracked included), with their two-letter
-/// status (`??` untracked; a nested repository ends in `/`), without taking
-/// git's optional index lock: nothing is written.
-fn changed_files(path: &Path) -> Result<Vec<(String, String)>> {
-    let out = git::git_raw(
-        path,
-        &[
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--ignore-submodules=none",
-        ],
-    )?;
-    let mut files = Vec::new();
-    let mut fields = out.split('\0').filter(|f| !f.is_empty());
-    while let Some(f) = fields.next() {
-        if f.len() > 3 {
-            files.push((f[..2].to_string(), f[3..].to_string()));
-            // A rename names its source next.
-            if f.starts_with('R') || f.starts_with('C') {
-                fields.next();
-            }
-        }
+/// A worktree someone locked (not po's half-made lock).
+fn locked(entry: &git::Worktree, at: &str) -> Option<Keep> {
+    let why = entry.locked.as_ref()?;
+    if worktree::unfinished_reason(why).is_some() {
+        return None;
     }
-    Ok(files)
+    Some(Keep::new(
+        if why.is_empty() {
+            "locked (git worktree lock)".to_string()
+        } else {
+            format!("locked (git worktree lock: {why})")
+        },
+        format!("if it may go: git worktree unlock {at}; then run po-clean again"),
+    ))
+}
+
+/// A merge, rebase, cherry-pick, revert or bisect under way in the worktree
+/// whose private git directory is `private`.
+fn in_progress(private: &Path, at: &str) -> Option<Keep> {
+    const UNDER_WAY: [(&str, &str, &str); 6] = [
+        (
+            "MERGE_HEAD",
+            "a merge",
+            "merge --continue` or `merge --abort",
+        ),
+        (
+            "rebase-merge",
+            "a rebase",
+            "rebase --continue` or `rebase --abort",
+        ),
+        (
+            "rebase-apply",
+            "a rebase or git am",
+            "rebase --abort` or `am --abort",
+        ),
+        (
+            "CHERRY_PICK_HEAD",
+            "a cherry-pick",
+            "cherry-pick --continue` or `cherry-pick --abort",
+        ),
+        (
+            "REVERT_HEAD",
+            "a revert",
+            "revert --continue` or `revert --abort",
+        ),
+        ("BISECT_LOG", "a bisect", "bisect reset"),
+    ];
+    let (_, what, undo) = UNDER_WAY
+        .iter()
+        .find(|(file, _, _)| private.join(file).exists())?;
+    Some(Keep::new(
+        format!("{what} is in progress there"),
+        format!("finish it or give it up (`git -C {at} {undo}`), then run po-clean again"),
+    ))
+}
+
+/// A nested repository (never deleted, with or without
+/// --include-ignored), else uncommitted changes.
+fn uncommitted(ignored: &[String], changes: &[(String, String)], at: &str) -> Option<Keep> {
+    let nested: Vec<&str> = ignored
+        .iter()
+        .map(String::as_str)
+        .filter(|f| git::is_nested_repo(f))
+        .chain(
+            changes
+                .iter()
+                .filter(|(code, f)| code == "??" && git::is_nested_repo(f))
+                .map(|(_, f)| f.as_str()),
+        )
+        .collect();
+    if !nested.is_empty() {
+        return Some(nested_reason(&nested));
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let files: Vec<&str> = changes.iter().map(|(_, f)| f.as_str()).collect();
+    Some(Keep::new(
+        format!(
+            "uncommitted changes in {}: {}",
+            plural(files.len(), "file"),
+            sample(&files)
+        ),
+        format!(
+            "commit them (git -C {at} add -A && git -C {at} commit), or discard them \
+             (git -C {at} reset --hard && git -C {at} clean -fd); then run po-clean again"
+        ),
+    ))
+}
+
+/// Files git was told to look away from (assume-unchanged, skip-worktree),
+/// except what a sparse checkout leaves out.
+fn hidden_files(path: &Path, private: &Path, at: &str) -> Option<Keep> {
+    let hidden = match git::hidden_entries(path) {
+        Ok(hidden) => hidden,
+        Err(e) => return Some(unknown(e)),
+    };
+    let sparse = private.join("info").join("sparse-checkout").exists();
+    // In a sparse checkout, skip-worktree on an absent file is what leaves
+    // it out.
+    let hidden: Vec<&git::HiddenEntry> = hidden
+        .iter()
+        .filter(|h| {
+            !(sparse
+                && h.skip_worktree
+                && !h.assume_unchanged
+                && std::fs::symlink_metadata(path.join(&h.path)).is_err())
+        })
+        .collect();
+    (!hidden.is_empty()).then(|| hidden_reason(at, &hidden))
 }
 
 /// A reason to keep a worktree, and what to do to let it go.

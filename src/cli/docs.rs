@@ -13,6 +13,7 @@ use clap::Command;
 use clap_complete::Shell;
 
 use crate::error::exit;
+use crate::run::agent;
 
 /// `(path relative to the repository, contents)` of every generated file.
 pub fn generated_files() -> Vec<(String, Vec<u8>)> {
@@ -368,6 +369,9 @@ fn exit_codes(page: &str) -> Vec<(i32, &'static str)> {
     codes
 }
 
+/// Where [`ENVIRONMENT`] lists each registered agent's program variable.
+const AGENT_PROGRAMS: &str = "<agent programs>";
+
 /// What each tool reads from the environment: `(tools, variables, meaning)`;
 /// `*` is every tool.
 const ENVIRONMENT: &[(&str, &str, &str)] = &[
@@ -421,21 +425,8 @@ const ENVIRONMENT: &[(&str, &str, &str)] = &[
         "PO_AGENT",
         "The agent for po-spawn --agent (default: claude); --agent-cmd beats it.",
     ),
-    (
-        "po-spawn po-react",
-        "PO_CLAUDE",
-        "The Claude Code program for --agent claude (default: claude).",
-    ),
-    (
-        "po-spawn",
-        "PO_CODEX",
-        "The Codex CLI program for --agent codex (default: codex).",
-    ),
-    (
-        "po-spawn",
-        "PO_GEMINI",
-        "The Gemini CLI program for --agent gemini (default: gemini).",
-    ),
+    // One line per registered agent: the variable that names its program.
+    ("po-spawn po-react", AGENT_PROGRAMS, ""),
     (
         "po-spawn po-watch po-summarize po-serve",
         "PO_PRICES",
@@ -523,7 +514,22 @@ fn environment(cmd: &Command, tool: &str) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = ENVIRONMENT
         .iter()
         .filter(|(tools, _, _)| *tools == "*" || tools.split(' ').any(|t| t == tool))
-        .map(|&(_, var, meaning)| (var.to_string(), meaning.to_string()))
+        .flat_map(|&(_, var, meaning)| match var {
+            AGENT_PROGRAMS => agent::REGISTERED
+                .iter()
+                .map(|r| {
+                    let what = r.about.split(" (").next().unwrap_or(r.name);
+                    (
+                        r.program_env.to_string(),
+                        format!(
+                            "The {what} program for --agent {} (default: {}).",
+                            r.name, r.program
+                        ),
+                    )
+                })
+                .collect(),
+            _ => vec![(var.to_string(), meaning.to_string())],
+        })
         .collect();
     for arg in cmd.get_arguments() {
         if let Some(var) = arg.get_env() {

@@ -530,7 +530,7 @@ fn status_of(id: &str, t: &PlannedTask, sub_issue: Option<u64>) -> AgentStatus {
 fn write(runtime: &Runtime, id: &str, loaded: &Loaded) -> Result<Vec<PathBuf>> {
     let dir = runtime.orchestration_dir(id);
     let mut carried = check_replaceable(&dir, id)?;
-    let prompts = dir.join("prompts");
+    let prompts = layout::prompts_dir(&dir);
     std::fs::create_dir_all(&prompts).map_err(Error::io("create", &prompts))?;
     runtime.exclude_from_git()?;
 

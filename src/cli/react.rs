@@ -135,37 +135,8 @@ pub fn run(args: Args) -> Result<i32> {
             "use --max-rounds 0: give 1 or more (rounds per task before a person is asked)",
         ));
     }
-    let budget_usd = match args.budget_usd {
-        Some(b) => Some(b),
-        None => match std::env::var("PO_BUDGET_USD") {
-            Ok(v) if !v.trim().is_empty() => Some(v.trim().parse::<f64>().map_err(|_| {
-                Error::usage(format!(
-                    "read $PO_BUDGET_USD={v:?}: expected a budget in US dollars, e.g. 25"
-                ))
-            })?),
-            _ => None,
-        },
-    };
-    if budget_usd.is_some_and(|b| !b.is_finite() || b <= 0.0) {
-        return Err(Error::usage(
-            "use --budget-usd / PO_BUDGET_USD: the budget must be more than 0 (US dollars)",
-        ));
-    }
-    let timeout = match args.timeout {
-        Some(t) => t,
-        None => match std::env::var("PO_TIMEOUT") {
-            Ok(v) if !v.trim().is_empty() => v
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| Error::usage(format!("read $PO_TIMEOUT={v:?}: expected seconds")))?,
-            _ => 1800.0,
-        },
-    };
-    if timeout.is_nan() || timeout <= 0.0 {
-        return Err(Error::usage(
-            "use --timeout: it must be more than 0 seconds",
-        ));
-    }
+    let budget_usd = budget(&args)?;
+    let timeout = timeout(&args)?;
     let runtime = args.common.runtime()?;
     let dir = super::summarize::target_dir(&runtime, args.target.as_deref())?;
     let orchestration: Option<Orchestration> =
@@ -175,34 +146,12 @@ pub fn run(args: Args) -> Result<i32> {
         None => sanitize::id(&dir.file_name().unwrap_or_default().to_string_lossy())?,
     };
     let repo = runtime.repo_of(&dir, "po-react")?;
-    // One po-react per orchestration.
-    let lock_path = dir.join("react.lock");
     let _lock = if args.dry_run {
         None
     } else {
-        match store::try_lock_exclusive(&lock_path)? {
-            Some(l) => Some(l),
-            None => {
-                return Err(Error::usage(format!(
-                    "answer orchestration {id}: another po-react is running on it (it holds \
-                     {}); wait for it or stop it",
-                    lock_path.display()
-                )));
-            }
-        }
+        Some(lock(&dir, &id)?)
     };
-    let sandbox = args.sandbox.options()?;
-    // Without a working bwrap every round would fail and go to a person: it
-    // is refused before any (exit 9); a dry run only warns.
-    if sandbox.is_some()
-        && let Some(problem) =
-            crate::run::sandbox::probe(&std::env::var_os("PATH").unwrap_or_default())
-    {
-        if !args.dry_run {
-            return Err(Error::system(format!("start the sandbox: {problem}")));
-        }
-        eprintln!("po-react: ⚠️  {problem}");
-    }
+    let sandbox = sandbox(&args)?;
     let exe = std::env::current_exe().ok();
     let cx = Context {
         logs: runtime.logs_dir(&format!("react-{id}")),
@@ -222,6 +171,81 @@ pub fn run(args: Args) -> Result<i32> {
         dry_run: args.dry_run,
         sandbox,
     };
+    passes(&cx, &args)
+}
+
+/// `--budget-usd`, else `PO_BUDGET_USD`: more than 0 when given.
+fn budget(args: &Args) -> Result<Option<f64>> {
+    let budget_usd = match args.budget_usd {
+        Some(b) => Some(b),
+        None => match std::env::var("PO_BUDGET_USD") {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().parse::<f64>().map_err(|_| {
+                Error::usage(format!(
+                    "read $PO_BUDGET_USD={v:?}: expected a budget in US dollars, e.g. 25"
+                ))
+            })?),
+            _ => None,
+        },
+    };
+    if budget_usd.is_some_and(|b| !b.is_finite() || b <= 0.0) {
+        return Err(Error::usage(
+            "use --budget-usd / PO_BUDGET_USD: the budget must be more than 0 (US dollars)",
+        ));
+    }
+    Ok(budget_usd)
+}
+
+/// `--timeout`, else `PO_TIMEOUT`, else 30 minutes: more than 0.
+fn timeout(args: &Args) -> Result<f64> {
+    let timeout = match args.timeout {
+        Some(t) => t,
+        None => match std::env::var("PO_TIMEOUT") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| Error::usage(format!("read $PO_TIMEOUT={v:?}: expected seconds")))?,
+            _ => 1800.0,
+        },
+    };
+    if timeout.is_nan() || timeout <= 0.0 {
+        return Err(Error::usage(
+            "use --timeout: it must be more than 0 seconds",
+        ));
+    }
+    Ok(timeout)
+}
+
+/// One po-react per orchestration: its lock, held for the run.
+fn lock(dir: &Path, id: &str) -> Result<store::FileLock> {
+    let lock_path = dir.join("react.lock");
+    store::try_lock_exclusive(&lock_path)?.ok_or_else(|| {
+        Error::usage(format!(
+            "answer orchestration {id}: another po-react is running on it (it holds {}); wait \
+             for it or stop it",
+            lock_path.display()
+        ))
+    })
+}
+
+/// The sandbox options. Without a working bwrap every round would fail and
+/// go to a person: it is refused before any (exit 9); a dry run only warns.
+fn sandbox(args: &Args) -> Result<Option<crate::run::sandbox::Options>> {
+    let sandbox = args.sandbox.options()?;
+    if sandbox.is_some()
+        && let Some(problem) =
+            crate::run::sandbox::probe(&std::env::var_os("PATH").unwrap_or_default())
+    {
+        if !args.dry_run {
+            return Err(Error::system(format!("start the sandbox: {problem}")));
+        }
+        eprintln!("po-react: ⚠️  {problem}");
+    }
+    Ok(sandbox)
+}
+
+/// Passes over the orchestration: one, or with --follow until every task
+/// settles or a signal comes; the last pass's exit code.
+fn passes(cx: &Context, args: &Args) -> Result<i32> {
     let mut note = |n: Note| match n {
         Note::Started {
             agent,
@@ -239,7 +263,7 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let mut writers = react::gather::Writers::default();
     loop {
-        let pass = react::pass(&cx, &mut writers, &mut note)?;
+        let pass = react::pass(cx, &mut writers, &mut note)?;
         let mut text = pass.lines.join("\n");
         if !text.is_empty() {
             text.push('\n');

@@ -119,7 +119,7 @@ pub struct Args {
     pub stall_timeout: Option<f64>,
 
     /// Seconds between SIGTERM and SIGKILL when ending an agent's process tree
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = Config::default().grace_secs)]
     pub grace: f64,
 
     /// The agent to run
@@ -183,11 +183,11 @@ pub struct Args {
     pub retry: bool,
 
     /// Retry retryable failures (rate limits) up to N times, with backoff
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = Config::default().retries)]
     pub retries: u32,
 
     /// First backoff before such a retry, doubled each time
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = Config::default().retry_backoff_secs)]
     pub retry_backoff: f64,
 
     /// Print the plan (waves, order, worktrees, branches, commands); start nothing
@@ -203,7 +203,7 @@ pub struct Args {
     pub no_pr: bool,
 
     /// Remote to push branches to
-    #[arg(long, value_name = "NAME", default_value = "origin")]
+    #[arg(long, value_name = "NAME", default_value_t = Config::default().remote)]
     pub remote: String,
 
     /// Percent of tasks that must succeed for exit 1 rather than 2
@@ -214,7 +214,7 @@ pub struct Args {
 
     /// Seconds a wave's validation command may run before its whole process
     /// tree is ended and the wave fails
-    #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
+    #[arg(long, value_name = "SECS", default_value_t = Config::default().validation_timeout_secs)]
     pub validation_timeout: f64,
 
     /// Only warnings and errors on stderr (progress still goes to the session log)
@@ -339,13 +339,14 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// The run's configuration: the flags, then the environment, checked.
 fn config(args: &Args) -> Result<Config> {
+    let defaults = Config::default();
     let max_workers = match args.max_workers {
         Some(n) => n as usize,
         None => env_value::<usize>(
             &["PO_MAX_WORKERS", "AMPLIHACK_MAX_PARALLEL_AGENTS"],
             "a positive number of agents",
         )?
-        .unwrap_or(5),
+        .unwrap_or(defaults.max_workers),
     };
     if max_workers == 0 {
         return Err(Error::usage(
@@ -355,7 +356,7 @@ fn config(args: &Args) -> Result<Config> {
     let timeout = match args.timeout {
         Some(t) => t,
         None => env_value::<f64>(&["PO_TIMEOUT", "AMPLIHACK_AGENT_TIMEOUT"], "seconds")?
-            .unwrap_or(1800.0),
+            .unwrap_or(defaults.timeout_secs),
     };
     if timeout.is_nan() || timeout <= 0.0 {
         return Err(Error::usage(
@@ -372,7 +373,7 @@ fn config(args: &Args) -> Result<Config> {
         &["PO_STATUS_INTERVAL", "AMPLIHACK_STATUS_INTERVAL"],
         "seconds",
     )?
-    .unwrap_or(30);
+    .unwrap_or(defaults.status_interval_secs);
 
     let agent = agent_spec(args)?;
     let budget_usd = match args.budget_usd {

@@ -241,8 +241,9 @@ fn snapshot(args: &Args, look: &mut Look<'_>, out: &Output) -> Result<i32> {
     let readable = views.iter().map(|v| v.tasks().count()).sum::<usize>();
     let broken_dirs = views.iter().any(|v| v.problem.is_some());
     if (rows > 0 && readable == 0) || (rows == 0 && broken_dirs) {
-        eprintln!("po-watch: failed to read any status file; the output names each one and why");
-        return Ok(exit::SYSTEM);
+        return Err(Error::system(
+            "read any status file; the output names each one and why",
+        ));
     }
     Ok(exit::SUCCESS)
 }

@@ -9,7 +9,7 @@ use super::plan::Plan;
 use super::report::{self, TaskResult};
 use super::{ParallelDir, Tools};
 use crate::error::{Result, exit};
-use crate::protocol::State;
+use crate::protocol::{State, phase};
 use crate::timefmt;
 
 pub fn command(tools: &Tools, dir: &Path, json: bool, id: Option<&str>) -> Result<i32> {
@@ -70,7 +70,7 @@ fn detail(r: &TaskResult) -> String {
             if let Some(ph) = r
                 .phase
                 .as_ref()
-                .filter(|p| !p.eq_ignore_ascii_case("running"))
+                .filter(|p| !p.eq_ignore_ascii_case(phase::RUNNING))
             {
                 parts.push(ph.clone());
             }

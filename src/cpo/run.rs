@@ -23,6 +23,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::plan::Plan;
 use super::progress::Progress;
 use super::report::{self, RunFacts, TaskResult};
 use super::{ParallelDir, RunOptions, Tools, tools, validate};
@@ -65,29 +66,7 @@ pub fn run(common: &Tools, dir: &Path, opts: &RunOptions) -> Result<i32> {
     };
 
     if has_started(&orch)? {
-        console.err(&format!(
-            "Resuming orchestration {id} ({}); tasks already finished are kept{}",
-            orch.display(),
-            if opts.retry {
-                ", failed ones run again"
-            } else {
-                "; pass --retry to run failed ones again"
-            }
-        ));
-        let known = report::collect(&plan, Some(&orch))?;
-        let new: Vec<&str> = known
-            .iter()
-            .filter(|t| t.status == "not_started")
-            .map(|t| t.id.as_str())
-            .collect();
-        if !new.is_empty() {
-            console.err(&format!(
-                "WARNING: tasks added to the manifest after the first run will not run here: \
-                 {}; start a new orchestration with `cpo run {} --id NEW-ID`",
-                new.join(", "),
-                pd.shown.display()
-            ));
-        }
+        resuming(&mut console, &pd, &plan, &orch, &id, opts.retry)?;
     } else {
         orch = parse(common, &pd, &id, &mut console)?.unwrap_or(orch);
     }
@@ -103,22 +82,7 @@ pub fn run(common: &Tools, dir: &Path, opts: &RunOptions) -> Result<i32> {
         return Ok(code_of(status));
     }
 
-    console.out(STARTED);
-    console.out("");
-    let total: usize = plan.waves.iter().map(|w| w.tasks.len()).sum();
-    console.out(&format!(
-        "{}{}: {} wave{}, {} task{} (orchestration {id})",
-        plan.tech_spec_id.as_deref().unwrap_or(&id),
-        plan.name
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
-        plan.waves.len(),
-        if plan.waves.len() == 1 { "" } else { "s" },
-        total,
-        if total == 1 { "" } else { "s" },
-    ));
-    console.out("");
+    announce(&mut console, &plan, &id);
 
     let code = spawn(common, &pd, &id, &orch, opts, &mut console)?;
 
@@ -138,6 +102,62 @@ pub fn run(common: &Tools, dir: &Path, opts: &RunOptions) -> Result<i32> {
         console.out(line);
     }
     Ok(code)
+}
+
+/// Say that the orchestration resumes, and which tasks of the manifest it
+/// does not know (added after its first run).
+fn resuming(
+    console: &mut Console,
+    pd: &ParallelDir,
+    plan: &Plan,
+    orch: &Path,
+    id: &str,
+    retry: bool,
+) -> Result<()> {
+    console.err(&format!(
+        "Resuming orchestration {id} ({}); tasks already finished are kept{}",
+        orch.display(),
+        if retry {
+            ", failed ones run again"
+        } else {
+            "; pass --retry to run failed ones again"
+        }
+    ));
+    let known = report::collect(plan, Some(orch))?;
+    let new: Vec<&str> = known
+        .iter()
+        .filter(|t| t.status == "not_started")
+        .map(|t| t.id.as_str())
+        .collect();
+    if !new.is_empty() {
+        console.err(&format!(
+            "WARNING: tasks added to the manifest after the first run will not run here: \
+             {}; start a new orchestration with `cpo run {} --id NEW-ID`",
+            new.join(", "),
+            pd.shown.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The run's banner: its name, waves and tasks.
+fn announce(console: &mut Console, plan: &Plan, id: &str) {
+    console.out(STARTED);
+    console.out("");
+    let total: usize = plan.waves.iter().map(|w| w.tasks.len()).sum();
+    console.out(&format!(
+        "{}{}: {} wave{}, {} task{} (orchestration {id})",
+        plan.tech_spec_id.as_deref().unwrap_or(id),
+        plan.name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        plan.waves.len(),
+        if plan.waves.len() == 1 { "" } else { "s" },
+        total,
+        if total == 1 { "" } else { "s" },
+    ));
+    console.out("");
 }
 
 /// Whether any task of `orch` has left `pending` (or is unreadable): parsing

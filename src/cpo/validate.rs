@@ -150,16 +150,14 @@ fn git(pd: &ParallelDir, f: &mut Findings) {
         );
         return;
     }
-    let Ok(status) = crate::git::git_raw(
-        &top,
-        &["status", "--porcelain", "-z", "--untracked-files=all"],
-    ) else {
+    let Ok(status) = crate::git::changed_files(&top) else {
         return;
     };
     let top_real = std::fs::canonicalize(&top).unwrap_or(top.clone());
     let inside = pd.path.strip_prefix(&top_real).ok().map(Path::to_path_buf);
-    let dirty = dirty_paths(&status)
+    let dirty = status
         .into_iter()
+        .map(|(_, path)| path)
         .filter(|p| {
             !p.starts_with(".claude/runtime")
                 && !inside
@@ -178,23 +176,6 @@ fn git(pd: &ParallelDir, f: &mut Findings) {
             if dirty.len() > 3 { ", …" } else { "" }
         ));
     }
-}
-
-/// Paths in `git status --porcelain -z` output.
-pub fn dirty_paths(z: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut entries = z.split('\0');
-    while let Some(e) = entries.next() {
-        if e.len() < 4 {
-            continue;
-        }
-        let (xy, path) = e.split_at(3);
-        out.push(path.to_string());
-        if xy.starts_with('R') || xy.starts_with('C') {
-            entries.next();
-        }
-    }
-    out
 }
 
 /// The agent's program can be started: the `--agent-cmd` template's first
@@ -309,12 +290,6 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn porcelain_paths_skip_rename_sources() {
-        let z = " M src/a.rs\0R  new.rs\0old.rs\0?? notes.txt\0";
-        assert_eq!(dirty_paths(z), vec!["src/a.rs", "new.rs", "notes.txt"]);
-    }
 
     #[test]
     fn missing_fields_render_as_the_document_shows() {

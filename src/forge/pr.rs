@@ -4,11 +4,11 @@
 //! a retry after a failed push or a failed `gh pr create` just tries again.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::Gh;
 use super::refs;
 use crate::error::{Error, Result};
+use crate::git::{git, git_raw};
 use crate::protocol::{AgentStatus, Orchestration, layout, store};
 use crate::timefmt::human_duration;
 
@@ -101,12 +101,8 @@ pub fn open_pr(
         ));
     }
 
-    git(repo, &["push", remote, &branch]).map_err(|gist| {
-        Error::system(format!(
-            "push {branch} to {remote} (in {}): {gist}",
-            repo.display()
-        ))
-    })?;
+    git(repo, &["push", remote, &branch])
+        .map_err(|e| Error::system(format!("push {branch} to {remote}: {}", e.chain())))?;
 
     let orchestration = status_file
         .parent()
@@ -175,9 +171,10 @@ fn pr_body(s: &AgentStatus, master: Option<u64>, repo: &Path, since: &str, branc
             b.push_str(&block(&log));
         }
         Ok(_) => b.push_str("No commits on the branch beyond its base.\n"),
-        Err(e) => b.push_str(&format!("(`git log {range}` failed: {e})\n")),
+        Err(e) => b.push_str(&format!("(failed to {e})\n")),
     }
-    if let Ok(stat) = git(repo, &["diff", "--stat", &range])
+    // Untrimmed: the stat's first column may be a space.
+    if let Ok(stat) = git_raw(repo, &["diff", "--stat", &range])
         && !stat.trim().is_empty()
     {
         b.push_str("\nFiles:\n\n");
@@ -261,32 +258,6 @@ fn block(text: &str) -> String {
     }
     out.push_str("```\n");
     out
-}
-
-/// Run `git ARGS` in `dir`; stdout, or the gist of its stderr.
-fn git(dir: &Path, args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let gist: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
-        .take(3)
-        .collect();
-    Err(if gist.is_empty() {
-        format!("git {} exited with {}", args.join(" "), out.status)
-    } else {
-        gist.join("; ")
-    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::git::{self, git};
 use crate::integration::conflicts::{Branch, Conflict, Predictor};
 use crate::integration::{self, Limits, MergeOutcome, Scratch, Verdict};
 use crate::protocol::view::OrchestrationView;
-use crate::protocol::{AgentStatus, Runtime, State, sanitize};
+use crate::protocol::{AgentStatus, Orchestration, Runtime, State, sanitize};
 use crate::report::summary;
 use crate::worktree;
 
@@ -160,33 +160,7 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
     let tips = git::branch_tips(&repo)?;
     let base = base_commit(&repo, &loaded, opts.base.as_deref())?;
     let start = tips.get(&into).cloned();
-    let mut report = Report {
-        orchestration_id: loaded.id.clone(),
-        orchestration_dir: dir.to_path_buf(),
-        repository: repo.clone(),
-        into: into.clone(),
-        base: base.clone(),
-        start: start.clone().unwrap_or_else(|| base.clone()),
-        head: None,
-        created: start.is_none(),
-        dry_run: opts.dry_run,
-        predicted_conflicts: Vec::new(),
-        steps: steps(&loaded, &tips),
-        validations: Vec::new(),
-        unreadable: loaded
-            .bad()
-            .map(|b| summary::Unreadable {
-                path: b.file.clone(),
-                error: b.problem.clone(),
-            })
-            .collect(),
-        merged: 0,
-        already_merged: 0,
-        conflicts: 0,
-        failed: 0,
-        skipped: 0,
-        exit_code: exit::SUCCESS,
-    };
+    let mut report = Report::begin(&loaded, dir, &repo, &into, base, &tips, opts.dry_run);
     let candidates: Vec<usize> = (0..report.steps.len())
         .filter(|&i| report.steps[i].outcome != Outcome::Skipped)
         .collect();
@@ -194,16 +168,7 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
     report.predicted_conflicts = predictor.predict(&branches_of(&report.steps, &candidates))?;
 
     if opts.dry_run {
-        for &i in &candidates {
-            let s = &mut report.steps[i];
-            let branch = s.branch.as_deref().unwrap_or_default();
-            s.in_branch = git::is_ancestor(&repo, branch, &report.start);
-            s.outcome = if s.in_branch {
-                Outcome::AlreadyMerged
-            } else {
-                Outcome::WouldMerge
-            };
-        }
+        would_merge(&mut report, &candidates, &repo);
         return Ok(finish(report, false));
     }
     if let Err(e) = predictor.save() {
@@ -212,28 +177,101 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
     if candidates.is_empty() {
         return Ok(finish(report, false));
     }
-
-    let id = sanitize::id(&loaded.id)?;
-    let included = worktree::included_files(&repo, &runtime.root)?;
-    let scratch = Scratch::create(
+    let cancelled = merge_in_scratch(
+        runtime,
         &repo,
-        &runtime.root.join("worktrees").join(&id),
-        &report.start,
+        &loaded,
+        opts,
+        &mut report,
+        &candidates,
+        start.as_deref(),
     )?;
-    worktree::copy_included(&repo, scratch.path(), &included)?;
+    Ok(finish(report, cancelled))
+}
+
+impl Report {
+    /// The report before anything is merged: what each task's step is.
+    fn begin(
+        loaded: &OrchestrationView,
+        dir: &Path,
+        repo: &Path,
+        into: &str,
+        base: String,
+        tips: &HashMap<String, String>,
+        dry_run: bool,
+    ) -> Report {
+        let start = tips.get(into).cloned();
+        Report {
+            orchestration_id: loaded.id.clone(),
+            orchestration_dir: dir.to_path_buf(),
+            repository: repo.to_path_buf(),
+            into: into.to_string(),
+            start: start.clone().unwrap_or_else(|| base.clone()),
+            base,
+            head: None,
+            created: start.is_none(),
+            dry_run,
+            predicted_conflicts: Vec::new(),
+            steps: steps(loaded, tips),
+            validations: Vec::new(),
+            unreadable: loaded
+                .bad()
+                .map(|b| summary::Unreadable {
+                    path: b.file.clone(),
+                    error: b.problem.clone(),
+                })
+                .collect(),
+            merged: 0,
+            already_merged: 0,
+            conflicts: 0,
+            failed: 0,
+            skipped: 0,
+            exit_code: exit::SUCCESS,
+        }
+    }
+}
+
+/// A dry run's outcomes: each candidate is in the target already, or would
+/// be merged.
+fn would_merge(report: &mut Report, candidates: &[usize], repo: &Path) {
+    for &i in candidates {
+        let s = &mut report.steps[i];
+        let branch = s.branch.as_deref().unwrap_or_default();
+        s.in_branch = git::is_ancestor(repo, branch, &report.start);
+        s.outcome = if s.in_branch {
+            Outcome::AlreadyMerged
+        } else {
+            Outcome::WouldMerge
+        };
+    }
+}
+
+/// Merge the candidates wave by wave in a scratch worktree, validating each
+/// wave, then move the target branch (from `start`) to the last good
+/// commit; whether a signal cancelled it.
+fn merge_in_scratch(
+    runtime: &Runtime,
+    repo: &Path,
+    loaded: &OrchestrationView,
+    opts: &Options<'_>,
+    report: &mut Report,
+    candidates: &[usize],
+    start: Option<&str>,
+) -> Result<bool> {
+    let id = sanitize::id(&loaded.id)?;
+    let included = worktree::included_files(repo, &runtime.root)?;
+    let scratch = Scratch::create(repo, &runtime.worktrees_of(&id), &report.start)?;
+    worktree::copy_included(repo, scratch.path(), &included)?;
     let logs = runtime.logs_dir(&format!(
         "merge-{id}-{}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
     ));
-    let validations: HashMap<u32, String> = loaded
+    let validations = loaded
         .orchestration
-        .iter()
-        .flat_map(|o| &o.waves)
-        .filter_map(|w| {
-            let v = w.validation.as_deref()?.trim();
-            (!v.is_empty()).then(|| (w.number, v.to_string()))
-        })
-        .collect();
+        .as_deref()
+        .map(Orchestration::validations)
+        .unwrap_or_default();
+    let (into, base) = (report.into.clone(), report.base.clone());
     let (good, cancelled) = {
         let mut merger = Merger {
             wt: scratch.path(),
@@ -242,21 +280,21 @@ pub fn run(runtime: &Runtime, dir: &Path, opts: &Options<'_>) -> Result<Report> 
             opts,
             logs: &logs,
             validations: &validations,
-            report: &mut report,
+            report,
             cancelled: false,
         };
-        let good = merger.merge(&candidates)?;
+        let good = merger.merge(candidates)?;
         (good, merger.cancelled)
     };
-    move_branch(&repo, &into, start.as_deref(), &good, &loaded.id)?;
+    move_branch(repo, &into, start, &good, &loaded.id)?;
     report.head = Some(good.clone());
-    for &i in &candidates {
+    for &i in candidates {
         let s = &mut report.steps[i];
         let branch = s.branch.as_deref().unwrap_or_default();
-        s.in_branch = git::is_ancestor(&repo, branch, &good);
+        s.in_branch = git::is_ancestor(repo, branch, &good);
     }
     drop(scratch);
-    Ok(finish(report, cancelled))
+    Ok(cancelled)
 }
 
 /// The candidates' branches, for conflict prediction.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::integrate::{Outcome, Report, ValidationOutcome};
+use super::integrate::{Outcome, Report, Step, Validation, ValidationOutcome};
 use crate::text::one_line;
 use crate::timefmt::human_duration;
 
@@ -45,42 +45,7 @@ pub fn render(r: &Report) -> String {
         .max()
         .unwrap_or(0);
     for s in &r.steps {
-        let (mark, word) = match s.outcome {
-            Outcome::Merged => ("✅", "merged"),
-            Outcome::AlreadyMerged => ("✅", "already merged"),
-            Outcome::WouldMerge => ("➕", "would merge"),
-            Outcome::Conflict | Outcome::Failed => ("❌", "not merged"),
-            Outcome::NotReached => ("⏸", "not reached"),
-            Outcome::Skipped => ("➖", "skipped"),
-        };
-        let mut line = format!("  {mark} {:<width$}  {word:<14}", one_line(&s.label));
-        if let Some(b) = &s.branch
-            && s.outcome != Outcome::Skipped
-        {
-            let _ = write!(line, "  {}", one_line(b));
-        }
-        if let Some(c) = &s.commit {
-            let _ = write!(line, " ({})", short(c));
-            if r.head.is_some() && !s.in_branch {
-                let _ = write!(line, ", rolled back: a validation failed");
-            }
-        }
-        if s.outcome == Outcome::Conflict {
-            let with = if s.conflicts_with.is_empty() {
-                String::new()
-            } else {
-                format!(" with {}", one_line(&s.conflicts_with.join(", ")))
-            };
-            let _ = write!(
-                line,
-                ": conflicts{with} in {}",
-                one_line(&s.files.join(", "))
-            );
-        }
-        if let Some(why) = &s.reason {
-            let _ = write!(line, ": {}", one_line(why));
-        }
-        let _ = writeln!(o, "{}", line.trim_end());
+        let _ = writeln!(o, "{}", step_line(r, s, width));
     }
     for u in &r.unreadable {
         let _ = writeln!(o, "  ➖ {}: unreadable, not merged", u.path.display());
@@ -88,36 +53,78 @@ pub fn render(r: &Report) -> String {
     if !r.validations.is_empty() {
         let _ = writeln!(o, "\nValidation:");
         for v in &r.validations {
-            let what = match v.wave {
-                Some(w) => format!("wave {w}"),
-                None => "--validate".to_string(),
-            };
-            let (mark, how) = match v.outcome {
-                ValidationOutcome::Passed => ("✅", "passed".to_string()),
-                ValidationOutcome::Failed => (
-                    "❌",
-                    match v.exit_code {
-                        Some(c) => format!("failed with status {c}"),
-                        None => "failed (killed by a signal)".to_string(),
-                    },
-                ),
-                ValidationOutcome::TimedOut => {
-                    ("❌", "timed out; its process tree was ended".into())
-                }
-                ValidationOutcome::Interrupted => ("⏸", "interrupted".to_string()),
-            };
-            let _ = writeln!(
-                o,
-                "  {mark} {what}: {} {how} in {} (log: {})",
-                one_line(&v.command),
-                human_duration(v.seconds),
-                v.log.display()
-            );
+            let _ = writeln!(o, "{}", validation_line(v));
         }
     }
     let _ = writeln!(o, "\n{}", outcome_line(r));
     o.push_str(&next_steps(r));
     o
+}
+
+/// A task's step: its outcome, branch and commit, and why.
+fn step_line(r: &Report, s: &Step, width: usize) -> String {
+    let (mark, word) = match s.outcome {
+        Outcome::Merged => ("✅", "merged"),
+        Outcome::AlreadyMerged => ("✅", "already merged"),
+        Outcome::WouldMerge => ("➕", "would merge"),
+        Outcome::Conflict | Outcome::Failed => ("❌", "not merged"),
+        Outcome::NotReached => ("⏸", "not reached"),
+        Outcome::Skipped => ("➖", "skipped"),
+    };
+    let mut line = format!("  {mark} {:<width$}  {word:<14}", one_line(&s.label));
+    if let Some(b) = &s.branch
+        && s.outcome != Outcome::Skipped
+    {
+        let _ = write!(line, "  {}", one_line(b));
+    }
+    if let Some(c) = &s.commit {
+        let _ = write!(line, " ({})", short(c));
+        if r.head.is_some() && !s.in_branch {
+            let _ = write!(line, ", rolled back: a validation failed");
+        }
+    }
+    if s.outcome == Outcome::Conflict {
+        let with = if s.conflicts_with.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", one_line(&s.conflicts_with.join(", ")))
+        };
+        let _ = write!(
+            line,
+            ": conflicts{with} in {}",
+            one_line(&s.files.join(", "))
+        );
+    }
+    if let Some(why) = &s.reason {
+        let _ = write!(line, ": {}", one_line(why));
+    }
+    line.trim_end().to_string()
+}
+
+/// A validation: what ran, how it ended, how long, where its log is.
+fn validation_line(v: &Validation) -> String {
+    let what = match v.wave {
+        Some(w) => format!("wave {w}"),
+        None => "--validate".to_string(),
+    };
+    let (mark, how) = match v.outcome {
+        ValidationOutcome::Passed => ("✅", "passed".to_string()),
+        ValidationOutcome::Failed => (
+            "❌",
+            match v.exit_code {
+                Some(c) => format!("failed with status {c}"),
+                None => "failed (killed by a signal)".to_string(),
+            },
+        ),
+        ValidationOutcome::TimedOut => ("❌", "timed out; its process tree was ended".into()),
+        ValidationOutcome::Interrupted => ("⏸", "interrupted".to_string()),
+    };
+    format!(
+        "  {mark} {what}: {} {how} in {} (log: {})",
+        one_line(&v.command),
+        human_duration(v.seconds),
+        v.log.display()
+    )
 }
 
 fn outcome_line(r: &Report) -> String {

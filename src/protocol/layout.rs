@@ -4,8 +4,12 @@
 //! <root>/parallel/<id>/orchestration.json
 //! <root>/parallel/<id>/agent-<n>.status.json
 //! <root>/parallel/<id>/prompts/agent-<n>.md
+//! <root>/parallel/<id>/specs/agent-<n>.json       (a cluster job's spec)
+//! <root>/parallel/<id>/summary.json, summary.md
 //! <root>/logs/<session>/session.log, agent-<n>.log
 //! <root>/worktrees/<id>/agent-<n>/
+//! <root>/worktrees/<id>/integration/             (po-spawn's waves)
+//! <root>/worktrees/.pool/                        (retired worktrees)
 //! ```
 
 use std::fs;
@@ -16,6 +20,14 @@ use crate::error::{Error, Result};
 
 pub const ORCHESTRATION_FILE: &str = "orchestration.json";
 pub const STATUS_SUFFIX: &str = ".status.json";
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const SUMMARY_MARKDOWN: &str = "summary.md";
+const PARALLEL: &str = "parallel";
+const LOGS: &str = "logs";
+const WORKTREES: &str = "worktrees";
+const INTEGRATION: &str = "integration";
+const PROMPTS: &str = "prompts";
+const SPECS: &str = "specs";
 const EXCLUDE_LINE: &str = ".claude/runtime/";
 
 #[derive(Clone, Debug)]
@@ -66,7 +78,7 @@ impl Runtime {
     }
 
     pub fn parallel_root(&self) -> PathBuf {
-        self.root.join("parallel")
+        self.root.join(PARALLEL)
     }
 
     pub fn orchestration_dir(&self, id: &str) -> PathBuf {
@@ -74,11 +86,26 @@ impl Runtime {
     }
 
     pub fn logs_dir(&self, session: &str) -> PathBuf {
-        self.root.join("logs").join(session)
+        self.root.join(LOGS).join(session)
+    }
+
+    /// `<root>/worktrees`: every orchestration's worktrees, and the pool.
+    pub fn worktrees_root(&self) -> PathBuf {
+        self.root.join(WORKTREES)
+    }
+
+    /// `<root>/worktrees/<id>`: the worktrees of one orchestration.
+    pub fn worktrees_of(&self, id: &str) -> PathBuf {
+        self.worktrees_root().join(id)
     }
 
     pub fn worktree_dir(&self, id: &str, agent_id: &str) -> PathBuf {
-        self.root.join("worktrees").join(id).join(agent_id)
+        self.worktrees_of(id).join(agent_id)
+    }
+
+    /// The worktree po-spawn merges each wave in.
+    pub fn integration_dir(&self, id: &str) -> PathBuf {
+        self.worktrees_of(id).join(INTEGRATION)
     }
 
     /// Resolve `[ID|DIR]`: an existing orchestration directory, or an id under the root.
@@ -194,14 +221,24 @@ pub fn status_path(dir: &Path, agent_id: &str) -> PathBuf {
     dir.join(format!("{agent_id}{STATUS_SUFFIX}"))
 }
 
+/// `prompts/` of an orchestration directory.
+pub fn prompts_dir(dir: &Path) -> PathBuf {
+    dir.join(PROMPTS)
+}
+
 pub fn prompt_path(dir: &Path, agent_id: &str) -> PathBuf {
-    dir.join("prompts").join(format!("{agent_id}.md"))
+    prompts_dir(dir).join(format!("{agent_id}.md"))
+}
+
+/// `specs/` of an orchestration directory: what cluster jobs run.
+pub fn specs_dir(dir: &Path) -> PathBuf {
+    dir.join(SPECS)
 }
 
 /// The supervisor spec a cluster job runs the task from:
 /// `specs/agent-<n>.json`.
 pub fn spec_path(dir: &Path, agent_id: &str) -> PathBuf {
-    dir.join("specs").join(format!("{agent_id}.json"))
+    specs_dir(dir).join(format!("{agent_id}.json"))
 }
 
 pub fn absolute(p: &Path) -> Result<PathBuf> {

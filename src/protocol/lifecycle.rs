@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::schema::{AgentStatus, Metrics, State};
+use super::schema::{AgentStatus, Metrics, State, phase};
 use super::store;
 use crate::error::{Error, Result};
 use crate::git::DiffStats;
@@ -110,9 +110,9 @@ pub fn agent_started(
         s.pgid = Some(pid);
         if s.phase
             .as_deref()
-            .is_none_or(|p| matches!(p, "worktree" | "setup" | "starting"))
+            .is_none_or(|p| phase::BEFORE_RUNNING.contains(&p))
         {
-            s.phase = Some("running".into());
+            s.phase = Some(phase::RUNNING.into());
         }
         Ok(())
     })

@@ -23,5 +23,6 @@ pub mod view;
 
 pub use layout::Runtime;
 pub use schema::{
-    AgentStatus, Metrics, Orchestration, SCHEMA_VERSION, Source, State, Wave, WaveResult, WaveState,
+    AgentStatus, Metrics, Orchestration, SCHEMA_VERSION, Source, State, Wave, WaveResult,
+    WaveState, phase,
 };

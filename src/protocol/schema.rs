@@ -345,6 +345,21 @@ pub enum WaveState {
     Failed,
 }
 
+/// The phases a task's runner records while it prepares and starts the
+/// agent (`phase` of the status file; an agent may report its own after).
+pub mod phase {
+    pub const WORKTREE: &str = "worktree";
+    pub const PROMPT: &str = "prompt";
+    pub const SANDBOX: &str = "sandbox";
+    pub const SETUP: &str = "setup";
+    pub const STARTING: &str = "starting";
+    pub const RUNNING: &str = "running";
+    /// Before the agent runs: `running` replaces them once it does.
+    pub const BEFORE_RUNNING: [&str; 3] = [WORKTREE, SETUP, STARTING];
+    /// What the runner, not the agent, says a task is doing.
+    pub const RUNNER: [&str; 4] = [WORKTREE, SETUP, STARTING, RUNNING];
+}
+
 /// `parallel/<id>/orchestration.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Orchestration {
@@ -373,6 +388,19 @@ pub struct Orchestration {
     pub options: Map<String, Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Orchestration {
+    /// The validation command of each wave that has one (blank is none).
+    pub fn validations(&self) -> std::collections::HashMap<u32, String> {
+        self.waves
+            .iter()
+            .filter_map(|w| {
+                let v = w.validation.as_deref()?.trim();
+                (!v.is_empty()).then(|| (w.number, v.to_string()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

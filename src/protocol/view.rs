@@ -28,7 +28,7 @@ use super::infer::{Inferred, Liveness};
 use super::layout::{self, ORCHESTRATION_FILE};
 use super::lifecycle;
 use super::runner;
-use super::{AgentStatus, Orchestration, State, store};
+use super::{AgentStatus, Orchestration, State, phase, store};
 use crate::error::Error;
 use crate::fsx;
 use crate::timefmt::{self, Timestamp, opt_rfc3339};
@@ -99,9 +99,8 @@ impl TaskView {
     /// phase still holds one its runner recorded (`running`), which would read
     /// as unfinished: it shows none.
     pub fn phase(&self) -> Option<&str> {
-        const RUNNER_PHASES: [&str; 4] = ["worktree", "setup", "starting", "running"];
         let p = self.status.phase.as_deref()?;
-        (self.status.status != State::Completed || !RUNNER_PHASES.contains(&p)).then_some(p)
+        (self.status.status != State::Completed || !phase::RUNNER.contains(&p)).then_some(p)
     }
 }
 

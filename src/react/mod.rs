@@ -24,6 +24,7 @@ use crate::protocol::{AgentStatus, State, layout, store};
 use crate::run::agent::AgentSpec;
 use crate::run::supervisor::again::Rerun;
 use decide::{Decision, Limits};
+use gather::Found;
 
 /// What a pass works with.
 pub struct Context {
@@ -218,26 +219,8 @@ fn one(
             None => return Ok(told(Kind::Open, "busy: another process runs this task")),
         }
     };
-    if !cx.dry_run
-        && reaction::of_status(task)
-            .iter()
-            .any(|r| r.outcome == reaction::Outcome::Running)
-    {
-        // Its po-react is gone (this one holds the lock): what is left of
-        // its agent is ended first, so no two agents share the worktree.
-        let grace = std::time::Duration::from_secs_f64(cx.grace_secs);
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let ended = crate::proctree::Tree::of_task(path).kill(grace, &stop);
-        reaction::interrupted(path, crate::cost::attempt_cost)?;
-        note(Note::Warning(format!(
-            "{}: a round an earlier po-react left running is recorded interrupted{}",
-            task.agent_id,
-            if ended > 0 {
-                format!(" (ended {} of its agent's processes)", ended)
-            } else {
-                String::new()
-            }
-        )));
+    if !cx.dry_run {
+        end_left_round(cx, path, task, note)?;
     }
     let task = store::read_status(path)?;
     let rounds = reaction::of_status(&task);
@@ -254,6 +237,69 @@ fn one(
     if !found.open() {
         return Ok(told(Kind::Closed, found.pr.state.to_lowercase()));
     }
+    note_ignored(&task, pr, &found, note);
+    let pass = TaskPass {
+        cx,
+        path,
+        pr,
+        worktree: &worktree,
+        branch: &branch,
+    };
+
+    // The task's branch and the pull request's head must agree first.
+    match sync(cx, &worktree, &branch, &found)? {
+        Sync::Same => pass.decide(&task, &found, &rounds, note),
+        Sync::Pushed(head) => Ok(told(
+            Kind::Open,
+            format!(
+                "pushed {} (commits an earlier round left unpushed)",
+                prompt::short(&head)
+            ),
+        )),
+        Sync::WouldPush => Ok(told(
+            Kind::Open,
+            "would push the commits an earlier round left unpushed",
+        )),
+        Sync::Diverged(why) => {
+            let reason = format!("the task's branch and the pull request's head diverged ({why})");
+            escalate_or_tell(cx, path, &task, pr, &reason, &[], note)
+        }
+    }
+}
+
+/// A round an earlier po-react left running (it is gone: this one holds the
+/// lock): what is left of its agent is ended first, so no two agents share
+/// the worktree, and the round is recorded interrupted.
+fn end_left_round(
+    cx: &Context,
+    path: &Path,
+    task: &AgentStatus,
+    note: &mut dyn FnMut(Note),
+) -> Result<()> {
+    let running = reaction::of_status(task)
+        .iter()
+        .any(|r| r.outcome == reaction::Outcome::Running);
+    if !running {
+        return Ok(());
+    }
+    let grace = std::time::Duration::from_secs_f64(cx.grace_secs);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let ended = crate::proctree::Tree::of_task(path).kill(grace, &stop);
+    reaction::interrupted(path, crate::cost::attempt_cost)?;
+    note(Note::Warning(format!(
+        "{}: a round an earlier po-react left running is recorded interrupted{}",
+        task.agent_id,
+        if ended > 0 {
+            format!(" (ended {} of its agent's processes)", ended)
+        } else {
+            String::new()
+        }
+    )));
+    Ok(())
+}
+
+/// A warning for each comment or review left out for its author.
+fn note_ignored(task: &AgentStatus, pr: u64, found: &Found, note: &mut dyn FnMut(Note)) {
     for item in &found.ignored {
         note(Note::Warning(format!(
             "{} PR #{pr}: ignored {} by {} (no write access to the repository)",
@@ -266,102 +312,132 @@ fn one(
             }
         )));
     }
+}
 
-    // The task's branch and the pull request's head must agree first.
-    match sync(cx, &worktree, &branch, &found)? {
-        Sync::Same => {}
-        Sync::Pushed(head) => {
-            return Ok(told(
+/// One task's pass once its branch and pull request agree.
+struct TaskPass<'a> {
+    cx: &'a Context,
+    path: &'a Path,
+    pr: u64,
+    worktree: &'a Path,
+    branch: &'a str,
+}
+
+impl TaskPass<'_> {
+    /// Decide what the pull request asks for, and do it.
+    fn decide(
+        &self,
+        task: &AgentStatus,
+        found: &Found,
+        rounds: &[reaction::Reaction],
+        note: &mut dyn FnMut(Note),
+    ) -> Result<Option<Told>> {
+        let cx = self.cx;
+        let spent = {
+            let view = Reader::plain().read(&cx.dir);
+            let t = crate::cost::Total::of(view.tasks().map(|t| &t.status));
+            t.spent + t.committed
+        };
+        let limits = Limits {
+            max_rounds: cx.max_rounds,
+            budget: cx.budget_usd.map(|b| (b, spent)),
+        };
+        match decide::decide(found, rounds, limits) {
+            Decision::Closed(state) => Ok(told(Kind::Closed, state)),
+            Decision::Nothing(why) => Ok(told(Kind::Open, format!("nothing to do: {why}"))),
+            Decision::Escalate { reason, triggers } => {
+                escalate_or_tell(cx, self.path, task, self.pr, &reason, &triggers, note)
+            }
+            Decision::React { round, triggers } if cx.dry_run => Ok(told(
                 Kind::Open,
-                format!(
-                    "pushed {} (commits an earlier round left unpushed)",
-                    prompt::short(&head)
-                ),
-            ));
-        }
-        Sync::WouldPush => {
-            return Ok(told(
-                Kind::Open,
-                "would push the commits an earlier round left unpushed",
-            ));
-        }
-        Sync::Diverged(why) => {
-            let reason = format!("the task's branch and the pull request's head diverged ({why})");
-            return escalate_or_tell(cx, path, &task, pr, &reason, &[], note);
+                self.would_run(task, found, round, &triggers),
+            )),
+            Decision::React { triggers, .. } => self.round(task, found, &triggers, note),
         }
     }
 
-    let spent = {
-        let view = Reader::plain().read(&cx.dir);
-        let t = crate::cost::Total::of(view.tasks().map(|t| &t.status));
-        t.spent + t.committed
-    };
-    let limits = Limits {
-        max_rounds: cx.max_rounds,
-        budget: cx.budget_usd.map(|b| (b, spent)),
-    };
-    match decide::decide(&found, &rounds, limits) {
-        Decision::Closed(state) => Ok(told(Kind::Closed, state)),
-        Decision::Nothing(why) => Ok(told(Kind::Open, format!("nothing to do: {why}"))),
-        Decision::Escalate { reason, triggers } => {
-            escalate_or_tell(cx, path, &task, pr, &reason, &triggers, note)
+    /// What round `round` would do, with its prompt (a dry run).
+    fn would_run(
+        &self,
+        task: &AgentStatus,
+        found: &Found,
+        round: u32,
+        triggers: &[Trigger],
+    ) -> String {
+        let cx = self.cx;
+        let names: Vec<&str> = triggers.iter().map(|t| t.as_str()).collect();
+        let text = round::prompt_text(cx, task, found, triggers, self.worktree, self.branch);
+        let session = task
+            .metrics
+            .session_id
+            .as_deref()
+            .map(|s| format!("resuming session {s}"))
+            .unwrap_or_else(|| "in a new session (none recorded)".into());
+        let program = match cx.agent.agent() {
+            Ok(a) => a.name().to_string(),
+            Err(_) => cx.agent.kind.clone(),
+        };
+        let mut line = format!(
+            "would run round {round} ({}) on {}: agent {program} {session} in {} on {}\n",
+            names.join(", "),
+            prompt::short(found.head()),
+            self.worktree.display(),
+            self.branch
+        );
+        for l in text.lines() {
+            line.push_str("    ");
+            line.push_str(l);
+            line.push('\n');
         }
-        Decision::React { round, triggers } => {
-            let names: Vec<&str> = triggers.iter().map(|t| t.as_str()).collect();
-            if cx.dry_run {
-                let text = round::prompt_text(cx, &task, &found, &triggers, &worktree, &branch);
-                let session = task
-                    .metrics
-                    .session_id
-                    .as_deref()
-                    .map(|s| format!("resuming session {s}"))
-                    .unwrap_or_else(|| "in a new session (none recorded)".into());
-                let program = match cx.agent.agent() {
-                    Ok(a) => a.name().to_string(),
-                    Err(_) => cx.agent.kind.clone(),
-                };
-                let mut line = format!(
-                    "would run round {round} ({}) on {}: agent {program} {session} in {} on {}\n",
-                    names.join(", "),
-                    prompt::short(found.head()),
-                    worktree.display(),
-                    branch
-                );
-                for l in text.lines() {
-                    line.push_str("    ");
-                    line.push_str(l);
-                    line.push('\n');
-                }
-                return Ok(told(Kind::Open, line.trim_end().to_string()));
-            }
-            let done = round::run(cx, path, &task, &found, &triggers, &worktree, &branch, note)?;
-            if done.interrupted {
-                return Ok(told(
-                    Kind::Interrupted,
-                    format!("round {} interrupted", done.round.round),
-                ));
-            }
-            let r = &done.round;
-            let what = match (r.outcome, r.pushed.as_deref()) {
-                (reaction::Outcome::Pushed, Some(h)) => format!("pushed {}", prompt::short(h)),
-                (o, _) => o.as_str().replace('_', " "),
-            };
-            let line = format!("round {} ({}): {what}", r.round, names.join(", "));
-            if done.agent_failed {
-                let reason = format!(
-                    "the agent failed in round {}: {}",
-                    r.round,
-                    r.error.as_deref().unwrap_or("no error recorded")
-                );
-                let task = store::read_status(path)?;
-                let mut t = escalate_or_tell(cx, path, &task, pr, &reason, &triggers, note)?;
-                if let Some(t) = t.as_mut() {
-                    t.line = format!("{line}; {}", t.line);
-                }
-                return Ok(t);
-            }
-            Ok(told(Kind::Open, line))
+        line.trim_end().to_string()
+    }
+
+    /// Run a round; a failed agent hands the task to a person.
+    fn round(
+        &self,
+        task: &AgentStatus,
+        found: &Found,
+        triggers: &[Trigger],
+        note: &mut dyn FnMut(Note),
+    ) -> Result<Option<Told>> {
+        let (cx, path) = (self.cx, self.path);
+        let names: Vec<&str> = triggers.iter().map(|t| t.as_str()).collect();
+        let done = round::run(
+            cx,
+            path,
+            task,
+            found,
+            triggers,
+            self.worktree,
+            self.branch,
+            note,
+        )?;
+        if done.interrupted {
+            return Ok(told(
+                Kind::Interrupted,
+                format!("round {} interrupted", done.round.round),
+            ));
         }
+        let r = &done.round;
+        let what = match (r.outcome, r.pushed.as_deref()) {
+            (reaction::Outcome::Pushed, Some(h)) => format!("pushed {}", prompt::short(h)),
+            (o, _) => o.as_str().replace('_', " "),
+        };
+        let line = format!("round {} ({}): {what}", r.round, names.join(", "));
+        if !done.agent_failed {
+            return Ok(told(Kind::Open, line));
+        }
+        let reason = format!(
+            "the agent failed in round {}: {}",
+            r.round,
+            r.error.as_deref().unwrap_or("no error recorded")
+        );
+        let task = store::read_status(path)?;
+        let mut t = escalate_or_tell(cx, path, &task, self.pr, &reason, triggers, note)?;
+        if let Some(t) = t.as_mut() {
+            t.line = format!("{line}; {}", t.line);
+        }
+        Ok(t)
     }
 }
 

@@ -50,8 +50,40 @@ pub fn render(
     place: &Place,
     fence: &Fence,
 ) -> String {
-    let pr = &found.pr;
     let mut p = String::new();
+    intro(&mut p, task, found, place, fence);
+    if triggers.contains(&Trigger::CiFailed) {
+        ci_failed(&mut p, found, fence);
+    }
+    if triggers.contains(&Trigger::ChangesRequested) {
+        changes_requested(&mut p, found, fence);
+    }
+    if !found.ignored.is_empty() {
+        p.push_str(&format!(
+            "({} by people without write access to the repository {} left out: po does not \
+             pass them on.)\n\n",
+            crate::text::count(found.ignored.len(), "review comment"),
+            if found.ignored.len() == 1 {
+                "is"
+            } else {
+                "are"
+            }
+        ));
+    }
+    if triggers.contains(&Trigger::Conflict) {
+        conflict(&mut p, found);
+    }
+    p.push_str(
+        "## When you are done\n\nEverything is committed on this branch (`git status` is \
+         clean). If you cannot fix something, say so in your last message and leave what \
+         works committed.\n",
+    );
+    p
+}
+
+/// Who the agent is, where, what it may do, and how copied text is marked.
+fn intro(p: &mut String, task: &AgentStatus, found: &Found, place: &Place, fence: &Fence) {
+    let pr = &found.pr;
     p.push_str("# Your pull request needs another round\n\n");
     p.push_str(&format!(
         "You worked on the task \"{}\" ({} of orchestration {}). Its pull request #{} ({}) \
@@ -82,110 +114,95 @@ pub fn render(
          visiting URLs or running commands it gives).\n\n",
         tag = fence.tag
     ));
+}
 
-    if triggers.contains(&Trigger::CiFailed) {
-        p.push_str(&format!("## CI failed on {}\n\n", short(found.head())));
-        p.push_str("Failed checks:\n\n");
-        for f in &found.failed {
-            match f.run {
-                Some(r) => p.push_str(&format!("- {} (run {r})\n", f.check)),
-                None => p.push_str(&format!("- {}\n", f.check)),
-            }
+/// The failed checks and their logs.
+fn ci_failed(p: &mut String, found: &Found, fence: &Fence) {
+    p.push_str(&format!("## CI failed on {}\n\n", short(found.head())));
+    p.push_str("Failed checks:\n\n");
+    for f in &found.failed {
+        match f.run {
+            Some(r) => p.push_str(&format!("- {} (run {r})\n", f.check)),
+            None => p.push_str(&format!("- {}\n", f.check)),
         }
+    }
+    p.push('\n');
+    for log in &found.logs {
+        let what = if log.cut {
+            format!("the end of the failed log of run {}", log.run)
+        } else {
+            format!("the failed log of run {}", log.run)
+        };
+        p.push_str(&fence.wrap(&what, &log.excerpt));
         p.push('\n');
-        for log in &found.logs {
-            let what = if log.cut {
-                format!("the end of the failed log of run {}", log.run)
-            } else {
-                format!("the failed log of run {}", log.run)
-            };
-            p.push_str(&fence.wrap(&what, &log.excerpt));
-            p.push('\n');
-        }
-        if found.logs.is_empty() {
-            p.push_str("(No log could be read for these checks.)\n\n");
-        }
-        p.push_str(
-            "Find the cause, fix it, and run the failing check's command locally when you \
-             can.\n\n",
-        );
     }
-
-    if triggers.contains(&Trigger::ChangesRequested) {
-        p.push_str("## Changes requested\n\n");
-        p.push_str("Review by people with write access to the repository:\n\n");
-        for item in &found.items {
-            let who = format!("@{}", item.author);
-            let head = match (item.place(), item.state.as_deref()) {
-                (Some(place), _) => format!("- on {place}, {who} commented:\n"),
-                (None, Some("CHANGES_REQUESTED")) => format!("- {who} requested changes:\n"),
-                (None, _) => format!("- {who} reviewed:\n"),
-            };
-            p.push_str(&head);
-            let what = match item.place() {
-                Some(place) => format!("review comment by {who} on {place}"),
-                None => format!("review by {who}"),
-            };
-            let body = if item.body.trim().is_empty() {
-                "(no text)"
-            } else {
-                &item.body
-            };
-            p.push_str(&fence.wrap(&what, body));
-            p.push('\n');
-        }
-        p.push_str("Address each point, in code where it asks for code.\n\n");
+    if found.logs.is_empty() {
+        p.push_str("(No log could be read for these checks.)\n\n");
     }
-    if !found.ignored.is_empty() {
-        p.push_str(&format!(
-            "({} by people without write access to the repository {} left out: po does not \
-             pass them on.)\n\n",
-            crate::text::count(found.ignored.len(), "review comment"),
-            if found.ignored.len() == 1 {
-                "is"
-            } else {
-                "are"
-            }
-        ));
-    }
-
-    if triggers.contains(&Trigger::Conflict) {
-        p.push_str(&format!(
-            "## Merge conflict with {}\n\n",
-            if pr.base_ref_name.is_empty() {
-                "the base branch"
-            } else {
-                &pr.base_ref_name
-            }
-        ));
-        p.push_str("The base branch moved and this branch no longer merges into it.\n");
-        if let Some(files) = &found.conflict
-            && !files.is_empty()
-        {
-            p.push_str("Files that conflict:\n\n");
-            for f in files {
-                p.push_str(&format!("- {}\n", crate::text::printable(f)));
-            }
-        }
-        match &found.base_commit {
-            Some(b) => p.push_str(&format!(
-                "\nThe base's current commit {b} is fetched into this repository: run `git \
-                 merge {b}`, resolve every conflict keeping both sides' intent, run the \
-                 tests, and commit the merge.\n\n"
-            )),
-            None => p.push_str(
-                "\nFetch the base branch, merge it into this branch, resolve every conflict \
-                 keeping both sides' intent, run the tests, and commit the merge.\n\n",
-            ),
-        }
-    }
-
     p.push_str(
-        "## When you are done\n\nEverything is committed on this branch (`git status` is \
-         clean). If you cannot fix something, say so in your last message and leave what \
-         works committed.\n",
+        "Find the cause, fix it, and run the failing check's command locally when you \
+         can.\n\n",
     );
-    p
+}
+
+/// The reviews and review comments of people with write access.
+fn changes_requested(p: &mut String, found: &Found, fence: &Fence) {
+    p.push_str("## Changes requested\n\n");
+    p.push_str("Review by people with write access to the repository:\n\n");
+    for item in &found.items {
+        let who = format!("@{}", item.author);
+        let head = match (item.place(), item.state.as_deref()) {
+            (Some(place), _) => format!("- on {place}, {who} commented:\n"),
+            (None, Some("CHANGES_REQUESTED")) => format!("- {who} requested changes:\n"),
+            (None, _) => format!("- {who} reviewed:\n"),
+        };
+        p.push_str(&head);
+        let what = match item.place() {
+            Some(place) => format!("review comment by {who} on {place}"),
+            None => format!("review by {who}"),
+        };
+        let body = if item.body.trim().is_empty() {
+            "(no text)"
+        } else {
+            &item.body
+        };
+        p.push_str(&fence.wrap(&what, body));
+        p.push('\n');
+    }
+    p.push_str("Address each point, in code where it asks for code.\n\n");
+}
+
+/// The conflict with the base branch, and how to resolve it.
+fn conflict(p: &mut String, found: &Found) {
+    let pr = &found.pr;
+    p.push_str(&format!(
+        "## Merge conflict with {}\n\n",
+        if pr.base_ref_name.is_empty() {
+            "the base branch"
+        } else {
+            &pr.base_ref_name
+        }
+    ));
+    p.push_str("The base branch moved and this branch no longer merges into it.\n");
+    if let Some(files) = &found.conflict
+        && !files.is_empty()
+    {
+        p.push_str("Files that conflict:\n\n");
+        for f in files {
+            p.push_str(&format!("- {}\n", crate::text::printable(f)));
+        }
+    }
+    match &found.base_commit {
+        Some(b) => p.push_str(&format!(
+            "\nThe base's current commit {b} is fetched into this repository: run `git \
+             merge {b}`, resolve every conflict keeping both sides' intent, run the \
+             tests, and commit the merge.\n\n"
+        )),
+        None => p.push_str(
+            "\nFetch the base branch, merge it into this branch, resolve every conflict \
+             keeping both sides' intent, run the tests, and commit the merge.\n\n",
+        ),
+    }
 }
 
 /// The first 12 characters of a commit hash.

@@ -26,8 +26,7 @@ pub struct Done {
 
 /// The files a round writes, by task and round.
 pub fn prompt_path(dir: &Path, agent_id: &str, round: u32) -> PathBuf {
-    dir.join("prompts")
-        .join(format!("{agent_id}.round-{round}.md"))
+    layout::prompts_dir(dir).join(format!("{agent_id}.round-{round}.md"))
 }
 
 /// The prompt of the round, as it would be sent.
@@ -121,9 +120,7 @@ pub fn run(
     };
 
     let after = git::git(worktree, &["rev-parse", "HEAD"]).unwrap_or_else(|_| before.clone());
-    let dirty = !git::git(worktree, &["status", "--porcelain"])
-        .unwrap_or_default()
-        .is_empty();
+    let dirty = git::changed_files(worktree).is_ok_and(|files| !files.is_empty());
     let (outcome, pushed, error) = settle(cx, worktree, branch, &before, &after, &ended);
     let round = reaction::finish(
         path,

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::summary::{AgentSummary, Summary};
 use super::timeline::{self, Bar};
-use crate::protocol::State;
 use crate::protocol::view::error_gist;
+use crate::protocol::{State, layout, phase};
 use crate::text::{ellipsize, one_line};
 use crate::timefmt::human_duration;
 
@@ -230,7 +230,7 @@ fn not_finished(o: &mut String, s: &Summary, paths: &Paths) {
         for a in &other {
             let note = match (a.state, &a.queued) {
                 (State::Cancelled, _) => a.error_text(),
-                (State::InProgress, _) => a.phase.clone().unwrap_or_else(|| "running".into()),
+                (State::InProgress, _) => a.phase.clone().unwrap_or_else(|| phase::RUNNING.into()),
                 (_, Some(why)) => match (why.trim(), &a.runner) {
                     ("", Some(r)) => format!("{r} waits in the queue"),
                     (why, Some(r)) => format!("{r} waits: {why}"),
@@ -537,7 +537,7 @@ pub fn render_comment(s: &Summary, paths: &Paths) -> String {
     let _ = writeln!(
         o,
         "\nFull summary: `{}`",
-        paths.show(&s.orchestration_dir.join("summary.md"))
+        paths.show(&s.orchestration_dir.join(layout::SUMMARY_MARKDOWN))
     );
 
     let mut actions = Vec::new();

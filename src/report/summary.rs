@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, exit};
 use crate::integration::conflicts::Conflict;
 use crate::protocol::view::{OrchestrationView, Reader, TaskView};
-use crate::protocol::{Source, State, store};
+use crate::protocol::{Source, State, layout, store};
 use crate::timefmt::{self, Timestamp};
 
 /// Read an orchestration directory with the one reader
@@ -400,15 +400,7 @@ fn cost_by_model(agents: &[AgentSummary]) -> BTreeMap<String, f64> {
 pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Summary {
     let orch = view.orchestration.as_deref();
     let agents: Vec<AgentSummary> = view.tasks().map(agent_summary).collect();
-    let mut logs: Vec<PathBuf> = Vec::new();
-    for dir in agents
-        .iter()
-        .filter_map(|a| a.log_file.as_deref().and_then(Path::parent))
-    {
-        if !logs.iter().any(|l| l == dir) {
-            logs.push(dir.to_path_buf());
-        }
-    }
+    let logs = log_dirs(&agents);
     let timing = Timing::of(view, now);
     let (earliest, latest, running) = (timing.earliest, timing.latest, timing.running);
 
@@ -416,13 +408,7 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
     let successful = count(State::Completed);
     let timed_out = count(State::TimedOut);
     let failed = count(State::Failed) + timed_out;
-    let unreadable: Vec<Unreadable> = view
-        .bad()
-        .map(|b| Unreadable {
-            path: b.file.clone(),
-            error: format!("read status file {}: {}", b.file.display(), b.problem),
-        })
-        .collect();
+    let unreadable = unreadable_files(view);
     let total = agents.len() + unreadable.len();
 
     let wall = timing.wall(now);
@@ -504,11 +490,35 @@ pub fn summarize(view: &OrchestrationView, threshold: u32, now: Timestamp) -> Su
     }
 }
 
+/// The directories of the agents' logs, each once, in task order.
+fn log_dirs(agents: &[AgentSummary]) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = Vec::new();
+    for dir in agents
+        .iter()
+        .filter_map(|a| a.log_file.as_deref().and_then(Path::parent))
+    {
+        if !logs.iter().any(|l| l == dir) {
+            logs.push(dir.to_path_buf());
+        }
+    }
+    logs
+}
+
+/// The status files that could not be read, and why.
+fn unreadable_files(view: &OrchestrationView) -> Vec<Unreadable> {
+    view.bad()
+        .map(|b| Unreadable {
+            path: b.file.clone(),
+            error: format!("read status file {}: {}", b.file.display(), b.problem),
+        })
+        .collect()
+}
+
 /// Write `summary.json` and `summary.md` into the orchestration directory.
 pub fn write(summary: &Summary, markdown: &str) -> Result<(PathBuf, PathBuf)> {
     let dir = &summary.orchestration_dir;
-    let json = dir.join("summary.json");
-    let md = dir.join("summary.md");
+    let json = dir.join(layout::SUMMARY_FILE);
+    let md = dir.join(layout::SUMMARY_MARKDOWN);
     store::write_json(&json, summary)?;
     store::write_atomic(&md, markdown.as_bytes())?;
     Ok((json, md))

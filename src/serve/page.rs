@@ -379,6 +379,14 @@ fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
         );
     }
     o.push_str(&meta(t));
+    o.push_str(&footer(t, key, links));
+    o.push_str("</article>");
+    o
+}
+
+/// The branch, the pull request, po-react's rounds and the log link.
+fn footer(t: &TaskView, key: &str, links: &Links) -> String {
+    let mut o = String::new();
     o.push_str("<footer>");
     if let Some(b) = &t.status.branch {
         let _ = write!(o, "<code class=\"branch\">{}</code>", esc(b));
@@ -400,7 +408,7 @@ fn tile(t: &TaskView, id: &str, key: &str, links: &Links) -> String {
             esc(&links.url(&format!("/o/{key}/log/{}", t.status.agent_id)))
         );
     }
-    o.push_str("</footer></article>");
+    o.push_str("</footer>");
     o
 }
 

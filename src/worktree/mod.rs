@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use ignore::gitignore::GitignoreBuilder;
 
 use crate::error::{Error, GitRefusal, Result};
-use crate::git::{branch_exists, git};
+use crate::git::{self, branch_exists, git};
 
 /// What [`ensure`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub fn ensure_noting(
     note: &mut dyn FnMut(String),
 ) -> Result<Prepared> {
     if fs::symlink_metadata(path.join(".git")).is_ok() {
-        match private_dir(path).filter(|p| p.is_dir()) {
+        match git::private_dir(path).filter(|p| p.is_dir()) {
             Some(private) if unfinished_in(&private).is_some() => {
                 if repair(repo, path, &private, branch, base, note)? {
                     return Ok(Prepared::Created);
@@ -144,7 +144,7 @@ fn create(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<()> {
 /// The worktree at `path` is complete (no lock of po's): reuse it if it has
 /// `branch` checked out.
 fn reuse(path: &Path, branch: &str, note: &mut dyn FnMut(String)) -> Result<Prepared> {
-    if let Some(private) = private_dir(path)
+    if let Some(private) = git::private_dir(path)
         && !private.is_dir()
     {
         return Err(Error::system(format!(
@@ -167,7 +167,7 @@ fn reuse(path: &Path, branch: &str, note: &mut dyn FnMut(String)) -> Result<Prep
             }
         )));
     }
-    let gitdir = private_dir(path).unwrap_or_else(|| path.join(".git"));
+    let gitdir = git::private_dir(path).unwrap_or_else(|| path.join(".git"));
     if !gitdir.join("index").exists() {
         finish_checkout(path, note)?;
     }
@@ -287,7 +287,7 @@ pub fn copy_included(repo: &Path, worktree: &Path, files: &[PathBuf]) -> Result<
 /// task's own tree was ended before its retry starts, so a process there is
 /// someone else's git, whose lock stays. Returns the files removed.
 pub fn clear_stale_locks(path: &Path) -> Vec<PathBuf> {
-    let Some(gitdir) = private_dir(path) else {
+    let Some(gitdir) = git::private_dir(path) else {
         return Vec::new();
     };
     let locks: Vec<PathBuf> = ["index.lock", "HEAD.lock"]
@@ -354,19 +354,6 @@ pub fn unfinished_in(private: &Path) -> Option<Unfinished> {
     unfinished_reason(&lock_reason(private)?)
 }
 
-/// The private git directory (`<common>/worktrees/<name>`) of the linked
-/// worktree at `worktree`, from its `.git` file; `None` when that is not a
-/// regular file naming one (a main checkout's `.git` is a directory).
-pub fn private_dir(worktree: &Path) -> Option<PathBuf> {
-    let text = read_small(&worktree.join(".git"))?;
-    let dir = Path::new(text.strip_prefix("gitdir:")?.trim());
-    Some(if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        worktree.join(dir)
-    })
-}
-
 /// The reason of the `git worktree lock` on the worktree whose private git
 /// directory is `private`, if it is locked.
 pub fn lock_reason(private: &Path) -> Option<String> {
@@ -405,7 +392,7 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 /// remove po's lock, durably. After this the worktree may be handed to an
 /// agent.
 pub(crate) fn complete(path: &Path) -> Result<()> {
-    let private = private_dir(path).ok_or_else(|| {
+    let private = git::private_dir(path).ok_or_else(|| {
         Error::system(format!(
             "finish worktree {}: its .git file does not name git's directory for it",
             path.display()
@@ -438,7 +425,7 @@ fn mark_intact(private: &Path) -> Result<()> {
 /// just before it); refuse it if some are. Then (or when there was nothing
 /// to check) it is known complete in this boot.
 fn check_after_restart(path: &Path) -> Result<()> {
-    let Some(private) = private_dir(path) else {
+    let Some(private) = git::private_dir(path) else {
         return Ok(()); // not a linked worktree: nothing recorded
     };
     let Some(boot) = boot_id() else {
@@ -674,7 +661,7 @@ fn finish_checkout(path: &Path, note: &mut dyn FnMut(String)) -> Result<()> {
     crate::git::git_ok(path, &["update-index", "-q", "--refresh"]);
     let differ = crate::git::git_raw(path, &["diff-files", "--name-only", "-z"])?;
     let differ: Vec<&str> = differ.split('\0').filter(|f| !f.is_empty()).collect();
-    let private = private_dir(path).unwrap_or_else(|| path.join(".git"));
+    let private = git::private_dir(path).unwrap_or_else(|| path.join(".git"));
     let keep = private.join(REPLACED_DIR);
     let mut replaced = Vec::new();
     for rel in &differ {
@@ -832,13 +819,13 @@ mod tests {
                 path.display()
             );
             assert_eq!(run(path, &["ls-files"]).lines().count(), 61);
-            let private = private_dir(path).unwrap();
+            let private = git::private_dir(path).unwrap();
             assert!(lock_reason(&private).is_none(), "still locked");
             assert!(git::hidden_entries(path).unwrap().is_empty());
         }
 
         fn private(&self, path: &Path) -> PathBuf {
-            private_dir(path).unwrap()
+            git::private_dir(path).unwrap()
         }
     }
 

@@ -67,7 +67,7 @@ pub fn entries(pool: &Path) -> Vec<PathBuf> {
 
 /// Why `worktree` cannot go into the pool, if it cannot (it can still be removed).
 pub fn unpoolable(worktree: &Path) -> Option<String> {
-    let gitdir = worktree::private_dir(worktree)?;
+    let gitdir = git::private_dir(worktree)?;
     if gitdir.join("info").join("sparse-checkout").exists() {
         return Some("it is a sparse checkout".into());
     }
@@ -164,7 +164,7 @@ pub fn take(repo: &Path, path: &Path, branch: &str, base: &str) -> Result<bool> 
             let _ = fs::remove_file(&lock_path);
             continue;
         }
-        let Some(private) = worktree::private_dir(&entry) else {
+        let Some(private) = git::private_dir(&entry) else {
             continue;
         };
         if let Some(r) = worktree::lock_reason(&private)
@@ -303,14 +303,14 @@ fn forget(worktree: &Path) -> Result<()> {
 /// Whether the worktree at `entry` is one of the repository whose common git
 /// directory is `common` (its `.git` file points inside it).
 fn belongs_to(entry: &Path, common: &Path) -> bool {
-    worktree::private_dir(entry)
+    git::private_dir(entry)
         .and_then(|g| fs::canonicalize(g).ok())
         .is_some_and(|g| fs::canonicalize(common).is_ok_and(|c| g.starts_with(c)))
 }
 
 /// The worktree's private git directory (`.git/worktrees/<name>`).
 fn private(worktree: &Path) -> Result<PathBuf> {
-    worktree::private_dir(worktree).ok_or_else(|| {
+    git::private_dir(worktree).ok_or_else(|| {
         Error::system(format!(
             "read {}: not a linked worktree's .git file",
             worktree.join(".git").display()

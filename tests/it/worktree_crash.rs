@@ -134,7 +134,7 @@ fn wait_for(path: &Path, limit: Duration) {
 
 /// What the kill left of the worktree at `wt`, whose task is on `version`.
 fn left(wt: &Path, version: u32) -> Left {
-    let Some(private) = po::worktree::private_dir(wt) else {
+    let Some(private) = po::git::private_dir(wt) else {
         return Left::Before;
     };
     let Some(reason) =

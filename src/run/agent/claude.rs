@@ -51,6 +51,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "claude",
     about: "Claude Code (`claude -p --output-format stream-json`; PO_CLAUDE names the program)",
     program_env: PROGRAM_ENV,
+    program: PROGRAM,
     make: |spec| Box::new(Claude::new(spec)),
 };
 

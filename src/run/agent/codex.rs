@@ -55,6 +55,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "codex",
     about: "OpenAI Codex CLI (`codex exec --json`; PO_CODEX names the program)",
     program_env: PROGRAM_ENV,
+    program: PROGRAM,
     make: |spec| Box::new(Codex::new(spec)),
 };
 

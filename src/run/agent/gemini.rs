@@ -47,6 +47,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "gemini",
     about: "Gemini CLI (`gemini -p --output-format stream-json`; PO_GEMINI names the program)",
     program_env: PROGRAM_ENV,
+    program: PROGRAM,
     make: |spec| Box::new(Gemini::new(spec)),
 };
 

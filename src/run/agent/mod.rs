@@ -310,6 +310,8 @@ pub struct Registration {
     pub about: &'static str,
     /// The environment variable that names its program (`PO_CLAUDE`).
     pub program_env: &'static str,
+    /// The program run when that variable is not set (`claude`).
+    pub program: &'static str,
     pub make: fn(&AgentSpec) -> Box<dyn Agent>,
 }
 

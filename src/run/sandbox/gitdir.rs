@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use super::policy::GitPaths;
-use crate::fsx;
+use crate::{fsx, git};
 
 /// One sandboxed run's branch, from before the agent starts until it is done.
 #[derive(Debug)]
@@ -41,16 +41,18 @@ pub struct Branch {
 /// worktree's `.git` file and the admin directory's `commondir`.
 pub fn locate(worktree: &Path) -> Result<(PathBuf, PathBuf), String> {
     let dotgit = worktree.join(".git");
-    let text = fsx::read_to_string(&dotgit, fsx::SMALL_MAX)
-        .map_err(|e| format!("read {}: {e}", dotgit.display()))?;
-    let admin = text
-        .strip_prefix("gitdir:")
-        .map(|p| worktree.join(p.trim()))
-        .ok_or_else(|| format!("read {}: it is not a worktree's link", dotgit.display()))?;
-    let commondir = admin.join("commondir");
-    let common = fsx::read_to_string(&commondir, fsx::SMALL_MAX)
-        .map_err(|e| format!("read {}: {e}", commondir.display()))?;
-    let common = admin.join(common.trim());
+    let admin = git::private_dir(worktree).ok_or_else(|| {
+        format!(
+            "read {}: it is missing, unreadable or not a worktree's link",
+            dotgit.display()
+        )
+    })?;
+    let common = git::common_of(&admin).ok_or_else(|| {
+        format!(
+            "read {}: missing or unreadable",
+            admin.join("commondir").display()
+        )
+    })?;
     let canon = |p: &Path| {
         p.canonicalize()
             .map_err(|e| format!("find {}: {e}", p.display()))

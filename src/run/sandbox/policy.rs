@@ -119,115 +119,133 @@ pub const UNSET_ENV: &[&str] = &[
     "AWS_SESSION_TOKEN",
 ];
 
+/// What the agent may write (granted where it is, or from a private copy),
+/// and what it may only read (with --isolation none, the repository's git
+/// config and hooks).
+fn writable(task: &Task, opts: &Options) -> (Vec<Grant>, Vec<PathBuf>) {
+    let mut writable = Vec::new();
+    let mut grant = |path: &Path, why: &str| {
+        if !writable.iter().any(|g: &Grant| g.target == path) {
+            writable.push(Grant {
+                target: path.to_path_buf(),
+                source: path.to_path_buf(),
+                why: why.to_string(),
+            });
+        }
+    };
+    let mut read_only = Vec::new();
+    match task.git {
+        Some(git) => {
+            grant(task.workdir, "the task's worktree");
+            grant(
+                &git.admin,
+                "the worktree's git admin directory: its index, HEAD, logs",
+            );
+            grant(&git.common.join("objects"), "git's object store");
+        }
+        None => {
+            grant(
+                task.workdir,
+                "the repository the agent works in, with --isolation none",
+            );
+            let dotgit = task.workdir.join(".git");
+            read_only.extend(
+                ["config", "hooks"]
+                    .iter()
+                    .map(|p| dotgit.join(p))
+                    .filter(|p| p.exists()),
+            );
+        }
+    }
+    grant(task.log_file, "the task's log");
+    for state in task.agent_state {
+        // A missing directory is made for it; a missing file is not.
+        if state.exists() || (task.planned && state.extension().is_none()) {
+            grant(state, "the agent's own state");
+        }
+    }
+    for extra in &opts.write {
+        grant(extra, "--sandbox-write");
+    }
+    if let Some(git) = task.git {
+        writable.push(Grant {
+            target: git.ref_dir.clone(),
+            source: git.private_refs.clone(),
+            why: "the task's branch ref, in a private copy of its directory".into(),
+        });
+        writable.push(Grant {
+            target: git.log_dir.clone(),
+            source: git.private_logs.clone(),
+            why: "the task's branch reflog, in a private copy of its directory".into(),
+        });
+    }
+    if let Some(relay) = task.relay_dir {
+        writable.push(Grant {
+            target: relay.to_path_buf(),
+            source: relay.to_path_buf(),
+            why: "po-status set's relay to the supervisor".into(),
+        });
+    }
+    writable.retain(|g| task.planned || g.source.exists());
+    (writable, read_only)
+}
+
+/// What is hidden from the agent: the home's secrets, the session's
+/// runtime directory and agent socket, --sandbox-hide; as bwrap mounts
+/// over them (what a symlink points to).
+fn hidden(task: &Task, opts: &Options) -> Vec<PathBuf> {
+    let mut hidden: Vec<PathBuf> = Vec::new();
+    if let Some(home) = task.home {
+        hidden.extend(HOME_SECRETS.iter().map(|s| home.join(s)));
+    }
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|r| !r.is_empty()) {
+        hidden.push(PathBuf::from(run));
+    }
+    if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
+        hidden.push(PathBuf::from(sock));
+    }
+    hidden.extend(opts.hide.iter().cloned());
+    hidden.retain(|p| p.symlink_metadata().is_ok());
+    // bwrap mounts over what a symlink points to.
+    let mut hidden: Vec<PathBuf> = hidden
+        .into_iter()
+        .map(|p| p.canonicalize().unwrap_or(p))
+        .collect();
+    hidden.dedup();
+    hidden
+}
+
+/// The readable paths under /tmp (outermost only), bound back over the
+/// sandbox's own /tmp.
+fn under_tmp(task: &Task) -> Vec<PathBuf> {
+    let tmp = Path::new("/tmp");
+    let mut under_tmp: Vec<PathBuf> = Vec::new();
+    for p in &task.readable {
+        if p.starts_with(tmp)
+            && p.as_path() != tmp
+            && p.exists()
+            && !under_tmp.iter().any(|q| p.starts_with(q))
+        {
+            under_tmp.retain(|q| !q.starts_with(p));
+            under_tmp.push(p.clone());
+        }
+    }
+    under_tmp
+}
+
 impl Policy {
     /// The policy of `task` under `opts`. Paths that do not exist are left
     /// out (nothing to grant or to hide), except the agent's state
     /// directories, which the caller makes first.
     pub fn for_task(task: &Task, opts: &Options) -> Policy {
-        let mut writable = Vec::new();
-        let mut grant = |path: &Path, why: &str| {
-            if !writable.iter().any(|g: &Grant| g.target == path) {
-                writable.push(Grant {
-                    target: path.to_path_buf(),
-                    source: path.to_path_buf(),
-                    why: why.to_string(),
-                });
-            }
-        };
-        let mut read_only = Vec::new();
-        match task.git {
-            Some(git) => {
-                grant(task.workdir, "the task's worktree");
-                grant(
-                    &git.admin,
-                    "the worktree's git admin directory: its index, HEAD, logs",
-                );
-                grant(&git.common.join("objects"), "git's object store");
-            }
-            None => {
-                grant(
-                    task.workdir,
-                    "the repository the agent works in, with --isolation none",
-                );
-                let dotgit = task.workdir.join(".git");
-                read_only.extend(
-                    ["config", "hooks"]
-                        .iter()
-                        .map(|p| dotgit.join(p))
-                        .filter(|p| p.exists()),
-                );
-            }
-        }
-        grant(task.log_file, "the task's log");
-        for state in task.agent_state {
-            // A missing directory is made for it; a missing file is not.
-            if state.exists() || (task.planned && state.extension().is_none()) {
-                grant(state, "the agent's own state");
-            }
-        }
-        for extra in &opts.write {
-            grant(extra, "--sandbox-write");
-        }
-        if let Some(git) = task.git {
-            writable.push(Grant {
-                target: git.ref_dir.clone(),
-                source: git.private_refs.clone(),
-                why: "the task's branch ref, in a private copy of its directory".into(),
-            });
-            writable.push(Grant {
-                target: git.log_dir.clone(),
-                source: git.private_logs.clone(),
-                why: "the task's branch reflog, in a private copy of its directory".into(),
-            });
-        }
-        if let Some(relay) = task.relay_dir {
-            writable.push(Grant {
-                target: relay.to_path_buf(),
-                source: relay.to_path_buf(),
-                why: "po-status set's relay to the supervisor".into(),
-            });
-        }
-        writable.retain(|g| task.planned || g.source.exists());
-
-        let mut hidden: Vec<PathBuf> = Vec::new();
-        if let Some(home) = task.home {
-            hidden.extend(HOME_SECRETS.iter().map(|s| home.join(s)));
-        }
-        if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|r| !r.is_empty()) {
-            hidden.push(PathBuf::from(run));
-        }
-        if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
-            hidden.push(PathBuf::from(sock));
-        }
-        hidden.extend(opts.hide.iter().cloned());
-        hidden.retain(|p| p.symlink_metadata().is_ok());
-        // bwrap mounts over what a symlink points to.
-        let mut hidden: Vec<PathBuf> = hidden
-            .into_iter()
-            .map(|p| p.canonicalize().unwrap_or(p))
-            .collect();
-        hidden.dedup();
-
-        let tmp = Path::new("/tmp");
-        let mut under_tmp: Vec<PathBuf> = Vec::new();
-        for p in &task.readable {
-            if p.starts_with(tmp)
-                && p.as_path() != tmp
-                && p.exists()
-                && !under_tmp.iter().any(|q| p.starts_with(q))
-            {
-                under_tmp.retain(|q| !q.starts_with(p));
-                under_tmp.push(p.clone());
-            }
-        }
-
+        let (writable, read_only) = writable(task, opts);
         Policy {
             workdir: task.workdir.to_path_buf(),
             git_dir: task.git.map(|g| g.common.clone()),
-            under_tmp,
+            under_tmp: under_tmp(task),
             writable,
             read_only,
-            hidden,
+            hidden: hidden(task, opts),
             unset_env: UNSET_ENV.iter().map(|s| s.to_string()).collect(),
             network: opts.network,
         }

@@ -480,7 +480,11 @@ impl Scheduler {
                 let t = &mut self.tasks[idx];
                 self.out
                     .log(&format!("{}: failed to {e}", t.status.agent_id));
-                if let Ok(s) = lifecycle::fail(&t.path, "starting", &format!("failed to {e}")) {
+                if let Ok(s) = lifecycle::fail(
+                    &t.path,
+                    crate::protocol::phase::STARTING,
+                    &format!("failed to {e}"),
+                ) {
                     t.status = s;
                 }
                 self.set_slot(idx, Slot::Done);

@@ -98,13 +98,9 @@ impl Setup {
             .or_else(|| rev_dir.as_deref().and_then(git::current_branch))
             .unwrap_or_else(|| "main".into());
         let validations: HashMap<u32, String> = orchestration
-            .iter()
-            .flat_map(|o| &o.waves)
-            .filter_map(|w| {
-                let v = w.validation.as_deref()?.trim();
-                (!v.is_empty()).then(|| (w.number, v.to_string()))
-            })
-            .collect();
+            .as_ref()
+            .map(|o| o.validations())
+            .unwrap_or_default();
         let view = Reader::plain().read_files(&dir, &files);
         let mode = Mode::of(
             orchestration.as_ref(),
@@ -235,12 +231,7 @@ impl Setup {
         let grace = Duration::from_secs_f64(cfg.grace_secs);
         let integration = GitIntegration {
             repo: ctx.repo.clone(),
-            scratch: self
-                .runtime
-                .root
-                .join("worktrees")
-                .join(&self.id)
-                .join("integration"),
+            scratch: self.runtime.integration_dir(&self.id),
             id: self.id.clone(),
             logs,
             isolated: cfg.isolated,

@@ -219,7 +219,7 @@ fn one_task(spec_file: &Path) -> i32 {
     let spec: Spec = match store::read_json(spec_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("po-spawn: failed to {e}");
+            eprintln!("po-spawn: failed to {}", e.chain());
             return exit::USAGE;
         }
     };
@@ -316,7 +316,7 @@ fn run_task(spec: &Spec, sup: &Supervisor) -> i32 {
         Ok(Some(lock)) => lock,
         Ok(None) => return exit::BUSY,
         Err(e) => {
-            eprintln!("po-spawn: failed to {e}");
+            eprintln!("po-spawn: failed to {}", e.chain());
             return exit::SYSTEM;
         }
     };

@@ -3,7 +3,7 @@
 //! for, the prompt, and the `--setup` command's work.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -13,6 +13,7 @@ use super::{Log, SUPERVISOR_PID_FIELD, Spec};
 use crate::error::{Error, Result};
 use crate::protocol::AgentStatus;
 use crate::protocol::lifecycle::{self, Start};
+use crate::protocol::phase;
 use crate::run::agent::Agent;
 use crate::run::prompt;
 use crate::run::sandbox::{self, Sandbox};
@@ -47,20 +48,7 @@ pub fn prepare(
 ) -> Result<std::result::Result<Prepared, Failed>> {
     let isolated = spec.worktree.is_some();
     let workdir = spec.worktree.clone().unwrap_or_else(|| spec.repo.clone());
-    let start = Start {
-        phase: if isolated { "worktree" } else { "starting" }.into(),
-        log_file: spec.log_file.clone(),
-        workdir: workdir.clone(),
-        branch: isolated.then(|| spec.branch.clone()),
-        prompt_file: Some(spec.prompt_file.clone()),
-        runner: [(
-            SUPERVISOR_PID_FIELD.to_string(),
-            Value::from(std::process::id()),
-        )]
-        .into_iter()
-        .chain(runner.clone())
-        .collect(),
-    };
+    let start = start_of(spec, &workdir, runner);
     let defer = !isolated && spec.setup.is_none();
     let task = if defer {
         task.clone()
@@ -78,48 +66,15 @@ pub fn prepare(
 
     let mut base = spec.base.clone();
     if let Some(wt) = &spec.worktree {
-        match worktree::ensure_noting(&spec.repo, wt, &spec.branch, &spec.base, &mut |m| {
-            log.note(&m)
-        }) {
-            Ok(worktree::Prepared::Reused) => {
-                log.note(&format!(
-                    "reusing worktree {} on {}",
-                    wt.display(),
-                    spec.branch
-                ));
-                if let Some(b) = task.base_commit.clone() {
-                    base = b;
-                }
-                for lock in worktree::clear_stale_locks(wt) {
-                    log.note(&format!(
-                        "removed {} that a killed attempt left",
-                        lock.display()
-                    ));
-                }
-            }
-            Ok(worktree::Prepared::Created) => {
-                log.note(&format!(
-                    "created worktree {} on {}",
-                    wt.display(),
-                    spec.branch
-                ));
-            }
-            Ok(worktree::Prepared::Pooled) => {
-                log.note(&format!(
-                    "worktree {} on {}, from the pool",
-                    wt.display(),
-                    spec.branch
-                ));
-            }
-            Err(e) => return failed("worktree", format!("failed to {e}")),
-        }
-        if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {
-            return failed("worktree", format!("failed to {e} (.worktreeinclude)"));
+        match make_worktree(spec, wt, &task, log) {
+            Ok(Some(reused_base)) => base = reused_base,
+            Ok(None) => {}
+            Err(e) => return failed(phase::WORKTREE, e),
         }
     }
 
     if let Err(e) = write_prompt(spec, &task, &workdir) {
-        return failed("prompt", format!("failed to {e}"));
+        return failed(phase::PROMPT, format!("failed to {e}"));
     }
 
     let mut env = agent_env(spec, &workdir, &task);
@@ -129,14 +84,14 @@ pub fn prepare(
                 env.extend(sb.env());
                 Some(sb)
             }
-            Err(e) => return failed("sandbox", format!("failed to {e}")),
+            Err(e) => return failed(phase::SANDBOX, format!("failed to {e}")),
         },
         None => None,
     };
     if let Some(setup) = &spec.setup {
-        lifecycle::phase(&spec.status_file, "setup")?;
+        lifecycle::phase(&spec.status_file, phase::SETUP)?;
         if let Err(e) = run_setup(spec, setup, &workdir, &env, log, sandbox.as_ref()) {
-            return failed("setup", e);
+            return failed(phase::SETUP, e);
         }
     }
     Ok(Ok(Prepared {
@@ -146,6 +101,80 @@ pub fn prepare(
         deferred_start: defer.then_some(start),
         sandbox,
     }))
+}
+
+/// How the task's start is recorded: its first phase, where it runs, and
+/// its runner (the supervisor's pid, and `runner`'s fields).
+fn start_of(spec: &Spec, workdir: &Path, runner: &serde_json::Map<String, Value>) -> Start {
+    let isolated = spec.worktree.is_some();
+    Start {
+        phase: if isolated {
+            phase::WORKTREE
+        } else {
+            phase::STARTING
+        }
+        .into(),
+        log_file: spec.log_file.clone(),
+        workdir: workdir.to_path_buf(),
+        branch: isolated.then(|| spec.branch.clone()),
+        prompt_file: Some(spec.prompt_file.clone()),
+        runner: [(
+            SUPERVISOR_PID_FIELD.to_string(),
+            Value::from(std::process::id()),
+        )]
+        .into_iter()
+        .chain(runner.clone())
+        .collect(),
+    }
+}
+
+/// Make (or reuse, or take from the pool) the task's worktree and copy the
+/// `.worktreeinclude` files in; a reused worktree's recorded base, or the
+/// task's failure.
+fn make_worktree(
+    spec: &Spec,
+    wt: &Path,
+    task: &AgentStatus,
+    log: &Log,
+) -> std::result::Result<Option<String>, String> {
+    let mut base = None;
+    match worktree::ensure_noting(&spec.repo, wt, &spec.branch, &spec.base, &mut |m| {
+        log.note(&m)
+    }) {
+        Ok(worktree::Prepared::Reused) => {
+            log.note(&format!(
+                "reusing worktree {} on {}",
+                wt.display(),
+                spec.branch
+            ));
+            base = task.base_commit.clone();
+            for lock in worktree::clear_stale_locks(wt) {
+                log.note(&format!(
+                    "removed {} that a killed attempt left",
+                    lock.display()
+                ));
+            }
+        }
+        Ok(worktree::Prepared::Created) => {
+            log.note(&format!(
+                "created worktree {} on {}",
+                wt.display(),
+                spec.branch
+            ));
+        }
+        Ok(worktree::Prepared::Pooled) => {
+            log.note(&format!(
+                "worktree {} on {}, from the pool",
+                wt.display(),
+                spec.branch
+            ));
+        }
+        Err(e) => return Err(format!("failed to {e}")),
+    }
+    if let Err(e) = worktree::copy_included(&spec.repo, wt, &spec.include_files) {
+        return Err(format!("failed to {e} (.worktreeinclude)"));
+    }
+    Ok(base)
 }
 
 /// The task's sandbox: its policy from the task's paths and the agent's own

@@ -18,7 +18,7 @@ use super::watch::{self, Limits};
 use super::{Log, Spec, last_log_line, session_note};
 use crate::error::{Error, Result};
 use crate::protocol::lifecycle::{self, Outcome};
-use crate::protocol::{AgentStatus, State, store};
+use crate::protocol::{AgentStatus, State, phase, store};
 use crate::run::agent::{self, Agent, Invocation, Launch, Planned, PromptVia, Sessions};
 use crate::run::template;
 
@@ -114,7 +114,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             let log = self.log;
             if let Err(e) = sb.finish(&mut |m| log.note(m)) {
                 log.note(&e);
-                return self.fail(&Failed::new("sandbox", e));
+                return self.fail(&Failed::new(phase::SANDBOX, e));
             }
         }
         if ran.ending == Some(Ending::Cancelled) && self.control.ended_outside() {
@@ -231,7 +231,7 @@ impl<'a, P: ProcessTree> Supervision<'a, P> {
             });
         let spawned = match spawned {
             Ok(s) => s,
-            Err(e) => return Ok(Err(Failed::new("starting", e))),
+            Err(e) => return Ok(Err(Failed::new(phase::STARTING, e))),
         };
         let started = Instant::now();
         self.state = Attempt::Running {

@@ -58,51 +58,9 @@ impl Found {
     /// when it holds none of these.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        let items =
-            self.open + self.checked + self.struck + self.placeholders + self.deferred + self.empty;
-        if items > 0 {
-            let mut why = Vec::new();
-            for (count, what) in [
-                (self.checked, "checked"),
-                (self.struck, "struck through"),
-                (self.placeholders, "template placeholders"),
-                (self.deferred, "under a heading that defers them"),
-                (self.empty, "empty"),
-            ] {
-                if count == items {
-                    why.push(format!("all {what}"));
-                } else if count > 0 {
-                    why.push(format!("{count} {what}"));
-                }
-            }
-            parts.push(format!(
-                "{}{}",
-                n(items, "checklist item", "checklist items"),
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {}", why.join(", "))
-                }
-            ));
-        }
+        parts.extend(self.checklist());
         if self.bullets > 0 {
-            let mut s = n(self.bullets, "plain bullet", "plain bullets");
-            if !self.headed.is_empty() {
-                let under: Vec<String> = self
-                    .headed
-                    .iter()
-                    .map(|(h, c)| format!("{c} under `{h}`"))
-                    .collect();
-                s.push_str(&format!(" ({}", under.join(", ")));
-                let headed: usize = self.headed.iter().map(|(_, c)| c).sum();
-                if self.placeholder_bullets == headed {
-                    s.push_str(", all template placeholders such as `[Task 1]`");
-                }
-                s.push(')');
-            } else {
-                s.push_str(" (under no heading that names the work, such as `## Tasks`)");
-            }
-            parts.push(s);
+            parts.push(self.bullet_part());
         }
         if self.numbered > 0 {
             parts.push(n(self.numbered, "numbered item", "numbered items"));
@@ -144,27 +102,87 @@ impl Found {
             ));
         }
         if !self.outside.is_empty() {
-            let list: Vec<String> = self
-                .outside
-                .iter()
-                .map(|(h, c)| match h {
-                    Some(h) => format!("{c} under `{h}`"),
-                    None => format!("{c} before the first heading"),
-                })
-                .collect();
-            let total: usize = self.outside.iter().map(|(_, c)| c).sum();
-            s.push_str(&format!(
-                "; outside it, {} ({})",
-                n(total, "open checklist item", "open checklist items"),
-                list.join(", ")
-            ));
-            if let Some((Some(h), _)) = self.outside.first() {
-                let name = h.trim_start_matches('#').trim();
-                s.push_str(&format!(
-                    ": `--section {}` reads those",
-                    crate::text::shell_quote(name)
-                ));
+            s.push_str(&self.outside_part());
+        }
+        s
+    }
+
+    /// "4 checklist items, all checked", when there are any.
+    fn checklist(&self) -> Option<String> {
+        let items =
+            self.open + self.checked + self.struck + self.placeholders + self.deferred + self.empty;
+        if items == 0 {
+            return None;
+        }
+        let mut why = Vec::new();
+        for (count, what) in [
+            (self.checked, "checked"),
+            (self.struck, "struck through"),
+            (self.placeholders, "template placeholders"),
+            (self.deferred, "under a heading that defers them"),
+            (self.empty, "empty"),
+        ] {
+            if count == items {
+                why.push(format!("all {what}"));
+            } else if count > 0 {
+                why.push(format!("{count} {what}"));
             }
+        }
+        Some(format!(
+            "{}{}",
+            n(items, "checklist item", "checklist items"),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", why.join(", "))
+            }
+        ))
+    }
+
+    /// "2 plain bullets (…)": where they are, and why none is a task.
+    fn bullet_part(&self) -> String {
+        let mut s = n(self.bullets, "plain bullet", "plain bullets");
+        if !self.headed.is_empty() {
+            let under: Vec<String> = self
+                .headed
+                .iter()
+                .map(|(h, c)| format!("{c} under `{h}`"))
+                .collect();
+            s.push_str(&format!(" ({}", under.join(", ")));
+            let headed: usize = self.headed.iter().map(|(_, c)| c).sum();
+            if self.placeholder_bullets == headed {
+                s.push_str(", all template placeholders such as `[Task 1]`");
+            }
+            s.push(')');
+        } else {
+            s.push_str(" (under no heading that names the work, such as `## Tasks`)");
+        }
+        s
+    }
+
+    /// "; outside it, 2 open checklist items (…)", and how to read them.
+    fn outside_part(&self) -> String {
+        let mut s = String::new();
+        let list: Vec<String> = self
+            .outside
+            .iter()
+            .map(|(h, c)| match h {
+                Some(h) => format!("{c} under `{h}`"),
+                None => format!("{c} before the first heading"),
+            })
+            .collect();
+        let total: usize = self.outside.iter().map(|(_, c)| c).sum();
+        s.push_str(&format!(
+            "; outside it, {} ({})",
+            n(total, "open checklist item", "open checklist items"),
+            list.join(", ")
+        ));
+        if let Some((Some(h), _)) = self.outside.first() {
+            let name = h.trim_start_matches('#').trim();
+            s.push_str(&format!(
+                ": `--section {}` reads those",
+                crate::text::shell_quote(name)
+            ));
         }
         s
     }

@@ -214,7 +214,7 @@ impl Slurm {
     /// Check that Slurm takes jobs as asked (`sbatch --test-only`), and read
     /// what it knows of this orchestration's jobs.
     pub fn new(opts: Options, site: Site) -> Result<Slurm> {
-        let specs = site.dir.join("specs");
+        let specs = layout::specs_dir(&site.dir);
         std::fs::create_dir_all(&specs).map_err(Error::io("create", &specs))?;
         let script = specs.join("job.sh");
         store::write_atomic(&script, SCRIPT.as_bytes())?;
@@ -244,7 +244,7 @@ impl Slurm {
 
     /// A test submission with this run's options.
     fn preflight(&self, minutes: u64, dir: &Path) -> Result<()> {
-        let probe = dir.join("specs").join("preflight.json");
+        let probe = layout::specs_dir(dir).join("preflight.json");
         let mut args = self.opts.sbatch_args(&Submission {
             name: &format!("po-{}-preflight", self.id),
             log: Path::new("/dev/null"),
