@@ -204,7 +204,7 @@ fn timeout(args: &Args) -> Result<f64> {
                 .trim()
                 .parse::<f64>()
                 .map_err(|_| Error::usage(format!("read $PO_TIMEOUT={v:?}: expected seconds")))?,
-            _ => 1800.0,
+            _ => crate::run::scheduler::Config::default().timeout_secs,
         },
     };
     if timeout.is_nan() || timeout <= 0.0 {
