@@ -405,6 +405,30 @@ impl Orch {
     }
 }
 
+/// What one agent of [`Orch::conversations`] costs on the models' server:
+/// two model calls of its usage (3,500 input tokens of which 2,000 cached,
+/// 85 output) at `model`'s price in po's table.
+pub fn conversation_cost(model: &str) -> f64 {
+    po::prices::Prices::built_in()
+        .of(model)
+        .unwrap()
+        .cost(&po::cost::Tokens {
+            input: 7000,
+            cache_write: 0,
+            cache_read: 4000,
+            output: 170,
+        })
+}
+
+/// The `field` of every event of type `kind` in a JSON-lines log, in order.
+pub fn event_ids(log: &str, kind: &str, field: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == kind)
+        .map(|e| e[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// `(a - b).abs() < 1e-9`, said with both.
 pub fn assert_close(a: f64, b: f64, what: &str) {
     assert!((a - b).abs() < 1e-9, "{what}: {a} != {b}");

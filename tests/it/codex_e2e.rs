@@ -10,10 +10,10 @@
 
 use std::fs;
 
-use crate::agents_support::{Mock, Orch, Task, assert_close, git};
+use crate::agents_support::{Mock, Orch, Task, assert_close, conversation_cost, event_ids, git};
 use crate::engines;
 use po::protocol::State;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MODEL: &str = "gpt-5.1-codex";
 
@@ -43,28 +43,14 @@ fn env(orch: &Orch, mock: &Mock, retries: u32) -> Vec<(String, String)> {
     ]
 }
 
-/// What one agent of [`Orch::conversations`] costs: two model calls of the
-/// mock's usage (3,500 input tokens of which 2,000 cached, 85 output) at the
-/// model's price in po's table.
-fn agent_cost() -> f64 {
-    po::prices::Prices::built_in()
-        .of(MODEL)
-        .unwrap()
-        .cost(&po::cost::Tokens {
-            input: 7000,
-            cache_write: 0,
-            cache_read: 4000,
-            output: 170,
-        })
-}
-
 /// The thread ids the log's `thread.started` events name, in order.
 fn threads(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "thread.started")
-        .map(|e| e["thread_id"].as_str().unwrap_or_default().to_string())
-        .collect()
+    event_ids(log, "thread.started", "thread_id")
+}
+
+/// What one agent of [`Orch::conversations`] costs at this model's price.
+fn agent_cost() -> f64 {
+    conversation_cost(MODEL)
 }
 
 /// `po-spawn --agent codex` runs two tasks in parallel worktrees; each agent

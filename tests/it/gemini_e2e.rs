@@ -10,10 +10,10 @@
 
 use std::fs;
 
-use crate::agents_support::{Mock, Orch, Task, assert_close, git};
+use crate::agents_support::{Mock, Orch, Task, assert_close, conversation_cost, event_ids, git};
 use crate::engines;
 use po::protocol::State;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A model named, so the CLI does not ask a router model first (`auto`).
 const MODEL: &str = "gemini-2.5-flash";
@@ -42,28 +42,14 @@ fn env(orch: &Orch, mock: &Mock) -> Vec<(String, String)> {
     ]
 }
 
-/// What one agent of [`Orch::conversations`] costs: two model calls of the
-/// mock's usage (3,500 input tokens of which 2,000 cached, 85 output) at the
-/// model's price in po's table.
-fn agent_cost() -> f64 {
-    po::prices::Prices::built_in()
-        .of(MODEL)
-        .unwrap()
-        .cost(&po::cost::Tokens {
-            input: 7000,
-            cache_write: 0,
-            cache_read: 4000,
-            output: 170,
-        })
-}
-
 /// The session ids the log's `init` events name, in order.
 fn sessions(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "init")
-        .map(|e| e["session_id"].as_str().unwrap_or_default().to_string())
-        .collect()
+    event_ids(log, "init", "session_id")
+}
+
+/// What one agent of [`Orch::conversations`] costs at this model's price.
+fn agent_cost() -> f64 {
+    conversation_cost(MODEL)
 }
 
 /// `po-spawn --agent gemini` runs two tasks in parallel worktrees; each
@@ -188,7 +174,19 @@ fn po_spawn_retry_resumes_the_gemini_session() {
         log.contains(&format!("\"--resume\", \"{session}\"")),
         "{log}"
     );
-    assert_eq!(sessions(&log), [session.clone(), session.clone()], "{log}");
+    // Each po-spawn logs into its run's directory (named by the minute it
+    // started): the first attempt's lines may be in another file.
+    let both = match &failed.log_file {
+        Some(first) if Some(first) != s.log_file.as_ref() => {
+            format!("{}{log}", fs::read_to_string(first).unwrap())
+        }
+        _ => log.clone(),
+    };
+    assert_eq!(
+        sessions(&both),
+        [session.clone(), session.clone()],
+        "{both}"
+    );
     let branch = s.branch.unwrap();
     assert_eq!(
         git(
