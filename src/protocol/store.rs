@@ -224,13 +224,13 @@ where
 /// process's unwritten data there, which a few files should not.
 pub const SYNCFS_FROM: usize = 64;
 
-/// Write many status files of one directory, each atomically and under its
-/// lock, with one flush of the file system instead of one `fsync` per file
+/// Write many status files of one directory, each atomically (an existing
+/// one under its lock), with one flush of the file system instead of one `fsync` per file
 /// (on Linux, from [`SYNCFS_FROM`] files on): every temporary file is
 /// written first, then made durable at once (`syncfs(2)`; for fewer files,
-/// or elsewhere, an `fsync` each), then each is renamed into place under its
-/// lock once `may_replace` accepted the file there (if any), and the
-/// directory is `fsync`ed. A crash leaves each file whole, old or new; on an
+/// or elsewhere, an `fsync` each), then each is renamed into place: a new
+/// one by a rename that replaces nothing, an existing one under its lock
+/// once `may_replace` accepted it, and the directory is `fsync`ed. A crash leaves each file whole, old or new; on an
 /// error the temporary files that were not renamed go.
 pub fn write_statuses<F>(dir: &Path, files: &[(PathBuf, AgentStatus)], may_replace: F) -> Result<()>
 where
@@ -259,6 +259,14 @@ where
                 .map_err(|e| Error::io("sync the file system of", dir)(e.into()))?;
         }
         for ((path, _), tmp) in files.iter().zip(&tmps) {
+            // A file that is not there yet is replacing nothing: a rename
+            // that refuses to replace makes it whole without its lock (and
+            // so without a second inode); one made meanwhile is replaced
+            // below, under its lock, as any other.
+            if !path.exists() && rename_new(tmp, path)? {
+                renamed += 1;
+                continue;
+            }
             let _lock = lock_exclusive(&lock_path(path))?;
             match read_status(path) {
                 Ok(old) => may_replace(path, &old)?,
@@ -276,6 +284,27 @@ where
         let _ = fs::remove_file(tmp);
     }
     result
+}
+
+/// Rename `tmp` to `path` only if nothing is at `path`: `true` when done,
+/// `false` when something is there, or the file system cannot say
+/// (`renameat2` with `RENAME_NOREPLACE` missing).
+fn rename_new(tmp: &Path, path: &Path) -> Result<bool> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{RenameFlags, renameat2};
+        match renameat2(None, tmp, None, path, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST | Errno::EINVAL | Errno::ENOSYS) => Ok(false),
+            Err(e) => Err(Error::io("rename into place", path)(e.into())),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (tmp, path);
+        Ok(false)
+    }
 }
 
 /// Read-modify-write any JSON file as an untyped value under its lock.
@@ -414,6 +443,9 @@ mod tests {
             names.iter().filter(|n| n.ends_with(".status.json")).count(),
             n
         );
+        // New files replace nothing: made without their locks' inodes.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        assert!(!names.iter().any(|n| n.ends_with(".lock")), "{names:?}");
     }
 
     #[test]
