@@ -248,7 +248,7 @@ impl Orch {
     pub fn new(tasks: &[Task]) -> Orch {
         let tmp = tempfile::Builder::new()
             .prefix("po-e2e-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(crate::engines::outside_tmp("e2e"))
             .unwrap();
         let repo = tmp.path().join("repo");
         init_repo(&repo);

@@ -29,3 +29,20 @@ pub fn require(program: &str, args: &[&str], why: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "`{program}` does not run here: this test {why}");
 }
+
+/// A directory for a test's files outside `/tmp`: a sandbox has a private
+/// `/tmp` (an escape test must aim at paths the agent could otherwise
+/// reach), and Codex makes no helper binaries under a home in `/tmp`. The
+/// build's temporary directory, or `/var/tmp/po-tests` when the checkout
+/// itself is under `/tmp`.
+pub fn outside_tmp(name: &str) -> std::path::PathBuf {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target.starts_with("/tmp") {
+        std::path::Path::new("/var/tmp").join("po-tests")
+    } else {
+        target.to_path_buf()
+    };
+    let dir = base.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -2,7 +2,7 @@
 //! and nothing else, still commit on their branch and report their status,
 //! and stay killable; without a working bwrap nothing starts.
 //!
-//! The repositories live under the build's temporary directory, not `/tmp`:
+//! The repositories live outside `/tmp` (`engines::outside_tmp`):
 //! a sandbox has a private `/tmp`, and an escape test must aim at paths the
 //! agent could otherwise reach.
 
@@ -25,7 +25,7 @@ fn require_bwrap() {
 }
 
 fn repo() -> Repo {
-    Repo::new_in(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox"))
+    Repo::new_in(&engines::outside_tmp("sandbox"))
 }
 
 /// A home directory with secrets in it.
@@ -572,7 +572,7 @@ fn with_isolation_none_the_repository_is_writable_but_its_git_config_is_not() {
 fn a_po_react_round_runs_in_the_sandbox_commits_and_cannot_write_outside() {
     require_bwrap();
     use crate::support_react::{World, text};
-    let w = World::new_in(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-react"));
+    let w = World::new_in(&engines::outside_tmp("sandbox-react"));
     let head = w.origin_tip();
     let config = w.repo.join(".git/config");
     let config_before = std::fs::read_to_string(&config).unwrap();
