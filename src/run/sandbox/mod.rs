@@ -146,6 +146,12 @@ impl Place<'_> {
         let mut r = vec![self.repo.to_path_buf()];
         r.extend(self.status_file.parent().map(Path::to_path_buf));
         r.extend(self.program.and_then(Path::parent).map(Path::to_path_buf));
+        // po's own tools (`po-status`), beside the program supervising.
+        r.extend(
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_path_buf)),
+        );
         r
     }
 }
