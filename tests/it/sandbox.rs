@@ -324,8 +324,8 @@ fn a_timeout_still_ends_a_sandboxed_tree_after_sigterm() {
 }
 
 /// A `PATH` holding git (and the shell) but no bwrap, plus `extra` tools.
-fn path_without_bwrap(repo: &Repo, extra: &[(&str, &str)]) -> PathBuf {
-    let bin = repo.tmp.path().join("bin");
+fn path_without_bwrap(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for tool in ["git", "sh"] {
         let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
@@ -348,7 +348,7 @@ fn a_missing_bwrap_is_exit_9_before_any_worktree() {
     let repo = repo();
     let paths = orchestrate(&repo, "nobw", &[task("One")], &[]);
     let agent = repo.script("agent.sh", "echo never > ran.txt\n");
-    let bin = path_without_bwrap(&repo, &[]);
+    let bin = path_without_bwrap(repo.tmp.path(), &[]);
     let out = output_within(
         repo.spawn()
             .args(["--sandbox", "--agent-cmd"])
@@ -386,7 +386,7 @@ fn a_bwrap_that_cannot_make_namespaces_is_exit_9_with_its_words() {
     let paths = orchestrate(&repo, "nons", &[task("One")], &[]);
     let agent = repo.script("agent.sh", "echo never > ran.txt\n");
     let bin = path_without_bwrap(
-        &repo,
+        repo.tmp.path(),
         &[(
             "bwrap",
             "echo 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
@@ -621,15 +621,7 @@ git commit -qam "Fix the bug"
 fn po_react_without_bwrap_is_exit_9_before_any_round() {
     use crate::support_react::{World, text};
     let w = World::new();
-    let bin = w.tmp.path().join("bin-without-bwrap");
-    std::fs::create_dir_all(&bin).unwrap();
-    for tool in ["git", "sh"] {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-            .unwrap();
-        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
-    }
+    let bin = path_without_bwrap(w.tmp.path(), &[]);
     let calls = w.gh.calls().len();
     let out = w.po_env("po-react", &["500", "--sandbox"], &[("PATH", &bin)]);
     let stderr = text(&out.stderr);
